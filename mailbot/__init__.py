@@ -1,0 +1,3 @@
+"""mailbot: the e-mail intake robot of an ombudsman's complaints office."""
+
+__version__ = "0.1.0"

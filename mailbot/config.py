@@ -1,0 +1,206 @@
+"""config.yaml → frozen, validated settings.
+
+`${VAR}` anywhere in a string value is replaced from the environment before
+validation; a missing variable is an error that names the key path. Unknown
+keys and wrong types are errors that name the key path too. Passwords are
+`SecretStr`, so they never show up in `repr`, logs or error messages.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from datetime import time
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from .errors import ConfigError
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Security = Literal["none", "starttls", "ssl"]
+
+
+class ImapSettings(_Section):
+    host: str
+    port: int = Field(993, ge=1, le=65535)
+    security: Security = "ssl"
+    username: str
+    password: SecretStr
+    folder: str = "INBOX"
+    processed_folder: str = "Processed"
+    quarantine_folder: str = "Quarantine"
+    sent_folder: str | None = None
+    idle: bool = False
+    batch_size: int = Field(100, ge=1, le=10_000)
+    timeout_seconds: float = Field(60.0, gt=0)
+
+
+class SmtpSettings(_Section):
+    host: str
+    port: int = Field(587, ge=1, le=65535)
+    security: Security = "starttls"
+    username: str | None = None
+    password: SecretStr | None = None
+    from_address: str
+    from_name: str = ""
+    timeout_seconds: float = Field(30.0, gt=0)
+    concurrency: int = Field(4, ge=1, le=64)
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite:///mailbot.sqlite3"
+
+
+class OfficeSettings(_Section):
+    name: str
+    reference_prefix: str = Field("VO", pattern=r"^[A-Z]{1,8}$")
+    phone: str = ""
+    address: str = ""
+    website: str = ""
+
+
+class ScheduleSettings(_Section):
+    poll_interval_seconds: int = Field(60, ge=5)
+    outbox_interval_seconds: int = Field(30, ge=1)
+    digest_time: time = time(7, 30)
+    timezone: str = "Europe/Brussels"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as err:
+            raise ValueError(f"unknown time zone {value!r}") from err
+        return value
+
+
+class DigestSettings(_Section):
+    recipients: list[str] = []
+
+
+class RetentionSettings(_Section):
+    closed_case_days: int = Field(5 * 365, ge=1)
+    quarantine_days: int = Field(90, ge=1)
+
+
+class LimitSettings(_Section):
+    max_message_bytes: int = Field(25 * 1024 * 1024, ge=1024)
+    replies_per_case_per_day: int = Field(3, ge=1)
+    replies_per_address_per_day: int = Field(10, ge=1)
+    send_attempts: int = Field(8, ge=1)
+
+
+class MatchingSettings(_Section):
+    fuzzy_threshold: float = Field(85.0, ge=0, le=100)
+    triage_threshold: float = Field(60.0, ge=0, le=100)
+    duplicate_window_days: int = Field(30, ge=1)
+    recent_case_days: int = Field(365, ge=1)
+
+
+class Settings(_Section):
+    imap: ImapSettings
+    smtp: SmtpSettings
+    database: DatabaseSettings = DatabaseSettings()
+    office: OfficeSettings
+    schedule: ScheduleSettings = ScheduleSettings()
+    digest: DigestSettings = DigestSettings()
+    rules_dir: Path = Path("rules")
+    templates_dir: Path = Path("templates")
+    retention: RetentionSettings = RetentionSettings()
+    limits: LimitSettings = LimitSettings()
+    matching: MatchingSettings = MatchingSettings()
+    languages: list[Literal["nl", "fr", "en", "de"]] = ["nl", "fr", "en", "de"]
+    # Web-form robots whose mails carry the citizen in Reply-To.
+    webform_senders: list[str] = []
+
+    @property
+    def default_language(self) -> str:
+        return self.languages[0]
+
+
+def expand_env(value: Any, environ: Mapping[str, str], path: str = "") -> Any:
+    """Replace `${VAR}` in every string of a parsed YAML tree."""
+    if isinstance(value, dict):
+        return {k: expand_env(v, environ, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_env(v, environ, f"{path}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, str):
+        def substitute(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in environ:
+                raise ConfigError(f"{path}: environment variable {name} is not set")
+            return environ[name]
+
+        return _ENV_REF.sub(substitute, value)
+    return value
+
+
+def _describe(err: ValidationError) -> str:
+    lines = []
+    for problem in err.errors():
+        where = ".".join(str(part) for part in problem["loc"]) or "(top level)"
+        message = "unknown key" if problem["type"] == "extra_forbidden" else problem["msg"]
+        lines.append(f"{where}: {message}")
+    return "; ".join(lines)
+
+
+def settings_from_mapping(data: Mapping[str, Any], *, base_dir: Path | None = None,
+                          environ: Mapping[str, str] | None = None) -> Settings:
+    """Validate an already parsed config; relative paths are taken from `base_dir`."""
+    expanded = expand_env(dict(data), os.environ if environ is None else environ)
+    try:
+        settings = Settings.model_validate(expanded)
+    except ValidationError as err:
+        raise ConfigError(f"invalid configuration: {_describe(err)}") from None
+    if base_dir is not None:
+        settings = _anchor_paths(settings, base_dir)
+    return settings
+
+
+def _anchor_paths(settings: Settings, base_dir: Path) -> Settings:
+    updates: dict[str, Any] = {}
+    for key in ("rules_dir", "templates_dir"):
+        path: Path = getattr(settings, key)
+        if not path.is_absolute():
+            updates[key] = base_dir / path
+    url = settings.database.url
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith("sqlite:////") and url != "sqlite:///:memory:":
+        updates["database"] = DatabaseSettings(url=f"sqlite:///{(base_dir / url[len(prefix):]).resolve()}")
+    return settings.model_copy(update=updates)
+
+
+def load_settings(path: Path | str, *, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate a config file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"cannot read configuration {path}: {err.strerror}") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: YAML syntax error: {getattr(err, 'problem', err)}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the configuration must be a mapping of keys")
+    return settings_from_mapping(data, base_dir=path.resolve().parent, environ=environ)
+
+
+def default_config_path(explicit: str | None) -> Path:
+    """--config, else $MAILBOT_CONFIG, else ./config.yaml."""
+    return Path(explicit or os.environ.get("MAILBOT_CONFIG") or "config.yaml")
