@@ -44,6 +44,7 @@ class ForwardedMessage:
     body: str
     to: tuple[Address, ...] = ()
     source: str = ""  # how it was found, e.g. "outlook-nl", "gmail", "rfc822"
+    message_id: str = ""  # known only for attached message/rfc822 forwards
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ class Mail:
     forwarded: tuple[ForwardedMessage, ...] = ()
     size: int = 0
     defects: tuple[str, ...] = ()
+    bounce: Bounce | None = None  # set when the mail is a delivery failure report
 
     def header(self, name: str) -> str | None:
         """The first value of a header, or None."""
@@ -105,6 +107,7 @@ class Facts:
     anonymity_requested: bool = False
     first_line_contact: bool = False
     solution_offered: bool = False
+    solution_accepted: bool = False  # the citizen accepts what the agency offered
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,7 @@ class Classification:
     reasons: tuple[str, ...] = ()
     auto_reason: str | None = None  # set for automatic mail
     facts: Facts = Facts()
+    bounce: Bounce | None = None  # copied from Mail.bounce for bounces
 
     @property
     def is_automatic(self) -> bool:
@@ -189,3 +193,14 @@ class Decision:
     flags: tuple[str, ...] = ()
     replies: tuple[Reply, ...] = ()
     reasons: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class Bounce:
+    """What a delivery failure report (RFC 3464 DSN, or a legacy bounce) says."""
+
+    recipient: str  # the failed address, lower-cased; "" when the report does not say
+    permanent: bool  # 5.x.x / "failed": do not retry; 4.x.x / "delayed": temporary
+    original_message_id: str = ""  # Message-ID (no brackets) of the message that bounced
+    status: str = ""  # RFC 3463 status code, e.g. "5.1.1"
+    diagnostic: str = ""  # the remote server's words, for staff

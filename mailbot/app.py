@@ -1,0 +1,61 @@
+"""`create_app`: the one place that builds the adapters and wires the pipeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import sessionmaker
+
+from .config import Settings
+from .db import make_engine, make_sessionmaker
+from .fetch import ImapMailbox, Mailbox
+from .outbox import SendReport, send_due
+from .pipeline import Intake, PollReport, utcnow
+from .render import Renderer
+from .routing_stage import RoutingStage
+from .send import SmtpTransport, Transport
+
+
+@dataclass
+class App:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker
+    renderer: Renderer
+    routing: RoutingStage
+    intake: Intake
+    transport: Transport
+
+    def open_mailbox(self) -> Mailbox:
+        return ImapMailbox(self.settings.imap)
+
+    def poll_once(self, mailbox: Mailbox | None = None) -> PollReport:
+        """Fetch and process the inbox, then send the outbox."""
+        own = mailbox is None
+        box = mailbox or self.open_mailbox()
+        try:
+            return self.intake.run_once(box)
+        finally:
+            if own:
+                box.close()
+
+    def send_outbox(self, now: datetime | None = None) -> SendReport:
+        return send_due(self.sessions, self.transport, self.settings.smtp.from_address,
+                        max_attempts=self.settings.limits.send_attempts, now=now)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def create_app(settings: Settings, *, engine: Engine | None = None, transport: Transport | None = None,
+               clock: Callable[[], datetime] = utcnow) -> App:
+    engine = engine or make_engine(settings.database.url)
+    sessions = make_sessionmaker(engine)
+    renderer = Renderer(settings.templates_dir)
+    routing = RoutingStage(settings.rules_dir, template_names=renderer.names())
+    intake = Intake(settings, sessions, routing, renderer, clock=clock)
+    return App(settings, engine, sessions, renderer, routing, intake,
+               transport or SmtpTransport(settings.smtp))

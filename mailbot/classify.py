@@ -1,0 +1,56 @@
+"""`Mail` → `Classification`: what kind of message this is, in which language, and what it
+says. Pure. Whether it follows up an existing case is decided later, by the matcher.
+
+Order of precedence, strongest first: automatic (never answer a robot) → a forwarded
+message (news for a case, even when it also asks for the status) → status request →
+new complaint. Every decision carries its evidence in `reasons`.
+"""
+
+from __future__ import annotations
+
+from mailbot import intent, language
+from mailbot.automatic import auto_reason
+from mailbot.model import Classification, Kind, Mail
+
+MIN_TEXT_FOR_LANGUAGE = 40  # below this the subject is added to the language sample
+
+
+def _language_sample(mail: Mail) -> str:
+    sample = mail.new_text or mail.text
+    if len(sample) < MIN_TEXT_FOR_LANGUAGE:
+        sample = f"{mail.subject}\n{sample}"
+    return sample
+
+
+def classify(
+    mail: Mail, *, own_addresses: frozenset[str] = frozenset(), default_language: str = "nl"
+) -> Classification:
+    """Classify one parsed message; `own_addresses` are the office's (lower-cased) addresses."""
+    own = frozenset(a.lower() for a in own_addresses)
+    lang = language.detect(_language_sample(mail), default=default_language)
+    reason = auto_reason(mail, own)
+    if reason is not None:
+        return Classification(
+            kind=Kind.AUTOMATIC, language=lang, reasons=(reason,), auto_reason=reason, bounce=mail.bounce
+        )
+    known = own | {a.email for a in (mail.from_,) if a} | {a.email for a in mail.recipients}
+    known |= {f.sender.email for f in mail.forwarded if f.sender}
+    forwarded_text = "\n".join(f.body for f in mail.forwarded)
+    facts = intent.detect_facts(
+        f"{mail.subject}\n{mail.new_text or mail.text}", known_addresses=known, forwarded_text=forwarded_text
+    )
+    reasons: list[str] = []
+    if mail.forwarded:
+        first = mail.forwarded[0]
+        who = first.sender.email if first.sender else "unknown sender"
+        reasons.append(f"forwarded message ({first.source}) from {who}: {first.subject[:60]}")
+        kind = Kind.AGENCY_FORWARD
+    elif facts.status_request:
+        reasons.append("status request in the text")
+        kind = Kind.STATUS_REQUEST
+    else:
+        reasons.append("no automatic header, forward or status request")
+        kind = Kind.NEW_COMPLAINT
+    if facts.status_request and kind is not Kind.STATUS_REQUEST:
+        reasons.append("also asks for the status")
+    return Classification(kind=kind, language=lang, reasons=tuple(reasons), facts=facts)

@@ -1,0 +1,158 @@
+"""The `mailbot` command line: thin commands over `app`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from .config import Settings, default_config_path, load_settings
+from .errors import MailbotError
+
+
+def _settings(ctx: click.Context) -> Settings:
+    return load_settings(default_config_path(ctx.obj.get("config_path")))
+
+
+def _app(ctx: click.Context):
+    from .app import create_app
+
+    return create_app(_settings(ctx))
+
+
+class MailbotGroup(click.Group):
+    """Turns a MailbotError into a one-line message and exit code 2."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except MailbotError as err:
+            click.echo(f"mailbot: {err}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=MailbotGroup)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="config.yaml (default: $MAILBOT_CONFIG, else ./config.yaml)")
+@click.option("-v", "--verbose", is_flag=True, help="log debug detail")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
+    """E-mail intake robot for an ombudsman's complaints office."""
+    ctx.ensure_object(dict)
+    ctx.obj["config_path"] = config_path
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
+
+
+@cli.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.pass_context
+def db_upgrade(ctx: click.Context) -> None:
+    """Create or update the database schema."""
+    from .db import make_engine
+    from .migrate import upgrade
+
+    settings = _settings(ctx)
+    engine = make_engine(settings.database.url)
+    upgrade(engine)
+    engine.dispose()
+    click.echo("database schema is up to date")
+
+
+@cli.command()
+@click.option("--once", is_flag=True, required=True, help="one cycle, then exit (cron-friendly)")
+@click.pass_context
+def poll(ctx: click.Context, once: bool) -> None:
+    """Fetch and process the inbox, then send the outbox."""
+    app = _app(ctx)
+    try:
+        report = app.poll_once()
+        sent = app.send_outbox()
+    finally:
+        app.close()
+    click.echo(f"fetched {report.fetched}, processed {report.processed}, quarantined "
+               f"{report.quarantined}, duplicates {report.duplicates}; replies sent {sent.sent}, "
+               f"retrying {sent.retried}, failed {sent.failed}")
+
+
+@cli.group()
+def case() -> None:
+    """Look up cases."""
+
+
+@case.command("list")
+@click.option("--status", help="only cases with this status")
+@click.option("--limit", default=200, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def case_list(ctx: click.Context, status: str | None, limit: int, as_json: bool) -> None:
+    """The most recent cases."""
+    from . import views
+    from .db import Case
+
+    app = _app(ctx)
+    try:
+        with app.sessions() as session:
+            query = select(Case).options(selectinload(Case.messages), selectinload(Case.duplicate_of))
+            if status:
+                query = query.where(Case.status == status)
+            cases = list(session.execute(query.order_by(Case.id.desc()).limit(limit)).scalars())
+            if as_json:
+                click.echo(json.dumps([views.case_dict(c) for c in cases], indent=2, ensure_ascii=False))
+            else:
+                click.echo(views.case_table(cases) if cases else "no cases")
+    finally:
+        app.close()
+
+
+@case.command("show")
+@click.argument("ref")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def case_show(ctx: click.Context, ref: str, as_json: bool) -> None:
+    """One case with its messages."""
+    from . import store, views
+
+    app = _app(ctx)
+    try:
+        with app.sessions() as session:
+            found = store.case_by_ref(session, ref.strip().upper())
+            if found is None:
+                raise click.ClickException(f"no case {ref}")
+            click.echo(json.dumps(views.case_dict(found), indent=2, ensure_ascii=False) if as_json
+                       else views.case_text(found))
+    finally:
+        app.close()
+
+
+@cli.command()
+@click.option("--output", type=click.Path(file_okay=False), help="folder for the results")
+@click.option("--json", "as_json", is_flag=True, help="print the cases as JSON")
+def demo(output: str | None, as_json: bool) -> None:
+    """The whole flow on an embedded IMAP server, SMTP sink and SQLite: nothing to install."""
+    from .demo import run_demo
+
+    run_demo(Path(output) if output else None, as_json=as_json)
+
+
+def _register_optional() -> None:
+    """Command groups that live in their own modules."""
+    from .cli_rules import rules_group
+
+    cli.add_command(rules_group)
+
+
+_register_optional()
+
+
+def main() -> None:
+    cli(obj={})

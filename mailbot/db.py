@@ -1,0 +1,193 @@
+"""Database tables (SQLAlchemy 2.0 typed ORM) and engine construction.
+
+Only the store, the migrations and the outbox import this module.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON, BigInteger, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text,
+    UniqueConstraint, create_engine, event,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON}
+
+
+class CaseSequence(Base):
+    """The last reference number handed out per prefix and year (gap-free)."""
+
+    __tablename__ = "case_sequence"
+    prefix: Mapped[str] = mapped_column(String(8), primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_number: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Case(Base):
+    __tablename__ = "case"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ref: Mapped[str] = mapped_column(String(32), unique=True)
+    status: Mapped[str] = mapped_column(String(20), default="open", index=True)
+    citizen_email: Mapped[str] = mapped_column(String(320), index=True)
+    citizen_name: Mapped[str] = mapped_column(String(200), default="")
+    language: Mapped[str] = mapped_column(String(5), default="nl")
+    subject: Mapped[str] = mapped_column(String(500), default="")
+    team: Mapped[str | None] = mapped_column(String(64))
+    investigator_email: Mapped[str | None] = mapped_column(String(320))
+    investigator_name: Mapped[str | None] = mapped_column(String(200))
+    investigator_phone: Mapped[str | None] = mapped_column(String(50))
+    outcome: Mapped[str] = mapped_column(String(32), default="investigation")
+    priority: Mapped[str] = mapped_column(String(16), default="normal")
+    flags: Mapped[list[str]] = mapped_column(default=list)
+    also_sent_to: Mapped[list[str]] = mapped_column(default=list)
+    duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("case.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    first_reaction_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    messages: Mapped[list[Message]] = relationship(
+        back_populates="case", order_by="Message.id", foreign_keys="Message.case_id")
+    duplicate_of: Mapped[Case | None] = relationship(remote_side=[id])
+
+    __table_args__ = (
+        Index("ix_case_investigator_created", "investigator_email", "created_at"),
+        Index("ix_case_citizen_created", "citizen_email", "created_at"),
+    )
+
+
+class Message(Base):
+    """Every mail in or out. Raw bytes live in `raw_mail`, keyed by sha256."""
+
+    __tablename__ = "message"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("case.id"), index=True)
+    direction: Mapped[str] = mapped_column(String(3))  # "in" | "out"
+    kind: Mapped[str] = mapped_column(String(32))
+    message_id: Mapped[str] = mapped_column(String(998), index=True)
+    in_reply_to: Mapped[str] = mapped_column(Text, default="")
+    references: Mapped[list[str]] = mapped_column(default=list)
+    from_email: Mapped[str] = mapped_column(String(320), default="")
+    from_name: Mapped[str] = mapped_column(String(200), default="")
+    to_addrs: Mapped[list[str]] = mapped_column(default=list)
+    cc_addrs: Mapped[list[str]] = mapped_column(default=list)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    body_text: Mapped[str] = mapped_column(Text, default="")
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    language: Mapped[str | None] = mapped_column(String(5))
+    original_sender: Mapped[str | None] = mapped_column(String(400))
+    original_subject: Mapped[str | None] = mapped_column(Text)
+    original_date: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    quarantine_reason: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    case: Mapped[Case | None] = relationship(back_populates="messages", foreign_keys=[case_id])
+
+    __table_args__ = (
+        UniqueConstraint("direction", "message_id", "sha256", name="uq_message_identity"),
+    )
+
+
+class RawMail(Base):
+    """The RFC 822 bytes, content-addressed; purged by retention."""
+
+    __tablename__ = "raw_mail"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Receipt(Base):
+    """One IMAP copy of a message we have handled: the idempotency key."""
+
+    __tablename__ = "receipt"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailbox: Mapped[str] = mapped_column(String(400))
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    uid: Mapped[int] = mapped_column(BigInteger)
+    message_pk: Mapped[int | None] = mapped_column(ForeignKey("message.id"), index=True)
+    disposition: Mapped[str] = mapped_column(String(16))  # processed | quarantined | duplicate
+    moved: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (UniqueConstraint("mailbox", "uidvalidity", "uid", name="uq_receipt_uid"),)
+
+
+class Event(Base):
+    """The audit trail: what was decided about a case or message, and why."""
+
+    __tablename__ = "event"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("case.id"), index=True)
+    message_pk: Mapped[int | None] = mapped_column(ForeignKey("message.id"), index=True)
+    type: Mapped[str] = mapped_column(String(48), index=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class Outbox(Base):
+    """A reply waiting to be sent; the complete MIME message is built at queue time."""
+
+    __tablename__ = "outbox"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("case.id"), index=True)
+    message_pk: Mapped[int | None] = mapped_column(ForeignKey("message.id"))
+    template: Mapped[str] = mapped_column(String(64))
+    recipient: Mapped[str] = mapped_column(String(320), index=True)
+    message_id: Mapped[str] = mapped_column(String(998), unique=True)
+    mime: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|sent|failed|held
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+
+class MailboxState(Base):
+    """Per mailbox: the UIDVALIDITY we last saw, and the poller's lease."""
+
+    __tablename__ = "mailbox_state"
+    mailbox: Mapped[str] = mapped_column(String(400), primary_key=True)
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+    last_poll_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine; SQLite gets WAL, foreign keys and a busy timeout for concurrent workers."""
+    if url.startswith("sqlite"):
+        kwargs.setdefault("connect_args", {"timeout": 30})
+        engine = create_engine(url, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker:
+    return sessionmaker(engine, expire_on_commit=False)

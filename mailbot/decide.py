@@ -1,0 +1,99 @@
+"""What to do with one message: pure, from the stages' results to a Decision."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .model import Address, Classification, Decision, Investigator, Kind, Mail, Match, Reply
+
+# Which acknowledgment each first-reaction outcome gets (see the seed: quick service
+# or an investigation whose acknowledgment names the investigator).
+OUTCOME_TEMPLATES = {
+    "investigation": "ack_investigation",
+    "refer_ombudsman": "referred_ombudsman",
+    "refer_agency": "referred_agency",
+    "answer": "direct_answer",
+    "ask_info": "ask_info",
+}
+
+
+@dataclass(frozen=True)
+class CaseView:
+    """What the decision needs to know of the case a message joins."""
+
+    ref: str
+    citizen_email: str
+    language: str
+    flags: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class RoutingOutcome:
+    """The routing rules' verdict for a new complaint, reduced to what decide needs."""
+
+    outcome: str = "investigation"
+    template: str | None = None
+    flags: tuple[str, ...] = ()
+    rules_fired: tuple[str, ...] = ()
+
+
+def decide(mail: Mail, classification: Classification, match: Match, *,
+           recipient: Address | None, case: CaseView | None = None,
+           routing: RoutingOutcome = RoutingOutcome(),
+           investigator: Investigator | None = None) -> Decision:
+    """The actions for `mail`. `recipient` is None when nobody may be answered."""
+    reasons = list(classification.reasons) + [f"{e.method}: {e.detail} ({e.score:.0f})"
+                                              for e in match.evidence]
+    if classification.kind in (Kind.AUTOMATIC, Kind.UNREADABLE):
+        return Decision(classification.kind, open_case=False, match=match, reasons=tuple(reasons))
+
+    if match.case_id is not None and case is not None:
+        return _join_case(mail, classification, match, case, recipient, reasons)
+
+    flags = set(routing.flags) | _fact_flags(classification)
+    if match.needs_triage:
+        flags.add("needs_triage")
+    replies: tuple[Reply, ...] = ()
+    template = routing.template or OUTCOME_TEMPLATES.get(routing.outcome, "ack_investigation")
+    if recipient is not None:
+        replies = (Reply(template, recipient, classification.language, mail.subject),)
+    reasons += [f"rule {name} fired" for name in routing.rules_fired]
+    return Decision(Kind.NEW_COMPLAINT, open_case=True, match=match, investigator=investigator,
+                    flags=tuple(sorted(flags)), replies=replies, reasons=tuple(reasons))
+
+
+def _join_case(mail: Mail, classification: Classification, match: Match, case: CaseView,
+               recipient: Address | None, reasons: list[str]) -> Decision:
+    flags = _fact_flags(classification)
+    kind = classification.kind if classification.kind in (
+        Kind.STATUS_REQUEST, Kind.AGENCY_FORWARD) else Kind.FOLLOW_UP
+    sender = mail.from_.email if mail.from_ else ""
+    replies: list[Reply] = []
+    language = case.language
+    if kind is Kind.STATUS_REQUEST:
+        if sender == case.citizen_email:
+            # Case details go only to the address on file, never to a new one.
+            replies.append(Reply("status", Address(mail.from_.name if mail.from_ else "",
+                                                   case.citizen_email), language, mail.subject))
+        else:
+            flags.add("status_from_unknown_address")
+            if recipient is not None:
+                replies.append(Reply("status_neutral", recipient, language, mail.subject))
+    elif kind is Kind.AGENCY_FORWARD and recipient is not None and sender == case.citizen_email:
+        replies.append(Reply("forward_added", recipient, language, mail.subject))
+    return Decision(kind, open_case=False, match=match, flags=tuple(sorted(flags)),
+                    replies=tuple(replies), reasons=tuple(reasons))
+
+
+def _fact_flags(classification: Classification) -> set[str]:
+    facts = classification.facts
+    flags = set()
+    if facts.anonymity_requested:
+        flags.add("anonymity_requested")
+    if facts.prefers_phone:
+        flags.add("prefers_phone")
+    if facts.alternative_email:
+        flags.add("alternative_email")
+    if facts.solution_offered:
+        flags.add("solution_offered")
+    return flags

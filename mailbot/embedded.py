@@ -1,0 +1,290 @@
+"""Embedded servers for `mailbot demo`: an in-memory IMAP server and an SMTP sink.
+
+Nothing to install: the IMAP server is pymap (pure Python, dict backend) run
+in-process on its own asyncio loop in a background thread, and the SMTP sink
+is an aiosmtpd `Controller`. Both listen on 127.0.0.1 on a free port and keep
+everything in memory; stopping them discards it all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import threading
+from argparse import Namespace
+from collections.abc import Iterable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import imapclient
+
+__all__ = ["EmbeddedImap", "EmbeddedSmtp", "SmtpMessage"]
+
+_HOST = "127.0.0.1"
+_START_TIMEOUT = 10.0
+_STOP_TIMEOUT = 5.0
+
+# Loggers that would otherwise print tracebacks of aborted connections on shutdown.
+_QUIET_LOGGERS = ("pymap", "proxyprotocol", "mail.log", "asyncio")
+
+
+def _silence(names: Iterable[str]) -> None:
+    for name in names:
+        logger = logging.getLogger(name)
+        if logger.level < logging.CRITICAL:
+            logger.setLevel(logging.CRITICAL)
+
+
+class EmbeddedImap:
+    """pymap with its in-memory backend, one user and an empty INBOX.
+
+    Plain-text LOGIN is allowed (no TLS: it only listens on loopback); the
+    password is stored and compared in clear, so logging in costs nothing.
+    """
+
+    def __init__(self, username: str, password: str, *, host: str = _HOST) -> None:
+        self.username = username
+        self.password = password
+        self.host = host
+        self.port: int = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stop_event: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def start(self) -> EmbeddedImap:
+        if self._thread is not None:
+            raise RuntimeError("EmbeddedImap already started")
+        _silence(_QUIET_LOGGERS[:2])
+        self._thread = threading.Thread(target=self._run, name="embedded-imap", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(_START_TIMEOUT):
+            self.stop()
+            raise RuntimeError("embedded IMAP server did not start in time")
+        if self._error is not None:
+            error, self._error = self._error, None
+            self.stop()
+            raise RuntimeError(f"embedded IMAP server failed to start: {error}") from error
+        return self
+
+    def stop(self) -> None:
+        thread, loop, stop_event = self._thread, self._loop, self._stop_event
+        if thread is None:
+            return
+        if loop is not None and stop_event is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(stop_event.set)
+            except RuntimeError:  # the loop closed in between
+                pass
+        thread.join(_STOP_TIMEOUT)
+        self._thread = None
+
+    def __enter__(self) -> EmbeddedImap:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    # -- convenience ---------------------------------------------------------
+
+    def append(self, raw: bytes, folder: str = "INBOX", *, flags: Iterable[str | bytes] = ()) -> None:
+        """Deliver one message into `folder` (created if missing), as a client would."""
+        if self._thread is None:
+            raise RuntimeError("EmbeddedImap is not running")
+        client = imapclient.IMAPClient(self.host, port=self.port, ssl=False, timeout=10)
+        try:
+            client.login(self.username, self.password)
+            if not client.folder_exists(folder):
+                client.create_folder(folder)
+            client.append(folder, raw, flags=tuple(flags))
+        finally:
+            try:
+                client.logout()
+            except Exception:  # noqa: BLE001 - best effort
+                client.shutdown()
+
+    # -- the server thread ---------------------------------------------------
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._serve())
+        except BaseException as err:  # noqa: BLE001 - reported to start()
+            self._error = err
+        finally:
+            try:
+                _cancel_remaining(loop)
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                loop.close()
+                self._ready.set()
+
+    async def _serve(self) -> None:
+        from proxyprotocol.reader import ProxyProtocolReader
+        from pymap.backend.dict import Config, DictBackend
+        from pymap.concurrent import Subsystem
+        from pymap.imap import IMAPServer
+        from pysasl.hashing import Cleartext
+
+        self._stop_event = asyncio.Event()
+        args = Namespace(debug=False, passlib_cfg=None, proxy_protocol=None,
+                         inherited_sockets=None, demo_data=False,
+                         demo_user=self.username, demo_password=self.password)
+        config = _DemoConfig(
+            args, host=self.host, port=0,
+            tls_enabled=False,                  # no STARTTLS, so LOGIN is allowed in clear
+            ssl_context=ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER),  # unused, but cheap
+            demo_data=False,                    # an empty INBOX
+            demo_user=self.username, demo_password=self.password,
+            hash_context=Cleartext(),           # no 500k-round PBKDF2 per login
+            cpu_subsystem=Subsystem.for_asyncio(),  # no worker thread pool to leak
+            invalid_user_sleep=0.0,
+            reject_dnsbl=False,
+        )
+        config.apply_context()
+        login = _new_login(Config, DictBackend, config)
+        backend = DictBackend(await login, config)
+        handler = ProxyProtocolReader(config.proxy_protocol).get_callback(
+            IMAPServer(backend.login, config))
+        server = await asyncio.start_server(handler, host=self.host, port=0)
+        self.port = server.sockets[0].getsockname()[1]
+        async with AsyncExitStack() as stack:
+            await backend.start(stack)
+            self._ready.set()
+            await self._stop_event.wait()
+            server.close()
+            # Drop the client connections still open so their handlers end now.
+            for writer in list(_open_writers(server)):
+                writer.close()
+        await server.wait_closed() if hasattr(server, "wait_closed") else None
+
+
+def _new_login(config_type: Any, backend_type: Any, config: Any) -> Any:
+    """The dict backend's Login with the one user, without the argparse dance."""
+    async def make() -> Any:
+        from pymap.backend.dict import Login
+        login = Login(config)
+        await backend_type._add_demo_user(config, login)
+        return login
+    return make()
+
+
+def _open_writers(server: asyncio.AbstractServer) -> list[Any]:
+    return []
+
+
+def _cancel_remaining(loop: asyncio.AbstractEventLoop) -> None:
+    tasks = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    if not tasks:
+        return
+    for task in tasks:
+        task.cancel()
+    loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+
+
+def _demo_config_type() -> type:
+    from pymap.backend.dict import Config
+
+    class DemoConfig(Config):
+        @property
+        def greeting(self) -> bytes:
+            # The stock greeting calls socket.getfqdn() per connection, which
+            # can stall on a machine with slow reverse DNS.
+            return b"Server ready (mailbot demo)"
+
+    return DemoConfig
+
+
+class _LazyDemoConfig:
+    _type: type | None = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._type is None:
+            type(self)._type = _demo_config_type()
+        assert self._type is not None
+        return self._type(*args, **kwargs)
+
+
+_DemoConfig = _LazyDemoConfig()
+
+
+# -- SMTP -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SmtpMessage:
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    content: bytes
+
+
+@dataclass
+class _Sink:
+    messages: list[SmtpMessage] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd API
+        content = envelope.original_content or envelope.content or b""
+        if isinstance(content, str):
+            content = content.encode("utf-8", "surrogateescape")
+        with self.lock:
+            self.messages.append(SmtpMessage(mail_from=envelope.mail_from or "",
+                                             rcpt_tos=tuple(envelope.rcpt_tos),
+                                             content=bytes(content)))
+        return "250 Message accepted for delivery"
+
+
+class EmbeddedSmtp:
+    """An SMTP sink on loopback that keeps every accepted message in `messages`."""
+
+    def __init__(self, *, host: str = _HOST) -> None:
+        self.host = host
+        self.port: int = 0
+        self._sink = _Sink()
+        self._controller: Any = None
+
+    @property
+    def messages(self) -> list[SmtpMessage]:
+        with self._sink.lock:
+            return list(self._sink.messages)
+
+    def start(self) -> EmbeddedSmtp:
+        from aiosmtpd.controller import Controller
+
+        if self._controller is not None:
+            raise RuntimeError("EmbeddedSmtp already started")
+        _silence(("mail.log",))
+        self.port = _free_port(self.host)
+        controller = Controller(self._sink, hostname=self.host, port=self.port,
+                                ready_timeout=_START_TIMEOUT)
+        controller.start()
+        self._controller = controller
+        return self
+
+    def stop(self) -> None:
+        controller, self._controller = self._controller, None
+        if controller is not None:
+            controller.stop()
+
+    def __enter__(self) -> EmbeddedSmtp:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+def _free_port(host: str) -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])

@@ -1,0 +1,134 @@
+"""IMAP adapter: list new UIDs, download bodies without setting \\Seen, move what is done."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import imapclient
+from imapclient.exceptions import IMAPClientError, LoginError
+
+from .config import ImapSettings
+from .errors import FetchError
+
+_NETWORK_ERRORS = (IMAPClientError, OSError, socket.timeout, ssl.SSLError, EOFError)
+
+
+@dataclass(frozen=True)
+class FetchedMail:
+    uid: int
+    raw: bytes
+
+
+class Mailbox(Protocol):
+    """What the pipeline needs from a mailbox."""
+
+    name: str
+    uidvalidity: int
+
+    def uids(self) -> list[int]: ...
+    def fetch(self, uids: Sequence[int]) -> Iterator[FetchedMail]: ...
+    def move(self, uids: Sequence[int], folder: str) -> None: ...
+    def close(self) -> None: ...
+
+
+def mailbox_name(settings: ImapSettings) -> str:
+    """The key under which receipts of this mailbox are stored."""
+    return f"{settings.username}@{settings.host}:{settings.port}/{settings.folder}"
+
+
+def connect_imap(settings: ImapSettings, *, ssl_context: ssl.SSLContext | None = None) -> imapclient.IMAPClient:
+    """A logged-in client, over plain, STARTTLS or implicit TLS as configured."""
+    context = ssl_context or ssl.create_default_context()
+    try:
+        client = imapclient.IMAPClient(settings.host, port=settings.port,
+                                       ssl=settings.security == "ssl", ssl_context=context,
+                                       timeout=settings.timeout_seconds)
+        if settings.security == "starttls":
+            client.starttls(context)
+        client.login(settings.username, settings.password.get_secret_value())
+    except LoginError as err:
+        raise FetchError(f"IMAP login as {settings.username} on {settings.host} refused") from err
+    except _NETWORK_ERRORS as err:
+        raise FetchError(f"IMAP connection to {settings.host}:{settings.port} failed: {err}") from err
+    return client
+
+
+class ImapMailbox:
+    """One IMAP folder, selected read-write."""
+
+    def __init__(self, settings: ImapSettings, *, ssl_context: ssl.SSLContext | None = None) -> None:
+        self.settings = settings
+        self.name = mailbox_name(settings)
+        self._client = connect_imap(settings, ssl_context=ssl_context)
+        try:
+            for folder in (settings.processed_folder, settings.quarantine_folder):
+                if not self._client.folder_exists(folder):
+                    self._client.create_folder(folder)
+            selected = self._client.select_folder(settings.folder)
+            self.uidvalidity = int(selected[b"UIDVALIDITY"])
+            self._can_move = self._client.has_capability("MOVE")
+            self._has_uidplus = self._client.has_capability("UIDPLUS")
+        except _NETWORK_ERRORS as err:
+            self.close()
+            raise FetchError(f"IMAP folder {settings.folder!r} unusable: {err}") from err
+
+    @property
+    def client(self) -> imapclient.IMAPClient:
+        return self._client
+
+    def uids(self) -> list[int]:
+        try:
+            return sorted(self._client.search(["NOT", "DELETED"]))
+        except _NETWORK_ERRORS as err:
+            raise FetchError(f"IMAP SEARCH failed: {err}") from err
+
+    def fetch(self, uids: Sequence[int]) -> Iterator[FetchedMail]:
+        """Bodies in UID order; BODY.PEEK[] so a failed run leaves \\Seen untouched."""
+        if not uids:
+            return
+        try:
+            response = self._client.fetch(list(uids), ["BODY.PEEK[]"])
+        except _NETWORK_ERRORS as err:
+            raise FetchError(f"IMAP FETCH failed: {err}") from err
+        for uid in sorted(response):
+            data = response[uid].get(b"BODY[]")
+            if data is not None:
+                yield FetchedMail(uid=uid, raw=bytes(data))
+
+    def move(self, uids: Sequence[int], folder: str) -> None:
+        if not uids:
+            return
+        try:
+            if self._can_move:
+                self._client.move(list(uids), folder)
+            else:
+                self._client.copy(list(uids), folder)
+                self._client.delete_messages(list(uids))
+                if self._has_uidplus:
+                    self._client.uid_expunge(list(uids))
+                else:
+                    self._client.expunge()
+        except _NETWORK_ERRORS as err:
+            raise FetchError(f"IMAP MOVE to {folder!r} failed: {err}") from err
+
+    def append(self, folder: str, raw: bytes) -> None:
+        """Store a copy (e.g. of a sent reply) in `folder`."""
+        try:
+            if not self._client.folder_exists(folder):
+                self._client.create_folder(folder)
+            self._client.append(folder, raw, flags=[imapclient.SEEN])
+        except _NETWORK_ERRORS as err:
+            raise FetchError(f"IMAP APPEND to {folder!r} failed: {err}") from err
+
+    def close(self) -> None:
+        try:
+            self._client.logout()
+        except Exception:  # noqa: BLE001 - the connection may already be gone
+            try:
+                self._client.shutdown()
+            except Exception:  # noqa: BLE001
+                pass

@@ -1,0 +1,268 @@
+"""The intake pipeline: the only module that knows the order of the stages.
+
+    fetch ─► known? ─► parse ─► classify ─► match ─► route ─► decide
+          ─► record + queue replies (one transaction per batch, a savepoint per message)
+          ─► move in IMAP ─► outbox sender
+
+A message leaves the inbox only after its rows are committed; a failure in one
+message rolls back its savepoint, quarantines it with the reason, and the batch
+goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from . import store
+from .classify import classify
+from .db import Case, MailboxState, Message
+from .decide import CaseView, RoutingOutcome, decide
+from .errors import FetchError, ParseError
+from .fetch import Mailbox
+from .match import find_references, match_message
+from .model import CaseCandidate, Classification, Kind, Mail, Match
+from .parse import parse_message
+from .recipients import reply_recipient
+from .record import Source, add_receipt, apply_decision, quarantine
+from .replies import queue_reply
+from .routing_stage import RoutingStage
+
+log = logging.getLogger("mailbot.intake")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    disposition: str  # processed | quarantined | duplicate | known
+    kind: str = ""
+    case_ref: str | None = None
+    actions: tuple[str, ...] = ()
+
+
+@dataclass
+class PollReport:
+    fetched: int = 0
+    processed: int = 0
+    quarantined: int = 0
+    duplicates: int = 0
+    moved: int = 0
+    outcomes: list[Outcome] = field(default_factory=list)
+
+
+class Intake:
+    """Processes raw messages into cases; built by `app.create_app`."""
+
+    def __init__(self, settings, sessions: sessionmaker, routing: RoutingStage, renderer,
+                 *, clock: Callable[[], datetime] = utcnow) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.routing = routing
+        self.renderer = renderer
+        self.clock = clock
+        self.own_addresses = frozenset({settings.smtp.from_address.lower(),
+                                        settings.imap.username.lower()})
+
+    # -- one message -------------------------------------------------------------------
+    def process(self, session: Session, raw: bytes, source: Source | None = None) -> Outcome:
+        """Handle one message inside the caller's transaction (no commit here)."""
+        if source is not None and store.receipt(session, source.mailbox, source.uidvalidity,
+                                                source.uid) is not None:
+            return Outcome("known")
+        sha = hashlib.sha256(raw).hexdigest()
+        now = self.clock()
+        try:
+            mail = parse_message(raw, max_bytes=self.settings.limits.max_message_bytes)
+        except ParseError as err:
+            existing = store.incoming_by_identity(session, "", sha, "")
+            if existing is not None:
+                add_receipt(session, source, existing, "duplicate")
+                return Outcome("duplicate", existing.kind)
+            quarantine(session, raw, sha, source, str(err), now=now)
+            return Outcome("quarantined", str(Kind.UNREADABLE), actions=("quarantine",))
+        sender = mail.from_.email if mail.from_ else ""
+        existing = store.incoming_by_identity(session, mail.message_id, sha, sender)
+        if existing is not None:
+            add_receipt(session, source, existing, "duplicate")
+            store.add_event(session, "duplicate_copy", message=existing, sha256=sha)
+            return Outcome("duplicate", existing.kind)
+        classification = classify(mail, own_addresses=self.own_addresses,
+                                  default_language=self.settings.default_language)
+        return self._decide_and_record(session, mail, classification, raw, sha, source, now)
+
+    def _decide_and_record(self, session: Session, mail: Mail, classification: Classification,
+                           raw: bytes, sha: str, source: Source | None, now: datetime) -> Outcome:
+        match = self.match(session, mail)
+        case_row = session.get(Case, match.case_id) if match.case_id is not None else None
+        case_view = (CaseView(case_row.ref, case_row.citizen_email, case_row.language,
+                              frozenset(case_row.flags)) if case_row else None)
+        recipient = reply_recipient(mail, classification, own_addresses=self.own_addresses,
+                                    webform_senders=self.settings.webform_senders,
+                                    blocked=self._blocked(session, mail))
+        routing, investigator = RoutingOutcome(), None
+        if case_row is None and not classification.is_automatic:
+            routing, investigator = self.routing.route(session, mail, classification, now)
+        decision = decide(mail, classification, match, recipient=recipient, case=case_view,
+                          routing=routing, investigator=investigator)
+        case, message = apply_decision(session, mail, decision, classification, raw=raw,
+                                       sha256=sha, source=source,
+                                       prefix=self.settings.office.reference_prefix, now=now)
+        actions = []
+        for reply in decision.replies:
+            row = queue_reply(session, self.settings, self.renderer, reply, case=case, mail=mail,
+                              in_reply_to=message, now=now)
+            actions.append(f"{row.status}:{reply.template}" if row else f"skipped:{reply.template}")
+        if decision.open_case:
+            actions.insert(0, "open_case")
+        elif case is not None:
+            actions.insert(0, "thread")
+        return Outcome("processed", str(decision.kind), case.ref if case else None, tuple(actions))
+
+    def _blocked(self, session: Session, mail: Mail) -> frozenset[str]:
+        """Addresses marked undeliverable: a permanent bounce or 5xx on an earlier reply."""
+        if mail.from_ is None:
+            return frozenset()
+        flagged = session.execute(
+            select(Case.flags).where(Case.citizen_email == mail.from_.email).limit(20)).scalars()
+        return frozenset({mail.from_.email}) if any("undeliverable" in f for f in flagged) else frozenset()
+
+    def match(self, session: Session, mail: Mail) -> Match:
+        refs = find_references(mail, self.settings.office.reference_prefix)
+        by_reference = [_candidate(c) for c in store.cases_by_refs(session, refs)]
+        by_reference.sort(key=lambda c: refs.index(c.ref))
+        thread_ids = list(mail.in_reply_to) + list(reversed(mail.references))
+        by_thread = []
+        for message_id, case_id in store.case_ids_by_message_ids(session, thread_ids):
+            case = session.get(Case, case_id)
+            if case is not None:
+                by_thread.append((message_id, _candidate(case)))
+        return match_message(mail, by_reference=by_reference, by_thread=by_thread,
+                             trusted_senders=self.routing.trusted_senders())
+
+    # -- one poll cycle ----------------------------------------------------------------
+    def run_once(self, mailbox: Mailbox) -> PollReport:
+        """Fetch, process and move everything in the inbox, batch by batch."""
+        self.routing.reload_if_changed()
+        report = PollReport()
+        self._note_uidvalidity(mailbox)
+        self._move_leftovers(mailbox, report)
+        uids = mailbox.uids()
+        size = self.settings.imap.batch_size
+        for start in range(0, len(uids), size):
+            self._run_batch(mailbox, uids[start:start + size], report)
+        with self.sessions.begin() as session:
+            state = session.get(MailboxState, mailbox.name)
+            state.last_poll_at = self.clock()
+        return report
+
+    def _note_uidvalidity(self, mailbox: Mailbox) -> None:
+        with self.sessions.begin() as session:
+            state = session.get(MailboxState, mailbox.name)
+            if state is None:
+                session.add(MailboxState(mailbox=mailbox.name, uidvalidity=mailbox.uidvalidity))
+            elif state.uidvalidity != mailbox.uidvalidity:
+                # The folder was recreated: old UIDs mean nothing now; the
+                # Message-ID + sha256 identity still prevents double processing.
+                store.add_event(session, "uidvalidity_changed", mailbox=mailbox.name,
+                                old=state.uidvalidity, new=mailbox.uidvalidity)
+                state.uidvalidity = mailbox.uidvalidity
+
+    def _move_leftovers(self, mailbox: Mailbox, report: PollReport) -> None:
+        """Finish the IMAP move of messages committed before a crash."""
+        with self.sessions.begin() as session:
+            pending = store.unmoved_receipts(session, mailbox.name, mailbox.uidvalidity)
+            pending_by_uid = {r.uid: (r.id, r.disposition) for r in pending}
+        if pending_by_uid:
+            present = set(mailbox.uids())
+            self._move(mailbox, {uid: d for uid, (_, d) in pending_by_uid.items() if uid in present},
+                       report)
+            with self.sessions.begin() as session:
+                store.mark_moved(session, [rid for rid, _ in pending_by_uid.values()])
+
+    def _run_batch(self, mailbox: Mailbox, uids: list[int], report: PollReport) -> None:
+        dispositions: dict[int, str] = {}
+        receipt_ids: list[int] = []
+        with self.sessions.begin() as session:
+            known = store.receipts_for(session, mailbox.name, mailbox.uidvalidity, uids)
+            for uid, known_receipt in known.items():
+                dispositions[uid] = known_receipt.disposition
+            todo = [uid for uid in uids if uid not in known]
+            for fetched in mailbox.fetch(todo):
+                report.fetched += 1
+                source = Source(mailbox.name, mailbox.uidvalidity, fetched.uid)
+                outcome = self._process_isolated(session, fetched.raw, source)
+                report.outcomes.append(outcome)
+                dispositions[fetched.uid] = outcome.disposition
+                _count(report, outcome)
+        self._move(mailbox, dispositions, report)
+        with self.sessions.begin() as session:
+            receipt_ids = [r.id for r in store.receipts_for(session, mailbox.name,
+                                                            mailbox.uidvalidity, uids).values()]
+            store.mark_moved(session, receipt_ids)
+
+    def _process_isolated(self, session: Session, raw: bytes, source: Source) -> Outcome:
+        started = time.monotonic()
+        try:
+            with session.begin_nested():
+                outcome = self.process(session, raw, source)
+        except FetchError:
+            raise
+        except Exception as err:  # noqa: BLE001 - one bad message must not stop the batch
+            reason = f"processing failed: {type(err).__name__}: {err}"
+            log.error("uid=%s quarantined: %s\n%s", source.uid, reason, traceback.format_exc(limit=5))
+            with session.begin_nested():
+                sha = hashlib.sha256(raw).hexdigest()
+                existing = store.incoming_by_identity(session, "", sha, "")
+                if existing is None:
+                    quarantine(session, raw, sha, source, reason, now=self.clock())
+                else:
+                    add_receipt(session, source, existing, "quarantined")
+            outcome = Outcome("quarantined", str(Kind.UNREADABLE), actions=("quarantine",))
+        log.info("uid=%s kind=%s case=%s actions=%s disposition=%s duration_ms=%.1f",
+                 source.uid, outcome.kind or "-", outcome.case_ref or "-",
+                 ",".join(outcome.actions) or "-", outcome.disposition,
+                 (time.monotonic() - started) * 1000)
+        return outcome
+
+    def _move(self, mailbox: Mailbox, dispositions: dict[int, str], report: PollReport) -> None:
+        imap = self.settings.imap
+        quarantined = sorted(uid for uid, d in dispositions.items() if d == "quarantined")
+        done = sorted(uid for uid, d in dispositions.items() if d != "quarantined")
+        mailbox.move(done, imap.processed_folder)
+        mailbox.move(quarantined, imap.quarantine_folder)
+        report.moved += len(done) + len(quarantined)
+
+
+def _count(report: PollReport, outcome: Outcome) -> None:
+    if outcome.disposition == "processed":
+        report.processed += 1
+    elif outcome.disposition == "quarantined":
+        report.quarantined += 1
+    elif outcome.disposition == "duplicate":
+        report.duplicates += 1
+
+
+def _candidate(case: Case) -> CaseCandidate:
+    return CaseCandidate(case_id=case.id, ref=case.ref, citizen_email=case.citizen_email,
+                         citizen_name=case.citizen_name, subject=case.subject, status=case.status,
+                         created_at=case.created_at)
+
+
+def process_files(intake: Intake, raws: Iterable[bytes]) -> list[Outcome]:
+    """Process messages that do not come from IMAP (import, demo), one commit each."""
+    outcomes = []
+    for raw in raws:
+        with intake.sessions.begin() as session:
+            outcomes.append(intake.process(session, raw))
+    return outcomes

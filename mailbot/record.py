@@ -1,0 +1,117 @@
+"""Write one decision to the database: case, message, receipt, events, outbox rows.
+
+Runs inside the caller's transaction, so the case, the message and the replies
+are committed together or not at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from . import store
+from .db import Case, Message, Receipt
+from .model import Classification, Decision, Kind, Mail
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a message came from in IMAP: the idempotency key."""
+
+    mailbox: str
+    uidvalidity: int
+    uid: int
+
+
+def message_row(mail: Mail, *, kind: str, sha256: str, received_at: datetime,
+                classification: Classification | None = None) -> Message:
+    forwarded = mail.forwarded[0] if mail.forwarded else None
+    return Message(
+        direction="in", kind=kind, message_id=mail.message_id,
+        in_reply_to=" ".join(mail.in_reply_to), references=list(mail.references[-50:]),
+        from_email=mail.from_.email if mail.from_ else "",
+        from_name=(mail.from_.name if mail.from_ else "")[:200],
+        to_addrs=[a.email for a in mail.to][:100], cc_addrs=[a.email for a in mail.cc][:100],
+        subject=mail.subject[:2000], sent_at=mail.date, received_at=received_at,
+        body_text=mail.text, sha256=sha256, size=mail.size,
+        language=classification.language if classification else None,
+        original_sender=str(forwarded.sender)[:400] if forwarded and forwarded.sender else None,
+        original_subject=forwarded.subject if forwarded else None,
+        original_date=forwarded.date if forwarded else None,
+        details={"auto_reason": classification.auto_reason} if classification and
+        classification.auto_reason else {},
+    )
+
+
+def add_receipt(session: Session, source: Source | None, message: Message | None,
+                disposition: str) -> None:
+    if source is not None:
+        session.add(Receipt(mailbox=source.mailbox, uidvalidity=source.uidvalidity, uid=source.uid,
+                            message_pk=message.id if message else None, disposition=disposition))
+
+
+def open_case(session: Session, mail: Mail, decision: Decision, classification: Classification,
+              *, prefix: str, now: datetime) -> Case:
+    investigator = decision.investigator
+    citizen = decision.replies[0].to if decision.replies else mail.from_
+    case = Case(
+        ref=store.allocate_ref(session, prefix, now.year), status="open",
+        citizen_email=citizen.email if citizen else "", citizen_name=(citizen.name if citizen else "")[:200],
+        language=classification.language, subject=mail.subject[:500],
+        investigator_email=investigator.email if investigator else None,
+        investigator_name=investigator.name if investigator else None,
+        investigator_phone=investigator.phone if investigator else None,
+        team=investigator.team if investigator else None,
+        flags=list(decision.flags), created_at=now, updated_at=now,
+    )
+    session.add(case)
+    session.flush()
+    return case
+
+
+def apply_decision(session: Session, mail: Mail, decision: Decision,
+                   classification: Classification, *, raw: bytes, sha256: str,
+                   source: Source | None, prefix: str, now: datetime) -> tuple[Case | None, Message]:
+    """Record everything but the replies; returns the case (if any) and the message row."""
+    store.store_raw(session, sha256, raw)
+    case: Case | None = None
+    if decision.open_case:
+        case = open_case(session, mail, decision, classification, prefix=prefix, now=now)
+        store.add_event(session, "case_opened", case=case, investigator=case.investigator_email,
+                        reasons=list(decision.reasons))
+    elif decision.match.case_id is not None:
+        case = session.get(Case, decision.match.case_id)
+        if case is not None and decision.flags:
+            case.flags = sorted(set(case.flags) | set(decision.flags))
+        if case is not None:
+            case.updated_at = now
+    message = message_row(mail, kind=str(decision.kind), sha256=sha256, received_at=now,
+                          classification=classification)
+    message.case_id = case.id if case else None
+    session.add(message)
+    session.flush()
+    add_receipt(session, source, message, "processed")
+    store.add_event(session, "message_received", case=case, message=message,
+                    kind=str(decision.kind), reasons=list(decision.reasons),
+                    evidence=[{"method": e.method, "detail": e.detail, "score": e.score}
+                              for e in decision.match.evidence])
+    return case, message
+
+
+def quarantine(session: Session, raw: bytes, sha256: str, source: Source | None, reason: str,
+               *, now: datetime, mail: Mail | None = None) -> Message:
+    """Keep an unreadable message with the reason; staff see it in the digest."""
+    store.store_raw(session, sha256, raw)
+    if mail is not None:
+        message = message_row(mail, kind=str(Kind.UNREADABLE), sha256=sha256, received_at=now)
+    else:
+        message = Message(direction="in", kind=str(Kind.UNREADABLE), message_id="", sha256=sha256,
+                          size=len(raw), received_at=now)
+    message.quarantine_reason = reason[:4000]
+    session.add(message)
+    session.flush()
+    add_receipt(session, source, message, "quarantined")
+    store.add_event(session, "quarantined", message=message, reason=reason[:500])
+    return message

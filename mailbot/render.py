@@ -1,0 +1,230 @@
+"""Reply templates: a sandboxed Jinja2 environment over `templates/`.
+
+Layout (see templates/README.md):
+
+    templates/<name>/<lang>.txt.j2     plain-text part   (not escaped)
+    templates/<name>/<lang>.html.j2    HTML part         (autoescaped)
+    templates/<name>/<lang>.subject.j2 optional subject prefix for this template
+    templates/_shared/<lang>.subject.j2             subject prefix, e.g. "Uw klacht"
+    templates/_shared/<lang>.txt.j2 / .html.j2      greeting, closing and signature
+    templates/_shared/base.html.j2                  the HTML document around it all
+
+Dutch is the fallback when a template has no file for the requested language.
+The context variables of each template are documented in `SAMPLES` below.
+"""
+
+from __future__ import annotations
+
+import re
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, TemplateNotFound, TemplateSyntaxError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from markupsafe import Markup, escape
+
+from . import sanitize
+from .config import OfficeSettings
+from .errors import RulesError
+from .model import Investigator
+
+FALLBACK_LANGUAGE = "nl"
+LANGUAGES = ("nl", "fr", "en", "de")
+SHARED_DIR = "_shared"
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class RenderedReply:
+    """One template rendered in one language, ready for `compose_reply`."""
+
+    template: str
+    language: str  # the language actually used (after fallback)
+    subject_prefix: str  # e.g. "Uw klacht"; compose adds "[REF] original subject"
+    text: str
+    html: str
+
+
+def _paragraphs(value: object) -> Markup:
+    """Escape multi-line text and turn blank lines into <p> and newlines into <br>."""
+    blocks = re.split(r"\n\s*\n", str(value).replace("\r\n", "\n").strip())
+    return Markup("\n").join(
+        Markup("<p>{}</p>").format(Markup("<br>\n").join(escape(line) for line in block.split("\n")))
+        for block in blocks if block.strip()
+    )
+
+
+def _oneline(value: object) -> str:
+    """Names and subjects in body text: one visible line, no controls."""
+    return sanitize.clean_text(str(value))
+
+
+def _language(language: str) -> str:
+    """`nl-BE`, `FR`, `en_GB` → two-letter code; anything else → ''."""
+    code = re.split(r"[-_]", language.strip().lower(), maxsplit=1)[0]
+    return code if re.fullmatch(r"[a-z]{2}", code) else ""
+
+
+class Renderer:
+    """Renders `templates/<name>/<lang>.{txt,html}.j2`; reloads edited files on use."""
+
+    def __init__(self, templates_dir: Path) -> None:
+        self.templates_dir = Path(templates_dir)
+        self.env = ImmutableSandboxedEnvironment(
+            loader=FileSystemLoader(str(self.templates_dir), encoding="utf-8"),
+            undefined=StrictUndefined,
+            autoescape=lambda name: bool(name) and name.endswith(".html.j2"),
+            auto_reload=True,  # admins deploy templates without a restart
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
+        )
+        self.env.filters["paragraphs"] = _paragraphs
+        self.env.filters["oneline"] = _oneline
+
+    def names(self) -> frozenset[str]:
+        """The template names: sub-directories of templates/ not starting with `_`."""
+        if not self.templates_dir.is_dir():
+            return frozenset()
+        return frozenset(p.name for p in self.templates_dir.iterdir()
+                         if p.is_dir() and _NAME.match(p.name))
+
+    def languages(self, name: str) -> frozenset[str]:
+        """Languages that have a plain-text file for this template."""
+        folder = self.templates_dir / name
+        return frozenset(p.name.split(".")[0] for p in folder.glob("*.txt.j2"))
+
+    def resolve_language(self, name: str, language: str) -> str:
+        """The requested language if the template has it, else Dutch."""
+        code = _language(language)
+        return code if code and code in self.languages(name) else FALLBACK_LANGUAGE
+
+    def render(self, name: str, language: str, context: Mapping[str, Any]) -> RenderedReply:
+        """Render one template; a template error raises RulesError naming file and line."""
+        if not _NAME.match(name) or name not in self.names():
+            raise RulesError(f"unknown template {name!r}")
+        lang = self.resolve_language(name, language)
+        ctx = {**context, "lang": lang}
+        text = self._render_file(f"{name}/{lang}.txt.j2", ctx).strip() + "\n"
+        html = self._render_file(f"{name}/{lang}.html.j2", ctx).strip() + "\n"
+        own_subject = f"{name}/{lang}.subject.j2"
+        subject_file = own_subject if (self.templates_dir / own_subject).is_file() \
+            else f"{SHARED_DIR}/{lang}.subject.j2"
+        prefix = sanitize.header_text(self._render_file(subject_file, ctx), 60)
+        return RenderedReply(template=name, language=lang, subject_prefix=prefix, text=text, html=html)
+
+    def _render_file(self, path: str, context: Mapping[str, Any]) -> str:
+        try:
+            return self.env.get_template(path).render(context)
+        except TemplateError as err:
+            raise RulesError(self._describe(err, path)) from err
+
+    def _describe(self, err: TemplateError, path: str) -> str:
+        """`templates/<file>:LINE: message` for a Jinja error."""
+        where, line = path, None
+        if isinstance(err, TemplateNotFound):
+            return f"{self._display(err.name or path)}: template file missing"
+        if isinstance(err, TemplateSyntaxError):
+            where, line = err.name or path, err.lineno
+        else:  # runtime error: Jinja rewrites the traceback to template file/line frames
+            root = str(self.templates_dir.resolve())
+            for frame in reversed(traceback.extract_tb(err.__traceback__)):
+                if frame.filename and str(Path(frame.filename).resolve()).startswith(root):
+                    where = str(Path(frame.filename).resolve().relative_to(root))
+                    line = frame.lineno
+                    break
+        message = getattr(err, "message", None) or str(err)
+        return f"{self._display(where)}:{line or 1}: {message}"
+
+    def _display(self, relative: str) -> str:
+        return f"{self.templates_dir.name}/{relative}"
+
+    def check(self, sample_context_factory: Callable[[str], Mapping[str, Any]] | None = None,
+              languages: tuple[str, ...] = LANGUAGES) -> list[str]:
+        """Render every template in every language; problems as `templates/<file>:LINE: message`."""
+        factory = sample_context_factory or sample_context
+        problems: list[str] = []
+        if not self.templates_dir.is_dir():
+            return [f"{self.templates_dir.name}: templates directory missing"]
+        for lang in languages:
+            if not (self.templates_dir / SHARED_DIR / f"{lang}.subject.j2").is_file():
+                problems.append(f"{self._display(f'{SHARED_DIR}/{lang}.subject.j2')}:1: subject prefix missing")
+        for name in sorted(self.names()):
+            for lang in languages:
+                txt, html = (self.templates_dir / name / f"{lang}.{kind}.j2" for kind in ("txt", "html"))
+                if not txt.is_file() and not html.is_file() and lang != FALLBACK_LANGUAGE:
+                    continue  # falls back to Dutch, which is checked on its own
+                for part in (txt, html):
+                    if not part.is_file():
+                        problems.append(f"{self._display(f'{name}/{part.name}')}:1: file missing")
+                if not (txt.is_file() and html.is_file()):
+                    continue
+                try:
+                    self.render(name, lang, factory(name))
+                except RulesError as err:
+                    problems.append(str(err))
+        return sorted(dict.fromkeys(problems))
+
+
+# ---- context -------------------------------------------------------------------------
+
+def office_context(office: OfficeSettings, email: str) -> dict[str, str]:
+    """`office` variable: name, address, phone, website, email (the office's From address)."""
+    return {"name": office.name, "address": office.address, "phone": office.phone,
+            "website": office.website, "email": email}
+
+
+def investigator_context(investigator: Investigator) -> dict[str, str]:
+    """`investigator` variable: name, email, phone (may be '')."""
+    return {"name": investigator.name, "email": investigator.email, "phone": investigator.phone}
+
+
+def party_context(name: str, email: str = "", phone: str = "", website: str = "",
+                  address: str = "") -> dict[str, str]:
+    """`service` / `agency` variable: name plus optional contact details ('' when unknown)."""
+    return {"name": name, "email": email, "phone": phone, "website": website, "address": address}
+
+
+# Example values for `rules check` and the tests; real replies take them from config.yaml.
+_OFFICE = {"name": "Vlaamse Ombudsdienst", "address": "Leuvenseweg 86, 1000 Brussel",
+           "phone": "0800 240 50", "website": "https://www.vlaamseombudsdienst.be",
+           "email": "klachten@vlaamseombudsdienst.be"}
+_INVESTIGATOR = {"name": "An Peeters", "email": "an.peeters@vlaamseombudsdienst.be",
+                 "phone": "+32 2 552 48 00"}
+
+# Every context variable, per template. Common to all: office, case_ref, citizen_name
+# ('' when unknown: the greeting becomes neutral), original_subject. `lang` is set by
+# the renderer. Empty strings are fine; missing keys are errors (StrictUndefined).
+COMMON: dict[str, Any] = {"office": _OFFICE, "case_ref": "VO-2026-000123",
+                          "citizen_name": "Jan Janssens",
+                          "original_subject": "Terugbetaling studietoelage"}
+SAMPLES: dict[str, dict[str, Any]] = {
+    "ack_investigation": {"investigator": _INVESTIGATOR},
+    "referred_ombudsman": {"service": {"name": "Federale Ombudsman", "email": "contact@federaalombudsman.be",
+                                       "phone": "0800 99 961", "website": "https://www.federaalombudsman.be",
+                                       "address": "Leuvenseweg 48 bus 6, 1000 Brussel"}},
+    "referred_agency": {"agency": {"name": "Departement Onderwijs en Vorming", "email": "info@onderwijs.vlaanderen.be",
+                                   "phone": "1700", "website": "https://www.onderwijs.vlaanderen.be",
+                                   "address": ""}},
+    "direct_answer": {"answer_text": "U kunt de aanvraag online indienen.\n\nDe termijn is dertig dagen."},
+    "ask_info": {"questions": ["een kopie van de beslissing", "de datum van uw aanvraag"]},
+    "multi_addressed": {"services": ["Federale Ombudsman", "Kinderrechtencommissariaat"]},
+    "agency_in_cc": {"agency": {"name": "Departement Onderwijs en Vorming", "email": "info@onderwijs.vlaanderen.be",
+                                "phone": "", "website": "", "address": ""}},
+    "forward_added": {"forwarded": {"sender": "Departement Onderwijs en Vorming",
+                                    "subject": "Uw dossier 2026/123", "date": "3 maart 2026"}},
+    # status: open | investigating | waiting_agency | waiting_citizen | closed (other values shown as is);
+    # investigator may be None while nobody is assigned.
+    "status": {"status": "investigating", "investigator": _INVESTIGATOR},
+    "status_neutral": {},
+    # reason: too_large | unreadable; max_size_mb: the limit in MB (int).
+    "undeliverable": {"reason": "too_large", "max_size_mb": 25},
+}
+
+
+def sample_context(name: str) -> dict[str, Any]:
+    """A complete example context for a template (unknown names get the common variables)."""
+    return {**COMMON, **SAMPLES.get(name, {})}

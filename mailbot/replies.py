@@ -1,0 +1,121 @@
+"""Turn a decided Reply into a rendered MIME message in the outbox (same transaction).
+
+Flood limits are counted in the database, so they hold across restarts and
+workers: over a limit the reply is stored as `held` and shown in the digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from .compose import compose_reply, make_message_id
+from .config import Settings
+from .db import Case, Message, Outbox
+from .model import Address, Mail, Reply
+from .render import Renderer
+from .sanitize import HeaderError
+from .store import add_event
+
+
+@dataclass(frozen=True)
+class ReplyLimits:
+    per_case_per_day: int
+    per_address_per_day: int
+
+
+def over_limit(session: Session, *, recipient: str, case_id: int | None, now: datetime,
+               limits: ReplyLimits) -> str | None:
+    """Why a reply must be held, or None."""
+    since = now - timedelta(hours=24)
+    recent = select(func.count()).select_from(Outbox).where(
+        Outbox.created_at >= since, Outbox.status != "held")
+    if session.execute(recent.where(Outbox.recipient == recipient)).scalar_one() >= limits.per_address_per_day:
+        return f"more than {limits.per_address_per_day} automatic replies to this address in 24 h"
+    if case_id is not None and session.execute(
+            recent.where(Outbox.case_id == case_id)).scalar_one() >= limits.per_case_per_day:
+        return f"more than {limits.per_case_per_day} automatic replies for this case in 24 h"
+    return None
+
+
+def reply_context(settings: Settings, case: Case | None, reply: Reply, mail: Mail) -> dict[str, Any]:
+    """Every variable any template may use (see render.SAMPLES); callers add specifics."""
+    office = settings.office
+    investigator = None
+    if case is not None and case.investigator_email:
+        investigator = {"name": case.investigator_name or "", "email": case.investigator_email,
+                        "phone": case.investigator_phone or ""}
+    forwarded = mail.forwarded[0] if mail.forwarded else None
+    nobody = {"name": "", "email": "", "phone": "", "website": "", "address": ""}
+    return {
+        "office": {"name": office.name, "phone": office.phone, "address": office.address,
+                   "website": office.website, "email": settings.smtp.from_address},
+        "case_ref": case.ref if case else "",
+        "citizen_name": reply.to.name,
+        "original_subject": reply.subject,
+        "investigator": investigator or {"name": "", "email": "", "phone": ""},
+        "status": case.status if case else "open",
+        "services": list(case.also_sent_to) if case else [],
+        "service": nobody, "agency": nobody,
+        "answer_text": "", "questions": [],
+        "forwarded": {"sender": str(forwarded.sender) if forwarded and forwarded.sender else "",
+                      "subject": forwarded.subject if forwarded else "",
+                      "date": forwarded.date.strftime("%d-%m-%Y") if forwarded and forwarded.date else ""},
+        "reason": "unreadable", "max_size_mb": settings.limits.max_message_bytes // (1024 * 1024),
+    }
+
+
+def queue_reply(session: Session, settings: Settings, renderer: Renderer, reply: Reply, *,
+                case: Case | None, mail: Mail, in_reply_to: Message, now: datetime,
+                extra_context: dict[str, Any] | None = None) -> Outbox | None:
+    """Render, compose and store one reply; held instead of pending when over a limit."""
+    context = reply_context(settings, case, reply, mail) | (extra_context or {})
+    rendered = renderer.render(reply.template, reply.language, context)
+    domain = settings.smtp.from_address.rpartition("@")[2] or "localhost"
+    message_id = make_message_id(domain)
+    references = [*mail.references[-10:], mail.message_id] if mail.message_id else list(mail.references[-10:])
+    investigator = (Address(case.investigator_name or "", case.investigator_email)
+                    if case and case.investigator_email else None)
+    try:
+        mime = compose_reply(
+            rendered=rendered, from_address=settings.smtp.from_address,
+            from_name=settings.smtp.from_name or settings.office.name, to=reply.to,
+            reply_to=investigator, case_ref=case.ref if case else "",
+            original_subject=reply.subject, in_reply_to=mail.message_id or None,
+            references=references, message_id=message_id, date=now,
+        )
+    except HeaderError as err:
+        add_event(session, "reply_skipped", case=case, template=reply.template, reason=str(err))
+        return None
+    data = bytes(mime)
+    bare_id = message_id.strip("<>")
+    out = Message(direction="out", kind="outgoing", message_id=bare_id, case_id=case.id if case else None,
+                  in_reply_to=mail.message_id, references=references,
+                  from_email=settings.smtp.from_address, to_addrs=[reply.to.email],
+                  subject=str(mime["Subject"]), sent_at=now, received_at=now,
+                  body_text=rendered.text, sha256=_sha(data), size=len(data),
+                  language=rendered.language, details={"template": reply.template})
+    session.add(out)
+    session.flush()
+    limits = ReplyLimits(settings.limits.replies_per_case_per_day, settings.limits.replies_per_address_per_day)
+    held = over_limit(session, recipient=reply.to.email, case_id=case.id if case else None,
+                      now=now, limits=limits)
+    row = Outbox(case_id=case.id if case else None, message_pk=out.id, template=reply.template,
+                 recipient=reply.to.email, message_id=bare_id, mime=data,
+                 status="held" if held else "pending", last_error=held,
+                 created_at=now, next_attempt_at=now)
+    session.add(row)
+    if case is not None and case.first_reaction_at is None and not held:
+        case.first_reaction_at = now
+    add_event(session, "reply_held" if held else "reply_queued", case=case,
+              template=reply.template, language=rendered.language, reason=held)
+    return row
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

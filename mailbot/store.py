@@ -1,0 +1,137 @@
+"""Queries over the tables in `db`: the only place that speaks SQL to the rest of mailbot."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from .db import Case, CaseSequence, Event, Message, RawMail, Receipt
+
+
+def format_ref(prefix: str, year: int, number: int) -> str:
+    return f"{prefix}-{year}-{number:06d}"
+
+
+def allocate_ref(session: Session, prefix: str, year: int) -> str:
+    """Next reference for the year. Gap-free: the counter rolls back with the transaction,
+    and the row lock taken by UPDATE serialises concurrent workers."""
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(insert(CaseSequence).values(prefix=prefix, year=year, last_number=0)
+                    .on_conflict_do_nothing())
+    number = session.execute(
+        update(CaseSequence)
+        .where(CaseSequence.prefix == prefix, CaseSequence.year == year)
+        .values(last_number=CaseSequence.last_number + 1)
+        .returning(CaseSequence.last_number)
+    ).scalar_one()
+    return format_ref(prefix, year, number)
+
+
+def receipt(session: Session, mailbox: str, uidvalidity: int, uid: int) -> Receipt | None:
+    return session.execute(
+        select(Receipt).where(Receipt.mailbox == mailbox, Receipt.uidvalidity == uidvalidity,
+                              Receipt.uid == uid)
+    ).scalar_one_or_none()
+
+
+def receipts_for(session: Session, mailbox: str, uidvalidity: int,
+                 uids: Sequence[int]) -> dict[int, Receipt]:
+    rows = session.execute(
+        select(Receipt).where(Receipt.mailbox == mailbox, Receipt.uidvalidity == uidvalidity,
+                              Receipt.uid.in_(list(uids)))
+    ).scalars()
+    return {row.uid: row for row in rows}
+
+
+def unmoved_receipts(session: Session, mailbox: str, uidvalidity: int) -> list[Receipt]:
+    return list(session.execute(
+        select(Receipt).where(Receipt.mailbox == mailbox, Receipt.uidvalidity == uidvalidity,
+                              Receipt.moved.is_(False))
+    ).scalars())
+
+
+def mark_moved(session: Session, receipt_ids: Iterable[int]) -> None:
+    ids = list(receipt_ids)
+    if ids:
+        session.execute(update(Receipt).where(Receipt.id.in_(ids)).values(moved=True))
+
+
+def incoming_by_identity(session: Session, message_id: str, sha256: str,
+                         from_email: str) -> Message | None:
+    """A message we already have: same bytes, or same Message-ID from the same sender
+    (a second copy through a distribution list differs only in its trace headers)."""
+    query = select(Message).where(Message.direction == "in")
+    if message_id:
+        query = query.where(Message.message_id == message_id,
+                            (Message.sha256 == sha256) | (Message.from_email == from_email))
+    else:
+        query = query.where(Message.sha256 == sha256)
+    return session.execute(query.limit(1)).scalar_one_or_none()
+
+
+def store_raw(session: Session, sha256: str, data: bytes) -> None:
+    if session.get(RawMail, sha256) is None:
+        session.add(RawMail(sha256=sha256, data=data))
+
+
+def case_by_ref(session: Session, ref: str) -> Case | None:
+    return session.execute(select(Case).where(Case.ref == ref)).scalar_one_or_none()
+
+
+def cases_by_refs(session: Session, refs: Iterable[str]) -> list[Case]:
+    refs = list(refs)
+    if not refs:
+        return []
+    return list(session.execute(select(Case).where(Case.ref.in_(refs))).scalars())
+
+
+def case_ids_by_message_ids(session: Session, message_ids: Iterable[str]) -> list[tuple[str, int]]:
+    """(Message-ID, case id) for known messages among `message_ids`, most recent first."""
+    ids = [m for m in message_ids if m]
+    if not ids:
+        return []
+    rows = session.execute(
+        select(Message.message_id, Message.case_id)
+        .where(Message.message_id.in_(ids), Message.case_id.is_not(None))
+        .order_by(Message.id.desc())
+    )
+    return [(mid, cid) for mid, cid in rows]
+
+
+def outgoing_by_message_id(session: Session, message_id: str) -> Message | None:
+    return session.execute(
+        select(Message).where(Message.direction == "out", Message.message_id == message_id).limit(1)
+    ).scalar_one_or_none()
+
+
+def investigator_loads(session: Session) -> dict[str, tuple[int, datetime | None]]:
+    """Per investigator: (open cases, when last assigned)."""
+    rows = session.execute(
+        select(Case.investigator_email,
+               func.count().filter(Case.status == "open"),
+               func.max(Case.created_at))
+        .where(Case.investigator_email.is_not(None))
+        .group_by(Case.investigator_email)
+    )
+    return {email: (open_count, last) for email, open_count, last in rows}
+
+
+def add_event(session: Session, type_: str, *, case: Case | None = None,
+              message: Message | None = None, **detail: object) -> Event:
+    event = Event(type=type_, case_id=case.id if case else None,
+                  message_pk=message.id if message else None, detail=dict(detail))
+    session.add(event)
+    return event
+
+
+def list_cases(session: Session, *, status: str | None = None, limit: int = 200) -> list[Case]:
+    query = select(Case).order_by(Case.id.desc()).limit(limit)
+    if status:
+        query = query.where(Case.status == status)
+    return list(session.execute(query).scalars())
