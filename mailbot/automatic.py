@@ -21,7 +21,7 @@ _ROBOT_LOCALPARTS = {"mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon
 _AUTO_SUBJECT = re.compile(
     r"^\s*(?:(?:automatisch antwoord|automatische antwoord|afwezig(?:heid)?|niet aanwezig|out of (?:the )?office|"
     r"auto(?:matic)?[- ]?reply|autoreply|r[ée]ponse automatique|absen(?:ce|t)|abwesenheitsnotiz|abwesend|"
-    r"automatische antwort|abwesenheit|auto)\b\s*:|out of (?:the )?office\b|"
+    r"automatische antwort|abwesenheit|automatyczna odpowied\w|respuesta autom[áa]tica|risposta automatica|auto)\b\s*:|out of (?:the )?office\b|"
     r"(?:undeliver(?:ed|able)|onbestelbaar|non remis|unzustellbar|niet bezorgd)\b|"
     r"delivery (?:status notification|failure|has failed)|mail delivery (?:failed|failure|system)|"
     r"returned mail\b|failure notice\b|delivery notification|non[- ]?delivery)",

@@ -27,7 +27,9 @@ _REPLY_MARKER = re.compile(
     re.IGNORECASE,
 )
 # Subject prefixes of the shipped templates, stripped when a citizen replies to our reply.
-KNOWN_PREFIXES = ("Uw klacht", "Votre plainte", "Your complaint", "Ihre Beschwerde")
+KNOWN_PREFIXES = ("Uw klacht", "Votre plainte", "Your complaint", "Ihre Beschwerde",
+                  "Uw vraag", "Votre demande", "Your request", "Ihre Anfrage",
+                  "Uw bericht", "Votre message", "Your message", "Ihre Nachricht")
 
 
 def make_message_id(domain: str) -> str:

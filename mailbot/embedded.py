@@ -27,8 +27,8 @@ _HOST = "127.0.0.1"
 _START_TIMEOUT = 10.0
 _STOP_TIMEOUT = 5.0
 
-# Loggers that would otherwise print tracebacks of aborted connections on shutdown.
-_QUIET_LOGGERS = ("pymap", "proxyprotocol", "mail.log", "asyncio")
+# pymap's loggers: they would print tracebacks of connections cut at shutdown.
+_QUIET_LOGGERS = ("pymap", "proxyprotocol")
 
 
 def _silence(names: Iterable[str]) -> None:
@@ -61,7 +61,8 @@ class EmbeddedImap:
     def start(self) -> EmbeddedImap:
         if self._thread is not None:
             raise RuntimeError("EmbeddedImap already started")
-        _silence(_QUIET_LOGGERS[:2])
+        _silence(_QUIET_LOGGERS)
+        self._ready.clear()
         self._thread = threading.Thread(target=self._run, name="embedded-imap", daemon=True)
         self._thread.start()
         if not self._ready.wait(_START_TIMEOUT):
@@ -114,6 +115,9 @@ class EmbeddedImap:
 
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
+        # Our private loop: its stray "Task exception was never retrieved" and
+        # connection-reset reports go nowhere instead of the root logger.
+        loop.set_exception_handler(lambda _loop, _context: None)
         self._loop = loop
         try:
             loop.run_until_complete(self._serve())
@@ -129,56 +133,43 @@ class EmbeddedImap:
 
     async def _serve(self) -> None:
         from proxyprotocol.reader import ProxyProtocolReader
-        from pymap.backend.dict import Config, DictBackend
+        from pymap.backend.dict import DictBackend, Login
         from pymap.concurrent import Subsystem
         from pymap.imap import IMAPServer
+        from pymap.user import UserMetadata
         from pysasl.hashing import Cleartext
 
         self._stop_event = asyncio.Event()
+        # What pymap's argparse would have produced; only these are read.
         args = Namespace(debug=False, passlib_cfg=None, proxy_protocol=None,
-                         inherited_sockets=None, demo_data=False,
-                         demo_user=self.username, demo_password=self.password)
-        config = _DemoConfig(
+                         inherited_sockets=None)
+        config = _demo_config_type()(
             args, host=self.host, port=0,
-            tls_enabled=False,                  # no STARTTLS, so LOGIN is allowed in clear
-            ssl_context=ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER),  # unused, but cheap
-            demo_data=False,                    # an empty INBOX
+            tls_enabled=False,                      # no STARTTLS, so LOGIN in clear is allowed
+            ssl_context=ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER),  # unused; skips loading CA certs
+            demo_data=False,                        # an empty INBOX, no sample mail
             demo_user=self.username, demo_password=self.password,
-            hash_context=Cleartext(),           # no 500k-round PBKDF2 per login
-            cpu_subsystem=Subsystem.for_asyncio(),  # no worker thread pool to leak
+            hash_context=Cleartext(),               # no 500k-round PBKDF2 on every login
+            cpu_subsystem=Subsystem.for_asyncio(),  # no worker thread pool left behind
             invalid_user_sleep=0.0,
             reject_dnsbl=False,
         )
         config.apply_context()
-        login = _new_login(Config, DictBackend, config)
-        backend = DictBackend(await login, config)
+        login = Login(config)
+        # The one user (what `pymap dict --demo-user/--demo-password` creates).
+        await login.demo_user_identity.set(
+            UserMetadata(config, self.username, password=self.password))
+        backend = DictBackend(login, config)
         handler = ProxyProtocolReader(config.proxy_protocol).get_callback(
             IMAPServer(backend.login, config))
         server = await asyncio.start_server(handler, host=self.host, port=0)
-        self.port = server.sockets[0].getsockname()[1]
+        self.port = int(server.sockets[0].getsockname()[1])
         async with AsyncExitStack() as stack:
             await backend.start(stack)
             self._ready.set()
             await self._stop_event.wait()
-            server.close()
-            # Drop the client connections still open so their handlers end now.
-            for writer in list(_open_writers(server)):
-                writer.close()
-        await server.wait_closed() if hasattr(server, "wait_closed") else None
-
-
-def _new_login(config_type: Any, backend_type: Any, config: Any) -> Any:
-    """The dict backend's Login with the one user, without the argparse dance."""
-    async def make() -> Any:
-        from pymap.backend.dict import Login
-        login = Login(config)
-        await backend_type._add_demo_user(config, login)
-        return login
-    return make()
-
-
-def _open_writers(server: asyncio.AbstractServer) -> list[Any]:
-    return []
+        server.close()
+        # Connection handlers still running are cancelled by _run's clean-up.
 
 
 def _cancel_remaining(loop: asyncio.AbstractEventLoop) -> None:
@@ -196,24 +187,11 @@ def _demo_config_type() -> type:
     class DemoConfig(Config):
         @property
         def greeting(self) -> bytes:
-            # The stock greeting calls socket.getfqdn() per connection, which
-            # can stall on a machine with slow reverse DNS.
+            # The stock greeting calls socket.getfqdn() on every connection,
+            # which stalls on machines with slow reverse DNS.
             return b"Server ready (mailbot demo)"
 
     return DemoConfig
-
-
-class _LazyDemoConfig:
-    _type: type | None = None
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if self._type is None:
-            type(self)._type = _demo_config_type()
-        assert self._type is not None
-        return self._type(*args, **kwargs)
-
-
-_DemoConfig = _LazyDemoConfig()
 
 
 # -- SMTP -------------------------------------------------------------------
@@ -259,14 +237,22 @@ class EmbeddedSmtp:
     def start(self) -> EmbeddedSmtp:
         from aiosmtpd.controller import Controller
 
+        class FreePortController(Controller):
+            """Binds port 0 and reads back the port the kernel chose."""
+
+            def _trigger_server(self) -> None:
+                if self.port == 0 and self.server is not None:
+                    self.port = int(self.server.sockets[0].getsockname()[1])
+                super()._trigger_server()
+
         if self._controller is not None:
             raise RuntimeError("EmbeddedSmtp already started")
-        _silence(("mail.log",))
-        self.port = _free_port(self.host)
-        controller = Controller(self._sink, hostname=self.host, port=self.port,
-                                ready_timeout=_START_TIMEOUT)
+        controller = FreePortController(self._sink, hostname=self.host, port=0,
+                                        server_hostname="mailbot-demo",
+                                        ready_timeout=_START_TIMEOUT)
         controller.start()
         self._controller = controller
+        self.port = int(controller.port)
         return self
 
     def stop(self) -> None:
@@ -280,11 +266,3 @@ class EmbeddedSmtp:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
-
-
-def _free_port(host: str) -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])

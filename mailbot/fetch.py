@@ -49,6 +49,8 @@ def connect_imap(settings: ImapSettings, *, ssl_context: ssl.SSLContext | None =
                                        timeout=settings.timeout_seconds)
         if settings.security == "starttls":
             client.starttls(context)
+        # imapclient writes commands in pieces; without NODELAY each costs a 40 ms ack delay.
+        client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         client.login(settings.username, settings.password.get_secret_value())
     except LoginError as err:
         raise FetchError(f"IMAP login as {settings.username} on {settings.host} refused") from err

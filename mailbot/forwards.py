@@ -32,11 +32,11 @@ _HEADER = re.compile(
     re.I,
 )
 _MARKERS = (  # (client, pattern) — the line that introduces a forward or quoted original
-    ("outlook", re.compile(r"^[ \t>]*-{3,}\s*(original message|oorspronkelijk bericht|origineel bericht|"
+    ("outlook-original", re.compile(r"^[ \t>]*-{3,}\s*(original message|oorspronkelijk bericht|origineel bericht|"
                            r"message d'origine|ursprüngliche nachricht|originalnachricht)\s*-{3,}\s*$", re.I)),
-    ("gmail", re.compile(r"^[ \t>]*-{6,}\s*(forwarded message|doorgestuurd bericht|message transféré|"
+    ("gmail", re.compile(r"^[ \t>]*-{9,}\s*(forwarded message|doorgestuurd bericht|message transféré|"
                          r"weitergeleitete nachricht|messaggio inoltrato|mensaje reenviado)\s*-{3,}\s*$", re.I)),
-    ("thunderbird", re.compile(r"^[ \t>]*-{4,}\s*(forwarded message|doorgestuurd bericht|message transféré|"
+    ("thunderbird", re.compile(r"^[ \t>]*-{4,8}\s*(forwarded message|doorgestuurd bericht|message transféré|"
                                r"weitergeleitete nachricht|original message|oorspronkelijk bericht)\s*-{4,}\s*$", re.I)),
     ("apple", re.compile(r"^[ \t>]*(begin forwarded message|begin doorgestuurd bericht|doorgestuurd bericht begint|"
                          r"début du message réexpédié|début du message transféré|anfang der weitergeleiteten nachricht)"
@@ -147,14 +147,30 @@ def first_block_line(lines: list[str]) -> int | None:
     return blocks[0][0] if blocks else None
 
 
-def find_inline(text: str) -> list[ForwardedMessage]:
-    """Forwarded (or quoted-original) messages in `text`, outermost first, each with its body."""
+_FORWARD_SUBJECT = re.compile(r"^\s*(?:(?:re|aw|antw|sv|réf)\s*:\s*)*\[?(?:fwd?|tr|wg|doorst|fw|rv|enc|i)\s*(?:\[\d+\])?\s*:", re.I)
+_EXPLICIT = ("gmail", "thunderbird", "apple", "outlook-original")
+
+
+def is_forward_subject(subject: str) -> bool:
+    """FW:/Fwd:/TR:/WG:/Doorst: — the subject says the sender forwarded something."""
+    return bool(_FORWARD_SUBJECT.match(subject))
+
+
+def find_inline(text: str, subject: str = "") -> list[ForwardedMessage]:
+    """Forwarded messages in `text`, outermost first, each with its body.
+
+    A block under a forward marker always counts; a bare Outlook header block only when the
+    subject says FW:/TR:/WG:, because Outlook writes the same block above reply history.
+    """
     if ":" not in text:
         return []
     lines = text.splitlines()
     blocks = _find_blocks(lines)
+    if not is_forward_subject(subject):
+        blocks = [b for b in blocks if b[2] in _EXPLICIT]
     found = []
     for n, (_, body_start, client, fields, from_label) in enumerate(blocks):
+        client = client.removesuffix("-original")
         body_end = blocks[n + 1][0] if n + 1 < len(blocks) else len(lines)
         body = "\n".join(line[1:].lstrip() if line.startswith(">") else line
                          for line in lines[body_start:body_end]).strip()

@@ -256,10 +256,11 @@ def _to_mail(msg: Message, size: int, depth: int = 0) -> Mail:
     html = "\n".join(walk.html)
     text = plain if plain else (html_to_text(html) if html else "")
     defects = [type(d).__name__ for d in msg.defects]
-    inline = _guarded(forwards.find_inline, [], defects, text)
+    subject = first.get("subject", "")
+    inline = _guarded(lambda t: forwards.find_inline(t, subject), [], defects, text)
     return Mail(
         message_id=next(iter(_ids(first.get("message-id"))), ""),
-        subject=first.get("subject", ""),
+        subject=subject,
         from_=next(iter(_addresses(raw.get("from", []) or raw.get("sender", []))), None),
         to=_addresses(raw.get("to", [])),
         cc=_addresses(raw.get("cc", [])),

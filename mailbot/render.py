@@ -108,7 +108,8 @@ class Renderer:
             raise RulesError(f"unknown template {name!r}")
         lang = self.resolve_language(name, language)
         ctx = {**context, "lang": lang}
-        text = self._render_file(f"{name}/{lang}.txt.j2", ctx).strip() + "\n"
+        text = self._render_file(f"{name}/{lang}.txt.j2", ctx)
+        text = re.sub(r"\n{3,}", "\n\n", re.sub(r"[ \t]+\n", "\n", text)).strip() + "\n"  # tidy optional blocks
         html = self._render_file(f"{name}/{lang}.html.j2", ctx).strip() + "\n"
         own_subject = f"{name}/{lang}.subject.j2"
         subject_file = own_subject if (self.templates_dir / own_subject).is_file() \
@@ -203,10 +204,11 @@ COMMON: dict[str, Any] = {"office": _OFFICE, "case_ref": "VO-2026-000123",
                           "original_subject": "Terugbetaling studietoelage"}
 SAMPLES: dict[str, dict[str, Any]] = {
     "ack_investigation": {"investigator": _INVESTIGATOR},
-    "referred_ombudsman": {"service": {"name": "Federale Ombudsman", "email": "contact@federaalombudsman.be",
+    # we_forwarded: True when we forwarded the complaint ourselves, False when the citizen should.
+    "referred_ombudsman": {"we_forwarded": True, "service": {"name": "Federale Ombudsman", "email": "contact@federaalombudsman.be",
                                        "phone": "0800 99 961", "website": "https://www.federaalombudsman.be",
                                        "address": "Leuvenseweg 48 bus 6, 1000 Brussel"}},
-    "referred_agency": {"agency": {"name": "Departement Onderwijs en Vorming", "email": "info@onderwijs.vlaanderen.be",
+    "referred_agency": {"we_forwarded": False, "agency": {"name": "Departement Onderwijs en Vorming", "email": "info@onderwijs.vlaanderen.be",
                                    "phone": "1700", "website": "https://www.onderwijs.vlaanderen.be",
                                    "address": ""}},
     "direct_answer": {"answer_text": "U kunt de aanvraag online indienen.\n\nDe termijn is dertig dagen."},
@@ -215,7 +217,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "agency_in_cc": {"agency": {"name": "Departement Onderwijs en Vorming", "email": "info@onderwijs.vlaanderen.be",
                                 "phone": "", "website": "", "address": ""}},
     "forward_added": {"forwarded": {"sender": "Departement Onderwijs en Vorming",
-                                    "subject": "Uw dossier 2026/123", "date": "3 maart 2026"}},
+                                    "subject": "Uw dossier 2026/123"}},
     # status: open | investigating | waiting_agency | waiting_citizen | closed (other values shown as is);
     # investigator may be None while nobody is assigned.
     "status": {"status": "investigating", "investigator": _INVESTIGATOR},

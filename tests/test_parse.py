@@ -1,0 +1,129 @@
+"""parse_message: headers, addresses, charsets, bodies, attachments, limits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mailbot.errors import ParseError
+from mailbot.parse import decode_bytes, decode_words, parse_message
+
+DATA = Path(__file__).parent / "data"
+
+
+def load(name: str) -> bytes:
+    return (DATA / name).read_bytes()
+
+
+def test_empty_message_is_a_parse_error() -> None:
+    """A 0-byte message cannot be read and says so."""
+    with pytest.raises(ParseError, match="empty message"):
+        parse_message(b"")
+
+
+def test_oversize_message_names_its_size_and_the_limit() -> None:
+    """A message over max_bytes is refused with both numbers in the reason."""
+    with pytest.raises(ParseError, match="message of 31 bytes exceeds the limit of 30"):
+        parse_message(b"Subject: x\r\n\r\n" + b"a" * 17, max_bytes=30)
+
+
+def test_missing_headers_give_empty_values() -> None:
+    """A body without headers parses to empty fields instead of failing."""
+    mail = parse_message(b"\r\n\r\njust text")
+    assert (mail.message_id, mail.subject, mail.from_, mail.date) == ("", "", None, None)
+
+
+def test_ids_lose_their_angle_brackets() -> None:
+    """Message-ID, In-Reply-To and References come without angle brackets."""
+    mail = parse_message(load("reply_nl.eml"))
+    assert mail.message_id == "reply-nl@example.be"
+    assert mail.in_reply_to == ("VO-2026-000123.1@vlaamseombudsdienst.be",)
+    assert mail.references[0] == "VO-2026-000123.0@vlaamseombudsdienst.be"
+
+
+def test_message_id_without_brackets_is_kept() -> None:
+    """A bare Message-ID value is taken as it is."""
+    assert parse_message(b"Message-ID: abc@x\r\n\r\nhi").message_id == "abc@x"
+
+
+def test_addresses_are_lowercased_and_names_decoded() -> None:
+    """Addresses are lower-cased, display names RFC 2047-decoded, IDN domains punycoded."""
+    mail = parse_message(load("rfc2231_idn.eml"))
+    assert mail.from_ is not None and mail.from_.name == "José García"
+    assert mail.from_.email == "jose@xn--bcher-kva.example"
+    assert mail.to[0].email == "klachten@vlaamseombudsdienst.be" and mail.to[0].name == "Klachten, dienst"
+
+
+def test_adjacent_encoded_words_join_without_space() -> None:
+    """Whitespace between two encoded-words is not part of the subject."""
+    assert parse_message(load("rfc2231_idn.eml")).subject == "Bijlage met één naam"
+
+
+def test_rfc2231_filename_and_inline_image_are_listed() -> None:
+    """An RFC 2231 filename is decoded; an inline image is listed as inline."""
+    names = {(a.filename, a.content_type, a.inline) for a in parse_message(load("rfc2231_idn.eml")).attachments}
+    assert ("brief gemeente €.pdf", "application/pdf", False) in names
+    assert ("logo.png", "image/png", True) in names
+
+
+def test_gb2312_label_on_utf8_bytes_is_recovered() -> None:
+    """Declared GB2312 but UTF-8 bytes: the body reads as UTF-8."""
+    assert "café, €5" in parse_message(load("charset_gb2312_utf8.eml")).text
+
+
+def test_latin1_label_on_windows1252_bytes_is_recovered() -> None:
+    """Declared ISO-8859-1 with windows-1252 quotes and euro sign: read as windows-1252."""
+    mail = parse_message(load("charset_latin1_cp1252.eml"))
+    assert "“€ 120” betalen – dat" in mail.text and mail.subject == "Factuur € 120"
+
+
+def test_8bit_headers_and_body_without_charset_are_readable() -> None:
+    """Raw latin-1 bytes without any charset declaration decode to the right accents."""
+    mail = parse_message(load("charset_8bit_none.eml"))
+    assert mail.subject == "Réclamation très urgente"
+    assert mail.from_ is not None and mail.from_.name == "André Dupré"
+    assert "déposer une plainte" in mail.text
+
+
+def test_html_only_mail_is_converted_without_script_or_style() -> None:
+    """An HTML-only body becomes text; script and style contents are dropped."""
+    mail = parse_message(load("html_only_outlook_nl.eml"))
+    assert "zie het antwoord van de gemeente" in mail.text
+    assert "alert" not in mail.text and "color" not in mail.text
+    assert mail.html.startswith("<html>")
+
+
+def test_tnef_contents_are_listed() -> None:
+    """The files inside winmail.dat are listed next to it."""
+    names = [a.filename for a in parse_message(load("corpus/mimekit__rich-text.eml")).attachments]
+    assert "winmail.dat" in names and "kitten-playing-with-a-christmas-tree.jpg" in names
+
+
+def test_utf8_bom_before_headers_is_ignored() -> None:
+    """A UTF-8 byte order mark before the headers does not hide them."""
+    mail = parse_message(load("corpus/mimekit__feedback-report.eml"))
+    assert mail.subject == "FW: Earn money" and mail.from_ is not None
+
+
+def test_size_is_the_raw_length() -> None:
+    """size is the length of the bytes given."""
+    raw = load("reply_fr.eml")
+    assert parse_message(raw).size == len(raw)
+
+
+def test_headers_are_lowercased_and_decoded() -> None:
+    """Every header is kept with a lower-cased name and decoded value."""
+    mail = parse_message(load("attached_rfc822.eml"))
+    assert ("subject", "Doorgestuurd: brief van de VDAB") in mail.headers
+    assert mail.header("Message-ID") == "<rfc822@example.be>"
+
+
+def test_broken_base64_encoded_word_does_not_fail() -> None:
+    """A badly padded base64 word is decoded best-effort."""
+    assert decode_words("=?utf-8?b?Sm9zw6k?=") == "José"
+
+
+def test_unknown_charset_falls_back() -> None:
+    """An unknown charset label still yields text."""
+    assert decode_bytes("café".encode("latin-1"), "x-unknown") == "café"
