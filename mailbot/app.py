@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
@@ -32,12 +33,12 @@ class App:
     def open_mailbox(self) -> Mailbox:
         return ImapMailbox(self.settings.imap)
 
-    def poll_once(self, mailbox: Mailbox | None = None) -> PollReport:
-        """Fetch and process the inbox, then send the outbox."""
+    def poll_once(self, mailbox: Mailbox | None = None, *, stop: threading.Event | None = None) -> PollReport:
+        """Fetch and process the inbox (the outbox is sent separately)."""
         own = mailbox is None
         box = mailbox or self.open_mailbox()
         try:
-            return self.intake.run_once(box)
+            return self.intake.run_once(box, stop=stop)
         finally:
             if own:
                 box.close()

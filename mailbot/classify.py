@@ -35,13 +35,15 @@ def classify(
         )
     known = own | {a.email for a in (mail.from_,) if a} | {a.email for a in mail.recipients}
     known |= {f.sender.email for f in mail.forwarded if f.sender}
-    forwarded_text = "\n".join(f.body for f in mail.forwarded)
+    # Our own mail quoted back to us is history of the case, not news from an agency.
+    forwarded = [f for f in mail.forwarded if not (f.sender and f.sender.email in own)]
+    forwarded_text = "\n".join(f.body for f in forwarded)
     facts = intent.detect_facts(
         f"{mail.subject}\n{mail.new_text or mail.text}", known_addresses=known, forwarded_text=forwarded_text
     )
     reasons: list[str] = []
-    if mail.forwarded:
-        first = mail.forwarded[0]
+    if forwarded:
+        first = forwarded[0]
         who = first.sender.email if first.sender else "unknown sender"
         reasons.append(f"forwarded message ({first.source}) from {who}: {first.subject[:60]}")
         kind = Kind.AGENCY_FORWARD

@@ -84,6 +84,19 @@ def poll(ctx: click.Context, once: bool) -> None:
                f"retrying {sent.retried}, failed {sent.failed}")
 
 
+@cli.command()
+@click.pass_context
+def run(ctx: click.Context) -> None:
+    """Long-running: poll, send the outbox, digest and retention on a schedule."""
+    from .scheduler import Runner
+
+    app = _app(ctx)
+    try:
+        Runner(app).run()
+    finally:
+        app.close()
+
+
 @cli.group()
 def case() -> None:
     """Look up cases."""

@@ -29,7 +29,7 @@ def _configured_dirs(ctx: click.Context) -> tuple[Path | None, Path | None]:
 def _resolve(ctx: click.Context, rules_dir: str | None, templates_dir: str | None, *,
              need_templates: bool = True) -> tuple[Path, Path | None]:
     if rules_dir and (templates_dir or not need_templates):
-        return Path(rules_dir), Path(templates_dir)
+        return Path(rules_dir), Path(templates_dir) if templates_dir else None
     try:
         cfg_rules, cfg_templates = _configured_dirs(ctx)
     except MailbotError:
@@ -87,7 +87,7 @@ def json_schemas() -> dict[str, dict[str, Any]]:
     schemas = {}
     for name, model in FILE_MODELS.items():
         stem = name.removesuffix(".yaml")
-        schema = {"$schema": SCHEMA_DIALECT, "title": f"mailbot rules/{name}", **model.model_json_schema()}
+        schema = {"$schema": SCHEMA_DIALECT, **model.model_json_schema(), "title": f"mailbot rules/{name}"}
         schemas[f"{stem}.schema.json"] = schema
     return schemas
 

@@ -237,8 +237,8 @@ def _service(cond: ServiceCondition, ctx: Context) -> tuple[bool, str]:
     hits = matching_detections(cond, ctx)
     if hits:
         return True, f"service {hits[0].service.id} seen in {hits[0].where} ({hits[0].detail})"
-    seen = [d.service.id for d in ctx.detections]
-    return False, f"no service matching {wanted or 'any'} (seen: {seen or 'none'})"
+    seen = ", ".join(f"{d.service.id} in {d.where}" for d in ctx.detections) or "none"
+    return False, f"no service matching {wanted or 'any'} (seen: {seen})"
 
 
 def _members(label: str, actual: str, wanted: tuple[Any, ...]) -> tuple[bool, str]:

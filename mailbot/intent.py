@@ -50,6 +50,7 @@ _FIRST_LINE = (
 )
 _OFFERED = (
     r"(stelt|stellen|bieden|biedt) .{0,40}(voor|aan)\b.{0,40}(oplossing|terugbetaling|compensatie|regeling)",
+    r"(bieden|biedt|stellen|stelt) (u |je )?.{0,40}(oplossing|terugbetaling|compensatie|regeling|schadevergoeding).{0,20}\b(aan|voor)\b",
     r"(oplossing|voorstel|terugbetaling|compensatie) (aangeboden|voorgesteld)", r"wij stellen (u )?voor",
     r"(nous vous proposons|propose une solution|proposition de (remboursement|solution))",
     r"(we|we would like to) (offer|propose)", r"offered (a|to) (solution|refund|compensation)",

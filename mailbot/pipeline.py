@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable
@@ -151,8 +152,11 @@ class Intake:
                              trusted_senders=self.routing.trusted_senders())
 
     # -- one poll cycle ----------------------------------------------------------------
-    def run_once(self, mailbox: Mailbox) -> PollReport:
-        """Fetch, process and move everything in the inbox, batch by batch."""
+    def run_once(self, mailbox: Mailbox, *, stop: threading.Event | None = None) -> PollReport:
+        """Fetch, process and move everything in the inbox, batch by batch.
+
+        `stop` (set on SIGTERM) ends the cycle after the batch in flight is committed and moved.
+        """
         self.routing.reload_if_changed()
         report = PollReport()
         self._note_uidvalidity(mailbox)
@@ -160,6 +164,8 @@ class Intake:
         uids = mailbox.uids()
         size = self.settings.imap.batch_size
         for start in range(0, len(uids), size):
+            if stop is not None and stop.is_set():
+                break
             self._run_batch(mailbox, uids[start:start + size], report)
         with self.sessions.begin() as session:
             state = session.get(MailboxState, mailbox.name)

@@ -15,6 +15,7 @@ The context variables of each template are documented in `SAMPLES` below.
 
 from __future__ import annotations
 
+import copy
 import re
 import traceback
 from collections.abc import Callable, Mapping
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, TemplateNotFound, TemplateSyntaxError
+from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound, TemplateSyntaxError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup, escape
 
@@ -120,10 +121,10 @@ class Renderer:
     def _render_file(self, path: str, context: Mapping[str, Any]) -> str:
         try:
             return self.env.get_template(path).render(context)
-        except TemplateError as err:
+        except Exception as err:  # Jinja errors, but also e.g. a TypeError inside an expression
             raise RulesError(self._describe(err, path)) from err
 
-    def _describe(self, err: TemplateError, path: str) -> str:
+    def _describe(self, err: Exception, path: str) -> str:
         """`templates/<file>:LINE: message` for a Jinja error."""
         where, line = path, None
         if isinstance(err, TemplateNotFound):
@@ -137,7 +138,7 @@ class Renderer:
                     where = str(Path(frame.filename).resolve().relative_to(root))
                     line = frame.lineno
                     break
-        message = getattr(err, "message", None) or str(err)
+        message = getattr(err, "message", None) or str(err) or type(err).__name__
         return f"{self._display(where)}:{line or 1}: {message}"
 
     def _display(self, relative: str) -> str:
@@ -229,4 +230,4 @@ SAMPLES: dict[str, dict[str, Any]] = {
 
 def sample_context(name: str) -> dict[str, Any]:
     """A complete example context for a template (unknown names get the common variables)."""
-    return {**COMMON, **SAMPLES.get(name, {})}
+    return copy.deepcopy({**COMMON, **SAMPLES.get(name, {})})

@@ -62,7 +62,7 @@ def reply_context(settings: Settings, case: Case | None, reply: Reply, mail: Mai
         "status": case.status if case else "open",
         "services": list(case.also_sent_to) if case else [],
         "service": nobody, "agency": nobody,
-        "answer_text": "", "questions": [],
+        "answer_text": "", "questions": [], "we_forwarded": False,
         "forwarded": {"sender": str(forwarded.sender) if forwarded and forwarded.sender else "",
                       "subject": forwarded.subject if forwarded else "",
                       "date": forwarded.date.strftime("%d-%m-%Y") if forwarded and forwarded.date else ""},

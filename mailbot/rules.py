@@ -229,6 +229,19 @@ def rules_fingerprint(rules_dir: Path) -> str:
     return fingerprint_of(read_rule_files(Path(rules_dir)))
 
 
+def rules_from_texts(*, services: str = "", routing: str = "", investigators: str = "",
+                     template_names: frozenset[str] | None = None) -> RuleSet:
+    """A rule set from YAML texts instead of files: for tests and the embedded demo."""
+    from .rules_check import check_contents
+
+    contents = {"services.yaml": services.encode(), "routing.yaml": routing.encode(),
+                "investigators.yaml": investigators.encode()}
+    result = check_contents(contents, label="rules", template_names=template_names)
+    if result.problems or result.ruleset is None:
+        raise RulesInvalid(result.problems)
+    return result.ruleset
+
+
 def load_rules(rules_dir: Path, *, template_names: frozenset[str] | None = None) -> RuleSet:
     """A complete, valid rule set from `rules_dir`, or `RulesInvalid` listing every problem."""
     from .rules_check import check_contents  # the checker builds on the models above

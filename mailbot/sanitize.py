@@ -131,7 +131,8 @@ def check_domain(value: str) -> str:
 def message_id(value: str) -> str | None:
     """`<id>` for a Message-ID given with or without brackets; None when it is unusable."""
     body = value.strip().removeprefix("<").removesuffix(">").strip()
-    if not body or len(body) > MESSAGE_ID_MAX or not _MSGID_BODY.match(body):
+    # "=?" would be decoded as an encoded word by the email package, even in a msg-id.
+    if not body or len(body) > MESSAGE_ID_MAX or not _MSGID_BODY.match(body) or _ENCODED_WORD_START in body:
         return None
     return f"<{body}>"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -201,3 +202,12 @@ def test_reload_after_edit(copy: Path) -> None:
     subject.write_text("Your question\n", encoding="utf-8")
     os.utime(subject, (subject.stat().st_atime, subject.stat().st_mtime + 5))
     assert renderer.render("status_neutral", "en", sample_context("status_neutral")).subject_prefix == "Your question"
+
+
+def test_python_error_in_template_reported(copy: Path) -> None:
+    """A non-Jinja error inside an expression (adding text to a number) is reported with file and line too."""
+    path = copy / "undeliverable" / "de.txt.j2"
+    path.write_text(path.read_text(encoding="utf-8").replace("{{ max_size_mb }}", '{{ max_size_mb + "x" }}'),
+                    encoding="utf-8")
+    problems = Renderer(copy).check(sample_context)
+    assert len(problems) == 1 and re.match(r"templates/undeliverable/de\.txt\.j2:\d+: ", problems[0])

@@ -94,7 +94,7 @@ def test_message_ids() -> None:
     """Message-IDs get angle brackets; ones with spaces, brackets or controls are dropped."""
     assert sanitize.message_id("abc@x.org") == "<abc@x.org>"
     assert sanitize.message_id(" <abc@x.org> ") == "<abc@x.org>"
-    for bad in ("", "<>", "a b@x", "a\r\nBcc: x", "<a<b@x>", "a\x00b@x"):
+    for bad in ("", "<>", "a b@x", "a\r\nBcc: x", "<a<b@x>", "a\x00b@x", "=?utf-8?q?x=0ABcc:y?=@x"):
         assert sanitize.message_id(bad) is None
 
 
