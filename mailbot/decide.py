@@ -50,21 +50,30 @@ def decide(mail: Mail, classification: Classification, match: Match, *,
     if match.case_id is not None and case is not None:
         return _join_case(mail, classification, match, case, recipient, reasons)
 
-    flags = set(routing.flags) | _fact_flags(classification)
+    flags = set(routing.flags) | _fact_flags(classification) | set(match.flags)
     if match.needs_triage:
         flags.add("needs_triage")
+    # A complaint referred to us by another service is the citizen's: answer them.
+    citizen = match.citizen or recipient or mail.from_
+    if match.citizen is not None:
+        recipient = match.citizen
     replies: tuple[Reply, ...] = ()
     template = routing.template or OUTCOME_TEMPLATES.get(routing.outcome, "ack_investigation")
+    if classification.kind is Kind.STATUS_REQUEST and match.needs_triage:
+        # Someone asks about a case that is not theirs: a neutral answer, staff decide.
+        template = "status_neutral"
+        flags.add("status_from_unknown_address")
     if recipient is not None:
         replies = (Reply(template, recipient, classification.language, mail.subject),)
     reasons += [f"rule {name} fired" for name in routing.rules_fired]
     return Decision(Kind.NEW_COMPLAINT, open_case=True, match=match, investigator=investigator,
-                    flags=tuple(sorted(flags)), replies=replies, reasons=tuple(reasons))
+                    flags=tuple(sorted(flags)), replies=replies, reasons=tuple(reasons),
+                    citizen=citizen)
 
 
 def _join_case(mail: Mail, classification: Classification, match: Match, case: CaseView,
                recipient: Address | None, reasons: list[str]) -> Decision:
-    flags = _fact_flags(classification)
+    flags = _fact_flags(classification) | set(match.flags)
     kind = classification.kind if classification.kind in (
         Kind.STATUS_REQUEST, Kind.AGENCY_FORWARD) else Kind.FOLLOW_UP
     sender = mail.from_.email if mail.from_ else ""

@@ -151,12 +151,23 @@ class CaseCandidate:
 
 @dataclass(frozen=True)
 class Match:
-    """The case a message belongs to, with the evidence, or none."""
+    """The case a message belongs to, with the evidence, or none.
+
+    Besides the thread, matching reports what it learnt about the complaint:
+    flags for the case (multi_addressed, agency_in_cc, referred_by, possible_duplicate…),
+    the services it was also sent to, the case it duplicates, and for a complaint
+    forwarded to us by another service, the citizen it really comes from.
+    """
 
     case_id: int | None
     ref: str | None
     evidence: tuple[Evidence, ...] = ()
     needs_triage: bool = False  # a candidate exists but the evidence is too weak
+    flags: tuple[str, ...] = ()
+    also_sent_to: tuple[str, ...] = ()
+    duplicate_of_id: int | None = None
+    citizen: Address | None = None  # the complainant when it is not the sender
+    candidates: tuple[Evidence, ...] = ()  # considered but not applied (for triage and explain)
 
     @property
     def score(self) -> float:
@@ -193,6 +204,7 @@ class Decision:
     flags: tuple[str, ...] = ()
     replies: tuple[Reply, ...] = ()
     reasons: tuple[str, ...] = field(default_factory=tuple)
+    citizen: Address | None = None  # the complainant of a new case
 
 
 @dataclass(frozen=True)

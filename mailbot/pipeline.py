@@ -29,8 +29,8 @@ from .db import Case, MailboxState, Message
 from .decide import CaseView, RoutingOutcome, decide
 from .errors import FetchError, ParseError
 from .fetch import Mailbox
-from .match import find_references, match_message
-from .model import CaseCandidate, Classification, Kind, Mail, Match
+from .matching_stage import MatchingStage
+from .model import Classification, Kind, Mail
 from .parse import parse_message
 from .recipients import reply_recipient
 from .record import Source, add_receipt, apply_decision, quarantine
@@ -72,6 +72,7 @@ class Intake:
         self.routing = routing
         self.renderer = renderer
         self.clock = clock
+        self.matching = MatchingStage(settings, routing)
         self.own_addresses = frozenset({settings.smtp.from_address.lower(),
                                         settings.imap.username.lower()})
 
@@ -104,7 +105,7 @@ class Intake:
 
     def _decide_and_record(self, session: Session, mail: Mail, classification: Classification,
                            raw: bytes, sha: str, source: Source | None, now: datetime) -> Outcome:
-        match = self.match(session, mail)
+        match = self.matching.match(session, mail, classification)
         case_row = session.get(Case, match.case_id) if match.case_id is not None else None
         case_view = (CaseView(case_row.ref, case_row.citizen_email, case_row.language,
                               frozenset(case_row.flags)) if case_row else None)
@@ -137,19 +138,6 @@ class Intake:
         flagged = session.execute(
             select(Case.flags).where(Case.citizen_email == mail.from_.email).limit(20)).scalars()
         return frozenset({mail.from_.email}) if any("undeliverable" in f for f in flagged) else frozenset()
-
-    def match(self, session: Session, mail: Mail) -> Match:
-        refs = find_references(mail, self.settings.office.reference_prefix)
-        by_reference = [_candidate(c) for c in store.cases_by_refs(session, refs)]
-        by_reference.sort(key=lambda c: refs.index(c.ref))
-        thread_ids = list(mail.in_reply_to) + list(reversed(mail.references))
-        by_thread = []
-        for message_id, case_id in store.case_ids_by_message_ids(session, thread_ids):
-            case = session.get(Case, case_id)
-            if case is not None:
-                by_thread.append((message_id, _candidate(case)))
-        return match_message(mail, by_reference=by_reference, by_thread=by_thread,
-                             trusted_senders=self.routing.trusted_senders())
 
     # -- one poll cycle ----------------------------------------------------------------
     def run_once(self, mailbox: Mailbox, *, stop: threading.Event | None = None) -> PollReport:
@@ -257,12 +245,6 @@ def _count(report: PollReport, outcome: Outcome) -> None:
         report.quarantined += 1
     elif outcome.disposition == "duplicate":
         report.duplicates += 1
-
-
-def _candidate(case: Case) -> CaseCandidate:
-    return CaseCandidate(case_id=case.id, ref=case.ref, citizen_email=case.citizen_email,
-                         citizen_name=case.citizen_name, subject=case.subject, status=case.status,
-                         created_at=case.created_at)
 
 
 def process_files(intake: Intake, raws: Iterable[bytes]) -> list[Outcome]:

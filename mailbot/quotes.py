@@ -24,6 +24,7 @@ _SIGNATURE = re.compile(
     r"download outlook\b.*|outlook voor (?:ios|android)\b.*)$",
     re.I,
 )
+_ATTRIBUTION_WORD = re.compile(r"schreef|crit|schrieb|wrote|escribi|scritto", re.I)  # cheap pre-check
 MAX_ATTRIBUTION_LINES = 3  # clients wrap long "Op … schreef …:" lines
 
 
@@ -55,7 +56,8 @@ def new_text(text: str) -> str:
             continue
         if _SIGNATURE.match(line):
             break
-        span = _attribution_at(lines, i) if line.strip() else 0
+        window = " ".join(lines[i:i + MAX_ATTRIBUTION_LINES])
+        span = _attribution_at(lines, i) if line.strip() and _ATTRIBUTION_WORD.search(window) else 0
         if span:
             following = next((x for x in lines[i + span:] if x.strip()), "")
             if not following.lstrip().startswith(">"):

@@ -55,7 +55,7 @@ def add_receipt(session: Session, source: Source | None, message: Message | None
 def open_case(session: Session, mail: Mail, decision: Decision, classification: Classification,
               *, prefix: str, now: datetime) -> Case:
     investigator = decision.investigator
-    citizen = decision.replies[0].to if decision.replies else mail.from_
+    citizen = decision.citizen or mail.from_
     case = Case(
         ref=store.allocate_ref(session, prefix, now.year), status="open",
         citizen_email=citizen.email if citizen else "", citizen_name=(citizen.name if citizen else "")[:200],
@@ -65,6 +65,7 @@ def open_case(session: Session, mail: Mail, decision: Decision, classification: 
         investigator_phone=investigator.phone if investigator else None,
         team=investigator.team if investigator else None,
         flags=list(decision.flags), created_at=now, updated_at=now,
+        also_sent_to=list(decision.match.also_sent_to), duplicate_of_id=decision.match.duplicate_of_id,
     )
     session.add(case)
     session.flush()
@@ -85,6 +86,8 @@ def apply_decision(session: Session, mail: Mail, decision: Decision,
         case = session.get(Case, decision.match.case_id)
         if case is not None and decision.flags:
             case.flags = sorted(set(case.flags) | set(decision.flags))
+        if case is not None and decision.match.also_sent_to:
+            case.also_sent_to = sorted(set(case.also_sent_to) | set(decision.match.also_sent_to))
         if case is not None:
             case.updated_at = now
     message = message_row(mail, kind=str(decision.kind), sha256=sha256, received_at=now,

@@ -128,14 +128,14 @@ class Renderer:
         """`templates/<file>:LINE: message` for a Jinja error."""
         where, line = path, None
         if isinstance(err, TemplateNotFound):
-            return f"{self._display(err.name or path)}: template file missing"
+            return f"{self._display(err.name or path)}:1: template file missing"
         if isinstance(err, TemplateSyntaxError):
             where, line = err.name or path, err.lineno
         else:  # runtime error: Jinja rewrites the traceback to template file/line frames
-            root = str(self.templates_dir.resolve())
+            root = self.templates_dir.resolve()
             for frame in reversed(traceback.extract_tb(err.__traceback__)):
-                if frame.filename and str(Path(frame.filename).resolve()).startswith(root):
-                    where = str(Path(frame.filename).resolve().relative_to(root))
+                if frame.filename and Path(frame.filename).resolve().is_relative_to(root):
+                    where = Path(frame.filename).resolve().relative_to(root).as_posix()
                     line = frame.lineno
                     break
         message = getattr(err, "message", None) or str(err) or type(err).__name__

@@ -75,6 +75,9 @@ def queue_reply(session: Session, settings: Settings, renderer: Renderer, reply:
                 extra_context: dict[str, Any] | None = None) -> Outbox | None:
     """Render, compose and store one reply; held instead of pending when over a limit."""
     context = reply_context(settings, case, reply, mail) | (extra_context or {})
+    # A status request from an address not on file learns nothing, not even the reference.
+    case_ref = "" if reply.template == "status_neutral" else (case.ref if case else "")
+    context["case_ref"] = case_ref
     rendered = renderer.render(reply.template, reply.language, context)
     domain = settings.smtp.from_address.rpartition("@")[2] or "localhost"
     message_id = make_message_id(domain)
@@ -85,7 +88,7 @@ def queue_reply(session: Session, settings: Settings, renderer: Renderer, reply:
         mime = compose_reply(
             rendered=rendered, from_address=settings.smtp.from_address,
             from_name=settings.smtp.from_name or settings.office.name, to=reply.to,
-            reply_to=investigator, case_ref=case.ref if case else "",
+            reply_to=investigator, case_ref=case_ref,
             original_subject=reply.subject, in_reply_to=mail.message_id or None,
             references=references, message_id=message_id, date=now,
         )

@@ -65,6 +65,7 @@ class _File:
     shown: str
     data: Any = None
     lines: dict[Path_, int] = field(default_factory=dict)
+    raw: dict[Path_, str] = field(default_factory=dict)  # scalars as written, for messages
     problems: list[str] = field(default_factory=list)
 
     def line(self, path: Path_) -> int:
@@ -81,7 +82,7 @@ class _File:
             return ""
         kind, key = _ENTITIES[str(path[0])]
         try:
-            value = self.data[path[0]][path[1]][key]
+            value = self.raw.get((path[0], path[1], key)) or self.data[path[0]][path[1]][key]
         except (KeyError, IndexError, TypeError):
             value = None
         return f"{kind} '{value}': " if isinstance(value, str | int) else f"{kind} #{path[1] + 1}: "
@@ -174,6 +175,7 @@ def _walk(node: yaml.Node, path: Path_, file: _File, loader: yaml.SafeLoader, ac
     if id(node) in active:
         raise _YamlProblem(node.start_mark.line + 1, "an alias refers to itself")
     if isinstance(node, yaml.ScalarNode):
+        file.raw[path] = str(node.value)
         return loader.construct_object(node)
     active = active | {id(node)}
     if isinstance(node, yaml.SequenceNode):
@@ -226,6 +228,9 @@ def _report_schema_error(file: _File, error: Any) -> None:
         file.report(loc[:-1], f"missing '{loc[-1]}'" + (f" in {parent_path}" if parent_path else ""))
         return
     hint = ""
+    written = file.raw.get(loc)
+    if kind == "string_type" and written is not None and not isinstance(error.get("input"), str):
+        hint = f" (YAML reads {written} as {type(error['input']).__name__}; write it in quotes: '{written}')"
     if kind in ("literal_error", "enum") and isinstance(error.get("input"), str):
         hint = _suggest(error["input"], re.findall(r"'([^']*)'", str(error.get("ctx", {}).get("expected", ""))))
     file.report(loc, f"{field_path}: {message}{hint}" if field_path else f"{message}{hint}")

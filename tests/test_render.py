@@ -211,3 +211,9 @@ def test_python_error_in_template_reported(copy: Path) -> None:
                     encoding="utf-8")
     problems = Renderer(copy).check(sample_context)
     assert len(problems) == 1 and re.match(r"templates/undeliverable/de\.txt\.j2:\d+: ", problems[0])
+
+
+def test_status_with_blank_investigator(renderer: Renderer) -> None:
+    """An investigator with no e-mail address reads as unassigned rather than an empty contact block."""
+    context = {**sample_context("status"), "investigator": {"name": "", "email": "", "phone": ""}}
+    assert "nog niet aan een onderzoeker toegewezen" in renderer.render("status", "nl", context).text
