@@ -45,7 +45,11 @@ def decide(mail: Mail, classification: Classification, match: Match, *,
     reasons = list(classification.reasons) + [f"{e.method}: {e.detail} ({e.score:.0f})"
                                               for e in match.evidence]
     if classification.kind in (Kind.AUTOMATIC, Kind.UNREADABLE):
-        return Decision(classification.kind, open_case=False, match=match, reasons=tuple(reasons))
+        # Never answered. A permanent bounce of our reply marks the citizen's address dead.
+        bounce = classification.bounce
+        flags = ("undeliverable",) if bounce and bounce.permanent and match.case_id else ()
+        return Decision(classification.kind, open_case=False, match=match, flags=flags,
+                        reasons=tuple(reasons))
 
     if match.case_id is not None and case is not None:
         return _join_case(mail, classification, match, case, recipient, reasons)

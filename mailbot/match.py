@@ -40,14 +40,16 @@ def match_message(mail: Mail, *, by_reference: Sequence[CaseCandidate],
                   by_thread: Sequence[tuple[str, CaseCandidate]],
                   trusted_senders: frozenset[str] = frozenset()) -> Match:
     """The best case for `mail` among the candidates, with its evidence."""
+    weak: Evidence | None = None
     for case in by_reference:
         evidence = Evidence("reference", f"{case.ref} in subject or body", 100.0)
         if may_use_reference(mail, case, trusted_senders):
             return Match(case.case_id, case.ref, (evidence,))
-        # A stranger quoting someone else's reference: never attach silently.
-        weak = Evidence("reference", f"{case.ref} quoted by a sender unknown to the case", 40.0)
-        return Match(None, None, (weak,), needs_triage=True)
+        # A stranger quoting someone else's reference: never attach on that alone.
+        weak = weak or Evidence("reference", f"{case.ref} quoted by a sender unknown to the case", 40.0)
     for message_id, case in by_thread:
         evidence = Evidence("in-reply-to", f"refers to <{message_id}> of {case.ref}", 95.0)
         return Match(case.case_id, case.ref, (evidence,))
+    if weak is not None:
+        return Match(None, None, (weak,), needs_triage=True, candidates=(weak,))
     return NO_MATCH

@@ -27,6 +27,8 @@ class MatchingStage:
         by_reference = [candidate(c) for c in store.cases_by_refs(session, refs)]
         by_reference.sort(key=lambda c: refs.index(c.ref))
         thread_ids = list(mail.in_reply_to) + list(reversed(mail.references))
+        if classification is not None and classification.bounce is not None:
+            thread_ids.insert(0, classification.bounce.original_message_id or "")
         by_thread = []
         for message_id, case_id in store.case_ids_by_message_ids(session, thread_ids):
             case = session.get(Case, case_id)

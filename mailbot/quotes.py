@@ -47,6 +47,12 @@ def new_text(text: str) -> str:
     end = first_block_line(lines)
     if end is not None:
         lines = lines[:end]
+    # Only lines near an attribution verb can start an attribution: find them once.
+    near = set()
+    if _ATTRIBUTION_WORD.search(text):
+        for n, line in enumerate(lines):
+            if len(line) < 400 and _ATTRIBUTION_WORD.search(line):
+                near.update(range(max(n - MAX_ATTRIBUTION_LINES + 1, 0), n + 1))
     kept: list[str] = []
     i = 0
     while i < len(lines):
@@ -56,8 +62,7 @@ def new_text(text: str) -> str:
             continue
         if _SIGNATURE.match(line):
             break
-        window = " ".join(lines[i:i + MAX_ATTRIBUTION_LINES])
-        span = _attribution_at(lines, i) if line.strip() and _ATTRIBUTION_WORD.search(window) else 0
+        span = _attribution_at(lines, i) if i in near and line.strip() else 0
         if span:
             following = next((x for x in lines[i + span:] if x.strip()), "")
             if not following.lstrip().startswith(">"):

@@ -11,6 +11,7 @@ as `file:line: ...`; there is never a half-loaded rule set. The checks live in `
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -147,7 +148,7 @@ class Rule(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Unique name, shown in traces.")
     description: str = ""
     enabled: bool = True
-    when: Condition = Field(default_factory=Condition, description="All must hold; empty = every mail.")
+    when: Condition = Field(default_factory=lambda: Condition.model_validate({}), description="All must hold; empty = every mail.")
     then: Actions
     continue_: bool = Field(False, alias="continue", description="Also evaluate the rules below after a match.")
 
@@ -202,7 +203,7 @@ class RuleSet:
         return entry.to_model() if entry else None
 
 
-def fingerprint_of(contents: dict[str, bytes | None]) -> str:
+def fingerprint_of(contents: Mapping[str, bytes | None]) -> str:
     digest = hashlib.sha256()
     for name in FILES:
         data = contents.get(name)
@@ -234,7 +235,7 @@ def rules_from_texts(*, services: str = "", routing: str = "", investigators: st
     """A rule set from YAML texts instead of files: for tests and the embedded demo."""
     from .rules_check import check_contents
 
-    contents = {"services.yaml": services.encode(), "routing.yaml": routing.encode(),
+    contents: dict[str, bytes | None] = {"services.yaml": services.encode(), "routing.yaml": routing.encode(),
                 "investigators.yaml": investigators.encode()}
     result = check_contents(contents, label="rules", template_names=template_names)
     if result.problems or result.ruleset is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +66,7 @@ class _File:
     data: Any = None
     lines: dict[Path_, int] = field(default_factory=dict)
     raw: dict[Path_, str] = field(default_factory=dict)  # scalars as written, for messages
+    duplicates: list[tuple[Path_, int, str]] = field(default_factory=list)  # reported once data is known
     problems: list[str] = field(default_factory=list)
 
     def line(self, path: Path_) -> int:
@@ -93,7 +94,7 @@ def check_dir(rules_dir: Path, *, template_names: frozenset[str] | None = None) 
     return check_contents(read_rule_files(rules_dir), label=rules_dir, template_names=template_names)
 
 
-def check_contents(contents: dict[str, bytes | None], *, label: Path | str,
+def check_contents(contents: Mapping[str, bytes | None], *, label: Path | str,
                    template_names: frozenset[str] | None = None) -> CheckResult:
     """Parse, validate and cross-check the three files; the rule set only when there is no problem."""
     files = {name: _File(name, str(Path(label) / name)) for name in FILES}
@@ -136,6 +137,8 @@ def _parse_and_validate(file: _File, raw: bytes | None) -> BaseModel | None:
         return None
     if file.data is None:
         file.data = {}
+    for path, line, key in file.duplicates:
+        file.problems.append(f"{file.shown}:{line}: {file.who(path)}duplicate key '{key}'")
     if not isinstance(file.data, dict):
         expected = ", ".join(f"'{k}:'" for k in FILE_MODELS[file.name].model_fields)
         file.report((), f"the file must be a mapping with {expected}")
@@ -153,17 +156,18 @@ def _parse_and_validate(file: _File, raw: bytes | None) -> BaseModel | None:
 
 def _compose(text: str, file: _File) -> Any:
     """YAML text to plain data, recording the line of every key path and list item."""
-    loader = yaml.SafeLoader(text)
+    loader: yaml.SafeLoader | None = None
     try:
-        try:
-            node = loader.get_single_node()
-            return None if node is None else _walk(node, (), file, loader, set(), [0])
-        except yaml.YAMLError as err:
-            raise _YamlProblem(_error_line(err, text), f"YAML syntax error: {_yaml_message(err)}") from None
-        except RecursionError:
-            raise _YamlProblem(1, "YAML nesting too deep") from None
+        loader = yaml.SafeLoader(text)  # the reader already rejects control characters here
+        node = loader.get_single_node()
+        return None if node is None else _walk(node, (), file, loader, set(), [0])
+    except yaml.YAMLError as err:
+        raise _YamlProblem(_error_line(err, text), f"YAML syntax error: {_yaml_message(err)}") from None
+    except RecursionError:
+        raise _YamlProblem(1, "YAML nesting too deep") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def _walk(node: yaml.Node, path: Path_, file: _File, loader: yaml.SafeLoader, active: set[int],
@@ -181,16 +185,21 @@ def _walk(node: yaml.Node, path: Path_, file: _File, loader: yaml.SafeLoader, ac
     if isinstance(node, yaml.SequenceNode):
         return [_walk(item, (*path, i), file, loader, active, count) for i, item in enumerate(node.value)]
     if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)  # resolves `<<: *defaults` merge keys
-        result: dict[str, Any] = {}
-        for key_node, value_node in node.value:
+        written: set[str] = set()
+        for key_node, _ in node.value:  # duplicates among the keys as written, before merging
             line = key_node.start_mark.line + 1
             if not isinstance(key_node, yaml.ScalarNode):
                 raise _YamlProblem(line, "a key must be plain text")
+            if key_node.value in written and key_node.tag != "tag:yaml.org,2002:merge":
+                file.duplicates.append((path, line, str(key_node.value)))
+            written.add(key_node.value)
+        loader.flatten_mapping(node)  # resolves `<<: *defaults`; keys written here override merged ones
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise _YamlProblem(key_node.start_mark.line + 1, "a key must be plain text")
             key = str(key_node.value)  # the text as written: `on`, `no` stay words, not booleans
-            if key in result:
-                file.problems.append(f"{file.shown}:{line}: {file.who((*path, key))}duplicate key '{key}'")
-            file.lines[(*path, key)] = line
+            file.lines[(*path, key)] = key_node.start_mark.line + 1
             result[key] = _walk(value_node, (*path, key), file, loader, active, count)
         return result
     raise _YamlProblem(node.start_mark.line + 1, "unsupported YAML node")
