@@ -47,6 +47,12 @@ _FIRST_LINE = (
     r"deja (porte plainte|introduit une plainte|depose une plainte|contacte|ecrit a)", r"service (des plaintes|plaintes) .{0,60}repondu",
     r"already (complained|contacted|written|filed a complaint)", r"complaints? (department|service) .{0,60}(replied|answered|responded)",
     r"(bereits|schon) (beschwert|kontaktiert|eine beschwerde eingereicht|geschrieben)",
+    # "I wrote to them twice, no answer": contact was made even without the word "klacht".
+    r"\b(hen|hun|hem|haar|de dienst|het agentschap) (al|reeds) .{0,30}(gemaild|geschreven|gebeld|gecontacteerd|aangeschreven)",
+    r"(geen|nooit) (antwoord|reactie) (gekregen|ontvangen)", r"\bzonder (enig )?(antwoord|reactie)\b",
+    r"\b(les|leur|l'administration) (ai )?deja .{0,30}(ecrit|contacte|telephone|relance)",
+    r"(sans|aucune) reponse\b", r"(never|no) (reply|response|answer) (from|received)",
+    r"\bkeine (antwort|reaktion) (erhalten|bekommen)",
 )
 _OFFERED = (
     r"(stelt|stellen|bieden|biedt) .{0,40}(voor|aan)\b.{0,40}(oplossing|terugbetaling|compensatie|regeling)",

@@ -73,3 +73,17 @@ def test_solution_offered_in_forwarded_text_and_accepted_in_new_text() -> None:
     """The agency's offer may be in the forward; the citizen's acceptance in the new text."""
     facts = detect_facts("Ik ga akkoord met het voorstel.", forwarded_text="Wij bieden u een terugbetaling aan.")
     assert facts.solution_offered and facts.solution_accepted
+
+
+@pytest.mark.parametrize("text", [
+    "Ik heb hen al twee keer gemaild zonder antwoord.",
+    "Ik heb nooit antwoord gekregen op mijn brief aan de dienst.",
+    "Je leur ai déjà écrit deux fois, sans réponse.",
+    "I wrote to them but never received a reply from the agency: no reply from them.",
+    "Ich habe keine Antwort erhalten.",
+])
+def test_contact_without_the_word_complaint_counts_as_first_line(text):
+    """Having written to the agency without an answer is first-line contact in every language."""
+    from mailbot.intent import detect_facts
+
+    assert detect_facts(text).first_line_contact
