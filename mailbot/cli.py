@@ -158,10 +158,13 @@ def demo(output: str | None, as_json: bool) -> None:
 
 
 def _register_optional() -> None:
-    """Command groups that live in their own modules."""
+    """Commands that live in their own modules, one module per area."""
+    from . import cli_import, cli_ops
     from .cli_rules import rules_group
 
     cli.add_command(rules_group)
+    for command in (*cli_ops.COMMANDS, *cli_import.COMMANDS):
+        cli.add_command(command)
 
 
 _register_optional()

@@ -116,3 +116,27 @@ def schema_command(ctx: click.Context, rules_dir: str | None, check_only: bool) 
         ctx.exit(1)
     click.echo(f"{'checked' if check_only else 'wrote'} {len(FILE_MODELS)} schemas in {out}"
                + ("" if check_only else f" ({len(stale)} changed)"))
+
+
+@rules_group.command("explain")
+@click.argument("mail_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@click.pass_context
+def explain_command(ctx: click.Context, mail_file: str, as_json: bool) -> None:
+    """Dry run for one mail: classification, matching, rules, replies. No side effects."""
+    from .app import create_app
+    from .config import default_config_path, load_settings
+    from .explain import explain, explain_text
+
+    settings = load_settings(default_config_path((ctx.find_root().obj or {}).get("config_path")))
+    url = settings.database.url
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
+        # Connecting would create the file: explain against an empty in-memory store instead.
+        settings = settings.model_copy(update={"database": settings.database.model_copy(update={"url": "sqlite://"})})
+    app = create_app(settings)
+    try:
+        result = explain(app, Path(mail_file).read_bytes())
+    finally:
+        app.close()
+    click.echo(json.dumps(result, indent=2, ensure_ascii=False, default=str) if as_json
+               else explain_text(result))

@@ -49,6 +49,7 @@ class Case(Base):
     outcome: Mapped[str] = mapped_column(String(32), default="investigation")
     priority: Mapped[str] = mapped_column(String(16), default="normal")
     flags: Mapped[list[str]] = mapped_column(default=list)
+    tags: Mapped[list[str]] = mapped_column(default=list)
     also_sent_to: Mapped[list[str]] = mapped_column(default=list)
     duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("case.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from .model import Address, Classification, Decision, Investigator, Kind, Mail, Match, Reply
 
 # Which acknowledgment each first-reaction outcome gets (see the seed: quick service
 # or an investigation whose acknowledgment names the investigator).
+REMINDED = "agency_in_cc_reminded"
+
 OUTCOME_TEMPLATES = {
     "investigation": "ack_investigation",
     "refer_ombudsman": "referred_ombudsman",
@@ -35,12 +39,18 @@ class RoutingOutcome:
     template: str | None = None
     flags: tuple[str, ...] = ()
     rules_fired: tuple[str, ...] = ()
+    team: str | None = None
+    tags: tuple[str, ...] = ()
+    priority: str = "normal"
+    notify: tuple[str, ...] = ()
+    context: Mapping[str, Any] = field(default_factory=dict, compare=False)  # for the template
 
 
 def decide(mail: Mail, classification: Classification, match: Match, *,
            recipient: Address | None, case: CaseView | None = None,
            routing: RoutingOutcome = RoutingOutcome(),
-           investigator: Investigator | None = None) -> Decision:
+           investigator: Investigator | None = None,
+           agency_in_copy: Mapping[str, str] | None = None) -> Decision:
     """The actions for `mail`. `recipient` is None when nobody may be answered."""
     reasons = list(classification.reasons) + [f"{e.method}: {e.detail} ({e.score:.0f})"
                                               for e in match.evidence]
@@ -52,7 +62,7 @@ def decide(mail: Mail, classification: Classification, match: Match, *,
                         reasons=tuple(reasons))
 
     if match.case_id is not None and case is not None:
-        return _join_case(mail, classification, match, case, recipient, reasons)
+        return _join_case(mail, classification, match, case, recipient, reasons, agency_in_copy)
 
     flags = set(routing.flags) | _fact_flags(classification) | set(match.flags)
     if match.needs_triage:
@@ -68,15 +78,21 @@ def decide(mail: Mail, classification: Classification, match: Match, *,
         template = "status_neutral"
         flags.add("status_from_unknown_address")
     if recipient is not None:
-        replies = (Reply(template, recipient, classification.language, mail.subject),)
+        replies = (Reply(template, recipient, classification.language, mail.subject,
+                         dict(routing.context)),)
+    if recipient is not None and "agency_in_cc" in flags:
+        replies += (_agency_reminder(mail, classification.language, recipient, agency_in_copy),)
+        flags.add(REMINDED)
     reasons += [f"rule {name} fired" for name in routing.rules_fired]
     return Decision(Kind.NEW_COMPLAINT, open_case=True, match=match, investigator=investigator,
                     flags=tuple(sorted(flags)), replies=replies, reasons=tuple(reasons),
-                    citizen=citizen)
+                    citizen=citizen, outcome=routing.outcome, team=routing.team,
+                    tags=routing.tags, priority=routing.priority, notify=routing.notify)
 
 
 def _join_case(mail: Mail, classification: Classification, match: Match, case: CaseView,
-               recipient: Address | None, reasons: list[str]) -> Decision:
+               recipient: Address | None, reasons: list[str],
+               agency_in_copy: Mapping[str, str] | None) -> Decision:
     flags = _fact_flags(classification) | set(match.flags)
     kind = classification.kind if classification.kind in (
         Kind.STATUS_REQUEST, Kind.AGENCY_FORWARD) else Kind.FOLLOW_UP
@@ -94,8 +110,19 @@ def _join_case(mail: Mail, classification: Classification, match: Match, case: C
                 replies.append(Reply("status_neutral", recipient, language, mail.subject))
     elif kind is Kind.AGENCY_FORWARD and recipient is not None and sender == case.citizen_email:
         replies.append(Reply("forward_added", recipient, language, mail.subject))
+    if (recipient is not None and "agency_in_cc" in flags and REMINDED not in case.flags
+            and sender == case.citizen_email):
+        replies.append(_agency_reminder(mail, language, recipient, agency_in_copy))
+        flags.add(REMINDED)
     return Decision(kind, open_case=False, match=match, flags=tuple(sorted(flags)),
                     replies=tuple(replies), reasons=tuple(reasons))
+
+
+def _agency_reminder(mail: Mail, language: str, recipient: Address,
+                     agency: Mapping[str, str] | None) -> Reply:
+    """The seed's "you no longer write to the agency yourself", sent once per case."""
+    nobody = {"name": "", "email": "", "phone": "", "website": "", "address": ""}
+    return Reply("agency_in_cc", recipient, language, mail.subject, {"agency": dict(agency or nobody)})
 
 
 def _fact_flags(classification: Classification) -> set[str]:

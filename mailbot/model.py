@@ -6,9 +6,11 @@ route: Mail + Classification → Routing;  decide: everything → Decision.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -185,12 +187,16 @@ class Investigator:
 
 @dataclass(frozen=True)
 class Reply:
-    """A reply to queue: which template, to whom, in which language."""
+    """A reply to queue: which template, to whom, in which language.
+
+    `context` holds template variables the decision supplies (the service referred to, …).
+    """
 
     template: str
     to: Address
     language: str
     subject: str
+    context: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -205,6 +211,11 @@ class Decision:
     replies: tuple[Reply, ...] = ()
     reasons: tuple[str, ...] = field(default_factory=tuple)
     citizen: Address | None = None  # the complainant of a new case
+    outcome: str = "investigation"  # first reaction: investigation or a quick-service outcome
+    team: str | None = None
+    tags: tuple[str, ...] = ()
+    priority: str = "normal"
+    notify: tuple[str, ...] = ()  # staff addresses to tell about the new case
 
 
 @dataclass(frozen=True)

@@ -112,11 +112,13 @@ class Intake:
         recipient = reply_recipient(mail, classification, own_addresses=self.own_addresses,
                                     webform_senders=self.settings.webform_senders,
                                     blocked=self._blocked(session, mail))
-        routing, investigator = RoutingOutcome(), None
+        routed = None
         if case_row is None and not classification.is_automatic:
-            routing, investigator = self.routing.route(session, mail, classification, now)
+            routed = self.routing.route(session, mail, classification, now)
         decision = decide(mail, classification, match, recipient=recipient, case=case_view,
-                          routing=routing, investigator=investigator)
+                          routing=routed.outcome if routed else RoutingOutcome(),
+                          investigator=routed.investigator if routed else None,
+                          agency_in_copy=self.routing.agency_in_copy(mail))
         case, message = apply_decision(session, mail, decision, classification, raw=raw,
                                        sha256=sha, source=source,
                                        prefix=self.settings.office.reference_prefix, now=now)
@@ -145,7 +147,11 @@ class Intake:
 
         `stop` (set on SIGTERM) ends the cycle after the batch in flight is committed and moved.
         """
+        previous_error = self.routing.last_error
         self.routing.reload_if_changed()
+        if self.routing.last_error and self.routing.last_error != previous_error:
+            with self.sessions.begin() as session:  # shown in the next digest
+                store.add_event(session, "rules_reload_failed", error=self.routing.last_error[:4000])
         report = PollReport()
         self._note_uidvalidity(mailbox)
         self._move_leftovers(mailbox, report)

@@ -63,7 +63,8 @@ def open_case(session: Session, mail: Mail, decision: Decision, classification: 
         investigator_email=investigator.email if investigator else None,
         investigator_name=investigator.name if investigator else None,
         investigator_phone=investigator.phone if investigator else None,
-        team=investigator.team if investigator else None,
+        team=decision.team or (investigator.team if investigator else None),
+        outcome=decision.outcome, priority=decision.priority, tags=list(decision.tags),
         flags=list(decision.flags), created_at=now, updated_at=now,
         also_sent_to=list(decision.match.also_sent_to), duplicate_of_id=decision.match.duplicate_of_id,
     )
@@ -81,7 +82,9 @@ def apply_decision(session: Session, mail: Mail, decision: Decision,
     if decision.open_case:
         case = open_case(session, mail, decision, classification, prefix=prefix, now=now)
         store.add_event(session, "case_opened", case=case, investigator=case.investigator_email,
-                        reasons=list(decision.reasons))
+                        outcome=decision.outcome, team=case.team, reasons=list(decision.reasons))
+        if decision.notify:
+            store.add_event(session, "staff_notified", case=case, to=list(decision.notify))
     elif decision.match.case_id is not None:
         case = session.get(Case, decision.match.case_id)
         if case is not None and decision.flags:

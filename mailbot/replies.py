@@ -74,7 +74,7 @@ def queue_reply(session: Session, settings: Settings, renderer: Renderer, reply:
                 case: Case | None, mail: Mail, in_reply_to: Message, now: datetime,
                 extra_context: dict[str, Any] | None = None) -> Outbox | None:
     """Render, compose and store one reply; held instead of pending when over a limit."""
-    context = reply_context(settings, case, reply, mail) | (extra_context or {})
+    context = reply_context(settings, case, reply, mail) | dict(reply.context) | (extra_context or {})
     # A status request from an address not on file learns nothing, not even the reference.
     case_ref = "" if reply.template == "status_neutral" else (case.ref if case else "")
     context["case_ref"] = case_ref

@@ -8,20 +8,35 @@ digest.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from . import store
-from .assign import InvestigatorLoad, pick_investigator
+from .assign import InvestigatorLoad, Pick, explain_pick
 from .decide import RoutingOutcome
 from .errors import RulesError
 from .model import Classification, Investigator, Mail
-from .route import route
+from .route import Routing, route
 from .rules import RuleSet, load_rules, rules_fingerprint
 
 log = logging.getLogger("mailbot.rules")
+
+
+@dataclass(frozen=True)
+class RoutedComplaint:
+    """The routing verdict, the investigator chosen and why."""
+
+    outcome: RoutingOutcome
+    routing: Routing
+    pick: Pick | None
+
+    @property
+    def investigator(self) -> Investigator | None:
+        return self.pick.investigator if self.pick else None
 
 
 class RoutingStage:
@@ -53,24 +68,60 @@ class RoutingStage:
         """Addresses of known services: they may quote our references."""
         return frozenset(a.lower() for s in self.ruleset.services for a in s.addresses)
 
-    def route(self, session: Session, mail: Mail, classification: Classification,
-              now: datetime, flags: frozenset[str] = frozenset()) -> tuple[RoutingOutcome, Investigator | None]:
+    def route(self, session: Session, mail: Mail, classification: Classification, now: datetime,
+              flags: frozenset[str] = frozenset()) -> RoutedComplaint:
         routing = route(mail, classification, self.ruleset, flags=flags)
-        investigator = None
+        pick = None
         if routing.outcome == "investigation" or routing.investigator_email:
-            investigator = self.pick(session, routing.team, classification.language,
-                                     routing.strategy, routing.investigator_email, now)
+            pick = self.pick(session, routing, classification.language, now)
         outcome = RoutingOutcome(outcome=routing.outcome, template=routing.template,
-                                 flags=tuple(routing.flags), rules_fired=tuple(routing.fired))
-        return outcome, investigator
+                                 flags=tuple(routing.flags), rules_fired=tuple(routing.fired),
+                                 team=routing.team, tags=tuple(routing.tags),
+                                 priority=routing.priority, notify=tuple(routing.notify),
+                                 context=self.template_context(routing))
+        return RoutedComplaint(outcome, routing, pick)
 
-    def pick(self, session: Session, team: str | None, language: str, strategy: str,
-             explicit: str | None, now: datetime) -> Investigator | None:
-        if explicit:
-            chosen = self.ruleset.investigator(explicit)
-            if chosen is not None:
-                return chosen
+    def route_without_load(self, mail: Mail, classification: Classification, now: datetime) -> RoutedComplaint:
+        """Routing when the database cannot be read (explain before `db upgrade`)."""
+        routing = route(mail, classification, self.ruleset)
+        pick = self.pick(None, routing, classification.language, now)
+        outcome = RoutingOutcome(outcome=routing.outcome, template=routing.template,
+                                 flags=tuple(routing.flags), rules_fired=tuple(routing.fired),
+                                 context=self.template_context(routing))
+        return RoutedComplaint(outcome, routing, pick)
+
+    def pick(self, session: Session | None, routing: Routing, language: str, now: datetime) -> Pick:
         loads = {email: InvestigatorLoad(open_cases=count, last_assigned_at=last)
-                 for email, (count, last) in store.investigator_loads(session).items()}
-        return pick_investigator(self.ruleset, team=team, language=language, strategy=strategy,
-                                 load=loads, today=now.date())
+                 for email, (count, last) in store.investigator_loads(session).items()} if session else {}
+        return explain_pick(self.ruleset, team=routing.team, language=language,
+                            strategy=routing.strategy, load=loads, today=now.date(),
+                            preferred=routing.investigator_email)
+
+    def agency_in_copy(self, mail: Mail) -> dict[str, str] | None:
+        """The agency (or its complaints desk) the citizen put in To/Cc, as template data."""
+        from .services import service_for_address
+
+        for address in mail.recipients:
+            service = service_for_address(self.ruleset, address.email)
+            if service is not None and service.kind in ("agency", "first_line"):
+                return _party(service) | {"email": address.email}
+        return None
+
+    def template_context(self, routing: Routing) -> dict[str, Any]:
+        """The referral's service or agency, and the services detected, for the reply."""
+        context: dict[str, Any] = {}
+        target = self.ruleset.service(routing.refer_to) if routing.refer_to else None
+        if target is not None:
+            context["service" if routing.outcome == "refer_ombudsman" else "agency"] = _party(target)
+        names = [s.name for sid in routing.services if (s := self.ruleset.service(sid)) and s.kind == "ombudsman"]
+        if names:
+            context["services"] = names
+        return context
+
+
+def _party(service: Any) -> dict[str, str]:
+    """A service as the templates' `service`/`agency` variable."""
+    contact = service.contact or ""
+    web = contact.startswith("http")
+    return {"name": service.name, "email": service.addresses[0] if service.addresses else "",
+            "phone": "", "website": contact if web else "", "address": "" if web else contact}

@@ -1,0 +1,147 @@
+"""`mailbot rules explain MAIL.eml`: what the robot would do with a mail, without doing it.
+
+Runs the same stages as the pipeline against the current database inside a
+transaction that is always rolled back; nothing is sent, stored or moved.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from .classify import classify
+from .db import Case
+from .decide import CaseView, RoutingOutcome, decide
+from .errors import ParseError
+from .model import Mail
+from .parse import parse_message
+from .recipients import reply_recipient
+from .route import describe
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (list, tuple, frozenset, set)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    return value
+
+
+def _mail_summary(mail: Mail) -> dict[str, Any]:
+    return {
+        "message_id": mail.message_id, "subject": mail.subject,
+        "from": str(mail.from_) if mail.from_ else None,
+        "to": [str(a) for a in mail.to], "cc": [str(a) for a in mail.cc],
+        "reply_to": [str(a) for a in mail.reply_to],
+        "date": mail.date.isoformat() if mail.date else None,
+        "in_reply_to": list(mail.in_reply_to), "references": list(mail.references),
+        "new_text": mail.new_text[:2000], "text_length": len(mail.text),
+        "attachments": _plain(mail.attachments), "forwarded": _plain(mail.forwarded),
+        "defects": list(mail.defects), "size": mail.size,
+    }
+
+
+def explain(app: Any, raw: bytes, *, now: datetime | None = None) -> dict[str, Any]:
+    """Everything the pipeline would decide for `raw`, as plain data."""
+    settings = app.settings
+    now = now or datetime.now(timezone.utc)
+    try:
+        mail = parse_message(raw, max_bytes=settings.limits.max_message_bytes)
+    except ParseError as err:
+        return {"parse": {"error": str(err)}, "classification": {"kind": "unreadable"},
+                "actions": ["quarantine"], "replies": []}
+    intake = app.intake
+    classification = classify(mail, own_addresses=intake.own_addresses,
+                              default_language=settings.default_language)
+    result: dict[str, Any] = {"parse": _mail_summary(mail), "classification": _plain(classification)}
+    session = app.sessions()
+    try:
+        session.begin()
+        try:
+            match = intake.matching.match(session, mail, classification)
+        except SQLAlchemyError as err:  # no schema yet: explain the rules anyway
+            session.rollback()
+            session.begin()
+            from .match import NO_MATCH
+
+            match, result["database"] = NO_MATCH, f"not consulted: {type(err).__name__}"
+        result["match"] = _plain(match)
+        case_row = session.get(Case, match.case_id) if match.case_id is not None else None
+        case_view = (CaseView(case_row.ref, case_row.citizen_email, case_row.language,
+                              frozenset(case_row.flags)) if case_row else None)
+        routed = None
+        if case_row is None and not classification.is_automatic:
+            try:
+                routed = app.routing.route(session, mail, classification, now)
+            except SQLAlchemyError:
+                session.rollback()
+                session.begin()
+                routed = app.routing.route_without_load(mail, classification, now)
+        if routed is not None:
+            result["rules"] = [_plain(t) for t in routed.routing.trace]
+            result["routing"] = describe(routed.routing)
+            result["investigator"] = _plain(routed.pick) if routed.pick else None
+        recipient = reply_recipient(mail, classification, own_addresses=intake.own_addresses,
+                                    webform_senders=settings.webform_senders)
+        decision = decide(mail, classification, match, recipient=recipient, case=case_view,
+                          routing=routed.outcome if routed else RoutingOutcome(),
+                          investigator=routed.investigator if routed else None,
+                          agency_in_copy=app.routing.agency_in_copy(mail))
+        result["decision"] = {
+            "kind": str(decision.kind), "open_case": decision.open_case,
+            "joins_case": case_row.ref if case_row else None, "flags": list(decision.flags),
+            "outcome": decision.outcome, "reasons": list(decision.reasons),
+        }
+        result["replies"] = [{"template": r.template, "to": str(r.to), "language": r.language,
+                              "subject": r.subject} for r in decision.replies]
+    finally:
+        session.rollback()
+        session.close()
+    return result
+
+
+def explain_text(result: dict[str, Any]) -> str:
+    """The explanation for a person."""
+    lines: list[str] = []
+    parse = result["parse"]
+    if "error" in parse:
+        return f"unreadable: {parse['error']}\n→ quarantined, no reply"
+    cls = result["classification"]
+    lines.append(f"mail:      {parse['from']} — {parse['subject']!r}")
+    lines.append(f"kind:      {cls['kind']} (language {cls['language']})")
+    for reason in cls.get("reasons", []):
+        lines.append(f"           · {reason}")
+    match = result.get("match", {})
+    if match.get("ref"):
+        lines.append(f"thread:    joins {match['ref']}")
+    elif match.get("needs_triage"):
+        lines.append("thread:    uncertain — a new case flagged needs_triage")
+    else:
+        lines.append("thread:    no existing case")
+    for evidence in match.get("evidence", []):
+        lines.append(f"           · {evidence['method']}: {evidence['detail']} (score {evidence['score']:.0f})")
+    if "routing" in result:
+        lines.append("rules:")
+        lines.extend(f"  {line}" for line in result["routing"])
+    if result.get("investigator"):
+        pick = result["investigator"]
+        chosen = pick["investigator"]
+        lines.append(f"investigator: {chosen['name']} <{chosen['email']}>" if chosen else "investigator: nobody eligible")
+        lines.extend(f"           · {why}" for why in pick["reasons"])
+    decision = result["decision"]
+    lines.append(f"decision:  {'open a new case' if decision['open_case'] else 'no new case'}; "
+                 f"flags: {', '.join(decision['flags']) or '-'}")
+    if not result["replies"]:
+        lines.append("replies:   none")
+    for reply in result["replies"]:
+        lines.append(f"reply:     {reply['template']} ({reply['language']}) to {reply['to']}")
+    return "\n".join(lines)
