@@ -91,7 +91,9 @@ def explain(app: Any, raw: bytes, *, now: datetime | None = None) -> dict[str, A
             result["routing"] = describe(routed.routing)
             result["investigator"] = _plain(routed.pick) if routed.pick else None
         recipient = reply_recipient(mail, classification, own_addresses=intake.own_addresses,
-                                    webform_senders=settings.webform_senders)
+                                    webform_senders=settings.webform_senders,
+                                    blocked=intake.blocked_addresses(session, mail),
+                                    is_service=app.routing.is_service_address)
         decision = decide(mail, classification, match, recipient=recipient, case=case_view,
                           routing=routed.outcome if routed else RoutingOutcome(),
                           investigator=routed.investigator if routed else None,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from . import store
-from .db import Case
+from .db import Case, Message
 from .match import find_references, match_message
 from .model import CaseCandidate, Classification, Mail, Match
 
@@ -36,3 +36,7 @@ class MatchingStage:
                 by_thread.append((message_id, candidate(case)))
         return match_message(mail, by_reference=by_reference, by_thread=by_thread,
                              trusted_senders=self.routing.trusted_senders())
+
+    def remember(self, session: Session, case: Case | None, message: Message, mail: Mail,
+                 match: Match) -> None:
+        """After a message is recorded: keep what later matching needs (agency references…)."""

@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import store
@@ -32,6 +31,7 @@ from .fetch import Mailbox
 from .matching_stage import MatchingStage
 from .model import Classification, Kind, Mail
 from .parse import parse_message
+from .addresses import undeliverable
 from .recipients import reply_recipient
 from .record import Source, add_receipt, apply_decision, quarantine
 from .replies import queue_reply
@@ -77,8 +77,12 @@ class Intake:
                                         settings.imap.username.lower()})
 
     # -- one message -------------------------------------------------------------------
-    def process(self, session: Session, raw: bytes, source: Source | None = None) -> Outcome:
-        """Handle one message inside the caller's transaction (no commit here)."""
+    def process(self, session: Session, raw: bytes, source: Source | None = None, *,
+                quiet: bool = False) -> Outcome:
+        """Handle one message inside the caller's transaction (no commit here).
+
+        `quiet` (importing old mail) records everything but queues no reply.
+        """
         if source is not None and store.receipt(session, source.mailbox, source.uidvalidity,
                                                 source.uid) is not None:
             return Outcome("known")
@@ -101,17 +105,19 @@ class Intake:
             return Outcome("duplicate", existing.kind)
         classification = classify(mail, own_addresses=self.own_addresses,
                                   default_language=self.settings.default_language)
-        return self._decide_and_record(session, mail, classification, raw, sha, source, now)
+        return self._decide_and_record(session, mail, classification, raw, sha, source, now, quiet)
 
     def _decide_and_record(self, session: Session, mail: Mail, classification: Classification,
-                           raw: bytes, sha: str, source: Source | None, now: datetime) -> Outcome:
+                           raw: bytes, sha: str, source: Source | None, now: datetime,
+                           quiet: bool = False) -> Outcome:
         match = self.matching.match(session, mail, classification)
         case_row = session.get(Case, match.case_id) if match.case_id is not None else None
         case_view = (CaseView(case_row.ref, case_row.citizen_email, case_row.language,
                               frozenset(case_row.flags)) if case_row else None)
         recipient = reply_recipient(mail, classification, own_addresses=self.own_addresses,
                                     webform_senders=self.settings.webform_senders,
-                                    blocked=self._blocked(session, mail))
+                                    blocked=self.blocked_addresses(session, mail),
+                                    is_service=self.routing.is_service_address)
         routed = None
         if case_row is None and not classification.is_automatic:
             routed = self.routing.route(session, mail, classification, now)
@@ -122,8 +128,12 @@ class Intake:
         case, message = apply_decision(session, mail, decision, classification, raw=raw,
                                        sha256=sha, source=source,
                                        prefix=self.settings.office.reference_prefix, now=now)
+        self.matching.remember(session, case, message, mail, match)
         actions = []
-        for reply in decision.replies:
+        if quiet and decision.replies:
+            store.add_event(session, "replies_suppressed", case=case,
+                            templates=[r.template for r in decision.replies], reason="import")
+        for reply in () if quiet else decision.replies:
             row = queue_reply(session, self.settings, self.renderer, reply, case=case, mail=mail,
                               in_reply_to=message, now=now)
             actions.append(f"{row.status}:{reply.template}" if row else f"skipped:{reply.template}")
@@ -133,13 +143,10 @@ class Intake:
             actions.insert(0, "thread")
         return Outcome("processed", str(decision.kind), case.ref if case else None, tuple(actions))
 
-    def _blocked(self, session: Session, mail: Mail) -> frozenset[str]:
-        """Addresses marked undeliverable: a permanent bounce or 5xx on an earlier reply."""
-        if mail.from_ is None:
-            return frozenset()
-        flagged = session.execute(
-            select(Case.flags).where(Case.citizen_email == mail.from_.email).limit(20)).scalars()
-        return frozenset({mail.from_.email}) if any("undeliverable" in f for f in flagged) else frozenset()
+    def blocked_addresses(self, session: Session, mail: Mail) -> frozenset[str]:
+        """Candidate reply addresses that are known to be undeliverable."""
+        candidates = {a.email for a in (mail.from_, *mail.reply_to) if a is not None}
+        return frozenset(e for e in candidates if undeliverable(session, e))
 
     # -- one poll cycle ----------------------------------------------------------------
     def run_once(self, mailbox: Mailbox, *, stop: threading.Event | None = None) -> PollReport:
@@ -253,10 +260,10 @@ def _count(report: PollReport, outcome: Outcome) -> None:
         report.duplicates += 1
 
 
-def process_files(intake: Intake, raws: Iterable[bytes]) -> list[Outcome]:
-    """Process messages that do not come from IMAP (import, demo), one commit each."""
+def process_files(intake: Intake, raws: Iterable[bytes], *, quiet: bool = False) -> list[Outcome]:
+    """Process messages that do not come from IMAP (tests, tools), one commit each."""
     outcomes = []
     for raw in raws:
         with intake.sessions.begin() as session:
-            outcomes.append(intake.process(session, raw))
+            outcomes.append(intake.process(session, raw, quiet=quiet))
     return outcomes

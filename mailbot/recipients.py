@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 from .model import Address, Classification, Mail
 
@@ -12,7 +12,8 @@ NON_PERSON_LOCALPARTS = ("mailer-daemon", "postmaster", "noreply", "no-reply", "
 
 def reply_recipient(mail: Mail, classification: Classification, *,
                     own_addresses: Collection[str], webform_senders: Collection[str] = (),
-                    blocked: Collection[str] = ()) -> Address | None:
+                    blocked: Collection[str] = (),
+                    is_service: Callable[[str], bool] = lambda _email: False) -> Address | None:
     """The address to answer, or None: never a robot, ourselves, a service or a dead address.
 
     A web-form robot listed in the config puts the citizen in Reply-To; everyone else
@@ -26,6 +27,6 @@ def reply_recipient(mail: Mail, classification: Classification, *,
     email = target.email
     local = email.partition("@")[0]
     if (not email or "@" not in email or email in own_addresses or email in blocked
-            or local in NON_PERSON_LOCALPARTS):
+            or local in NON_PERSON_LOCALPARTS or is_service(email)):
         return None
     return target

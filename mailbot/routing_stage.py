@@ -64,6 +64,12 @@ class RoutingStage:
         log.info("rules reloaded (%s)", ruleset.fingerprint[:12])
         return True
 
+    def is_service_address(self, email: str) -> bool:
+        """True for an address of a known service or agency: never auto-answered."""
+        from .services import service_for_address
+
+        return service_for_address(self.ruleset, email) is not None
+
     def trusted_senders(self) -> frozenset[str]:
         """Addresses of known services: they may quote our references."""
         return frozenset(a.lower() for s in self.ruleset.services for a in s.addresses)
