@@ -90,9 +90,14 @@ def explain(app: Any, raw: bytes, *, now: datetime | None = None) -> dict[str, A
             result["rules"] = [_plain(t) for t in routed.routing.trace]
             result["routing"] = describe(routed.routing)
             result["investigator"] = _plain(routed.pick) if routed.pick else None
+        try:
+            blocked = intake.blocked_addresses(session, mail)
+        except SQLAlchemyError:
+            session.rollback()
+            session.begin()
+            blocked = frozenset()
         recipient = reply_recipient(mail, classification, own_addresses=intake.own_addresses,
-                                    webform_senders=settings.webform_senders,
-                                    blocked=intake.blocked_addresses(session, mail),
+                                    webform_senders=settings.webform_senders, blocked=blocked,
                                     is_service=app.routing.is_service_address)
         decision = decide(mail, classification, match, recipient=recipient, case=case_view,
                           routing=routed.outcome if routed else RoutingOutcome(),
