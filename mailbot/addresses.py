@@ -1,17 +1,95 @@
-"""What we know about citizens' addresses: which ones are undeliverable."""
+"""What we know about citizens' addresses: which ones are undeliverable.
+
+The `address_status` table is fed by the two ways we learn that mail to an
+address cannot arrive:
+
+- the SMTP server refuses the recipient with a 5xx (outbox `_record`);
+- a permanent delivery status notification of one of our replies comes back
+  (decide flags the case `undeliverable`; `record_bounce` stores the address).
+
+A row whose status is not `undeliverable` (staff set it to `ok` with
+`mark_deliverable`) overrides the older signal, a case flagged `undeliverable`
+for that citizen address, which is still honoured when there is no row.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from .db import Case
+from .db import AddressStatus, Case
+from .model import Bounce
+
+UNDELIVERABLE = "undeliverable"
+DELIVERABLE = "ok"
+
+
+def _key(email: str) -> str:
+    return email.strip().lower()
 
 
 def undeliverable(session: Session, email: str) -> bool:
     """True when an earlier reply to `email` bounced permanently or was refused (5xx)."""
+    email = _key(email)
     if not email:
         return False
+    status = session.execute(select(AddressStatus.status).where(AddressStatus.email == email)
+                             ).scalar_one_or_none()
+    if status is not None:
+        return status == UNDELIVERABLE
     flagged = session.execute(
         select(Case.flags).where(Case.citizen_email == email).order_by(Case.id.desc()).limit(20)).scalars()
-    return any("undeliverable" in flags for flags in flagged)
+    return any(UNDELIVERABLE in flags for flags in flagged)
+
+
+def _upsert(session: Session, email: str, *, status: str, source: str, reason: str,
+            now: datetime) -> None:
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = insert(AddressStatus).values(email=email, status=status, source=source,
+                                             reason=reason[:2000], failures=1,
+                                             created_at=now, updated_at=now)
+    # Two workers may learn the same thing at once: the second one updates.
+    statement = statement.on_conflict_do_update(
+        index_elements=[AddressStatus.email],
+        set_={"status": status, "source": source, "reason": reason[:2000], "updated_at": now,
+              "failures": AddressStatus.failures + (1 if status == UNDELIVERABLE else 0)})
+    session.execute(statement)
+
+
+def mark_undeliverable(session: Session, email: str, *, source: str, reason: str,
+                       now: datetime | None = None) -> None:
+    """Never send to `email` again (until staff `mark_deliverable` it)."""
+    email = _key(email)
+    if email and "@" in email:
+        _upsert(session, email, status=UNDELIVERABLE, source=source, reason=reason,
+                now=now or datetime.now(timezone.utc))
+
+
+def mark_deliverable(session: Session, email: str, *, reason: str = "cleared by staff",
+                     now: datetime | None = None) -> None:
+    """Staff know the address works again: automatic replies may go to it."""
+    email = _key(email)
+    if email:
+        _upsert(session, email, status=DELIVERABLE, source="staff", reason=reason,
+                now=now or datetime.now(timezone.utc))
+
+
+def record_bounce(session: Session, bounce: Bounce | None, *, fallback_email: str = "",
+                  now: datetime | None = None) -> bool:
+    """Store the address of a permanent bounce of our reply; True when one was stored.
+
+    `fallback_email` (the address on file of the case the bounce matched) is used when
+    the report does not name the failed recipient.
+    """
+    if bounce is None or not bounce.permanent:
+        return False
+    email = bounce.recipient or fallback_email
+    if not email:
+        return False
+    detail = " ".join(part for part in (bounce.status, bounce.diagnostic) if part)
+    mark_undeliverable(session, email, source="bounce", reason=detail or "permanent bounce", now=now)
+    return True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Callable
 
 from sqlalchemy.engine import Engine
@@ -13,7 +13,7 @@ from sqlalchemy.orm import sessionmaker
 from .config import Settings
 from .db import make_engine, make_sessionmaker
 from .fetch import ImapMailbox, Mailbox
-from .outbox import SendReport, send_due
+from .outbox import RetryPolicy, SendReport, copy_sent, send_due
 from .pipeline import Intake, PollReport, utcnow
 from .render import Renderer
 from .routing_stage import RoutingStage
@@ -44,8 +44,20 @@ class App:
                 box.close()
 
     def send_outbox(self, now: datetime | None = None) -> SendReport:
-        return send_due(self.sessions, self.transport, self.settings.smtp.from_address,
-                        max_attempts=self.settings.limits.send_attempts, now=now)
+        """Send the due replies; then, when `imap.sent_folder` is set, file a copy of each
+        sent reply there (best-effort: a failure is an event, never a resend)."""
+        smtp = self.settings.smtp
+        policy = RetryPolicy(max_attempts=self.settings.limits.send_attempts,
+                             base=timedelta(seconds=smtp.retry_base_seconds),
+                             cap=timedelta(seconds=smtp.retry_max_seconds),
+                             lease=timedelta(seconds=smtp.claim_lease_seconds))
+        report = send_due(self.sessions, self.transport, smtp.from_address,
+                          max_attempts=policy.max_attempts, now=now, policy=policy)
+        folder = self.settings.imap.sent_folder
+        if folder and report.sent_ids:
+            copy_sent(self.sessions, report.sent_ids, folder,
+                      lambda: ImapMailbox(self.settings.imap))
+        return report
 
     def close(self) -> None:
         self.engine.dispose()

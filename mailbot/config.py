@@ -11,12 +11,14 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from datetime import time
+from datetime import date, time
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator,
+)
 
 from .errors import ConfigError
 
@@ -55,6 +57,14 @@ class SmtpSettings(_Section):
     from_name: str = ""
     timeout_seconds: float = Field(30.0, gt=0)
     concurrency: int = Field(4, ge=1, le=64)
+    # Extra CA certificates (PEM) to trust, for a relay with a private CA; None: the system's.
+    ca_file: Path | None = None
+    # How long a sender owns the outbox rows it claimed; after a crash they are sent
+    # again once it runs out. A batch stops starting new messages well before it ends.
+    claim_lease_seconds: float = Field(300.0, ge=10)
+    # Retry delay after a transient failure: base * 2^(attempt-1), capped, with jitter.
+    retry_base_seconds: float = Field(30.0, gt=0)
+    retry_max_seconds: float = Field(7200.0, gt=0)
 
 
 class DatabaseSettings(_Section):
@@ -70,10 +80,18 @@ class OfficeSettings(_Section):
 
 
 class ScheduleSettings(_Section):
-    poll_interval_seconds: int = Field(60, ge=5)
+    poll_interval_seconds: int = Field(60, ge=1)
     outbox_interval_seconds: int = Field(30, ge=1)
     digest_time: time = time(7, 30)
     timezone: str = "Europe/Brussels"
+    # Added for `mailbot run` (issue 7); every key has a default.
+    retention_time: time = time(3, 15)  # daily retention job, local time
+    idle_reissue_seconds: int = Field(25 * 60, ge=1, le=29 * 60)  # RFC 2177: re-issue IDLE < 29 min
+    reconnect_max_seconds: int = Field(300, ge=1)  # backoff cap when the IMAP server drops us
+    lease_seconds: int = Field(60, ge=2)  # a poller's claim on its mailbox; renewed every third
+    # `mailbot status --check` fails when a mailbox's last poll is older than this;
+    # None: 3 poll intervals (idle: one re-issue period) plus a minute.
+    max_poll_age_seconds: int | None = Field(None, ge=1)
 
     @field_validator("timezone")
     @classmethod
@@ -89,11 +107,19 @@ class ScheduleSettings(_Section):
 
 class DigestSettings(_Section):
     recipients: list[str] = []
+    # Per team: who receives that team's digest (only its cases), on top of `recipients`.
+    teams: dict[str, list[str]] = {}
+    first_reaction_working_days: int = Field(3, ge=1, le=60)
+    # Office closing days besides the Belgian public holidays (e.g. 11 July, bridge days).
+    extra_holidays: list[date] = []
+    chart_days: int = Field(30, ge=1, le=90)
 
 
 class RetentionSettings(_Section):
     closed_case_days: int = Field(5 * 365, ge=1)
     quarantine_days: int = Field(90, ge=1)
+    # Sent digests (staff mail with personal data) are deleted from the outbox after this.
+    digest_days: int = Field(30, ge=1)
 
 
 class LimitSettings(_Section):
@@ -125,10 +151,25 @@ class Settings(_Section):
     languages: list[Literal["nl", "fr", "en", "de"]] = ["nl", "fr", "en", "de"]
     # Web-form robots whose mails carry the citizen in Reply-To.
     webform_senders: list[str] = []
+    # Several mailboxes (e.g. klachten@ and plaintes@), each an `imap` block. When given,
+    # `imap` may be left out and defaults to the first; absent: `imap` is the only mailbox.
+    mailboxes: list[ImapSettings] = []
+
+    @model_validator(mode="before")
+    @classmethod
+    def _imap_from_mailboxes(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "imap" not in data and data.get("mailboxes"):
+            return {**data, "imap": data["mailboxes"][0]}
+        return data
 
     @property
     def default_language(self) -> str:
         return self.languages[0]
+
+    @property
+    def all_mailboxes(self) -> list[ImapSettings]:
+        """Every mailbox to poll: `mailboxes`, else the single `imap`."""
+        return list(self.mailboxes) or [self.imap]
 
 
 def expand_env(value: Any, environ: Mapping[str, str], path: str = "") -> Any:

@@ -56,6 +56,15 @@ class Case(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     first_reaction_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Matching (migration 0002): the citizen's display name as sorted folded words, for
+    # identity matching across addresses; indexed with created_at (ix_case_name_key_created).
+    citizen_name_key: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    # Matching (0002): normalised "subject\nbody" of the opening complaint, compared by rapidfuzz.
+    match_text: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # Matching (0002): ids of the agencies (services directory) the case is about.
+    match_agencies: Mapped[list[str]] = mapped_column(default=list, server_default="[]")
+    # Matching (0002): other people the citizen wrote with (To/Cc); they may quote the reference.
+    co_recipients: Mapped[list[str]] = mapped_column(default=list, server_default="[]")
 
     messages: Mapped[list[Message]] = relationship(
         back_populates="case", order_by="Message.id", foreign_keys="Message.case_id")
@@ -63,6 +72,7 @@ class Case(Base):
 
     __table_args__ = (
         Index("ix_case_investigator_created", "investigator_email", "created_at"),
+        Index("ix_case_status_investigator", "status", "investigator_email"),
         Index("ix_case_citizen_created", "citizen_email", "created_at"),
     )
 
@@ -201,3 +211,41 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 def make_sessionmaker(engine: Engine) -> sessionmaker:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+# -- issue 6: replies -------------------------------------------------------------------------
+
+
+class AddressStatus(Base):
+    """An address we must not write to again: a permanent bounce or a 5xx for it (see addresses.py)."""
+
+    __tablename__ = "address_status"
+    email: Mapped[str] = mapped_column(String(320), primary_key=True)  # lower-cased
+    status: Mapped[str] = mapped_column(String(16), default="undeliverable")
+    source: Mapped[str] = mapped_column(String(16))  # bounce | smtp | staff
+    reason: Mapped[str] = mapped_column(Text, default="")
+    failures: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# ---------------------------------------------------------------- matching (migration 0002)
+Index("ix_case_name_key_created", Case.citizen_name_key, Case.created_at)
+
+
+class CaseKey(Base):
+    """A blocking key that leads to a case without scanning the case table.
+
+    kind "agency_ref": value "service-id:REFERENCE", an agency's own file number seen in the
+    case's mail; kind "lsh": value "band:hash", a MinHash band of the opening complaint's
+    words (`mailbot.normalize.lsh_keys`). Looked up by (kind, value) within a time window.
+    """
+
+    __tablename__ = "case_key"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    value: Mapped[str] = mapped_column(String(200))
+    case_id: Mapped[int] = mapped_column(ForeignKey("case.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (Index("ix_case_key_lookup", "kind", "value", "created_at"),)

@@ -126,6 +126,30 @@ class ImapMailbox:
         except _NETWORK_ERRORS as err:
             raise FetchError(f"IMAP APPEND to {folder!r} failed: {err}") from err
 
+    def idle_wait(self, seconds: float, stop: object | None = None, *, slice_seconds: float = 1.0) -> bool:
+        """IMAP IDLE (RFC 2177) for up to `seconds`: True as soon as the server reports new
+        mail (EXISTS/RECENT), False when the time is up or `stop.is_set()`. IDLE is ended
+        (DONE) before returning, so the caller may re-issue it; a dropped connection raises
+        FetchError."""
+        import time
+
+        deadline = time.monotonic() + seconds
+        try:
+            self._client.idle()
+            try:
+                while time.monotonic() < deadline:
+                    if stop is not None and stop.is_set():  # type: ignore[attr-defined]
+                        return False
+                    wait = max(0.0, min(slice_seconds, deadline - time.monotonic()))
+                    for response in self._client.idle_check(timeout=wait):
+                        if len(response) > 1 and response[1] in (b"EXISTS", b"RECENT"):
+                            return True
+                return False
+            finally:
+                self._client.idle_done()
+        except _NETWORK_ERRORS as err:
+            raise FetchError(f"IMAP IDLE on {self.settings.folder!r} failed: {err}") from err
+
     def close(self) -> None:
         try:
             self._client.logout()

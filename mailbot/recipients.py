@@ -17,16 +17,21 @@ def reply_recipient(mail: Mail, classification: Classification, *,
     """The address to answer, or None: never a robot, ourselves, a service or a dead address.
 
     A web-form robot listed in the config puts the citizen in Reply-To; everyone else
-    is answered at their From address.
+    is answered at their From address (a Reply-To of anyone else is not trusted: it
+    could send the office's words to a third party). A web-form mail without Reply-To
+    has nobody to answer.
     """
     if classification.is_automatic or mail.from_ is None:
         return None
     target = mail.from_
-    if target.email in webform_senders and mail.reply_to:
+    if target.email.lower() in {w.lower() for w in webform_senders}:
+        if not mail.reply_to:
+            return None
         target = mail.reply_to[0]
-    email = target.email
+    email = target.email.lower()
     local = email.partition("@")[0]
-    if (not email or "@" not in email or email in own_addresses or email in blocked
+    own = {a.lower() for a in own_addresses}
+    if (not email or "@" not in email or email in own or email in {b.lower() for b in blocked}
             or local in NON_PERSON_LOCALPARTS or is_service(email)):
         return None
-    return target
+    return target if target.email == email else Address(target.name, email)

@@ -7,13 +7,15 @@ workers: over a limit the reply is stored as `held` and shown in the digest.
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from .addresses import undeliverable
 from .compose import compose_reply, make_message_id
 from .config import Settings
 from .db import Case, Message, Outbox
@@ -22,6 +24,9 @@ from .render import Renderer
 from .sanitize import HeaderError
 from .store import add_event
 
+# Templates that say nothing about a case: they may go to an address not on file.
+NO_CASE_DETAILS = frozenset({"status_neutral"})
+
 
 @dataclass(frozen=True)
 class ReplyLimits:
@@ -29,17 +34,67 @@ class ReplyLimits:
     per_address_per_day: int
 
 
+# How long a worker waits for another worker's lock on the same recipient (PostgreSQL).
+LOCK_WAIT_SECONDS = 10.0
+
+
+def _lock_recipient(session: Session, recipient: str) -> bool:
+    """Serialise the limit check per recipient until the transaction ends.
+
+    On PostgreSQL two workers could otherwise both count 9 and both queue the 10th
+    reply: a transaction-scoped advisory lock on the address makes the second wait for
+    the first one's commit. `pg_try_advisory_xact_lock` in a loop never deadlocks; when
+    it cannot get the lock in time the caller holds the reply (safe, shown to staff).
+    SQLite needs nothing: every write transaction is BEGIN IMMEDIATE, one at a time.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    key = int.from_bytes(hashlib.sha256(recipient.encode()).digest()[:8], "big", signed=True)
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while True:
+        if session.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key}).scalar_one():
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+
+
 def over_limit(session: Session, *, recipient: str, case_id: int | None, now: datetime,
                limits: ReplyLimits) -> str | None:
-    """Why a reply must be held, or None."""
+    """Why a reply must be held, or None. Counted in the database over the last 24 h.
+
+    Tiers, narrowest first: per case, then per address. Every reply queued in the
+    window counts (pending, sent or failed), except held ones.
+    """
+    if not _lock_recipient(session, recipient):
+        return "the reply limits could not be checked (another worker holds the address)"
     since = now - timedelta(hours=24)
     recent = select(func.count()).select_from(Outbox).where(
-        Outbox.created_at >= since, Outbox.status != "held")
-    if session.execute(recent.where(Outbox.recipient == recipient)).scalar_one() >= limits.per_address_per_day:
-        return f"more than {limits.per_address_per_day} automatic replies to this address in 24 h"
+        Outbox.created_at > since, Outbox.status != "held")
     if case_id is not None and session.execute(
             recent.where(Outbox.case_id == case_id)).scalar_one() >= limits.per_case_per_day:
         return f"more than {limits.per_case_per_day} automatic replies for this case in 24 h"
+    if session.execute(recent.where(Outbox.recipient == recipient)).scalar_one() >= limits.per_address_per_day:
+        return f"more than {limits.per_address_per_day} automatic replies to this address in 24 h"
+    return None
+
+
+def refusal(session: Session, settings: Settings, reply: Reply, case: Case | None) -> str | None:
+    """Why `reply` must not be sent at all, or None: the last check before the outbox.
+
+    decide and recipients already choose the recipient; this guards their result:
+    never ourselves, never an undeliverable address, and a reply that may name the
+    case only to the address on file for the case.
+    """
+    email = reply.to.email.lower()
+    own = {settings.smtp.from_address.lower(), settings.imap.username.lower()}
+    if email in own:
+        return "the recipient is one of our own addresses"
+    if undeliverable(session, email):
+        return "the address is marked undeliverable"
+    if (case is not None and reply.template not in NO_CASE_DETAILS
+            and email != case.citizen_email.lower()):
+        return "case details go only to the address on file for the case"
     return None
 
 
@@ -74,6 +129,10 @@ def queue_reply(session: Session, settings: Settings, renderer: Renderer, reply:
                 case: Case | None, mail: Mail, in_reply_to: Message, now: datetime,
                 extra_context: dict[str, Any] | None = None) -> Outbox | None:
     """Render, compose and store one reply; held instead of pending when over a limit."""
+    refused = refusal(session, settings, reply, case)
+    if refused:
+        add_event(session, "reply_skipped", case=case, template=reply.template, reason=refused)
+        return None
     context = reply_context(settings, case, reply, mail) | dict(reply.context) | (extra_context or {})
     # A status request from an address not on file learns nothing, not even the reference.
     case_ref = "" if reply.template == "status_neutral" else (case.ref if case else "")

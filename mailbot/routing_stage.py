@@ -98,7 +98,8 @@ class RoutingStage:
 
     def pick(self, session: Session | None, routing: Routing, language: str, now: datetime) -> Pick:
         loads = {email: InvestigatorLoad(open_cases=count, last_assigned_at=last)
-                 for email, (count, last) in store.investigator_loads(session).items()} if session else {}
+                 for email, (count, last) in store.investigator_loads(
+                     session, [p.email for p in self.ruleset.investigators]).items()} if session else {}
         return explain_pick(self.ruleset, team=routing.team, language=language,
                             strategy=routing.strategy, load=loads, today=now.date(),
                             preferred=routing.investigator_email)

@@ -20,16 +20,16 @@ def format_ref(prefix: str, year: int, number: int) -> str:
 def allocate_ref(session: Session, prefix: str, year: int) -> str:
     """Next reference for the year. Gap-free: the counter rolls back with the transaction,
     and the row lock taken by UPDATE serialises concurrent workers."""
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    session.execute(insert(CaseSequence).values(prefix=prefix, year=year, last_number=0)
-                    .on_conflict_do_nothing())
-    number = session.execute(
-        update(CaseSequence)
-        .where(CaseSequence.prefix == prefix, CaseSequence.year == year)
-        .values(last_number=CaseSequence.last_number + 1)
-        .returning(CaseSequence.last_number)
-    ).scalar_one()
+    bump = (update(CaseSequence)
+            .where(CaseSequence.prefix == prefix, CaseSequence.year == year)
+            .values(last_number=CaseSequence.last_number + 1)
+            .returning(CaseSequence.last_number))
+    number = session.execute(bump).scalar_one_or_none()
+    if number is None:  # the year's first case: create the counter (once, race-free)
+        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        session.execute(insert(CaseSequence).values(prefix=prefix, year=year, last_number=0)
+                        .on_conflict_do_nothing())
+        number = session.execute(bump).scalar_one()
     return format_ref(prefix, year, number)
 
 
@@ -110,16 +110,31 @@ def outgoing_by_message_id(session: Session, message_id: str) -> Message | None:
     ).scalar_one_or_none()
 
 
-def investigator_loads(session: Session) -> dict[str, tuple[int, datetime | None]]:
-    """Per investigator: (open cases, when last assigned)."""
-    rows = session.execute(
-        select(Case.investigator_email,
-               func.count().filter(Case.status == "open"),
-               func.max(Case.created_at))
-        .where(Case.investigator_email.is_not(None))
+def investigator_loads(session: Session, emails: Iterable[str]) -> dict[str, tuple[int, datetime | None]]:
+    """Per investigator: (open cases, when last assigned), in two statements whose cost
+    does not grow with the archive: open cases are counted through the (status,
+    investigator) index, the last assignment is one index probe per person."""
+    emails = list(emails)
+    if not emails:
+        return {}
+    open_counts = dict(session.execute(
+        select(Case.investigator_email, func.count())
+        .where(Case.status == "open", Case.investigator_email.in_(emails))
         .group_by(Case.investigator_email)
-    )
-    return {email: (open_count, last) for email, open_count, last in rows}
+    ).all())
+    probes = [select(func.max(Case.created_at)).where(Case.investigator_email == email).scalar_subquery()
+              for email in emails]
+    lasts = session.execute(select(*probes)).one()
+    return {email: (open_counts.get(email, 0), _aware(last)) for email, last in zip(emails, lasts)}
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything we store is UTC."""
+    if value is not None and value.tzinfo is None:
+        from datetime import timezone
+
+        return value.replace(tzinfo=timezone.utc)
+    return value
 
 
 def add_event(session: Session, type_: str, *, case: Case | None = None,

@@ -45,6 +45,7 @@ def upgrade() -> None:
         batch_op.create_index('ix_case_citizen_created', ['citizen_email', 'created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_case_citizen_email'), ['citizen_email'], unique=False)
         batch_op.create_index('ix_case_investigator_created', ['investigator_email', 'created_at'], unique=False)
+        batch_op.create_index('ix_case_status_investigator', ['status', 'investigator_email'], unique=False)
         batch_op.create_index(batch_op.f('ix_case_status'), ['status'], unique=False)
 
     op.create_table('case_sequence',
@@ -190,6 +191,7 @@ def downgrade() -> None:
     with op.batch_alter_table('case', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_case_status'))
         batch_op.drop_index('ix_case_investigator_created')
+        batch_op.drop_index('ix_case_status_investigator')
         batch_op.drop_index(batch_op.f('ix_case_citizen_email'))
         batch_op.drop_index('ix_case_citizen_created')
 

@@ -14,8 +14,17 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    op.create_table('address_status',
+    sa.Column('email', sa.String(length=320), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('source', sa.String(length=16), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=False),
+    sa.Column('failures', sa.Integer(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('email')
+    )
 
 
 def downgrade() -> None:
-    pass
+    op.drop_table('address_status')

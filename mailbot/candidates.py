@@ -1,0 +1,123 @@
+"""Candidate cases for one message, through indexed queries only.
+
+Every query is bounded by an index and a LIMIT (case reference, Message-ID, citizen
+address or name key with created_at, case_key (kind, value, created_at)), so the cost of
+matching one message does not grow with the number of cases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .db import Case, CaseKey, Message
+from .model import CaseCandidate
+
+IDENTITY_LIMIT = 20  # most recent cases of one citizen (address, and name key) considered
+BAND_LIMIT = 20  # most recent cases per MinHash band key considered
+REF_LIMIT = 10  # cases per agency file number
+
+
+@dataclass(frozen=True)
+class Candidate(CaseCandidate):
+    """A case as the matcher sees it: CaseCandidate plus what matching remembered."""
+
+    name_key: str = ""
+    agencies: tuple[str, ...] = ()
+
+
+def candidate(case: Case) -> Candidate:
+    return Candidate(case_id=case.id, ref=case.ref, citizen_email=case.citizen_email,
+                     citizen_name=case.citizen_name, subject=case.subject,
+                     text=case.match_text or "", status=case.status, created_at=case.created_at,
+                     co_recipients=tuple(case.co_recipients or ()),
+                     name_key=case.citizen_name_key or "",
+                     agencies=tuple(case.match_agencies or ()))
+
+
+def by_refs(session: Session, refs: Sequence[str]) -> list[Candidate]:
+    """Cases with one of our references, in the order the references were found."""
+    if not refs:
+        return []
+    rows = session.execute(select(Case).where(Case.ref.in_(list(refs)))).scalars()
+    return sorted((candidate(c) for c in rows), key=lambda c: refs.index(c.ref))
+
+
+def by_message_ids(session: Session, message_ids: Sequence[str]) -> list[tuple[str, Candidate]]:
+    """(Message-ID, case) for messages we sent or received, in the order asked."""
+    ids = [m for m in dict.fromkeys(message_ids) if m][:100]
+    if not ids:
+        return []
+    rows = session.execute(
+        select(Message.message_id, Case).join(Case, Message.case_id == Case.id)
+        .where(Message.message_id.in_(ids)).order_by(Message.id.desc()))
+    found: dict[str, Candidate] = {}
+    for message_id, case in rows:
+        found.setdefault(message_id, candidate(case))
+    return [(m, found[m]) for m in ids if m in found]
+
+
+def by_identity(session: Session, email: str, name_key: str, since: datetime) -> list[Candidate]:
+    """The citizen's recent cases: same address, then same name key from another address."""
+    found: dict[int, Candidate] = {}
+    if email:
+        rows = session.execute(
+            select(Case).where(Case.citizen_email == email, Case.created_at >= since)
+            .order_by(Case.created_at.desc()).limit(IDENTITY_LIMIT)).scalars()
+        found.update((c.id, candidate(c)) for c in rows)
+    if name_key:
+        rows = session.execute(
+            select(Case).where(Case.citizen_name_key == name_key, Case.created_at >= since)
+            .order_by(Case.created_at.desc()).limit(IDENTITY_LIMIT)).scalars()
+        for case in rows:
+            found.setdefault(case.id, candidate(case))
+    return list(found.values())
+
+
+def by_keys(session: Session, kind: str, values: Iterable[str], since: datetime | None,
+            limit: int) -> list[tuple[str, int]]:
+    """(value, case id) for case keys equal to one of `values`, newest first, `limit` per value."""
+    found: list[tuple[str, int]] = []
+    for value in dict.fromkeys(values):
+        query = select(CaseKey.case_id).where(CaseKey.kind == kind, CaseKey.value == value)
+        if since is not None:
+            query = query.where(CaseKey.created_at >= since)
+        found += [(value, cid) for cid in session.execute(
+            query.order_by(CaseKey.created_at.desc()).limit(limit)).scalars()]
+    return found
+
+
+def cases_by_ids(session: Session, ids: Iterable[int]) -> dict[int, Candidate]:
+    wanted = list(dict.fromkeys(ids))
+    if not wanted:
+        return {}
+    return {c.id: candidate(c) for c in session.execute(select(Case).where(Case.id.in_(wanted))).scalars()}
+
+
+def by_agency_refs(session: Session, values: Sequence[str]) -> list[tuple[str, Candidate]]:
+    """(service:reference, case) for agency file numbers remembered on cases."""
+    hits = by_keys(session, "agency_ref", values, None, REF_LIMIT)
+    cases = cases_by_ids(session, (cid for _, cid in hits))
+    return [(value, cases[cid]) for value, cid in hits if cid in cases]
+
+
+def similar(session: Session, band_keys: Sequence[str], since: datetime) -> list[Candidate]:
+    """Recent cases sharing a MinHash band with the text: near-duplicates from anyone."""
+    hits = by_keys(session, "lsh", band_keys, since, BAND_LIMIT)
+    return list(cases_by_ids(session, (cid for _, cid in hits)).values())
+
+
+def add_keys(session: Session, case: Case, kind: str, values: Iterable[str]) -> None:
+    """Remember keys for a case, each once."""
+    values = list(dict.fromkeys(v[:200] for v in values if v))
+    if not values:
+        return
+    known = set(session.execute(select(CaseKey.value).where(
+        CaseKey.case_id == case.id, CaseKey.kind == kind)).scalars()) if case.id else set()
+    for value in values:
+        if value not in known:
+            session.add(CaseKey(kind=kind, value=value, case_id=case.id, created_at=case.created_at))

@@ -1,0 +1,128 @@
+"""The daily triage digest for staff: rendered from `digest_data`, sent through the outbox.
+
+Templates live in `templates/_digest/` (Dutch; `nl.txt.j2`, `nl.html.j2`, `nl.subject.j2`,
+shared labels in `labels.j2`). They are rendered in the same sandbox as the replies,
+with StrictUndefined, and the HTML is autoescaped: every value from a mail (subjects,
+names, reasons) is escaped.
+
+Sending: one outbox row per recipient (template `digest`, no case), so the digest gets
+the outbox's retries and backoff when SMTP is down. The scheduled digest has a Message-ID
+derived from the day, team and recipient: two `mailbot run` processes queueing the same
+digest collide on the outbox's unique Message-ID and only one copy is sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr
+from pathlib import Path
+from typing import Any
+
+from jinja2 import FileSystemLoader, StrictUndefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from . import sanitize
+from .config import Settings
+from .db import Outbox
+from .digest_data import DigestData, collect
+from .errors import RulesError
+from .store import add_event
+
+TEMPLATE_DIR = "_digest"
+COLORS = {"new_complaint": "#1f77b4", "follow_up": "#2ca02c", "agency_forward": "#9467bd",
+          "status_request": "#ff7f0e", "automatic": "#7f7f7f", "unreadable": "#d62728"}
+
+
+@dataclass(frozen=True)
+class RenderedDigest:
+    subject: str
+    text: str
+    html: str
+
+
+def environment(templates_dir: Path) -> ImmutableSandboxedEnvironment:
+    return ImmutableSandboxedEnvironment(
+        loader=FileSystemLoader(str(Path(templates_dir) / TEMPLATE_DIR), encoding="utf-8"),
+        undefined=StrictUndefined, autoescape=lambda name: bool(name) and name.endswith(".html.j2"),
+        auto_reload=True, trim_blocks=True, lstrip_blocks=True)
+
+
+def render(settings: Settings, data: DigestData, *, language: str = "nl") -> RenderedDigest:
+    """Text, HTML and subject of one digest."""
+    env = environment(settings.templates_dir)
+    context: dict[str, Any] = {"d": data, "office": settings.office.name, "colors": COLORS,
+                               "working_days": settings.digest.first_reaction_working_days,
+                               "day": data.day.strftime("%d-%m-%Y")}
+    try:
+        text = env.get_template(f"{language}.txt.j2").render(context)
+        html = env.get_template(f"{language}.html.j2").render(context)
+        subject = env.get_template(f"{language}.subject.j2").render(context)
+    except Exception as err:  # Jinja errors name the file and line
+        raise RulesError(f"digest template: {err}") from err
+    return RenderedDigest(sanitize.header_text(subject), text.strip() + "\n", html.strip() + "\n")
+
+
+def build(sessions: sessionmaker, settings: Settings, day: date, *, team: str | None = None) -> RenderedDigest:
+    with sessions() as session:
+        return render(settings, collect(session, settings, day, team=team))
+
+
+def compose(settings: Settings, digest: RenderedDigest, recipient: str, message_id: str,
+            now: datetime) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = formataddr((sanitize.display_name(settings.smtp.from_name or settings.office.name),
+                              settings.smtp.from_address))
+    msg["To"] = sanitize.check_address(recipient)
+    msg["Subject"] = digest.subject
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = message_id
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["Precedence"] = "bulk"
+    msg.set_content(digest.text)
+    msg.add_alternative(digest.html, subtype="html")
+    return bytes(msg)
+
+
+def queue(sessions: sessionmaker, settings: Settings, day: date, now: datetime, *,
+          team: str | None = None, recipients: list[str] | None = None, once: bool = True) -> int:
+    """Queue the digest for each recipient; returns how many rows were queued.
+
+    `once`: a deterministic Message-ID per (day, team, recipient): queueing again (another
+    worker, a restart) adds nothing. Without it (`mailbot digest --send`) it is sent again.
+    """
+    targets = recipients if recipients is not None else _recipients(settings, team)
+    if not targets:
+        return 0
+    digest = build(sessions, settings, day, team=team)
+    domain = settings.smtp.from_address.rpartition("@")[2] or "localhost"
+    queued = 0
+    for recipient in targets:
+        key = f"{day.isoformat()}|{team or ''}|{recipient.lower()}"
+        tag = hashlib.sha256(key.encode()).hexdigest()[:24] if once else uuid.uuid4().hex
+        bare = f"digest.{day.isoformat()}.{tag}@{domain}"
+        try:
+            with sessions.begin() as session:
+                session.add(Outbox(case_id=None, message_pk=None, template="digest", recipient=recipient,
+                                   message_id=bare, mime=compose(settings, digest, recipient, f"<{bare}>", now),
+                                   status="pending", created_at=now, next_attempt_at=now))
+                session.flush()
+                queued += 1
+        except IntegrityError:
+            continue  # already queued by another worker
+    with sessions.begin() as session:
+        _note(session, day, team, queued)
+    return queued
+
+
+def _recipients(settings: Settings, team: str | None) -> list[str]:
+    return list(settings.digest.teams.get(team, [])) if team else list(settings.digest.recipients)
+
+
+def _note(session: Session, day: date, team: str | None, queued: int) -> None:
+    add_event(session, "digest_queued", day=day.isoformat(), team=team, recipients=queued)

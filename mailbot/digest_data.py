@@ -1,0 +1,260 @@
+"""Queries behind the daily triage digest and `mailbot status`.
+
+A digest day is a calendar day in the office's time zone. Sections come in the order
+staff should read them: what needs a decision first, then what the robot did.
+Items are plain values (strings), escaped only when rendered.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from .config import Settings
+from .db import Case, Event, MailboxState, Message, Outbox
+from .holidays_be import subtract_working_days
+
+DECISION_SECTIONS = ("needs_triage", "multi_addressed", "agency_in_cc", "contact_wishes",
+                     "quarantined", "undeliverable", "held", "rules_failed", "overdue")
+INFO_SECTIONS = ("new_cases", "quick_service", "agency_forwards", "status_requests")
+CHART_KINDS = ("new_complaint", "follow_up", "agency_forward", "status_request", "automatic",
+               "unreadable")
+
+
+@dataclass(frozen=True)
+class Item:
+    ref: str = ""
+    title: str = ""
+    who: str = ""
+    detail: str = ""
+    extras: tuple[str, ...] = ()
+
+
+@dataclass
+class Section:
+    key: str
+    groups: list[tuple[str, list[Item]]] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return sum(len(items) for _, items in self.groups)
+
+
+@dataclass(frozen=True)
+class ChartDay:
+    day: date
+    counts: tuple[tuple[str, int], ...]
+    total: int
+
+
+@dataclass
+class DigestData:
+    day: date
+    team: str | None
+    decisions: list[Section]
+    info: list[Section]
+    totals: dict[str, int]
+    chart: list[ChartDay]
+    chart_max: int
+
+
+def day_window(day: date, tz: str) -> tuple[datetime, datetime]:
+    """[start, end) of a local calendar day, in UTC."""
+    zone = ZoneInfo(tz)
+    start = datetime.combine(day, time(0), zone)
+    end = datetime.combine(day + timedelta(days=1), time(0), zone)
+    return start.astimezone(timezone.utc), end.astimezone(timezone.utc)
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def _who(name: str | None, email: str | None) -> str:
+    return f"{name} <{email}>" if name and email else (email or name or "")
+
+
+def _one(items: list[Item]) -> list[tuple[str, list[Item]]]:
+    return [("", items)] if items else []
+
+
+def collect(session: Session, settings: Settings, day: date, *, team: str | None = None) -> DigestData:
+    """Everything the digest of `day` shows (only `team`'s cases when a team is given)."""
+    start, end = day_window(day, settings.schedule.timezone)
+    in_window = (Message.direction == "in", Message.received_at >= start, Message.received_at < end)
+    messages = list(session.execute(select(Message).where(*in_window).order_by(Message.id)).scalars())
+    case_ids = {m.case_id for m in messages if m.case_id}
+    cases = {c.id: c for c in session.execute(select(Case).where(or_(
+        Case.id.in_(case_ids), (Case.created_at >= start) & (Case.created_at < end)))).scalars()}
+
+    def mine(case: Case | None) -> bool:
+        return team is None or (case is not None and case.team == team)
+
+    touched = sorted((c for c in cases.values() if mine(c)), key=lambda c: c.ref)
+    events = {e.message_pk: e.detail for e in session.execute(select(Event).where(
+        Event.type == "message_received", Event.message_pk.in_([m.id for m in messages]))).scalars()}
+
+    def flagged(*flags: str) -> list[Item]:
+        return [Item(c.ref, c.subject, _who(c.citizen_name, c.citizen_email),
+                     ", ".join(f for f in flags if f in c.flags),
+                     tuple(s for s in c.also_sent_to) + ((f"duplicaat van {c.duplicate_of.ref}",)
+                                                         if c.duplicate_of else ()))
+                for c in touched if any(f in c.flags for f in flags)]
+
+    triage = []
+    for m in messages:
+        case = cases.get(m.case_id) if m.case_id else None
+        evidence = (events.get(m.id) or {}).get("evidence") or []
+        uncertain = [e for e in evidence if float(e.get("score", 0)) < settings.matching.fuzzy_threshold]
+        opened_here = case is not None and "needs_triage" in case.flags and start <= _aware(case.created_at) < end
+        if mine(case) and (uncertain or (opened_here and m.id == min(x.id for x in messages if x.case_id == case.id))):
+            triage.append(Item(case.ref if case else "", m.subject, _who(m.from_name, m.from_email), m.kind,
+                               tuple(f"{e.get('method', '')}: {e.get('detail', '')} (score {float(e.get('score', 0)):.0f})"
+                                     for e in evidence)))
+    decisions = [
+        Section("needs_triage", _one(triage)),
+        Section("multi_addressed", _one(flagged("multi_addressed", "possible_duplicate"))),
+        Section("agency_in_cc", _one(flagged("agency_in_cc"))),
+        Section("contact_wishes", _one(flagged("anonymity_requested", "prefers_phone"))),
+    ]
+    intake_wide = team is None
+    decisions.append(Section("quarantined", _one([
+        Item("", m.subject or "(geen onderwerp)", m.from_email, (m.quarantine_reason or "")[:300],
+             (f"{m.size} bytes",)) for m in messages if m.quarantine_reason is not None and intake_wide])))
+    decisions.append(Section("undeliverable", _one(_undeliverable(session, start, end, messages, cases, mine))))
+    held = session.execute(select(Outbox, Case).outerjoin(Case, Outbox.case_id == Case.id)
+                           .where(Outbox.status == "held", Outbox.created_at < end).order_by(Outbox.id)).all()
+    decisions.append(Section("held", _one([Item(c.ref if c else "", row.template, row.recipient, row.last_error or "")
+                                           for row, c in held if mine(c)])))
+    failures = session.execute(select(Event).where(Event.type == "rules_reload_failed", Event.created_at >= start,
+                                                   Event.created_at < end).order_by(Event.id)).scalars()
+    decisions.append(Section("rules_failed", _one([Item("", str(e.detail.get("error", "")).splitlines()[0][:300]
+                                                        if e.detail.get("error") else "", "",
+                                                        str(e.detail.get("error", ""))[:1000])
+                                                   for e in failures if intake_wide])))
+    decisions.append(Section("overdue", _one(_overdue(session, settings, day, end, mine))))
+    info = _info(messages, cases, touched, start, end, mine, session)
+    chart, chart_max = _chart(session, settings, day)
+    totals = {"received": len(messages), "new_cases": sum(1 for c in touched if start <= _aware(c.created_at) < end),
+              "replies_sent": session.execute(select(func.count()).select_from(Outbox).where(
+                  Outbox.status == "sent", Outbox.sent_at >= start, Outbox.sent_at < end,
+                  Outbox.template != "digest")).scalar_one(),
+              "needs_decision": sum(s.count for s in decisions)}
+    return DigestData(day, team, decisions, info, totals, chart, chart_max)
+
+
+def _undeliverable(session: Session, start: datetime, end: datetime, messages: list[Message],
+                   cases: dict[int, Case], mine) -> list[Item]:
+    items = []
+    failed = session.execute(select(Event).where(Event.type == "reply_failed", Event.created_at >= start,
+                                                 Event.created_at < end).order_by(Event.id)).scalars()
+    for event in failed:
+        row = session.get(Outbox, event.detail.get("outbox_id")) if event.detail.get("outbox_id") else None
+        case = session.get(Case, event.case_id) if event.case_id else None
+        if row is not None and row.template != "digest" and mine(case):
+            items.append(Item(case.ref if case else "", row.template, row.recipient, (row.last_error or "")[:300]))
+    for m in messages:
+        case = cases.get(m.case_id) if m.case_id else None
+        if m.kind == "automatic" and case is not None and "undeliverable" in case.flags and mine(case):
+            items.append(Item(case.ref, m.subject, case.citizen_email, str(m.details.get("auto_reason", ""))[:300]))
+    return items
+
+
+def _overdue(session: Session, settings: Settings, day: date, end: datetime, mine) -> list[Item]:
+    digest = settings.digest
+    cutoff = subtract_working_days(day, digest.first_reaction_working_days, digest.extra_holidays)
+    _, cutoff_end = day_window(cutoff, settings.schedule.timezone)
+    rows = session.execute(select(Case).where(Case.first_reaction_at.is_(None), Case.status != "closed",
+                                              Case.created_at < cutoff_end).order_by(Case.created_at)).scalars()
+    zone = ZoneInfo(settings.schedule.timezone)
+    return [Item(c.ref, c.subject, _who(c.citizen_name, c.citizen_email),
+                 f"binnengekomen {_aware(c.created_at).astimezone(zone):%d-%m-%Y}",
+                 tuple(x for x in (c.investigator_name or c.investigator_email or "",) if x))
+            for c in rows if mine(c)]
+
+
+OUTCOME_LABELS = {"refer_ombudsman": "doorverwezen naar de bevoegde ombudsdienst",
+                  "refer_agency": "doorverwezen naar de dienst zelf (eerstelijn)",
+                  "answer": "inhoudelijk beantwoord", "ask_info": "bijkomende informatie gevraagd"}
+
+
+def _info(messages: list[Message], cases: dict[int, Case], touched: list[Case], start: datetime,
+          end: datetime, mine, session: Session) -> list[Section]:
+    new = [c for c in touched if start <= _aware(c.created_at) < end]
+    groups: dict[str, list[Item]] = defaultdict(list)
+    for c in new:
+        label = " · ".join(x for x in (c.team or "", c.investigator_name or c.investigator_email or "") if x)
+        groups[label or "niet toegewezen"].append(
+            Item(c.ref, c.subject, _who(c.citizen_name, c.citizen_email),
+                 c.language + ("" if c.priority == "normal" else f", prioriteit {c.priority}")))
+    quick = [Item(c.ref, c.subject, _who(c.citizen_name, c.citizen_email), OUTCOME_LABELS.get(c.outcome, c.outcome))
+             for c in new if c.outcome != "investigation"]
+    forwards = [Item(cases[m.case_id].ref if m.case_id in cases else "", m.original_subject or m.subject,
+                     m.original_sender or "", _who(m.from_name, m.from_email))
+                for m in messages if m.kind == "agency_forward" and mine(cases.get(m.case_id) if m.case_id else None)]
+    replies = defaultdict(list)
+    for row in session.execute(select(Outbox).where(Outbox.template.in_(("status", "status_neutral")),
+                                                    Outbox.created_at >= start, Outbox.created_at < end)).scalars():
+        replies[row.case_id].append(row)
+    status = []
+    for m in messages:
+        case = cases.get(m.case_id) if m.case_id else None
+        if m.kind == "status_request" and case is not None and mine(case):
+            rows = replies.get(case.id, [])
+            answer = ", ".join(f"{r.template}: {r.status}" for r in rows) or "geen antwoord verstuurd"
+            status.append(Item(case.ref, m.subject, _who(m.from_name, m.from_email), answer))
+    return [Section("new_cases", sorted(groups.items())), Section("quick_service", _one(quick)),
+            Section("agency_forwards", _one(forwards)), Section("status_requests", _one(status))]
+
+
+def _chart(session: Session, settings: Settings, day: date) -> tuple[list[ChartDay], int]:
+    days = settings.digest.chart_days
+    first = day - timedelta(days=days - 1)
+    start, _ = day_window(first, settings.schedule.timezone)
+    _, end = day_window(day, settings.schedule.timezone)
+    zone = ZoneInfo(settings.schedule.timezone)
+    counts: dict[date, Counter[str]] = defaultdict(Counter)
+    for received, kind in session.execute(select(Message.received_at, Message.kind).where(
+            Message.direction == "in", Message.received_at >= start, Message.received_at < end)):
+        counts[_aware(received).astimezone(zone).date()][kind] += 1
+    chart = []
+    for offset in range(days):
+        d = first + timedelta(days=offset)
+        c = counts.get(d, Counter())
+        chart.append(ChartDay(d, tuple((k, c[k]) for k in CHART_KINDS if c[k]), sum(c.values())))
+    return chart, max((d.total for d in chart), default=0)
+
+
+# ---- `mailbot status` ----------------------------------------------------------------
+
+ERROR_EVENTS = ("poll_failed", "reply_failed", "rules_reload_failed", "digest_failed", "retention_failed")
+
+
+def operational_status(session: Session, mailboxes: list[str], now: datetime) -> dict:
+    """Last poll per mailbox, outbox queue sizes, quarantine count and the last errors."""
+    states = {s.mailbox: s for s in session.execute(select(MailboxState)).scalars()}
+    boxes = []
+    for name in mailboxes:
+        state = states.get(name)
+        last = _aware(state.last_poll_at) if state and state.last_poll_at else None
+        until = _aware(state.lease_until) if state and state.lease_until else None
+        boxes.append({"mailbox": name, "last_poll_at": last.isoformat() if last else None,
+                      "age_seconds": round((now - last).total_seconds()) if last else None,
+                      "lease_owner": state.lease_owner if state and until and until > now else None})
+    queue = dict(session.execute(select(Outbox.status, func.count()).group_by(Outbox.status)).all())
+    errors = session.execute(select(Event).where(Event.type.in_(ERROR_EVENTS))
+                             .order_by(Event.id.desc()).limit(5)).scalars()
+    return {
+        "mailboxes": boxes,
+        "outbox": {k: int(queue.get(k, 0)) for k in ("pending", "held", "failed")},
+        "quarantined": session.execute(select(func.count()).select_from(Message)
+                                       .where(Message.quarantine_reason.is_not(None))).scalar_one(),
+        "last_errors": [{"at": _aware(e.created_at).isoformat(), "type": e.type,
+                         "error": str(e.detail.get("error") or e.detail.get("template") or "")[:300]}
+                        for e in errors],
+    }

@@ -1,0 +1,274 @@
+"""`mailbot import`: backfill cases and threads from an old mailbox, without replying.
+
+Sources: an mbox file (streamed, one message in memory at a time), a Maildir, or a folder
+of the configured IMAP server (read-only: nothing is moved). Every message goes through the
+normal intake with `quiet=True`: cases, threads, flags and events are recorded; no reply is
+queued. Each message leaves a receipt keyed by `Source(mailbox="import:<where>", uidvalidity,
+uid)`, committed in batches, so an interrupted import resumes where it stopped and a second
+run skips everything already done. Mail that cannot be read is quarantined (a row with the
+reason, shown in the digest) and counted in the final report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import mailbox
+import re
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, Protocol
+
+from sqlalchemy import select
+
+from . import store
+from .db import Receipt
+from .record import Source, quarantine
+
+if TYPE_CHECKING:
+    from .app import App
+    from .config import ImapSettings
+
+log = logging.getLogger("mailbot.import")
+
+class Progress(Protocol):
+    """What the import loop reports to (the CLI's progress bar)."""
+
+    def update(self, count: int, position: int) -> None: ...
+    def finish(self) -> None: ...
+
+
+# (uid, raw bytes, position for the progress bar)
+Item = tuple[int, bytes, int]
+
+_DATE = re.compile(rb"^Date:[ \t]*(.+(?:\r?\n[ \t].*)*)", re.I | re.M)
+_FROM_QUOTED = re.compile(rb"^>+From ")
+
+
+@dataclass
+class ImportReport:
+    seen: int = 0
+    skipped: int = 0          # done by an earlier run
+    outcomes: Counter[str] = field(default_factory=Counter)   # processed/duplicate/quarantined
+    kinds: Counter[str] = field(default_factory=Counter)
+    problems: Counter[str] = field(default_factory=Counter)   # quarantine reasons, abridged
+    cases: set[str] = field(default_factory=set)
+    interrupted: bool = False
+    seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return (self.seen - self.skipped) / self.seconds if self.seconds else 0.0
+
+
+class ImportClock:
+    """The intake's clock during an import: the mail's own Date, so old cases keep their dates."""
+
+    def __init__(self) -> None:
+        self.current: datetime | None = None
+
+    def __call__(self) -> datetime:
+        return self.current or datetime.now(timezone.utc)
+
+    def set_from(self, raw: bytes) -> None:
+        now = datetime.now(timezone.utc)
+        self.current = None
+        head = raw[:raw.find(b"\n\n") if b"\n\n" in raw[:65536] else 65536]
+        found = _DATE.search(head.replace(b"\r\n", b"\n"))
+        if not found:
+            return
+        try:
+            when = parsedate_to_datetime(found.group(1).decode("ascii", "replace").strip())
+        except (TypeError, ValueError, IndexError):
+            return
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        if datetime(1990, 1, 1, tzinfo=timezone.utc) <= when <= now:
+            self.current = when.astimezone(timezone.utc)
+
+
+# -- sources ---------------------------------------------------------------------------
+
+
+def iter_mbox(handle: BinaryIO) -> Iterator[Item]:
+    """Messages of an mbox stream, in order, numbered from 0; `>From ` lines unescaped (mboxrd)."""
+    index, lines, blank_before, position = -1, [], True, 0
+    for line in handle:
+        if line.startswith(b"From ") and blank_before:
+            if index >= 0:
+                yield index, _join(lines), position
+            index, lines = index + 1, []
+        elif index >= 0:
+            lines.append(line[1:] if _FROM_QUOTED.match(line) else line)
+        position += len(line)
+        blank_before = line in (b"\n", b"\r\n")
+    if index >= 0:
+        yield index, _join(lines), position
+
+
+def _join(lines: list[bytes]) -> bytes:
+    if lines and lines[-1] in (b"\n", b"\r\n"):
+        lines = lines[:-1]  # the separator line before the next "From "
+    return b"".join(lines)
+
+
+def maildir_uid(key: str) -> int:
+    """A stable 63-bit number for a Maildir file: its unique name, without the flags."""
+    unique = key.split(":", 1)[0]
+    return int.from_bytes(hashlib.sha256(unique.encode()).digest()[:8], "big") >> 1
+
+
+def maildir_items(path: Path) -> tuple[int, Iterator[Item]]:
+    box = mailbox.Maildir(path, factory=None, create=False)
+    keys = sorted(box.keys())
+
+    def items() -> Iterator[Item]:
+        for number, key in enumerate(keys, 1):
+            with box.get_file(key) as handle:
+                yield maildir_uid(key), handle.read(), number
+
+    return len(keys), items()
+
+
+def imap_items(settings: ImapSettings, folder: str) -> tuple[str, int, int, Iterator[Item], Callable[[], None]]:
+    """(name, uidvalidity, count, items, close) for an IMAP folder opened read-only."""
+    from .fetch import connect_imap, mailbox_name
+
+    client = connect_imap(settings)
+    selected = client.select_folder(folder, readonly=True)
+    uidvalidity = int(selected[b"UIDVALIDITY"])
+    uids = sorted(client.search(["ALL"]))
+    name = mailbox_name(settings.model_copy(update={"folder": folder}))
+
+    def items() -> Iterator[Item]:
+        for start in range(0, len(uids), 100):
+            chunk = uids[start:start + 100]
+            response = client.fetch(chunk, ["BODY.PEEK[]"])
+            for number, uid in enumerate(chunk, start + 1):
+                data = response.get(uid, {}).get(b"BODY[]")
+                if data is not None:
+                    yield uid, bytes(data), number
+
+    def close() -> None:
+        try:
+            client.logout()
+        except Exception:  # noqa: BLE001 - the connection may be gone
+            pass
+
+    return name, uidvalidity, len(uids), items(), close
+
+
+# -- the import loop -------------------------------------------------------------------
+
+
+class Importer:
+    """Feeds messages through the intake in quiet mode, a batch per transaction."""
+
+    def __init__(self, app: App, clock: ImportClock, *, batch_size: int = 200,
+                 progress: Progress | None = None) -> None:
+        self.app = app
+        self.clock = clock
+        self.batch_size = batch_size
+        self.progress = progress
+
+    def done_uids(self, name: str, uidvalidity: int) -> set[int]:
+        with self.app.sessions() as session:
+            query = select(Receipt.uid).where(Receipt.mailbox == name, Receipt.uidvalidity == uidvalidity)
+            return set(session.execute(query).scalars())
+
+    def run(self, name: str, uidvalidity: int, items: Iterator[Item]) -> ImportReport:
+        report = ImportReport()
+        started = time.monotonic()
+        done = self.done_uids(name, uidvalidity)
+        batch: list[Item] = []
+        try:
+            for item in items:
+                report.seen += 1
+                if item[0] in done:
+                    report.skipped += 1
+                else:
+                    batch.append(item)
+                if len(batch) >= self.batch_size:
+                    self._commit(name, uidvalidity, batch, report)
+                    batch = []
+                if self.progress is not None:
+                    self.progress.update(report.seen, item[2])
+            if batch:
+                self._commit(name, uidvalidity, batch, report)
+        except KeyboardInterrupt:
+            report.interrupted = True  # the batch in flight was rolled back; committed ones stay
+        finally:
+            report.seconds = time.monotonic() - started
+            if self.progress is not None:
+                self.progress.finish()
+        return report
+
+    def _commit(self, name: str, uidvalidity: int, batch: list[Item], report: ImportReport) -> None:
+        counts: Counter[str] = Counter()
+        kinds: Counter[str] = Counter()
+        problems: Counter[str] = Counter()
+        cases: set[str] = set()
+        with self.app.sessions.begin() as session:
+            for uid, raw, _ in batch:
+                source = Source(name, uidvalidity, uid)
+                self.clock.set_from(raw)
+                try:
+                    with session.begin_nested():
+                        outcome = self.app.intake.process(session, raw, source, quiet=True)
+                except Exception as err:  # noqa: BLE001 - one bad message must not stop the import
+                    reason = f"processing failed: {type(err).__name__}: {err}"
+                    log.debug("import %s uid=%s: %s\n%s", name, uid, reason, traceback.format_exc(limit=5))
+                    sha = hashlib.sha256(raw).hexdigest()
+                    with session.begin_nested():
+                        if store.incoming_by_identity(session, "", sha, "") is None:
+                            quarantine(session, raw, sha, source, reason, now=self.clock())
+                    counts["quarantined"] += 1
+                    problems[_abridge(reason)] += 1
+                    continue
+                counts[outcome.disposition] += 1
+                kinds[outcome.kind or "-"] += 1
+                if outcome.disposition == "quarantined":
+                    problems[_abridge(_last_reason(session))] += 1
+                if outcome.case_ref:
+                    cases.add(outcome.case_ref)
+        report.outcomes.update(counts)  # only once the batch is committed
+        report.kinds.update(kinds)
+        report.problems.update(problems)
+        report.cases |= cases
+
+
+def _last_reason(session) -> str:  # type: ignore[no-untyped-def]
+    from .db import Message
+
+    row = session.execute(select(Message.quarantine_reason).where(Message.quarantine_reason.is_not(None))
+                          .order_by(Message.id.desc()).limit(1)).scalar()
+    return row or "unreadable"
+
+
+def _abridge(reason: str) -> str:
+    """Group similar reasons: numbers removed, first line, 100 characters."""
+    first = reason.splitlines()[0] if reason else "unknown"
+    return re.sub(r"\d+", "N", first)[:100]
+
+
+def report_lines(report: ImportReport, where: str) -> list[str]:
+    done = report.seen - report.skipped
+    lines = [f"{'interrupted' if report.interrupted else 'imported'} {where}: {report.seen} messages read, "
+             f"{report.skipped} already imported, {report.outcomes['processed']} recorded, "
+             f"{report.outcomes['duplicate']} duplicates, {report.outcomes['quarantined']} could not be read; "
+             f"{len(report.cases)} cases touched; {done} in {report.seconds:.1f} s ({report.rate:.0f} msg/s); "
+             "no reply was sent"]
+    if report.kinds:
+        lines.append("  by kind: " + ", ".join(f"{k} {n}" for k, n in report.kinds.most_common()))
+    if report.problems:
+        lines.append("  could not read (quarantined, listed in the digest):")
+        lines += [f"    {n} × {reason}" for reason, n in report.problems.most_common(10)]
+    if report.interrupted:
+        lines.append("  run the same command again to resume: finished batches are kept")
+    return lines
