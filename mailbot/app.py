@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import threading
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, Callable
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
-from .config import Settings
+from .config import ImapSettings, Settings
 from .db import make_engine, make_sessionmaker
-from .fetch import ImapMailbox, Mailbox
+from .fetch import ImapMailbox, Mailbox, mailbox_name
+from .lease import Leases, StopWhen, StoppableMailbox, merge_reports
 from .outbox import RetryPolicy, SendReport, copy_sent, send_due
 from .pipeline import Intake, PollReport, utcnow
 from .render import Renderer
@@ -29,19 +32,102 @@ class App:
     routing: RoutingStage
     intake: Intake
     transport: Transport
+    clock: Callable[[], datetime] = utcnow
+    leases: Leases = field(init=False)
+    _intakes: dict[str, Intake] = field(init=False, default_factory=dict)
 
-    def open_mailbox(self) -> Mailbox:
-        return ImapMailbox(self.settings.imap)
+    def __post_init__(self) -> None:
+        self.leases = Leases(self.sessions, seconds=self.settings.schedule.lease_seconds)
+
+    def open_mailbox(self, imap: ImapSettings | None = None) -> Mailbox:
+        return ImapMailbox(imap or self.settings.imap)
+
+    def intake_for(self, imap: ImapSettings) -> Intake:
+        """The pipeline of one mailbox (its own processed/quarantine folders and address)."""
+        if imap == self.settings.imap:
+            return self.intake
+        key = mailbox_name(imap)
+        if key not in self._intakes:
+            self._intakes[key] = Intake(self.settings.model_copy(update={"imap": imap}), self.sessions,
+                                        self.intake.routing, self.intake.renderer, clock=self.clock)
+        return self._intakes[key]
 
     def poll_once(self, mailbox: Mailbox | None = None, *, stop: threading.Event | None = None) -> PollReport:
-        """Fetch and process the inbox (the outbox is sent separately)."""
-        own = mailbox is None
-        box = mailbox or self.open_mailbox()
+        """Fetch and process the inbox (the outbox is sent separately).
+
+        With a `mailbox` (tests, tools): that one, no lease. Without: every configured
+        mailbox whose lease we can take; one held by another poller is skipped.
+        """
+        if mailbox is not None:
+            return self.intake.run_once(mailbox, stop=stop)
+        total = PollReport()
+        for imap in self.settings.all_mailboxes:
+            merge_reports(total, self.poll_mailbox(imap, stop=stop))
+        return total
+
+    def poll_mailbox(self, imap: ImapSettings, *, stop: threading.Event | None = None,
+                     keep_lease: bool = False) -> PollReport | None:
+        """One poll of one mailbox under its lease; None when another poller holds it.
+
+        The lease is renewed while the poll runs; when it is lost anyway, or `stop` is set
+        (SIGTERM), the poll ends after the message in flight is committed and moved.
+        """
+        name = mailbox_name(imap)
+        if not self.leases.claim(name):
+            log.debug("mailbox %s is polled by another worker", name)
+            return None
+        until = StopWhen(*(e for e in (stop, self.leases.lost(name)) if e is not None))
         try:
-            return self.intake.run_once(box, stop=stop)
+            with self.leases.kept_alive(name):
+                box = ImapMailbox(imap)
+                try:
+                    return self.intake_for(imap).run_once(StoppableMailbox(box, until),
+                                                          stop=until)  # type: ignore[arg-type]
+                finally:
+                    box.close()
         finally:
-            if own:
-                box.close()
+            if not keep_lease:
+                self.leases.release(name)
+
+    def local_today(self) -> date:
+        return self.clock().astimezone(ZoneInfo(self.settings.schedule.timezone)).date()
+
+    def send_digest(self, day: date | None = None, *, once: bool = True) -> int:
+        """Queue the digest of `day` (default: yesterday, local time) for staff and for
+        every team in `digest.teams`, then send the outbox; returns the rows queued."""
+        from . import digest
+
+        day = day or self.local_today() - timedelta(days=1)
+        queued = digest.queue(self.sessions, self.settings, day, self.clock(), once=once)
+        for team in self.settings.digest.teams:
+            queued += digest.queue(self.sessions, self.settings, day, self.clock(), team=team, once=once)
+        if queued:
+            self.send_outbox()
+        return queued
+
+    def run_retention(self, *, dry_run: bool = False) -> Any:
+        from .retention import run_retention
+
+        return run_retention(self.sessions, self.settings, self.clock(), dry_run=dry_run)
+
+    def status(self) -> dict[str, Any]:
+        """What `mailbot status` shows; `healthy` is False when a mailbox's poll is overdue."""
+        from .digest_data import operational_status
+
+        names = [mailbox_name(m) for m in self.settings.all_mailboxes]
+        with self.sessions() as session:
+            data = operational_status(session, names, self.clock())
+        limit = self.max_poll_age()
+        data["max_poll_age_seconds"] = limit
+        data["healthy"] = all(b["age_seconds"] is not None and b["age_seconds"] <= limit
+                              for b in data["mailboxes"])
+        return data
+
+    def max_poll_age(self) -> int:
+        schedule = self.settings.schedule
+        if schedule.max_poll_age_seconds:
+            return schedule.max_poll_age_seconds
+        return 3 * schedule.poll_interval_seconds + 60
 
     def send_outbox(self, now: datetime | None = None) -> SendReport:
         """Send the due replies; then, when `imap.sent_folder` is set, file a copy of each
@@ -71,4 +157,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None, transport: T
     routing = RoutingStage(settings.rules_dir, template_names=renderer.names())
     intake = Intake(settings, sessions, routing, renderer, clock=clock)
     return App(settings, engine, sessions, renderer, routing, intake,
-               transport or SmtpTransport(settings.smtp))
+               transport or SmtpTransport(settings.smtp), clock)
+
+
+log = logging.getLogger("mailbot.app")

@@ -8,26 +8,17 @@ matching one message does not grow with the number of cases.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .db import Case, CaseKey, Message
-from .model import CaseCandidate
+from .match import Candidate
 
 IDENTITY_LIMIT = 20  # most recent cases of one citizen (address, and name key) considered
 BAND_LIMIT = 20  # most recent cases per MinHash band key considered
 REF_LIMIT = 10  # cases per agency file number
-
-
-@dataclass(frozen=True)
-class Candidate(CaseCandidate):
-    """A case as the matcher sees it: CaseCandidate plus what matching remembered."""
-
-    name_key: str = ""
-    agencies: tuple[str, ...] = ()
 
 
 def candidate(case: Case) -> Candidate:

@@ -172,3 +172,7 @@ _register_optional()
 
 def main() -> None:
     cli(obj={})
+
+
+if __name__ == "__main__":
+    main()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from pathlib import Path
@@ -72,6 +73,8 @@ def import_command(ctx: click.Context, path: Path | None, imap_folder: str | Non
 
     if (path is None) == (imap_folder is None):
         raise click.UsageError("give a PATH (mbox file or Maildir) or --imap-folder NAME, not both")
+    if logging.getLogger().level > logging.DEBUG:  # `mailbot -v import` keeps the migration log
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     settings = load_settings(default_config_path((ctx.find_root().obj or {}).get("config_path")))
     engine = make_engine(settings.database.url)
     upgrade(engine)

@@ -1,7 +1,152 @@
-"""Operations commands: digest, status, report, retention, privacy (issue 7)."""
+"""Operations commands: digest, status, report, retention, privacy erase (issue 7)."""
 
 from __future__ import annotations
 
+import json
+import sys
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
 import click
 
-COMMANDS: list[click.Command] = []
+
+def _app(ctx: click.Context) -> Any:
+    from .cli import _app as build
+
+    return build(ctx)
+
+
+@click.command()
+@click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]), help="the day (default: yesterday)")
+@click.option("--print", "to_stdout", is_flag=True, help="print the plain-text digest")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False), help="write the HTML digest here")
+@click.option("--send", is_flag=True, help="send it to digest.recipients (or the team's recipients)")
+@click.option("--team", help="only this team's cases")
+@click.pass_context
+def digest(ctx: click.Context, day: datetime | None, to_stdout: bool, html_file: str | None,
+           send: bool, team: str | None) -> None:
+    """The daily triage digest for staff (Dutch, text and HTML)."""
+    from . import digest as digest_mod
+
+    if not (to_stdout or html_file or send):
+        raise click.UsageError("choose --print, --html FILE and/or --send")
+    app = _app(ctx)
+    try:
+        the_day: date = day.date() if day else app.local_today() - timedelta(days=1)
+        if to_stdout or html_file:
+            rendered = digest_mod.build(app.sessions, app.settings, the_day, team=team)
+            if to_stdout:
+                click.echo(rendered.text, nl=False)
+            if html_file:
+                Path(html_file).write_text(rendered.html, encoding="utf-8")
+        if send:
+            recipients = (app.settings.digest.teams.get(team, []) if team else app.settings.digest.recipients)
+            if not recipients:
+                raise click.ClickException("no recipients: set digest.recipients (or digest.teams) in config.yaml")
+            queued = digest_mod.queue(app.sessions, app.settings, the_day, app.clock(), team=team, once=False)
+            sent = app.send_outbox()
+            click.echo(f"digest {the_day.isoformat()} queued for {queued} recipient(s); sent {sent.sent}", err=True)
+    finally:
+        app.close()
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--check", is_flag=True, help="exit 1 when a mailbox's last poll is too old (health check)")
+@click.pass_context
+def status(ctx: click.Context, as_json: bool, check: bool) -> None:
+    """Last successful poll per mailbox, outbox queue, quarantine, last errors."""
+    app = _app(ctx)
+    try:
+        data = app.status()
+    finally:
+        app.close()
+    if as_json:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        for box in data["mailboxes"]:
+            age = "never" if box["age_seconds"] is None else f"{box['age_seconds']}s ago"
+            click.echo(f"mailbox {box['mailbox']}: last poll {age}"
+                       + (f", polled by {box['lease_owner']}" if box["lease_owner"] else ""))
+        queue = data["outbox"]
+        click.echo(f"outbox: {queue['pending']} pending, {queue['held']} held, {queue['failed']} failed")
+        click.echo(f"quarantined: {data['quarantined']}")
+        for error in data["last_errors"]:
+            click.echo(f"error {error['at']} {error['type']}: {error['error']}")
+        click.echo("healthy" if data["healthy"] else f"UNHEALTHY: no poll in {data['max_poll_age_seconds']}s")
+    if check and not data["healthy"]:
+        sys.exit(1)
+
+
+@click.command()
+@click.option("--year", type=int, required=True)
+@click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True)
+@click.pass_context
+def report(ctx: click.Context, year: int, fmt: str) -> None:
+    """Anonymous statistics for the annual report (no personal data)."""
+    from . import report as report_mod
+    from .services import service_for_address
+
+    app = _app(ctx)
+    try:
+        def service_of(email: str) -> str | None:
+            found = service_for_address(app.routing.ruleset, email)
+            return found.name if found else None
+
+        with app.sessions() as session:
+            data = report_mod.build_report(session, year, tz=app.settings.schedule.timezone,
+                                           service_of=service_of)
+    finally:
+        app.close()
+    click.echo(report_mod.to_csv(data) if fmt == "csv" else report_mod.to_json(data), nl=fmt != "csv")
+
+
+@click.command()
+@click.option("--dry-run", is_flag=True, help="show what would be purged; change nothing")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def retention(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
+    """Purge or pseudonymise personal data past its retention period."""
+    app = _app(ctx)
+    try:
+        result = app.run_retention(dry_run=dry_run).as_dict()
+    finally:
+        app.close()
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    closed = result["closed_cases"]
+    verb = "would be" if dry_run else "were"
+    click.echo(f"closed cases pseudonymised: {closed['cases']} {verb} ({', '.join(closed['refs']) or '-'})")
+    click.echo(f"messages {verb} blanked: {closed['messages']}; raw mails {verb} deleted: {closed['raw_mails']}")
+    click.echo(f"quarantined raw mails {verb} deleted: {result['quarantined_raw_deleted']}")
+    click.echo(f"old digests {verb} deleted: {result['digests_deleted']}")
+
+
+@click.group()
+def privacy() -> None:
+    """Data-subject requests and retention."""
+
+
+@privacy.command("erase")
+@click.option("--email", required=True, help="the data subject's address")
+@click.option("--dry-run", is_flag=True)
+@click.pass_context
+def privacy_erase(ctx: click.Context, email: str, dry_run: bool) -> None:
+    """Pseudonymise everything about one address; the audit event holds only counts."""
+    from .privacy import erase
+
+    app = _app(ctx)
+    try:
+        counts = erase(app.sessions, email, dry_run=dry_run)
+    finally:
+        app.close()
+    verb = "would be" if dry_run else "were"
+    click.echo(f"{counts.cases} case(s), {counts.messages} message(s), {counts.outbox} outgoing mail(s) "
+               f"{verb} pseudonymised; {counts.raw_mails} raw mail(s) {verb} deleted")
+
+
+privacy.add_command(retention, "retention")
+
+COMMANDS: list[click.Command] = [digest, status, report, retention, privacy]

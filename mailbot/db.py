@@ -249,3 +249,10 @@ class CaseKey(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     __table_args__ = (Index("ix_case_key_lookup", "kind", "value", "created_at"),)
+
+
+# ---------------------------------------------------------------- operations (migration 0003)
+# Day windows of the digest, the annual report and retention read by these columns.
+Index("ix_message_received_at", Message.received_at)
+Index("ix_case_created_at", Case.created_at)
+Index("ix_case_closed_at", Case.closed_at)

@@ -157,9 +157,15 @@ def _digest(app: App, output: Path) -> tuple[Path | None, str]:
     except ImportError:
         return None, "digest: not available"
     try:
+        from datetime import datetime
+        from zoneinfo import ZoneInfo
+
+        today = datetime.now(ZoneInfo(app.settings.schedule.timezone)).date()
+        rendered = digest.build(app.sessions, app.settings, today)
         target = output / "digest.html"
-        target.write_text(digest.demo_html(app), encoding="utf-8")  # type: ignore[attr-defined]
-        return target, f"digest: {target}"
+        target.write_text(rendered.html, encoding="utf-8")
+        (output / "digest.txt").write_text(rendered.text, encoding="utf-8")
+        return target, f"Digest for staff: {target} (open it in a browser; plain text: digest.txt)"
     except Exception as err:  # noqa: BLE001 - the demo shows everything else regardless
         return None, f"digest: not available ({type(err).__name__}: {err})"
 
@@ -213,11 +219,23 @@ def run_scenario(output: Path, progress: _Progress | None = None) -> DemoResult:
     return result
 
 
+_ACTION_WORDS = {"open_case": "new case", "thread": "added to its case", "pending": "reply ",
+                 "held": "reply held for staff: ", "skipped": "no reply: ", "quarantine": "quarantined"}
+
+
+def _describe(action: str) -> str:
+    """`pending:ack_investigation` → `reply ack_investigation` (it was sent after the poll)."""
+    status, _, template = action.partition(":")
+    if not template:
+        return _ACTION_WORDS.get(status, status)
+    return _ACTION_WORDS.get(status, f"{status} ") + template
+
+
 def _what_happened(rows: list[tuple[demo_scenario.ScenarioMail, Outcome]], urgent: set[str]) -> str:
     header = ("#", "MAIL", "KIND", "CASE", "ROBOT DID", "SHOWS")
     lines = [header]
     for number, (mail, outcome) in enumerate(rows, 1):
-        did = ", ".join(outcome.actions) or outcome.disposition
+        did = ", ".join(_describe(action) for action in outcome.actions) or outcome.disposition
         if outcome.kind == "automatic":
             did = "ignored (automatic mail), no reply"
         elif outcome.disposition == "duplicate":

@@ -112,8 +112,8 @@ _ROUND_2: list[tuple[str, str, Callable[[Mapping[str, str]], bytes]]] = [
     ("status", "status request with [REF] → automatic status reply to the address on file", lambda refs: _mail(
         SOFIE, f"Re: [{refs['studietoelage']}] Klacht over mijn studietoelage",
         "Beste,\n\nWat is de stand van zaken van mijn dossier?\n\nSofie Maes", minutes_ago=30)),
-    ("forward_delijn", "Outlook forward of De Lijn's letter → threaded, agency sender extracted", lambda refs: _mail(
-        TOM, f"FW: Uw melding over lijn 58 - dossier {refs['delijn_cc']}",
+    ("forward_delijn", "Outlook forward of De Lijn's letter, no reference → threaded (agency + citizen)", lambda refs: _mail(
+        TOM, "FW: Uw melding over lijn 58",
         "Beste,\n\nHieronder het antwoord dat ik van De Lijn kreeg. Het lost niets op.\n\nTom Wouters\n\n"
         "________________________________\n"
         "Van: Klantendienst De Lijn <klantendienst@delijn.be>\n"
@@ -142,7 +142,7 @@ _ROUND_2: list[tuple[str, str, Callable[[Mapping[str, str]], bytes]]] = [
         "Madame, Monsieur,\n\nDepuis janvier, le VDAB a suspendu mon accompagnement vers l'emploi sans "
         "explication. J'ai déjà écrit au VDAB trois fois, sans réponse. Je ne sais plus à qui m'adresser.\n\n"
         "Veuillez agréer mes salutations distinguées,\nMarie Dubois", minutes_ago=10)),
-    ("status_stranger", "status request from an unknown address → answered only at the address on file",
+    ("status_stranger", "status request quoting a reference from an unknown address → neutral answer, flagged for staff",
      lambda refs: _mail(
          "Info <info@example.org>", f"Stand van zaken {refs['urgent']}",
          "Goedendag,\n\nWat is de stand van zaken van dossier " + refs["urgent"] + "?\n\nGroeten", minutes_ago=5)),

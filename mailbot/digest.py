@@ -47,10 +47,12 @@ class RenderedDigest:
 
 
 def environment(templates_dir: Path) -> ImmutableSandboxedEnvironment:
-    return ImmutableSandboxedEnvironment(
+    env = ImmutableSandboxedEnvironment(
         loader=FileSystemLoader(str(Path(templates_dir) / TEMPLATE_DIR), encoding="utf-8"),
         undefined=StrictUndefined, autoescape=lambda name: bool(name) and name.endswith(".html.j2"),
         auto_reload=True, trim_blocks=True, lstrip_blocks=True)
+    env.filters["oneline"] = lambda value: sanitize.clean_text(str(value))
+    return env
 
 
 def render(settings: Settings, data: DigestData, *, language: str = "nl") -> RenderedDigest:

@@ -133,9 +133,7 @@ def collect(session: Session, settings: Settings, day: date, *, team: str | None
                                            for row, c in held if mine(c)])))
     failures = session.execute(select(Event).where(Event.type == "rules_reload_failed", Event.created_at >= start,
                                                    Event.created_at < end).order_by(Event.id)).scalars()
-    decisions.append(Section("rules_failed", _one([Item("", str(e.detail.get("error", "")).splitlines()[0][:300]
-                                                        if e.detail.get("error") else "", "",
-                                                        str(e.detail.get("error", ""))[:1000])
+    decisions.append(Section("rules_failed", _one([_rules_error(str(e.detail.get("error", "")))
                                                    for e in failures if intake_wide])))
     decisions.append(Section("overdue", _one(_overdue(session, settings, day, end, mine))))
     info = _info(messages, cases, touched, start, end, mine, session)
@@ -146,6 +144,11 @@ def collect(session: Session, settings: Settings, day: date, *, team: str | None
                   Outbox.template != "digest")).scalar_one(),
               "needs_decision": sum(s.count for s in decisions)}
     return DigestData(day, team, decisions, info, totals, chart, chart_max)
+
+
+def _rules_error(error: str) -> Item:
+    lines = error.strip().splitlines() or [""]
+    return Item("", lines[0][:300], "", " / ".join(line.strip() for line in lines[1:6])[:1000])
 
 
 def _undeliverable(session: Session, start: datetime, end: datetime, messages: list[Message],
@@ -178,6 +181,8 @@ def _overdue(session: Session, settings: Settings, day: date, end: datetime, min
             for c in rows if mine(c)]
 
 
+REPLY_STATES = {"sent": "antwoord verstuurd", "pending": "antwoord in de wachtrij",
+                "held": "antwoord tegengehouden", "failed": "antwoord mislukt"}
 OUTCOME_LABELS = {"refer_ombudsman": "doorverwezen naar de bevoegde ombudsdienst",
                   "refer_agency": "doorverwezen naar de dienst zelf (eerstelijn)",
                   "answer": "inhoudelijk beantwoord", "ask_info": "bijkomende informatie gevraagd"}
@@ -195,7 +200,7 @@ def _info(messages: list[Message], cases: dict[int, Case], touched: list[Case], 
     quick = [Item(c.ref, c.subject, _who(c.citizen_name, c.citizen_email), OUTCOME_LABELS.get(c.outcome, c.outcome))
              for c in new if c.outcome != "investigation"]
     forwards = [Item(cases[m.case_id].ref if m.case_id in cases else "", m.original_subject or m.subject,
-                     m.original_sender or "", _who(m.from_name, m.from_email))
+                     m.original_sender or "", f"doorgestuurd door {_who(m.from_name, m.from_email)}")
                 for m in messages if m.kind == "agency_forward" and mine(cases.get(m.case_id) if m.case_id else None)]
     replies = defaultdict(list)
     for row in session.execute(select(Outbox).where(Outbox.template.in_(("status", "status_neutral")),
@@ -206,7 +211,9 @@ def _info(messages: list[Message], cases: dict[int, Case], touched: list[Case], 
         case = cases.get(m.case_id) if m.case_id else None
         if m.kind == "status_request" and case is not None and mine(case):
             rows = replies.get(case.id, [])
-            answer = ", ".join(f"{r.template}: {r.status}" for r in rows) or "geen antwoord verstuurd"
+            answer = ", ".join(REPLY_STATES.get(r.status, r.status) + ("" if r.template == "status" else
+                                                                       " (neutraal: ander adres)")
+                               for r in rows) or "geen automatisch antwoord"
             status.append(Item(case.ref, m.subject, _who(m.from_name, m.from_email), answer))
     return [Section("new_cases", sorted(groups.items())), Section("quick_service", _one(quick)),
             Section("agency_forwards", _one(forwards)), Section("status_requests", _one(status))]

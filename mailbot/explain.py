@@ -67,7 +67,9 @@ def explain(app: Any, raw: bytes, *, now: datetime | None = None) -> dict[str, A
     try:
         session.begin()
         try:
-            match = intake.matching.match(session, mail, classification)
+            explained = intake.matching.match_explained(session, mail, classification)
+            match = explained.match
+            result["match_considered"] = _plain(explained.considered)
         except SQLAlchemyError as err:  # no schema yet: explain the rules anyway
             session.rollback()
             session.begin()
@@ -136,6 +138,10 @@ def explain_text(result: dict[str, Any]) -> str:
         lines.append("thread:    no existing case")
     for evidence in match.get("evidence", []):
         lines.append(f"           · {evidence['method']}: {evidence['detail']} (score {evidence['score']:.0f})")
+    for evidence in result.get("match_considered", []):
+        if evidence not in match.get("evidence", []):
+            lines.append(f"           considered {evidence['method']}: {evidence['detail']} "
+                         f"(score {evidence['score']:.0f})")
     if "routing" in result:
         lines.append("rules:")
         lines.extend(f"  {line}" for line in result["routing"])

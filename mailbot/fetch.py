@@ -150,6 +150,13 @@ class ImapMailbox:
         except _NETWORK_ERRORS as err:
             raise FetchError(f"IMAP IDLE on {self.settings.folder!r} failed: {err}") from err
 
+    def abort(self) -> None:
+        """Drop a connection known to be dead, without a LOGOUT that could wait for a timeout."""
+        try:
+            self._client.shutdown()
+        except Exception:  # noqa: BLE001 - already gone
+            pass
+
     def close(self) -> None:
         try:
             self._client.logout()

@@ -25,6 +25,7 @@ log = logging.getLogger("mailbot.idle")
 
 class IdleConnection(Protocol):
     def idle_wait(self, seconds: float, stop: object | None = None) -> bool: ...
+    def abort(self) -> None: ...
     def close(self) -> None: ...
 
 
@@ -67,10 +68,11 @@ class IdleWatcher:
                 self._wake()  # whatever arrived while we were not listening
                 self._listen(connection)
             except FetchError as err:
+                connection.abort()
                 failures = 1
                 log.warning("idle: connection lost (%s); reconnecting", err)
                 self.stop.wait(reconnect_delay(failures, self.reconnect_max_seconds))
-            finally:
+            else:
                 connection.close()
 
     def _listen(self, connection: IdleConnection) -> None:

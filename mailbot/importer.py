@@ -26,10 +26,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from . import store
-from .db import Receipt
-from .record import Source, quarantine
+from .db import Message, Receipt
+from .record import Source, add_receipt, quarantine
 
 if TYPE_CHECKING:
     from .app import App
@@ -79,8 +80,8 @@ class ImportClock:
     def set_from(self, raw: bytes) -> None:
         now = datetime.now(timezone.utc)
         self.current = None
-        head = raw[:raw.find(b"\n\n") if b"\n\n" in raw[:65536] else 65536]
-        found = _DATE.search(head.replace(b"\r\n", b"\n"))
+        head = raw[:65536].replace(b"\r\n", b"\n").split(b"\n\n", 1)[0]
+        found = _DATE.search(head)
         if not found:
             return
         try:
@@ -98,7 +99,8 @@ class ImportClock:
 
 def iter_mbox(handle: BinaryIO) -> Iterator[Item]:
     """Messages of an mbox stream, in order, numbered from 0; `>From ` lines unescaped (mboxrd)."""
-    index, lines, blank_before, position = -1, [], True, 0
+    index, blank_before, position = -1, True, 0
+    lines: list[bytes] = []
     for line in handle:
         if line.startswith(b"From ") and blank_before:
             if index >= 0:
@@ -183,69 +185,78 @@ class Importer:
             return set(session.execute(query).scalars())
 
     def run(self, name: str, uidvalidity: int, items: Iterator[Item]) -> ImportReport:
+        """Import every item not done before; commit every `batch_size` messages."""
         report = ImportReport()
         started = time.monotonic()
         done = self.done_uids(name, uidvalidity)
-        batch: list[Item] = []
+        session: Session | None = None
+        pending = ImportReport()  # counts of the open batch, added to `report` once committed
         try:
-            for item in items:
+            for uid, raw, position in items:
                 report.seen += 1
-                if item[0] in done:
+                if uid in done:
                     report.skipped += 1
                 else:
-                    batch.append(item)
-                if len(batch) >= self.batch_size:
-                    self._commit(name, uidvalidity, batch, report)
-                    batch = []
+                    if session is None:
+                        session = self.app.sessions()
+                        session.begin()
+                    self._one(session, Source(name, uidvalidity, uid), raw, pending)
+                    if sum(pending.outcomes.values()) >= self.batch_size:
+                        session.commit()
+                        session.close()
+                        session = None
+                        _merge(report, pending)
+                        pending = ImportReport()
                 if self.progress is not None:
-                    self.progress.update(report.seen, item[2])
-            if batch:
-                self._commit(name, uidvalidity, batch, report)
+                    self.progress.update(report.seen, position)
+            if session is not None:
+                session.commit()
+                _merge(report, pending)
         except KeyboardInterrupt:
-            report.interrupted = True  # the batch in flight was rolled back; committed ones stay
+            report.interrupted = True  # the batch in flight is rolled back; committed ones stay
         finally:
+            if session is not None:
+                session.close()  # rolls back what was not committed
             report.seconds = time.monotonic() - started
             if self.progress is not None:
                 self.progress.finish()
         return report
 
-    def _commit(self, name: str, uidvalidity: int, batch: list[Item], report: ImportReport) -> None:
-        counts: Counter[str] = Counter()
-        kinds: Counter[str] = Counter()
-        problems: Counter[str] = Counter()
-        cases: set[str] = set()
-        with self.app.sessions.begin() as session:
-            for uid, raw, _ in batch:
-                source = Source(name, uidvalidity, uid)
-                self.clock.set_from(raw)
-                try:
-                    with session.begin_nested():
-                        outcome = self.app.intake.process(session, raw, source, quiet=True)
-                except Exception as err:  # noqa: BLE001 - one bad message must not stop the import
-                    reason = f"processing failed: {type(err).__name__}: {err}"
-                    log.debug("import %s uid=%s: %s\n%s", name, uid, reason, traceback.format_exc(limit=5))
-                    sha = hashlib.sha256(raw).hexdigest()
-                    with session.begin_nested():
-                        if store.incoming_by_identity(session, "", sha, "") is None:
-                            quarantine(session, raw, sha, source, reason, now=self.clock())
-                    counts["quarantined"] += 1
-                    problems[_abridge(reason)] += 1
-                    continue
-                counts[outcome.disposition] += 1
-                kinds[outcome.kind or "-"] += 1
-                if outcome.disposition == "quarantined":
-                    problems[_abridge(_last_reason(session))] += 1
-                if outcome.case_ref:
-                    cases.add(outcome.case_ref)
-        report.outcomes.update(counts)  # only once the batch is committed
-        report.kinds.update(kinds)
-        report.problems.update(problems)
-        report.cases |= cases
+    def _one(self, session: Session, source: Source, raw: bytes, pending: ImportReport) -> None:
+        self.clock.set_from(raw)
+        try:
+            with session.begin_nested():
+                outcome = self.app.intake.process(session, raw, source, quiet=True)
+        except Exception as err:  # noqa: BLE001 - one bad message must not stop the import
+            reason = f"processing failed: {type(err).__name__}: {err}"
+            log.debug("import %s uid=%s: %s\n%s", source.mailbox, source.uid, reason,
+                      traceback.format_exc(limit=5))
+            sha = hashlib.sha256(raw).hexdigest()
+            with session.begin_nested():
+                existing = store.incoming_by_identity(session, "", sha, "")
+                if existing is None:
+                    quarantine(session, raw, sha, source, reason, now=self.clock())
+                else:
+                    add_receipt(session, source, existing, "quarantined")
+            pending.outcomes["quarantined"] += 1
+            pending.problems[_abridge(reason)] += 1
+            return
+        pending.outcomes[outcome.disposition] += 1
+        pending.kinds[outcome.kind or "-"] += 1
+        if outcome.disposition == "quarantined":
+            pending.problems[_abridge(_last_reason(session))] += 1
+        if outcome.case_ref:
+            pending.cases.add(outcome.case_ref)
 
 
-def _last_reason(session) -> str:  # type: ignore[no-untyped-def]
-    from .db import Message
+def _merge(report: ImportReport, batch: ImportReport) -> None:
+    report.outcomes.update(batch.outcomes)
+    report.kinds.update(batch.kinds)
+    report.problems.update(batch.problems)
+    report.cases |= batch.cases
 
+
+def _last_reason(session: Session) -> str:
     row = session.execute(select(Message.quarantine_reason).where(Message.quarantine_reason.is_not(None))
                           .order_by(Message.id.desc()).limit(1)).scalar()
     return row or "unreadable"

@@ -12,12 +12,15 @@ even a holder that stalled past its lease cannot commit a message twice.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from sqlalchemy import or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -25,6 +28,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import sessionmaker
 
 from .db import MailboxState
+
+log = logging.getLogger("mailbot.lease")
 
 
 def utcnow() -> datetime:
@@ -102,11 +107,34 @@ class Leases:
         for mailbox in self.held():
             self.claim(mailbox)
 
+    @contextmanager
+    def kept_alive(self, mailbox: str) -> Iterator[None]:
+        """Renew the lease every third of its duration while the block runs."""
+        done = threading.Event()
+
+        def renew() -> None:
+            while not done.wait(max(0.5, self.seconds / 3)):
+                try:
+                    self.claim(mailbox)
+                except Exception as err:  # noqa: BLE001 - a busy database: try again next beat
+                    log.warning("lease on %s not renewed: %s", mailbox, err)
+
+        thread = threading.Thread(target=renew, name=f"lease-{mailbox}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
+
+    def release(self, mailbox: str) -> None:
+        release(self.sessions, mailbox, self.owner)
+        with self._lock:
+            self._held.discard(mailbox)
+
     def release_all(self) -> None:
         for mailbox in self.held():
-            release(self.sessions, mailbox, self.owner)
-            with self._lock:
-                self._held.discard(mailbox)
+            self.release(mailbox)
 
     def _drop(self, mailbox: str) -> None:
         if mailbox in self._held:
@@ -122,3 +150,37 @@ class StopWhen:
 
     def is_set(self) -> bool:
         return any(e.is_set() for e in self.events)
+
+
+class StoppableMailbox:
+    """A mailbox whose `fetch` stops handing out messages once `stop` is set, so a poll
+    ends after the message in flight: that one is committed and moved, the rest stay in
+    the inbox untouched (not even \\Seen)."""
+
+    def __init__(self, inner: Any, stop: Any) -> None:
+        self.inner, self.stop = inner, stop
+        self.name, self.uidvalidity = inner.name, inner.uidvalidity
+
+    def uids(self) -> list[int]:
+        return self.inner.uids()
+
+    def fetch(self, uids: Sequence[int]) -> Iterator[Any]:
+        for fetched in self.inner.fetch(uids):
+            if self.stop.is_set():
+                return
+            yield fetched
+
+    def move(self, uids: Sequence[int], folder: str) -> None:
+        self.inner.move(uids, folder)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def merge_reports(total: Any, report: Any | None) -> None:
+    """Add one mailbox's PollReport to the total of a poll over several mailboxes."""
+    if report is None:
+        return
+    for key in ("fetched", "processed", "quarantined", "duplicates", "moved"):
+        setattr(total, key, getattr(total, key) + getattr(report, key))
+    total.outcomes.extend(report.outcomes)

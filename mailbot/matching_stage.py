@@ -1,42 +1,182 @@
-"""Matching against the database: load candidate cases with indexed queries, then
-let the pure `match` module decide."""
+"""Matching against the database: work out the message's facts with the services
+directory, load candidate cases with indexed queries (`candidates`), let the pure `match`
+module decide, and afterwards remember what later matching needs."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
 from sqlalchemy.orm import Session
 
-from . import store
+from . import candidates, store
 from .db import Case, Message
-from .match import find_references, match_message
-from .model import CaseCandidate, Classification, Mail, Match
+from .match import (
+    Found, MessageFacts, Policy, Result, find_references, match_message, may_use_reference,
+    reference_pattern,
+)
+from .model import Address, Classification, Kind, Mail, Match
+from .normalize import body_key, lsh_keys, match_text, name_key, subject_key
+from .services import Service, agency_references, detect_services, service_for_address
+
+AGENCY_KINDS = ("agency", "first_line")
 
 
-def candidate(case: Case) -> CaseCandidate:
-    return CaseCandidate(case_id=case.id, ref=case.ref, citizen_email=case.citizen_email,
-                         citizen_name=case.citizen_name, subject=case.subject, status=case.status,
-                         created_at=case.created_at)
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class Observed:
+    """One message as matching sees it, kept between `match` and `remember`."""
+
+    facts: MessageFacts
+    agency_refs: tuple[str, ...]  # "service-id:REFERENCE"
+    lsh: tuple[str, ...]
+
+
+def agency_ids(ruleset: Any, email: str) -> list[str]:
+    """The agency an address belongs to, and the agency owning its domain (a complaints
+    desk like klantendienst@delijn.be belongs to De Lijn too)."""
+    found = [s for s in (service_for_address(ruleset, email),
+                         service_for_address(ruleset, "x@" + email.rpartition("@")[2]))
+             if s is not None and s.kind in AGENCY_KINDS]
+    return list(dict.fromkeys(s.id for s in found))
+
+
+def observe(mail: Mail, kind: Kind, ruleset: Any, *, own: frozenset[str], prefix: str,
+            now: datetime, webform_senders: frozenset[str] = frozenset()) -> Observed:
+    """The facts of a message: who complains, about which agency, to whom else, what text."""
+    sender = mail.from_.email if mail.from_ else ""
+    sender_service: Service | None = service_for_address(ruleset, sender) if sender else None
+    identity = mail.from_
+    if sender in webform_senders and mail.reply_to:
+        identity = mail.reply_to[0]
+    forwarded = [f for f in mail.forwarded if not (f.sender and f.sender.email in own)]
+    subject, body = mail.subject, mail.new_text or mail.text
+    referred_by = None
+    if sender_service is not None and sender_service.kind == "ombudsman":
+        citizen = next((f for f in forwarded if f.sender is not None
+                        and service_for_address(ruleset, f.sender.email) is None), None)
+        if citizen is not None:  # another ombudsman service forwards the citizen's complaint
+            referred_by, identity = sender_service.id, citizen.sender
+            subject, body = citizen.subject or subject, citizen.body
+    forward_agencies: list[str] = []
+    if referred_by is None:
+        for part in forwarded:
+            if part.sender is not None:
+                forward_agencies += agency_ids(ruleset, part.sender.email)
+        if forwarded:
+            body = "\n".join([body, *(f.body for f in forwarded)])
+    flags: list[str] = []
+    also: list[str] = []
+    for address in mail.recipients:
+        service = service_for_address(ruleset, address.email) if address.email not in own else None
+        if service is None or service.id == referred_by:
+            continue
+        flags.append("multi_addressed" if service.kind == "ombudsman" else "agency_in_cc")
+        also.append(service.id)
+    text = f"{mail.subject}\n{mail.text}"
+    refs = tuple(f"{sid}:{ref.upper()}" for sid, ref in agency_references(ruleset, text))
+    norm_body = body_key(body)
+    facts = MessageFacts(
+        sender=sender, kind=kind, received_at=now, sender_is_service=sender_service is not None,
+        identity=identity, name_key=name_key(identity.name if identity else ""),
+        subject=subject_key(subject, reference_pattern(prefix)), body=norm_body,
+        referred_by=referred_by, forward_agencies=tuple(dict.fromkeys(forward_agencies)),
+        flags=tuple(dict.fromkeys(flags)), also_sent_to=tuple(dict.fromkeys(also)))
+    return Observed(facts, refs, tuple(lsh_keys(norm_body)))
 
 
 class MatchingStage:
-    def __init__(self, settings, routing) -> None:
+    def __init__(self, settings: Any, routing: Any, *, clock: Callable[[], datetime] = utcnow) -> None:
         self.settings = settings
         self.routing = routing
+        self.clock = clock
+        self._last: tuple[Mail, Observed] | None = None
+
+    @property
+    def policy(self) -> Policy:
+        m = self.settings.matching
+        return Policy(m.fuzzy_threshold, m.triage_threshold, m.duplicate_window_days, m.recent_case_days)
+
+    def observe(self, mail: Mail, classification: Classification | None) -> Observed:
+        if self._last is not None and self._last[0] is mail:
+            return self._last[1]
+        kind = classification.kind if classification else Kind.NEW_COMPLAINT
+        own = frozenset({self.settings.smtp.from_address.lower(), self.settings.imap.username.lower()})
+        observed = observe(mail, kind, self.routing.ruleset, own=own, now=self.clock(),
+                           prefix=self.settings.office.reference_prefix,
+                           webform_senders=frozenset(self.settings.webform_senders))
+        self._last = (mail, observed)
+        return observed
 
     def match(self, session: Session, mail: Mail, classification: Classification | None = None) -> Match:
-        refs = find_references(mail, self.settings.office.reference_prefix)
-        by_reference = [candidate(c) for c in store.cases_by_refs(session, refs)]
-        by_reference.sort(key=lambda c: refs.index(c.ref))
+        return self.match_explained(session, mail, classification).match
+
+    def match_explained(self, session: Session, mail: Mail,
+                        classification: Classification | None = None) -> Result:
+        """The match and every candidate considered (for `rules explain`)."""
+        observed = self.observe(mail, classification)
+        facts, policy = observed.facts, self.policy
+        refs = find_references(mail.subject, mail.text, self.settings.office.reference_prefix)
         thread_ids = list(mail.in_reply_to) + list(reversed(mail.references))
+        automatic = classification is not None and classification.is_automatic
         if classification is not None and classification.bounce is not None:
             thread_ids.insert(0, classification.bounce.original_message_id or "")
-        by_thread = []
-        for message_id, case_id in store.case_ids_by_message_ids(session, thread_ids):
-            case = session.get(Case, case_id)
-            if case is not None:
-                by_thread.append((message_id, candidate(case)))
-        return match_message(mail, by_reference=by_reference, by_thread=by_thread,
-                             trusted_senders=self.routing.trusted_senders())
+        found = Found(by_reference=candidates.by_refs(session, refs),
+                      by_thread=candidates.by_message_ids(session, thread_ids))
+        settled = found.by_thread or any(may_use_reference(facts, c) for c in found.by_reference)
+        if settled or automatic:
+            return match_message(facts, found, policy, automatic=automatic)
+        now = facts.received_at
+        identity = facts.identity.email if facts.identity else facts.sender
+        found = Found(
+            by_reference=found.by_reference, by_thread=found.by_thread,
+            by_agency_ref=candidates.by_agency_refs(session, observed.agency_refs),
+            identity=candidates.by_identity(session, identity, facts.name_key,
+                                            now - timedelta(days=policy.recent_case_days)),
+            similar=candidates.similar(session, observed.lsh,
+                                       now - timedelta(days=policy.duplicate_window_days)))
+        return match_message(facts, found, policy)
 
     def remember(self, session: Session, case: Case | None, message: Message, mail: Mail,
                  match: Match) -> None:
-        """After a message is recorded: keep what later matching needs (agency references…)."""
+        """After a message is recorded: keep what later matching needs."""
+        if case is None:
+            return
+        observed = self.observe(mail, None)
+        facts = observed.facts
+        ruleset = self.routing.ruleset
+        own = {self.settings.smtp.from_address.lower(), self.settings.imap.username.lower()}
+        if match.case_id != case.id:  # opened by this message
+            case.citizen_name_key = name_key(case.citizen_name)
+            case.match_text = match_text(facts.subject, facts.body)
+            candidates.add_keys(session, case, "lsh", observed.lsh)
+        if facts.sender == case.citizen_email:  # people the citizen writes with
+            people = {a.email for a in mail.recipients if a.email not in own
+                      and a.email != case.citizen_email and service_for_address(ruleset, a.email) is None}
+            if people - set(case.co_recipients or ()):
+                case.co_recipients = sorted(set(case.co_recipients or ()) | people)[:50]
+        agencies: list[str] = []
+        for detection in detect_services(ruleset, mail):
+            if detection.service.kind in AGENCY_KINDS:
+                agencies.append(detection.service.id)
+                if detection.where in ("from", "to", "cc", "forwarded"):
+                    agencies += agency_ids(ruleset, detection.detail)
+        if set(agencies) - set(case.match_agencies or ()):
+            case.match_agencies = sorted(set(case.match_agencies or ()) | set(agencies))
+        candidates.add_keys(session, case, "agency_ref", observed.agency_refs)
+        if match.candidates or match.duplicate_of_id is not None:
+            review = {"candidates": [{"method": e.method, "detail": e.detail, "score": e.score}
+                                     for e in match.candidates],
+                      "duplicate_of": _ref(session, match.duplicate_of_id)}
+            message.details = {**(message.details or {}), "match": review}
+            store.add_event(session, "match_review", case=case, message=message, **review)
+
+
+def _ref(session: Session, case_id: int | None) -> str | None:
+    case = session.get(Case, case_id) if case_id is not None else None
+    return case.ref if case is not None else None

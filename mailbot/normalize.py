@@ -47,10 +47,9 @@ mit freundlichen grussen
 
 BANDS = 5  # band keys per text
 ROWS = 4  # minhash values per band
-_PRIME = (1 << 61) - 1
 _rng = np.random.default_rng(20261128)  # fixed: keys must be stable across processes
-_A = _rng.integers(1, _PRIME, size=BANDS * ROWS, dtype=np.uint64)
-_B = _rng.integers(0, _PRIME, size=BANDS * ROWS, dtype=np.uint64)
+_A = _rng.integers(1, 1 << 63, size=BANDS * ROWS, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+_B = _rng.integers(0, 1 << 63, size=BANDS * ROWS, dtype=np.uint64)
 
 
 def fold(text: str) -> str:
@@ -103,7 +102,7 @@ def split_match_text(text: str) -> tuple[str, str]:
 
 
 def _token_hash(token: str) -> int:
-    return int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "little") % _PRIME
+    return int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "little")
 
 
 def lsh_keys(body_norm: str, *, min_words: int = 8) -> list[str]:
@@ -112,10 +111,8 @@ def lsh_keys(body_norm: str, *, min_words: int = 8) -> list[str]:
     if len(tokens) < min_words:
         return []
     x = np.array([_token_hash(t) for t in tokens], dtype=np.uint64)
-    # (a·x + b) mod p with 61-bit operands overflows uint64; fold x to 31 bits first.
-    x31 = x & np.uint64((1 << 31) - 1)
-    a31 = _A & np.uint64((1 << 31) - 1)
-    hashes = (a31[:, None] * x31[None, :] + _B[:, None]) % np.uint64(_PRIME)
+    with np.errstate(over="ignore"):  # multiply-shift hashing: wrapping mod 2**64 is the point
+        hashes = (_A[:, None] * x[None, :] + _B[:, None]) >> np.uint64(32)
     mins = hashes.min(axis=1)
     keys = []
     for band in range(BANDS):

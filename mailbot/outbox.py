@@ -70,8 +70,9 @@ class RetryPolicy:
 def backoff(attempts: int, *, base: timedelta = BACKOFF_BASE, cap: timedelta = BACKOFF_CAP,
             rng: random.Random | None = None) -> timedelta:
     """base·2^(attempts-1), capped, times a random factor in [0.5, 1) ("equal jitter")."""
-    ceiling = min(base * (2 ** min(max(attempts - 1, 0), 30)), cap)
-    return ceiling * (0.5 + (rng or random).random() / 2)
+    ceiling: timedelta = min(base * (2 ** min(max(attempts - 1, 0), 30)), cap)
+    factor: float = 0.5 + (rng or random).random() / 2
+    return ceiling * factor
 
 
 def _postgres(session: Session) -> bool:
@@ -92,7 +93,7 @@ def claim_due(session: Session, now: datetime, limit: int,
     return rows
 
 
-def send_due(sessions: sessionmaker, transport: Transport, sender: str, *,
+def send_due(sessions: sessionmaker[Session], transport: Transport, sender: str, *,
              max_attempts: int, now: datetime | None = None, batch: int = 200,
              policy: RetryPolicy | None = None) -> SendReport:
     """Send every due reply; returns what happened. With `now` given, one batch only."""
@@ -201,7 +202,7 @@ class SentFolder(Protocol):
     def close(self) -> None: ...
 
 
-def copy_sent(sessions: sessionmaker, outbox_ids: Sequence[int], folder: str,
+def copy_sent(sessions: sessionmaker[Session], outbox_ids: Sequence[int], folder: str,
               open_folder: Callable[[], SentFolder], *, chunk: int = 100) -> int:
     """File a copy of each sent reply in `folder`; returns how many were copied.
 

@@ -31,7 +31,7 @@ from .fetch import Mailbox
 from .matching_stage import MatchingStage
 from .model import Classification, Kind, Mail
 from .parse import parse_message
-from .addresses import undeliverable
+from .addresses import record_bounce, undeliverable
 from .recipients import reply_recipient
 from .record import Source, add_receipt, apply_decision, quarantine
 from .replies import queue_reply
@@ -72,7 +72,7 @@ class Intake:
         self.routing = routing
         self.renderer = renderer
         self.clock = clock
-        self.matching = MatchingStage(settings, routing)
+        self.matching = MatchingStage(settings, routing, clock=clock)
         self.own_addresses = frozenset({settings.smtp.from_address.lower(),
                                         settings.imap.username.lower()})
 
@@ -128,6 +128,9 @@ class Intake:
         case, message = apply_decision(session, mail, decision, classification, raw=raw,
                                        sha256=sha, source=source,
                                        prefix=self.settings.office.reference_prefix, now=now)
+        if classification.bounce is not None and "undeliverable" in decision.flags:
+            record_bounce(session, classification.bounce,
+                          fallback_email=case.citizen_email if case else "", now=now)
         self.matching.remember(session, case, message, mail, match)
         actions = []
         if quiet and decision.replies:

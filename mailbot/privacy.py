@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from . import db
 from .db import Case, Event, Message, Outbox, RawMail
 from .store import add_event
 
@@ -73,6 +74,11 @@ class Scrubber:
             self.counts.refs.append(case.ref)
         alias = pseudonym(case)
         case.citizen_email, case.citizen_name, case.subject = alias, "", ""
+        if hasattr(case, "citizen_name_key"):  # matching's normalised name (migration 0002)
+            case.citizen_name_key = ""
+        case_key = getattr(db, "CaseKey", None)  # matching's blocking keys: words of the complaint
+        if case_key is not None:
+            self.session.execute(delete(case_key).where(case_key.case_id == case.id))
         for message in self.session.execute(select(Message).where(Message.case_id == case.id)).scalars():
             self.message(message)
         for row in self.session.execute(select(Outbox).where(Outbox.case_id == case.id)).scalars():
@@ -126,6 +132,9 @@ def erase(sessions: sessionmaker, email: str, *, dry_run: bool = False) -> Purge
             scrub.message(message)
         for row in session.execute(select(Outbox).where(Outbox.recipient == address)).scalars():
             scrub.outbox(row, f"erased@{PSEUDONYM_DOMAIN}")
+        address_status = getattr(db, "AddressStatus", None)  # bounce memory (issue 6)
+        if address_status is not None:
+            session.execute(delete(address_status).where(address_status.email == address))
         scrub.delete_raw()
         if dry_run:
             session.rollback()

@@ -128,7 +128,11 @@ def reply_context(settings: Settings, case: Case | None, reply: Reply, mail: Mai
 def queue_reply(session: Session, settings: Settings, renderer: Renderer, reply: Reply, *,
                 case: Case | None, mail: Mail, in_reply_to: Message, now: datetime,
                 extra_context: dict[str, Any] | None = None) -> Outbox | None:
-    """Render, compose and store one reply; held instead of pending when over a limit."""
+    """Render, compose and store one reply; held instead of pending when over a limit.
+
+    Returns None (with a `reply_skipped` event) when `refusal` forbids the reply or a
+    header value is unusable.
+    """
     refused = refusal(session, settings, reply, case)
     if refused:
         add_event(session, "reply_skipped", case=case, template=reply.template, reason=refused)

@@ -116,10 +116,10 @@ def make_app(request: pytest.FixtureRequest) -> Iterator[Callable[..., Any]]:
     apps = []
 
     def factory(**config: Any):
+        clock = config.pop("clock", None)
         settings = settings_from_mapping(base_config(**config))
         engine = make_engine(settings.database.url)
         upgrade(engine)
-        clock = config.pop("clock", None)
         app = create_app(settings, engine=engine, **({"clock": clock} if clock else {}))
         apps.append(app)
         return app

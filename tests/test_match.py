@@ -1,0 +1,182 @@
+"""The pure matcher: facts and candidate cases in, a Match with its evidence out."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from mailbot.match import Candidate, Found, MessageFacts, Policy, match_message, text_scores
+from mailbot.model import Address, Kind
+from mailbot.normalize import body_key, lsh_keys, match_text, name_key, subject_key
+
+NOW = datetime(2026, 11, 30, 10, 0, tzinfo=timezone.utc)
+SOFIE = Address("Sofie Maes", "sofie@example.be")
+STUDIE = ("In maart heb ik een studietoelage aangevraagd bij de afdeling Studietoelagen. Na vier maanden "
+          "heb ik nog steeds geen beslissing. Ik heb hen twee keer gemaild en een keer gebeld, niemand "
+          "weet wanneer mijn dossier behandeld wordt.")
+REWORDED = ("Ik schrijf opnieuw over de studietoelage die ik in maart aanvroeg. Vier maanden later nog "
+            "altijd geen beslissing. Mails en telefoontjes naar de afdeling Studietoelagen leveren niets "
+            "op: niemand weet wanneer mijn dossier behandeld wordt.")
+TRAM = ("Ik kreeg een boete van 75 euro op tram 1 omdat mijn abonnement niet geldig zou zijn. Het "
+        "abonnement was geldig, de scanner werkte niet en De Lijn weigert de boete te annuleren.")
+
+
+def case(case_id: int = 1, *, email: str = SOFIE.email, subject: str = "Klacht studietoelage",
+         body: str = STUDIE, status: str = "open", age_days: int = 7, agencies: tuple[str, ...] = (),
+         co_recipients: tuple[str, ...] = (), name: str = "Sofie Maes") -> Candidate:
+    return Candidate(case_id=case_id, ref=f"VO-2026-{case_id:06d}", citizen_email=email,
+                     citizen_name=name, subject=subject,
+                     text=match_text(subject_key(subject), body_key(body)), status=status,
+                     created_at=NOW - timedelta(days=age_days), co_recipients=co_recipients,
+                     name_key=name_key(name), agencies=agencies)
+
+
+def facts(*, sender: Address = SOFIE, subject: str = "Klacht studietoelage", body: str = STUDIE,
+          kind: Kind = Kind.NEW_COMPLAINT, **kw) -> MessageFacts:
+    identity = kw.pop("identity", sender)
+    return MessageFacts(sender=sender.email, kind=kind, received_at=NOW, identity=identity,
+                        name_key=name_key(identity.name), subject=subject_key(subject),
+                        body=body_key(body), **kw)
+
+
+def test_reference_from_the_citizen_joins_with_full_score():
+    """Our reference used by the case's citizen threads the mail with score 100."""
+    m = match_message(facts(), Found(by_reference=[case()])).match
+    assert (m.case_id, m.score, m.evidence[0].method) == (1, 100.0, "reference")
+
+
+def test_reference_from_a_stranger_opens_a_case_for_triage():
+    """A stranger's mail quoting someone else's reference is not threaded but flagged needs_triage."""
+    m = match_message(facts(sender=Address("", "x@example.org")), Found(by_reference=[case()])).match
+    assert m.case_id is None and m.needs_triage and m.candidates[0].detail.startswith("VO-2026-000001")
+
+
+def test_reference_from_a_co_recipient_or_a_service_is_accepted():
+    """A co-recipient of the case and a known service may use the reference."""
+    partner = Address("", "partner@example.be")
+    with_partner = case(co_recipients=(partner.email,))
+    assert match_message(facts(sender=partner), Found(by_reference=[with_partner])).match.case_id == 1
+    agency = facts(sender=Address("", "info@delijn.be"), sender_is_service=True)
+    assert match_message(agency, Found(by_reference=[case()])).match.case_id == 1
+
+
+def test_in_reply_to_joins_and_keeps_recipient_flags():
+    """A reply to one of the case's messages joins it; agency_in_cc from this mail is kept."""
+    f = facts(flags=("agency_in_cc",), also_sent_to=("de-lijn",))
+    m = match_message(f, Found(by_thread=[("ack@vo", case())])).match
+    assert m.case_id == 1 and m.flags == ("agency_in_cc",) and m.also_sent_to == ("de-lijn",)
+
+
+def test_automatic_mail_never_matches_fuzzily():
+    """An automatic mail without reference or thread is matched to nothing, whatever its text."""
+    assert match_message(facts(), Found(identity=[case()]), automatic=True).match.case_id is None
+
+
+def test_agency_forward_joins_the_open_case_about_that_agency():
+    """A forwarded De Lijn letter joins the citizen's open De Lijn case, not their other case."""
+    cases = [case(1), case(2, subject="Boete tram", body=TRAM, agencies=("de-lijn",))]
+    f = facts(kind=Kind.AGENCY_FORWARD, subject="Fwd: Uw klacht", body="Beste klant, wij bekijken het.",
+              forward_agencies=("de-lijn-klantendienst", "de-lijn"))
+    m = match_message(f, Found(identity=cases)).match
+    assert (m.case_id, m.evidence[0].method, m.score) == (2, "agency-forward", 90.0)
+
+
+def test_agency_forward_to_the_only_open_case_without_agency():
+    """With one open case whose agency is unknown, a forwarded agency letter joins it."""
+    f = facts(kind=Kind.AGENCY_FORWARD, body="Uw aanvraag is in behandeling.", forward_agencies=("agodi",))
+    assert match_message(f, Found(identity=[case()])).match.case_id == 1
+
+
+def test_agency_reference_joins_for_the_citizen_and_not_for_a_stranger():
+    """An agency file number remembered on a case threads the citizen's mail; a stranger's is triaged."""
+    found = Found(by_agency_ref=[("de-lijn:DL-2026417", case())])
+    assert match_message(facts(body="Is er nieuws?"), found).match.evidence[0].method == "agency-reference"
+    stranger = match_message(facts(sender=Address("", "x@example.org"), body="Is er nieuws?"), found).match
+    assert stranger.case_id is None and stranger.needs_triage
+
+
+def test_status_request_joins_the_only_open_case():
+    """A status request from the address of the citizen's only open case joins it."""
+    f = facts(kind=Kind.STATUS_REQUEST, subject="Stand van zaken", body="Wat is de stand van zaken?")
+    assert match_message(f, Found(identity=[case()])).match.case_id == 1
+
+
+def test_resubmission_within_window_joins_as_possible_duplicate():
+    """A reworded resubmission within the window joins the first case flagged possible_duplicate."""
+    m = match_message(facts(subject="Nog altijd geen beslissing", body=REWORDED), Found(identity=[case()])).match
+    assert m.case_id == 1 and "possible_duplicate" in m.flags and m.duplicate_of_id == 1
+    assert m.evidence[0].method == "fuzzy" and m.score >= Policy().fuzzy_threshold
+
+
+def test_similar_mail_after_the_window_is_a_plain_follow_up():
+    """Past the duplicate window a similar mail still joins, without possible_duplicate."""
+    m = match_message(facts(body=REWORDED), Found(identity=[case(age_days=90)])).match
+    assert m.case_id == 1 and "possible_duplicate" not in m.flags
+
+
+def test_unrelated_complaint_of_the_same_citizen_is_a_new_case():
+    """Another complaint of the same citizen gets a new case, not flagged for triage."""
+    m = match_message(facts(subject="Boete tram", body=TRAM), Found(identity=[case()])).match
+    assert m.case_id is None and not m.needs_triage and not m.flags
+
+
+def test_uncertain_similarity_is_listed_for_triage():
+    """Between triage_threshold and fuzzy_threshold: a new case flagged needs_triage with the candidate."""
+    policy = Policy(fuzzy_threshold=99.0, triage_threshold=60.0)
+    m = match_message(facts(body=REWORDED), Found(identity=[case()]), policy).match
+    assert m.case_id is None and m.needs_triage and m.candidates[0].method == "fuzzy"
+
+
+def test_similar_to_a_closed_case_is_triaged_not_joined():
+    """A resubmission about a closed case opens a new case for staff to decide on reopening."""
+    m = match_message(facts(body=REWORDED), Found(identity=[case(status="closed")])).match
+    assert m.case_id is None and m.needs_triage
+
+
+def test_same_text_from_another_address_is_a_new_flagged_case():
+    """Near-identical text from another address: a new case flagged possible_duplicate with duplicate_of."""
+    other = facts(sender=Address("Sofie M.", "sofie73@gmail.example"))
+    m = match_message(other, Found(similar=[case()])).match
+    assert m.case_id is None and "possible_duplicate" in m.flags and m.duplicate_of_id == 1
+
+
+def test_referral_joins_the_citizens_case_as_multi_addressed():
+    """A referral whose citizen already wrote to us joins that case, multi_addressed, referrer in also_sent_to."""
+    f = facts(sender=Address("", "ombudsdienst@stad.gent"), identity=SOFIE, referred_by="ombudsdienst-gent",
+              sender_is_service=True)
+    m = match_message(f, Found(identity=[case()])).match
+    assert m.case_id == 1 and "multi_addressed" in m.flags and m.also_sent_to == ("ombudsdienst-gent",)
+
+
+def test_new_referral_is_the_citizens_case():
+    """A referral about a new complaint opens a case for the citizen, flagged referred_by."""
+    f = facts(sender=Address("", "ombudsdienst@stad.gent"), identity=SOFIE, referred_by="ombudsdienst-gent",
+              sender_is_service=True)
+    m = match_message(f, Found()).match
+    assert m.case_id is None and m.citizen == SOFIE and m.flags == ("referred_by",)
+    assert m.also_sent_to == ("ombudsdienst-gent",)
+
+
+def test_short_mail_is_not_a_subset_match():
+    """A three-word mail whose words all occur in a case does not score as identical."""
+    [(_, _, score)] = text_scores("vraag", body_key("studietoelage dossier maart"),
+                                  [case().text])
+    assert score < Policy().triage_threshold
+
+
+def test_normalisation_removes_prefixes_references_and_accents():
+    """Subjects lose Re/Fwd/TR prefixes, [tags] and references; names become sorted folded words."""
+    from mailbot.match import reference_pattern
+
+    assert subject_key("RE: TR: [VO-2026-000001] Décision sur ma prime", reference_pattern("VO")) == \
+        "decision prime"
+    assert name_key("Peeters, Jan") == name_key("jan PEETERS") == "jan peeters"
+    assert name_key("Jan") == ""
+
+
+def test_minhash_bands_are_stable_and_shared_by_near_duplicates():
+    """The same text gives the same band keys in every process; a lightly edited copy shares one."""
+    keys = lsh_keys(body_key(STUDIE))
+    assert len(keys) == 5 and keys == lsh_keys(body_key(STUDIE))
+    edited = lsh_keys(body_key(STUDIE.replace("twee keer", "drie keer")))
+    assert set(keys) & set(edited)
+    assert not set(keys) & set(lsh_keys(body_key(TRAM)))

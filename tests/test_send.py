@@ -1,0 +1,199 @@
+"""The SMTP adapter: STARTTLS, implicit TLS and login against aiosmtpd, and how failures are classified."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiosmtplib
+import pytest
+
+from conftest import base_config
+from mailbot.config import settings_from_mapping
+from mailbot.errors import PermanentSendError, SendError
+from mailbot.send import Envelope, RecipientRejected, SmtpTransport, classify_error
+from servers import free_port
+
+cryptography = pytest.importorskip("cryptography")  # test extra: generates the certificates
+
+from cryptography import x509  # noqa: E402
+from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
+from cryptography.x509.oid import NameOID  # noqa: E402
+
+MESSAGE = (b"From: klachten@vlaamseombudsdienst.be\r\nTo: jan@example.be\r\nSubject: test\r\n"
+           b"Message-ID: <tls-1@vlaamseombudsdienst.be>\r\n\r\nHallo\r\n")
+
+
+def _certificates(folder: Path) -> tuple[Path, Path, Path]:
+    """A private CA and a server certificate for 127.0.0.1 signed by it: (ca, cert, key)."""
+    now = dt.datetime.now(dt.timezone.utc)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mailbot test CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                       content_commitment=False, key_encipherment=False,
+                                       data_encipherment=False, key_agreement=False,
+                                       encipher_only=False, decipher_only=False), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+          .sign(ca_key, hashes.SHA256()))
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                                                        x509.DNSName("localhost")]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                           critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    paths = folder / "ca.pem", folder / "server.pem", folder / "server.key"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return paths
+
+
+class Recorder:
+    """aiosmtpd handler that keeps what it received and whether the session was TLS + logged in."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[bytes, bool, object]] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd API
+        login = session.auth_data.login if session.authenticated and session.auth_data else None
+        self.received.append((envelope.content, session.ssl is not None, login))
+        return "250 OK"
+
+
+def _authenticator(server, session, envelope, mechanism, auth_data):
+    from aiosmtpd.smtp import AuthResult
+
+    ok = auth_data.login == b"klachten" and auth_data.password == b"s3cret"
+    return AuthResult(success=ok, handled=False, auth_data=auth_data)
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    return _certificates(tmp_path_factory.mktemp("tls"))
+
+
+def _server_context(certs: tuple[Path, Path, Path]) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(certs[1]), str(certs[2]))
+    return context
+
+
+@pytest.fixture
+def tls_server(certs, request) -> Iterator[tuple[int, Recorder]]:
+    """An aiosmtpd on loopback: STARTTLS required (param "starttls") or implicit TLS ("ssl"), login required."""
+    from aiosmtpd.controller import Controller
+
+    recorder, port = Recorder(), free_port()
+    mode = getattr(request, "param", "starttls")
+    options = dict(authenticator=_authenticator, auth_required=True)
+    if mode == "ssl":
+        # aiosmtpd does not see implicit TLS as TLS: allow AUTH on it explicitly.
+        controller = Controller(recorder, hostname="127.0.0.1", port=port,
+                                ssl_context=_server_context(certs), auth_require_tls=False, **options)
+    else:
+        controller = Controller(recorder, hostname="127.0.0.1", port=port,
+                                tls_context=_server_context(certs), require_starttls=True, **options)
+    controller.start()
+    yield port, recorder
+    controller.stop()
+
+
+def _transport(port: int, security: str, **smtp: object) -> SmtpTransport:
+    config = base_config(smtp={"port": port, "security": security, **smtp})
+    return SmtpTransport(settings_from_mapping(config).smtp)
+
+
+def _send(transport: SmtpTransport):
+    [result] = transport.send_many([Envelope(1, "klachten@vlaamseombudsdienst.be", "jan@example.be", MESSAGE)])
+    return result
+
+
+def test_starttls_with_login_delivers(tls_server, certs):
+    """security: starttls upgrades the connection, trusts the configured CA, logs in, and delivers."""
+    port, recorder = tls_server
+    result = _send(_transport(port, "starttls", username="klachten", password="s3cret", ca_file=str(certs[0])))
+    assert result.ok, result.error
+    [(content, was_tls, login)] = recorder.received
+    assert was_tls and login == b"klachten" and b"Message-ID: <tls-1@" in content
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+@pytest.mark.parametrize("tls_server", ["ssl"], indirect=True)
+def test_implicit_tls_with_login_delivers(tls_server, certs):
+    """security: ssl speaks TLS from the first byte (port 465 style) and delivers."""
+    port, recorder = tls_server
+    result = _send(_transport(port, "ssl", username="klachten", password="s3cret", ca_file=str(certs[0])))
+    assert result.ok, result.error
+    assert recorder.received[0][2] == b"klachten"
+
+
+def test_untrusted_certificate_is_a_transient_setup_error(tls_server):
+    """A certificate the client does not trust fails the send as retryable, never as the citizen's fault."""
+    port, recorder = tls_server
+    result = _send(_transport(port, "starttls", username="klachten", password="s3cret"))
+    assert isinstance(result.error, SendError) and not isinstance(result.error, PermanentSendError)
+    assert recorder.received == []
+
+
+def test_wrong_password_is_transient(tls_server, certs):
+    """A refused login (535) is our configuration, retried; it does not fail the reply for good."""
+    port, recorder = tls_server
+    result = _send(_transport(port, "starttls", username="klachten", password="wrong", ca_file=str(certs[0])))
+    assert isinstance(result.error, SendError) and not isinstance(result.error, PermanentSendError)
+    assert "set-up" in str(result.error) and recorder.received == []
+
+
+def test_plain_server_refuses_starttls_transiently(smtp_sink):
+    """Asking for STARTTLS from a server that does not offer it is a (retryable) set-up error."""
+    result = _send(_transport(smtp_sink.port, "starttls"))
+    assert type(result.error) is SendError and smtp_sink.messages == []
+
+
+def test_refused_recipient_is_recipient_rejected():
+    """550 on RCPT TO means the address is bad."""
+    err = aiosmtplib.SMTPRecipientsRefused([aiosmtplib.SMTPRecipientRefused(550, "5.1.1 unknown user", "x@y.be")])
+    assert isinstance(classify_error(err), RecipientRejected)
+
+
+@pytest.mark.parametrize("code, message, kind", [
+    (550, "5.1.1 no such user", RecipientRejected),
+    (550, "mailbox unavailable", RecipientRejected),
+    (552, "5.2.2 mailbox full", PermanentSendError),
+    (554, "5.7.1 rejected as spam", PermanentSendError),
+    (550, "5.1.8 bad sender domain", PermanentSendError),
+    (451, "4.7.1 greylisted", SendError),
+    (421, "service not available", SendError),
+])
+def test_data_replies_are_classified(code, message, kind):
+    """After DATA: 5.1.x says the address is bad, other 5xx are permanent, 4xx are transient."""
+    error = classify_error(aiosmtplib.SMTPDataError(code, message))
+    assert type(error) is kind
+
+
+def test_network_errors_are_transient():
+    """Refused connections, timeouts and dropped connections are retried."""
+    for err in (ConnectionRefusedError(111, "refused"), aiosmtplib.SMTPConnectError("down"),
+                aiosmtplib.SMTPServerDisconnected("gone"), aiosmtplib.SMTPTimeoutError("slow")):
+        assert type(classify_error(err)) is SendError
+
+
+def test_refused_connection_fails_the_whole_batch_quickly():
+    """With nobody listening, every envelope of the batch comes back as a transient failure."""
+    transport = _transport(free_port(), "none")
+    envelopes = [Envelope(i, "klachten@vlaamseombudsdienst.be", f"b{i}@example.be", MESSAGE) for i in range(20)]
+    results = transport.send_many(envelopes)
+    assert sorted(r.key for r in results) == list(range(20))
+    assert all(type(r.error) is SendError and r.attempted for r in results)
