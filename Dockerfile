@@ -37,6 +37,6 @@ ENV PATH=/opt/mailbot/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     MAILBOT_CONFIG=/app/config.yaml
 USER 10001:10001
-HEALTHCHECK --interval=60s --timeout=10s CMD ["mailbot", "status", "--check"]
+HEALTHCHECK --interval=60s --timeout=10s --start-period=120s --retries=3 CMD ["mailbot", "status", "--check"]
 ENTRYPOINT ["mailbot"]
 CMD ["run"]

@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email import message_from_bytes, policy
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,8 +48,9 @@ class DemoResult:
     replies: list[Path]
     quarantined: list[dict[str, Any]]
     digest: Path | None
-    seconds: float
-    notes: list[str] = field(default_factory=list)
+    digest_note: str
+    case_table: str
+    seconds: float = 0.0
 
 
 class _Progress:
@@ -178,8 +179,10 @@ def run_scenario(output: Path, progress: _Progress | None = None) -> DemoResult:
     progress = progress or _Progress()
     started = time.monotonic()
     output.mkdir(parents=True, exist_ok=True)
-    for stale in ("mailbot.sqlite3", "mailbot.sqlite3-wal", "mailbot.sqlite3-shm"):
-        (output / stale).unlink(missing_ok=True)
+    for stale in ("mailbot.sqlite3", "mailbot.sqlite3-wal", "mailbot.sqlite3-shm", "digest.html", "digest.txt"):
+        (output / stale).unlink(missing_ok=True)  # a previous run into the same folder
+    for old in [*output.glob("replies/*.eml"), *output.glob("inbox/*.eml")]:
+        old.unlink()
     with progress.step("starting the embedded IMAP server, SMTP sink and SQLite database"):
         imap = EmbeddedImap(OFFICE, secrets.token_urlsafe(12)).start()
         smtp = EmbeddedSmtp().start()
@@ -204,7 +207,7 @@ def run_scenario(output: Path, progress: _Progress | None = None) -> DemoResult:
                 (output / "cases.json").write_text(json.dumps(cases, indent=2, ensure_ascii=False), encoding="utf-8")
                 digest_path, digest_note = _digest(app, output)
                 result = DemoResult(output, cases, rows, replies, _quarantined(app), digest_path,
-                                    0.0, notes=[digest_note, _case_table(app)])
+                                    digest_note, _case_table(app))
         finally:
             app.close()
     finally:
@@ -249,15 +252,14 @@ def _what_happened(rows: list[tuple[demo_scenario.ScenarioMail, Outcome]], urgen
 
 def report_text(result: DemoResult) -> str:
     """The result the way a person wants to read it."""
-    digest_note, table = result.notes[0], result.notes[1]
     urgent = {c["ref"] for c in result.cases if c.get("priority") == "urgent"}
     out = [f"\nmailbot demo: {len(result.rows)} mails, {len(result.cases)} cases, {len(result.replies)} replies "
            f"sent, {len(result.quarantined)} quarantined, in {result.seconds:.1f} s\n",
            "What the robot did with each mail:", _what_happened(result.rows, urgent), "",
-           "Cases (mailbot case list):", table, "", f"Replies sent ({result.output / 'replies'}):"]
+           "Cases (mailbot case list):", result.case_table, "", f"Replies sent ({result.output / 'replies'}):"]
     out += [f"  {path.name}" for path in result.replies]
     out += ["", "Quarantined:"] + [f"  {q['size']} bytes: {q['reason']}" for q in result.quarantined]
-    out += ["", digest_note, "",
+    out += ["", result.digest_note, "",
             "Files:",
             f"  {result.output / 'inbox'}/      the scenario mails (try: mailbot rules explain FILE.eml)",
             f"  {result.output / 'replies'}/    every reply the SMTP sink received, as .eml",

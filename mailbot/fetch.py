@@ -142,6 +142,8 @@ class ImapMailbox:
                         return False
                     wait = max(0.0, min(slice_seconds, deadline - time.monotonic()))
                     for response in self._client.idle_check(timeout=wait):
+                        if response and response[0] == b"BYE":  # the server is going away
+                            raise FetchError(f"IMAP server closed the connection: {response!r}")
                         if len(response) > 1 and response[1] in (b"EXISTS", b"RECENT"):
                             return True
                 return False

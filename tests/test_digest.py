@@ -136,3 +136,13 @@ def test_cli_print_and_html(tmp_path, app):
     assert result.exit_code == 0, result.output
     assert "Dagoverzicht klachtenpostbus" in result.output and "VO-2026-000001" in result.output
     assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+def test_working_days_skip_weekends_belgian_holidays_and_closing_days():
+    """Armistice (11 November) and a configured closing day do not count as working days."""
+    from mailbot.holidays_be import subtract_working_days, working_days_after
+
+    assert working_days_after(date(2026, 11, 10), date(2026, 11, 13)) == 2  # Wed 11/11 is a holiday
+    assert working_days_after(date(2026, 11, 13), date(2026, 11, 16)) == 1  # the weekend
+    assert working_days_after(date(2026, 7, 10), date(2026, 7, 13), [date(2026, 7, 13)]) == 0
+    assert subtract_working_days(date(2026, 11, 13), 3) == date(2026, 11, 9)

@@ -79,7 +79,7 @@ def test_dropped_connection_is_recovered(app, dovecot):
         subprocess.run(["doveadm", "-c", str(dovecot.root / "dovecot.conf"), "kick", dovecot.username],
                        check=True, capture_output=True, timeout=10)
         dovecot.restart()
-        wait_until(lambda: watch.watcher.reconnects >= 1, 40, "the reconnect")
+        wait_until(lambda: watch.watcher.reconnects >= 1, 15, "the reconnect")
         time.sleep(0.3)
         append_all(dovecot, [complaint()])
         wait_until(lambda: _stored(app) == 1, 10, "the mail after the reconnect")

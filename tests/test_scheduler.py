@@ -69,7 +69,7 @@ def test_runner_schedules_every_job_per_mailbox(make_app, sqlite_url):
 def test_sigterm_mid_batch_finishes_the_message_in_flight(tmp_path, dovecot, smtp_sink, sqlite_url):
     """SIGTERM while a batch is being processed: exit 0, every mail either processed and moved or
     still in the inbox untouched, and a second run completes the rest exactly once."""
-    n = 240
+    n = 120
     append_all(dovecot, [complaint(sender=f"burger{i}@example.be", message_id=f"<t{i}@mail.example.be>")
                          for i in range(n)])
     config = write_config(tmp_path, imap=imap_config(dovecot) | {"batch_size": 50},
