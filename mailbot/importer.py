@@ -59,7 +59,8 @@ class ImportReport:
     outcomes: Counter[str] = field(default_factory=Counter)   # processed/duplicate/quarantined
     kinds: Counter[str] = field(default_factory=Counter)
     problems: Counter[str] = field(default_factory=Counter)   # quarantine reasons, abridged
-    cases: set[str] = field(default_factory=set)
+    opened: int = 0           # new cases
+    joined: int = 0           # messages threaded into an existing case
     interrupted: bool = False
     seconds: float = 0.0
 
@@ -245,15 +246,18 @@ class Importer:
         pending.kinds[outcome.kind or "-"] += 1
         if outcome.disposition == "quarantined":
             pending.problems[_abridge(_last_reason(session))] += 1
-        if outcome.case_ref:
-            pending.cases.add(outcome.case_ref)
+        if "open_case" in outcome.actions:
+            pending.opened += 1
+        elif outcome.case_ref:
+            pending.joined += 1
 
 
 def _merge(report: ImportReport, batch: ImportReport) -> None:
     report.outcomes.update(batch.outcomes)
     report.kinds.update(batch.kinds)
     report.problems.update(batch.problems)
-    report.cases |= batch.cases
+    report.opened += batch.opened
+    report.joined += batch.joined
 
 
 def _last_reason(session: Session) -> str:
@@ -273,7 +277,8 @@ def report_lines(report: ImportReport, where: str) -> list[str]:
     lines = [f"{'interrupted' if report.interrupted else 'imported'} {where}: {report.seen} messages read, "
              f"{report.skipped} already imported, {report.outcomes['processed']} recorded, "
              f"{report.outcomes['duplicate']} duplicates, {report.outcomes['quarantined']} could not be read; "
-             f"{len(report.cases)} cases touched; {done} in {report.seconds:.1f} s ({report.rate:.0f} msg/s); "
+             f"{report.opened} new cases, {report.joined} joined a case; "
+             f"{done} in {report.seconds:.1f} s ({report.rate:.0f} msg/s); "
              "no reply was sent"]
     if report.kinds:
         lines.append("  by kind: " + ", ".join(f"{k} {n}" for k, n in report.kinds.most_common()))

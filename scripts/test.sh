@@ -18,4 +18,6 @@ if command -v pg_ctlcluster >/dev/null 2>&1 && ! pg_isready -q -h 127.0.0.1 -p 5
   pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
 fi
 
+bash scripts/lint-dockerfile.sh
+
 python3 -m pytest -q "$@"

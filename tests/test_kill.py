@@ -32,8 +32,11 @@ def _poll(config: Path, env: dict[str, str]) -> subprocess.Popen:
 def test_random_sigkill_never_loses_or_doubles(tmp_path, dovecot, smtp_sink, db_url):
     """Six processes killed at random moments, then one that finishes: nothing lost, nothing twice."""
     config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump(base_config(imap=imap_config(dovecot) | {"batch_size": 20},
-                                                 smtp={"port": smtp_sink.port}, db_url=db_url)))
+    # Short leases, so the next process may take over the mailbox and the claimed replies
+    # of a killed one soon after the kill (production: 60 s and 5 min).
+    config.write_text(yaml.safe_dump(base_config(
+        imap=imap_config(dovecot) | {"batch_size": 20}, db_url=db_url,
+        smtp={"port": smtp_sink.port, "claim_lease_seconds": 10}, schedule={"lease_seconds": 2})))
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     subprocess.run([sys.executable, "-m", "mailbot.cli", "--config", str(config), "db", "upgrade"],
                    check=True, env=env, capture_output=True)
@@ -45,9 +48,13 @@ def test_random_sigkill_never_loses_or_doubles(tmp_path, dovecot, smtp_sink, db_
         time.sleep(rng.uniform(0.4, 2.0))
         process.send_signal(signal.SIGKILL)
         process.wait()
-    final = subprocess.run([sys.executable, "-m", "mailbot.cli", "--config", str(config), "poll", "--once"],
-                           env=env, capture_output=True, text=True, timeout=300)
+        time.sleep(2.2)  # the dead poller's mailbox lease runs out
+    command = [sys.executable, "-m", "mailbot.cli", "--config", str(config), "poll", "--once"]
+    final = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert final.returncode == 0, final.stderr[-3000:]
+    time.sleep(10.5)  # replies claimed by a killed sender become due again
+    resend = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert resend.returncode == 0, resend.stderr[-3000:]
 
     engine = make_engine(db_url)
     with engine.connect() as conn:
