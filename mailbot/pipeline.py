@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import store
@@ -226,7 +227,9 @@ class Intake:
         try:
             with session.begin_nested():
                 outcome = self.process(session, raw, source)
-        except FetchError:
+        except (FetchError, OperationalError, InterfaceError):
+            # The server or the database is gone: not this message's fault. The batch
+            # is rolled back and stays in the inbox for the next poll.
             raise
         except Exception as err:  # noqa: BLE001 - one bad message must not stop the batch
             reason = f"processing failed: {type(err).__name__}: {err}"

@@ -29,11 +29,11 @@ def message_row(mail: Mail, *, kind: str, sha256: str, received_at: datetime,
                 classification: Classification | None = None) -> Message:
     forwarded = mail.forwarded[0] if mail.forwarded else None
     return Message(
-        direction="in", kind=kind, message_id=mail.message_id,
+        direction="in", kind=kind, message_id=mail.message_id[:998],
         in_reply_to=" ".join(mail.in_reply_to), references=list(mail.references[-50:]),
-        from_email=mail.from_.email if mail.from_ else "",
+        from_email=(mail.from_.email if mail.from_ else "")[:320],
         from_name=(mail.from_.name if mail.from_ else "")[:200],
-        to_addrs=[a.email for a in mail.to][:100], cc_addrs=[a.email for a in mail.cc][:100],
+        to_addrs=[a.email[:320] for a in mail.to][:100], cc_addrs=[a.email[:320] for a in mail.cc][:100],
         subject=mail.subject[:2000], sent_at=mail.date, received_at=received_at,
         body_text=mail.text, sha256=sha256, size=mail.size,
         language=classification.language if classification else None,
@@ -58,7 +58,8 @@ def open_case(session: Session, mail: Mail, decision: Decision, classification: 
     citizen = decision.citizen or mail.from_
     case = Case(
         ref=store.allocate_ref(session, prefix, now.year), status="open",
-        citizen_email=citizen.email if citizen else "", citizen_name=(citizen.name if citizen else "")[:200],
+        citizen_email=(citizen.email if citizen else "")[:320],
+        citizen_name=(citizen.name if citizen else "")[:200],
         language=classification.language, subject=mail.subject[:500],
         investigator_email=investigator.email if investigator else None,
         investigator_name=investigator.name if investigator else None,
