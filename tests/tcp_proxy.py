@@ -56,8 +56,8 @@ class TcpProxy:
         with self._lock:
             conns = list(self._conns)
             self.cuts += 1
-        for pair in conns:
-            _kill(*pair)
+        for pair in conns:  # the pump thread of each closes its sockets
+            _shutdown(*pair)
 
     def refuse(self, seconds: float, *, mode: str = "closed") -> None:
         """Refuse new connections for `seconds`: `closed` (ECONNREFUSED) or `reset` (RST)."""
@@ -169,7 +169,7 @@ class TcpProxy:
                         if after is not None:
                             after()
                         return
-        except OSError:
+        except (OSError, ValueError):  # cut or closed under us
             return
         finally:
             with self._lock:
@@ -201,6 +201,14 @@ def _reset(sock: socket.socket) -> None:
     except OSError:
         pass
     sock.close()
+
+
+def _shutdown(*socks: socket.socket) -> None:
+    for sock in socks:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 def _kill(*socks: socket.socket) -> None:

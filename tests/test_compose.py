@@ -210,3 +210,19 @@ def test_fuzzed_inputs_keep_header_set(subject: str, name: str) -> None:
     assert {k.lower() for k in back.keys()} == HEADERS
     assert [a.addr_spec for a in back["To"].addresses] == ["jan@example.org"]
     assert len(back["Subject"]) <= 200
+
+
+def test_reply_bytes_are_seven_bit_with_crlf_and_short_lines():
+    """The composed reply is plain 7-bit ASCII with CRLF line ends and no line over 998 octets,
+    so any relay can carry it; the accented text survives the round trip."""
+    msg = compose(to=Address("Zoë Dupont-Ünal", "zoe@example.org"),
+                  original_subject="Überweisung déjà = 100 % " + "lang " * 80,
+                  rendered=rendered("fr"))
+    raw = bytes(msg)
+    assert all(byte < 128 for byte in raw)
+    assert b"\n" not in raw.replace(b"\r\n", b"")
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+    parsed = parse(msg)
+    assert parsed["To"].addresses[0].display_name == "Zoë Dupont-Ünal"
+    assert "déjà = 100 %" in parsed["Subject"]
+    assert "Bonjour" in parsed.get_body(("plain",)).get_content()
