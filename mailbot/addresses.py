@@ -7,9 +7,9 @@ address cannot arrive:
 - a permanent delivery status notification of one of our replies comes back
   (decide flags the case `undeliverable`; `record_bounce` stores the address).
 
-A row whose status is not `undeliverable` (staff set it to `ok` with
-`mark_deliverable`) overrides the older signal, a case flagged `undeliverable`
-for that citizen address, which is still honoured when there is no row.
+Both write a row here (the case is flagged too, for staff); a row whose status is
+not `undeliverable` (staff set it to `ok` with `mark_deliverable`) lets replies
+go to the address again.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from .db import AddressStatus, Case
+from .db import AddressStatus
 from .model import Bounce
 
 UNDELIVERABLE = "undeliverable"
@@ -39,11 +39,7 @@ def undeliverable(session: Session, email: str) -> bool:
         return False
     status = session.execute(select(AddressStatus.status).where(AddressStatus.email == email)
                              ).scalar_one_or_none()
-    if status is not None:
-        return status == UNDELIVERABLE
-    flagged = session.execute(
-        select(Case.flags).where(Case.citizen_email == email).order_by(Case.id.desc()).limit(20)).scalars()
-    return any(UNDELIVERABLE in flags for flags in flagged)
+    return status == UNDELIVERABLE
 
 
 def _upsert(session: Session, email: str, *, status: str, source: str, reason: str,

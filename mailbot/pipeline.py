@@ -79,13 +79,14 @@ class Intake:
 
     # -- one message -------------------------------------------------------------------
     def process(self, session: Session, raw: bytes, source: Source | None = None, *,
-                quiet: bool = False) -> Outcome:
+                quiet: bool = False, known_new: bool = False) -> Outcome:
         """Handle one message inside the caller's transaction (no commit here).
 
-        `quiet` (importing old mail) records everything but queues no reply.
+        `quiet` (importing old mail) records everything but queues no reply;
+        `known_new` says the caller already checked that `source` has no receipt.
         """
-        if source is not None and store.receipt(session, source.mailbox, source.uidvalidity,
-                                                source.uid) is not None:
+        if (source is not None and not known_new
+                and store.receipt(session, source.mailbox, source.uidvalidity, source.uid) is not None):
             return Outcome("known")
         sha = hashlib.sha256(raw).hexdigest()
         now = self.clock()
@@ -226,7 +227,7 @@ class Intake:
         started = time.monotonic()
         try:
             with session.begin_nested():
-                outcome = self.process(session, raw, source)
+                outcome = self.process(session, raw, source, known_new=True)
         except (FetchError, OperationalError, InterfaceError):
             # The server or the database is gone: not this message's fault. The batch
             # is rolled back and stays in the inbox for the next poll.

@@ -69,12 +69,16 @@ def over_limit(session: Session, *, recipient: str, case_id: int | None, now: da
     if not _lock_recipient(session, recipient):
         return "the reply limits could not be checked (another worker holds the address)"
     since = now - timedelta(hours=24)
-    recent = select(func.count()).select_from(Outbox).where(
-        Outbox.created_at > since, Outbox.status != "held")
-    if case_id is not None and session.execute(
-            recent.where(Outbox.case_id == case_id)).scalar_one() >= limits.per_case_per_day:
+    # One statement for both tiers; each side of the OR uses its own index.
+    per_case, per_address = session.execute(
+        select(func.count().filter(Outbox.case_id == case_id),
+               func.count().filter(Outbox.recipient == recipient))
+        .where(Outbox.created_at > since, Outbox.status != "held",
+               (Outbox.recipient == recipient) | (Outbox.case_id == case_id))
+    ).one()
+    if case_id is not None and per_case >= limits.per_case_per_day:
         return f"more than {limits.per_case_per_day} automatic replies for this case in 24 h"
-    if session.execute(recent.where(Outbox.recipient == recipient)).scalar_one() >= limits.per_address_per_day:
+    if per_address >= limits.per_address_per_day:
         return f"more than {limits.per_address_per_day} automatic replies to this address in 24 h"
     return None
 

@@ -64,6 +64,9 @@ class TcpProxy:
         with self._lock:
             self._refuse_until = time.monotonic() + seconds
             self._refuse_mode = mode
+            if mode == "closed" and self._listener is not None:
+                self._listener.close()  # at once: a connect right after this must fail
+                self._listener = None
 
     def cut_after(self, nbytes: int, *, direction: str = "down",
                   then: Callable[[], None] | None = None) -> None:
@@ -109,31 +112,34 @@ class TcpProxy:
         sock.listen(64)
         return sock
 
+    def _refusing(self) -> tuple[bool, str]:
+        with self._lock:
+            return time.monotonic() < self._refuse_until, self._refuse_mode
+
     def _serve(self) -> None:
         while not self._stop.is_set():
+            refusing, mode = self._refusing()
             with self._lock:
-                refusing = time.monotonic() < self._refuse_until
-                mode = self._refuse_mode
-            if refusing and mode == "closed":
-                if self._listener is not None:
+                if refusing and mode == "closed" and self._listener is not None:
                     self._listener.close()
                     self._listener = None
+                if not (refusing and mode == "closed") and self._listener is None:
+                    try:
+                        self._listener = self._listen(self.port)
+                    except OSError:
+                        pass
+                listener = self._listener
+            if listener is None:
                 time.sleep(0.02)
                 continue
-            if self._listener is None:
-                try:
-                    self._listener = self._listen(self.port)
-                except OSError:
-                    time.sleep(0.05)
-                    continue
-            ready, _, _ = select.select([self._listener], [], [], 0.05)
-            if not ready:
-                continue
             try:
-                client, _ = self._listener.accept()
-            except OSError:
+                ready, _, _ = select.select([listener], [], [], 0.05)
+                if not ready:
+                    continue
+                client, _ = listener.accept()
+            except (OSError, ValueError):  # closed by refuse() meanwhile
                 continue
-            if refusing:  # mode == "reset"
+            if self._refusing()[0]:  # refused since we looked: reset
                 _reset(client)
                 continue
             try:

@@ -57,11 +57,11 @@ def test_crash_before_commit(app, dovecot, smtp_sink, monkeypatch):
     real = app.intake.process
     seen = []
 
-    def dying(session, raw, source=None):
+    def dying(session, raw, source=None, **kwargs):
         seen.append(source.uid)
         if len(seen) == 5:
             raise Crash()
-        return real(session, raw, source)
+        return real(session, raw, source, **kwargs)
 
     monkeypatch.setattr(app.intake, "process", dying)
     with pytest.raises(Crash):
