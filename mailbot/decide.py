@@ -73,10 +73,13 @@ def decide(mail: Mail, classification: Classification, match: Match, *,
         recipient = match.citizen
     replies: tuple[Reply, ...] = ()
     template = routing.template or OUTCOME_TEMPLATES.get(routing.outcome, "ack_investigation")
-    if classification.kind is Kind.STATUS_REQUEST and match.needs_triage:
-        # Someone asks about a case that is not theirs: a neutral answer, staff decide.
+    if classification.kind is Kind.STATUS_REQUEST:
+        # A status request we cannot tie to the sender's own case (someone else's
+        # reference, several open cases, none): a neutral answer, staff decide.
         template = "status_neutral"
-        flags.add("status_from_unknown_address")
+        flags.update({"needs_triage", "status_unmatched"})
+        if match.needs_triage:  # they quoted a reference that is not theirs
+            flags.add("status_from_unknown_address")
     if recipient is not None:
         replies = (Reply(template, recipient, classification.language, mail.subject,
                          dict(routing.context)),)

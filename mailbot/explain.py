@@ -16,7 +16,7 @@ from .classify import classify
 from .db import Case
 from .decide import CaseView, RoutingOutcome, decide
 from .errors import ParseError
-from .model import Mail
+from .model import Kind, Mail
 from .parse import parse_message
 from .recipients import reply_recipient
 from .route import describe
@@ -82,12 +82,13 @@ def explain(app: Any, raw: bytes, *, now: datetime | None = None) -> dict[str, A
                               frozenset(case_row.flags)) if case_row else None)
         routed = None
         if case_row is None and not classification.is_automatic:
+            as_new = dataclasses.replace(classification, kind=Kind.NEW_COMPLAINT)
             try:
-                routed = app.routing.route(session, mail, classification, now)
+                routed = app.routing.route(session, mail, as_new, now, flags=frozenset(match.flags))
             except SQLAlchemyError:
                 session.rollback()
                 session.begin()
-                routed = app.routing.route_without_load(mail, classification, now)
+                routed = app.routing.route_without_load(mail, as_new, now)
         if routed is not None:
             result["rules"] = [_plain(t) for t in routed.routing.trace]
             result["routing"] = describe(routed.routing)

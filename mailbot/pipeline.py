@@ -11,6 +11,7 @@ goes on.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import threading
@@ -122,7 +123,10 @@ class Intake:
                                     is_service=self.routing.is_service_address)
         routed = None
         if case_row is None and not classification.is_automatic:
-            routed = self.routing.route(session, mail, classification, now)
+            # A mail that opens a case is a new complaint for routing, even when it
+            # forwards the agency's letter or comes referred by another service.
+            as_new = dataclasses.replace(classification, kind=Kind.NEW_COMPLAINT)
+            routed = self.routing.route(session, mail, as_new, now, flags=frozenset(match.flags))
         decision = decide(mail, classification, match, recipient=recipient, case=case_view,
                           routing=routed.outcome if routed else RoutingOutcome(),
                           investigator=routed.investigator if routed else None,

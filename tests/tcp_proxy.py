@@ -85,6 +85,8 @@ class TcpProxy:
         with self._lock:
             self._triggers.clear()
             self._refuse_until = 0.0
+            if self._listener is None:  # at once: a connect right after this must work
+                self._listener = self._listen(self.port)
 
     @property
     def armed(self) -> bool:
