@@ -95,14 +95,17 @@ class Intake:
             mail = parse_message(raw, max_bytes=self.settings.limits.max_message_bytes)
         except ParseError as err:
             existing = store.incoming_by_identity(session, "", sha, "")
-            if existing is not None:
-                add_receipt(session, source, existing, "duplicate")
-                return Outcome("duplicate", existing.kind)
+            if existing is not None:  # seen before; unreadable mail goes back to quarantine
+                disposition = "quarantined" if existing.kind == str(Kind.UNREADABLE) else "duplicate"
+                add_receipt(session, source, existing, disposition)
+                return Outcome(disposition, existing.kind)
             quarantine(session, raw, sha, source, str(err), now=now)
             return Outcome("quarantined", str(Kind.UNREADABLE), actions=("quarantine",))
         sender = mail.from_.email if mail.from_ else ""
         existing = store.incoming_by_identity(session, mail.message_id, sha, sender)
-        if existing is not None:
+        # A mail quarantined after a processing failure and moved back to the inbox by
+        # staff (once the cause is fixed) is processed again.
+        if existing is not None and existing.kind != str(Kind.UNREADABLE):
             add_receipt(session, source, existing, "duplicate")
             store.add_event(session, "duplicate_copy", message=existing, sha256=sha)
             return Outcome("duplicate", existing.kind)

@@ -116,3 +116,27 @@ def test_second_poll_does_nothing(make_app, dovecot, smtp_sink, db_url):
     report = app.poll_once()
     app.send_outbox()
     assert report.fetched == 0 and counts(app) == before and len(smtp_sink.messages) == 1
+
+
+def test_quarantined_mail_moved_back_is_processed_once_fixed(make_app, dovecot, smtp_sink, db_url, monkeypatch):
+    """A mail quarantined by a processing failure, moved back to the inbox after the fix, becomes
+    a case; an unreadable mail moved back goes straight back to quarantine."""
+    app = make_app(imap={"port": dovecot.port, "username": dovecot.username, "password": dovecot.password},
+                   smtp={"port": smtp_sink.port}, db_url=db_url, limits={"max_message_bytes": 4096})
+    append_all(dovecot, [complaint(message_id="<bug@mail.example.be>"), complaint(body="x" * 10_000)])
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in routing")
+
+    monkeypatch.setattr(app.intake.routing, "route", broken)
+    assert app.poll_once().quarantined == 2
+    monkeypatch.undo()
+
+    client = dovecot.client()
+    client.select_folder("Quarantine")
+    client.move(client.search(), "INBOX")
+    client.logout()
+    report = app.poll_once()
+    assert (report.processed, report.quarantined) == (1, 1)
+    assert counts(app)["cases"] == 1
+    assert folder_count(dovecot, "Quarantine") == 1 and folder_count(dovecot, "INBOX") == 0
