@@ -62,7 +62,10 @@ class App:
             return self.intake.run_once(mailbox, stop=stop)
         total = PollReport()
         for imap in self.settings.all_mailboxes:
-            merge_reports(total, self.poll_mailbox(imap, stop=stop))
+            report = self.poll_mailbox(imap, stop=stop)
+            if report is None:
+                total.busy_mailboxes.append(mailbox_name(imap))
+            merge_reports(total, report)
         return total
 
     def poll_mailbox(self, imap: ImapSettings, *, stop: threading.Event | None = None,

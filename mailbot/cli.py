@@ -79,6 +79,8 @@ def poll(ctx: click.Context, once: bool) -> None:
         sent = app.send_outbox()
     finally:
         app.close()
+    for name in report.busy_mailboxes:
+        click.echo(f"mailbot: {name} is being polled by another worker; skipped", err=True)
     click.echo(f"fetched {report.fetched}, processed {report.processed}, quarantined "
                f"{report.quarantined}, duplicates {report.duplicates}; replies sent {sent.sent}, "
                f"retrying {sent.retried}, failed {sent.failed}")

@@ -62,6 +62,7 @@ class PollReport:
     duplicates: int = 0
     moved: int = 0
     outcomes: list[Outcome] = field(default_factory=list)
+    busy_mailboxes: list[str] = field(default_factory=list)  # leased by another poller
 
 
 class Intake:
