@@ -7,18 +7,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .model import Address, Classification, Decision, Investigator, Kind, Mail, Match, Reply
+from .route import DEFAULT_TEMPLATES
 
-# Which acknowledgment each first-reaction outcome gets (see the seed: quick service
-# or an investigation whose acknowledgment names the investigator).
-REMINDED = "agency_in_cc_reminded"
-
-OUTCOME_TEMPLATES = {
-    "investigation": "ack_investigation",
-    "refer_ombudsman": "referred_ombudsman",
-    "refer_agency": "referred_agency",
-    "answer": "direct_answer",
-    "ask_info": "ask_info",
-}
+# Which acknowledgment each first-reaction outcome gets (see the seed: quick service, or an
+# investigation whose acknowledgment names the investigator): the routing rules' own table.
+OUTCOME_TEMPLATES = DEFAULT_TEMPLATES
+REMINDED = "agency_in_cc_reminded"  # flag: the once-per-case agency-in-Cc reminder went out
 
 
 @dataclass(frozen=True)
