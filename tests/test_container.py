@@ -10,6 +10,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
+from servers import unavailable
 import yaml
 
 from conftest import REPO
@@ -46,7 +48,7 @@ def test_hadolint_finds_no_problem():
     """hadolint (the linter CI installs from PyPI) accepts the Dockerfile."""
     hadolint = shutil.which("hadolint")
     if hadolint is None:
-        pytest.skip("hadolint is not installed: scripts/lint-dockerfile.sh installs it")
+        unavailable("hadolint is not installed: scripts/lint-dockerfile.sh installs it")
     result = subprocess.run([hadolint, "--failure-threshold", "warning", str(REPO / "Dockerfile")],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -83,7 +85,7 @@ def test_compose_dovecot_config_parses(tmp_path):
     """The trial Dovecot configuration is accepted by doveconf."""
     doveconf = shutil.which("doveconf")
     if doveconf is None:
-        pytest.skip("doveconf is not installed (Debian package dovecot-core)")
+        unavailable("doveconf is not installed (Debian package dovecot-core)")
     users = tmp_path / "users"
     users.write_text("klachten@vlaamseombudsdienst.be:{PLAIN}x\n")
     text = (REPO / "docker" / "dovecot" / "dovecot.conf").read_text().replace("/etc/dovecot/users", str(users))
