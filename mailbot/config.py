@@ -44,6 +44,7 @@ class ImapSettings(_Section):
     sent_folder: str | None = None
     idle: bool = False
     batch_size: int = Field(100, ge=1, le=10_000)
+    ca_file: Path | None = None  # extra CA bundle for a server with a private certificate
     timeout_seconds: float = Field(60.0, gt=0)
 
 

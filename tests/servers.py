@@ -56,7 +56,7 @@ instance_name = mailbot-test-{tag}
 log_path = {root}/dovecot.log
 listen = 127.0.0.1
 protocols = imap
-ssl = no
+{ssl_settings}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 mail_location = maildir:~/Maildir
@@ -79,7 +79,8 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {ssl_port}
   }}
 }}
 service anvil {{
@@ -110,6 +111,9 @@ class Dovecot:
     username: str = "klachten@example.org"
     password: str = "test-password"
     pid: int | None = None
+    # With a certificate: STARTTLS on `port` and implicit TLS on `ssl_port`.
+    tls: tuple[Path, Path] | None = None  # (certificate, key)
+    ssl_port: int = 0
 
     def start(self) -> None:
         binary = shutil.which("dovecot") or "/usr/sbin/dovecot"
@@ -123,8 +127,12 @@ class Dovecot:
         conf = self.root / "dovecot.conf"
         uid, gid = mail_user_ids()
         os.chown(self.root / "home", uid, gid)
+        ssl_settings = "ssl = no"
+        if self.tls is not None:
+            ssl_settings = f"ssl = yes\nssl_cert = <{self.tls[0]}\nssl_key = <{self.tls[1]}"
         conf.write_text(DOVECOT_CONF.format(root=self.root, port=self.port, tag=uuid.uuid4().hex[:8],
-                                            uid=uid, gid=gid))
+                                            uid=uid, gid=gid, ssl_settings=ssl_settings,
+                                            ssl_port=self.ssl_port))
         with open(os.devnull, "wb") as devnull:
             subprocess.run([binary, "-c", str(conf)], check=True, stdout=devnull, stderr=devnull)
         wait_for_greeting(self.port, b"* OK")
@@ -169,10 +177,10 @@ class Dovecot:
             shutil.rmtree(home)
 
 
-def start_dovecot() -> Dovecot:
+def start_dovecot(tls: tuple[Path, Path] | None = None) -> Dovecot:
     base = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
     root = Path(tempfile.mkdtemp(prefix="mailbot-dovecot-", dir=base))
-    server = Dovecot(root=root, port=free_port())
+    server = Dovecot(root=root, port=free_port(), tls=tls, ssl_port=free_port() if tls else 0)
     server.start()
     return server
 
