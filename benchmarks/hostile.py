@@ -211,6 +211,10 @@ def child(name: str, scale: float, workdir: Path) -> dict:
     engine = make_engine(url)
     upgrade(engine)
     app = create_app(settings, engine=engine)
+    with app.sessions.begin() as session:  # warm-up: lazy imports and models load once
+        app.intake.process(session, (f"{HEAD}Message-ID: <warm-up@example.be>\r\nSubject: Klacht\r\n"
+                                     f"Content-Type: text/plain\r\n\r\n{TEXT}").encode())
+        session.rollback()
     raw = CASES[name](scale)
     Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM: count what processing adds
     base_kb = _status_kb("VmRSS")

@@ -8,11 +8,25 @@ new complaint. Every decision carries its evidence in `reasons`.
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
+
 from mailbot import intent, language
 from mailbot.automatic import auto_reason
 from mailbot.model import Classification, Kind, Mail
 
 MIN_TEXT_FOR_LANGUAGE = 40  # below this the subject is added to the language sample
+_COMMENT = re.compile(r"\([^()]*\)")
+_DMARC_FAIL = re.compile(r"(?:^|[\s;])dmarc\s*=\s*fail\b", re.I)
+
+
+def dmarc_failed(mail: Mail) -> bool:
+    """Our receiving server's verdict: the topmost Authentication-Results (RFC 8601) says
+    `dmarc=fail`. Lower ones were added before the mail reached us and prove nothing."""
+    for name, value in mail.headers:
+        if name == "authentication-results":
+            return bool(_DMARC_FAIL.search(_COMMENT.sub(" ", value[:4000])))
+    return False
 
 
 def _language_sample(mail: Mail) -> str:
@@ -55,4 +69,7 @@ def classify(
         kind = Kind.NEW_COMPLAINT
     if facts.status_request and kind is not Kind.STATUS_REQUEST:
         reasons.append("also asks for the status")
+    if dmarc_failed(mail):
+        facts = replace(facts, spoofed=True)
+        reasons.append("sender not proven: dmarc=fail in Authentication-Results")
     return Classification(kind=kind, language=lang, reasons=tuple(reasons), facts=facts)

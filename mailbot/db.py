@@ -56,6 +56,9 @@ class Case(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     first_reaction_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # How the citizen asked to be contacted (migration 0005): shown to staff.
+    contact_phone: Mapped[str | None] = mapped_column(String(50))
+    contact_email: Mapped[str | None] = mapped_column(String(320))
     # Matching (migration 0002): the citizen's display name as sorted folded words, for
     # identity matching across addresses; indexed with created_at (ix_case_name_key_created).
     citizen_name_key: Mapped[str] = mapped_column(String(200), default="", server_default="")

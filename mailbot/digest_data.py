@@ -103,7 +103,9 @@ def collect(session: Session, settings: Settings, day: date, *, team: str | None
         return [Item(c.ref, c.subject, _who(c.citizen_name, c.citizen_email),
                      ", ".join(f for f in flags if f in c.flags),
                      tuple(s for s in c.also_sent_to) + ((f"duplicaat van {c.duplicate_of.ref}",)
-                                                         if c.duplicate_of else ()))
+                                                         if c.duplicate_of else ())
+                     + tuple(f"{label} {value}" for label, value in (("tel.", c.contact_phone),
+                                                                     ("e-mail:", c.contact_email)) if value))
                 for c in touched if any(f in c.flags for f in flags)]
 
     triage = []

@@ -70,7 +70,7 @@ _ACCEPTED = (
 )
 _EMAIL = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
 _EMAIL_CUE = re.compile(
-    r"(e-?mail|adres|mail mij|mail me|adresse|courriel|ecrivez|address|write to|reply to|schreiben|antwort)", re.I
+    r"(e-?mail|adres|mail mij|mail me|schrijf|schrijven|mailen|bereikbaar|contacteer|contacter|écrire|ecrire|adresse|courriel|ecrivez|address|write to|reply to|schreiben|antwort)", re.I
 )
 
 
@@ -86,7 +86,7 @@ _PATTERNS = {name: _compile(p) for name, p in (
 
 _COMBINING = re.compile(r"[\u0300-\u036f]")
 # Cheap candidates first: phonenumbers' own matcher scans every digit and costs ~2 ms a mail.
-_PHONE_CANDIDATE = re.compile(r"(?<![\w.,/-])(?:\+|00)?\(?\d[\d ()./-]{6,17}\d(?![\w,/-]|\.\d)")
+_PHONE_CANDIDATE = re.compile(r"(?<![\w.,/-])(?:\+|00)?\(?\d[\d ()./-]{6,17}\d(?![\w/-]|[.,]\d)")
 MAX_FACT_TEXT = 20_000  # characters; a citizen's own words are far shorter than that
 
 

@@ -110,6 +110,9 @@ class Facts:
     first_line_contact: bool = False
     solution_offered: bool = False
     solution_accepted: bool = False  # the citizen accepts what the agency offered
+    # DMARC failed in our receiving server's (topmost) Authentication-Results: the From
+    # address is not proven, so the sender must get no case details.
+    spoofed: bool = False
 
 
 @dataclass(frozen=True)

@@ -74,11 +74,10 @@ class Scrubber:
             self.counts.refs.append(case.ref)
         alias = pseudonym(case)
         case.citizen_email, case.citizen_name, case.subject = alias, "", ""
-        if hasattr(case, "citizen_name_key"):  # matching's normalised name (migration 0002)
-            case.citizen_name_key = ""
-        case_key = getattr(db, "CaseKey", None)  # matching's blocking keys: words of the complaint
-        if case_key is not None:
-            self.session.execute(delete(case_key).where(case_key.case_id == case.id))
+        case.citizen_name_key, case.match_text, case.co_recipients = "", "", []
+        case.contact_phone = case.contact_email = None
+        # Matching's blocking keys are words of the complaint.
+        self.session.execute(delete(db.CaseKey).where(db.CaseKey.case_id == case.id))
         for message in self.session.execute(select(Message).where(Message.case_id == case.id)).scalars():
             self.message(message)
         for row in self.session.execute(select(Outbox).where(Outbox.case_id == case.id)).scalars():

@@ -45,6 +45,15 @@ def message_row(mail: Mail, *, kind: str, sha256: str, received_at: datetime,
     )
 
 
+def note_contact_preference(case: Case, classification: Classification) -> None:
+    """Keep the phone number or other address the citizen asked us to use (latest wins)."""
+    facts = classification.facts
+    if facts.phone_numbers and (facts.prefers_phone or not case.contact_phone):
+        case.contact_phone = facts.phone_numbers[0][:50]
+    if facts.alternative_email:
+        case.contact_email = facts.alternative_email[:320]
+
+
 def add_receipt(session: Session, source: Source | None, message: Message | None,
                 disposition: str) -> None:
     if source is not None:
@@ -94,6 +103,8 @@ def apply_decision(session: Session, mail: Mail, decision: Decision,
             case.also_sent_to = sorted(set(case.also_sent_to) | set(decision.match.also_sent_to))
         if case is not None:
             case.updated_at = now
+    if case is not None:
+        note_contact_preference(case, classification)
     message = message_row(mail, kind=str(decision.kind), sha256=sha256, received_at=now,
                           classification=classification)
     message.case_id = case.id if case else None

@@ -40,6 +40,7 @@ def case_dict(case: Case, *, with_messages: bool = True) -> dict[str, Any]:
         "flags": sorted(case.flags),
         "also_sent_to": list(case.also_sent_to),
         "duplicate_of": case.duplicate_of.ref if case.duplicate_of else None,
+        "contact": {"phone": case.contact_phone, "email": case.contact_email},
     }
     if with_messages:
         data["messages"] = [message_dict(m) for m in case.messages]
@@ -63,7 +64,8 @@ def case_text(case: Case) -> str:
              f"  language:     {data['language']}", f"  created:      {data['created_at']}",
              f"  flags:        {', '.join(data['flags']) or '-'}",
              f"  also sent to: {', '.join(data['also_sent_to']) or '-'}",
-             f"  duplicate of: {data['duplicate_of'] or '-'}", "  messages:"]
+             f"  duplicate of: {data['duplicate_of'] or '-'}",
+             f"  contact:      {', '.join(v for v in data['contact'].values() if v) or '-'}", "  messages:"]
     for m in data["messages"]:
         arrow = "→" if m["direction"] == "out" else "←"
         extra = f" (from the agency: {m['original_sender']})" if m["original_sender"] else ""

@@ -87,3 +87,13 @@ def test_contact_without_the_word_complaint_counts_as_first_line(text):
     from mailbot.intent import detect_facts
 
     assert detect_facts(text).first_line_contact
+
+
+def test_phone_number_before_a_comma_and_write_to_cue():
+    """A number followed by a comma is read whole; "schrijven naar <address>" is another address to use."""
+    from mailbot.intent import detect_facts
+
+    facts = detect_facts("Bel mij op 0470 12 34 56, of schrijven naar an@example.org graag.")
+    assert facts.phone_numbers == ("+32470123456",)
+    assert facts.alternative_email == "an@example.org"
+    assert detect_facts("Het bedrag was 1.250,50 euro.").phone_numbers == ()

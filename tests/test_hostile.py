@@ -1,0 +1,221 @@
+"""Hostile input through the whole pipeline: mutated corpus mail (hypothesis), header
+injection, markup in the digest, spoofed senders, and inputs built to exhaust time or
+memory (run by benchmarks/hostile.py in child processes, small here)."""
+
+from __future__ import annotations
+
+import email
+import os
+import sys
+from email import policy
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+
+from conftest import DATA, complaint
+from mailbot import digest
+from mailbot.classify import classify, dmarc_failed
+from mailbot.db import Case, Message, Outbox
+from mailbot.parse import parse_message
+from mailbot.pipeline import process_files
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import hostile  # noqa: E402
+
+SLOW = bool(os.environ.get("MAILBOT_SLOW_TESTS"))
+SEEDS = [p.read_bytes() for p in sorted((DATA / "corpus").glob("*.eml")) + sorted(DATA.glob("*.eml"))]
+TOKENS = [b"\r\n", b"\r\n\r\n", b"\n", b"\r", b"--", b"--b0--", b"=?utf-8?b?", b"=?x-evil?q?=C3", b"?=",
+          b'Content-Type: multipart/mixed; boundary="b0"\r\n', b"Content-Type: message/rfc822\r\n",
+          b"Content-Transfer-Encoding: base64\r\n", b"Content-Transfer-Encoding: x-uuencode\r\n",
+          b"begin 644 x\r\n", b"\x00", b"\xff\xfe", b"\xc3", b"charset=\"unicode-1-1-utf-7\"", b"+AGEAYgBj-",
+          b"Subject: ", b"From: <>\r\n", b"Auto-Submitted: auto-replied\r\n", b"VO-2026-000001", b">>>> ",
+          b"-----Original Message-----\r\n", b"From: x\r\nSent: y\r\nTo: z\r\nSubject: w\r\n\r\n", b"<html><p>",
+          b"Authentication-Results: mx; dmarc=fail\r\n", b"\t", b"(", b")", b"\"", b"@", b",", b";"]
+
+
+@st.composite
+def mutated_mail(draw: st.DrawFn) -> bytes:
+    """A corpus mail with a few byte flips, insertions of MIME-ish tokens, cuts and splices."""
+    raw = bytearray(draw(st.sampled_from(SEEDS)))
+    for _ in range(draw(st.integers(1, 6))):
+        op = draw(st.sampled_from(["flip", "insert", "delete", "truncate", "splice"]))
+        at = draw(st.integers(0, max(0, len(raw) - 1)))
+        if op == "flip" and raw:
+            raw[at] = draw(st.integers(0, 255))
+        elif op == "insert":
+            raw[at:at] = draw(st.sampled_from(TOKENS)) * draw(st.integers(1, 3))
+        elif op == "delete":
+            del raw[at:at + draw(st.integers(1, 200))]
+        elif op == "truncate":
+            del raw[at:]
+        else:
+            other = draw(st.sampled_from(SEEDS))
+            raw[at:] = other[draw(st.integers(0, max(0, len(other) - 1))):]
+    return bytes(raw)
+
+
+@pytest.fixture
+def app(make_app, sqlite_url):
+    return make_app(db_url=sqlite_url)
+
+
+@settings(max_examples=1500 if SLOW else 120, deadline=None, print_blob=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                 HealthCheck.data_too_large])
+@given(raw=mutated_mail())
+def test_mutated_corpus_never_breaks_the_pipeline(app, raw):
+    """Any mutation of a corpus mail is processed, found a duplicate, or quarantined with a
+    reason inside the transaction: the pipeline itself never raises."""
+    with app.sessions.begin() as session:
+        outcome = app.intake.process(session, raw)
+    assert outcome.disposition in ("processed", "duplicate", "quarantined")
+
+
+# -- header injection ------------------------------------------------------------------------
+
+INJECTIONS = {
+    "encoded-crlf-subject": ("Subject: =?utf-8?q?Klacht=0D=0ABcc:_victim@evil.example=0D=0AX-Injected:_1?=\r\n", ""),
+    "encoded-crlf-name": ("Subject: Klacht\r\n",
+                          "=?utf-8?b?SmFuDQpCY2M6IHZpY3RpbUBldmlsLmV4YW1wbGUNClgtSW5qZWN0ZWQ6IDE=?="),
+    "bare-cr-subject": ("Subject: Klacht\rBcc: victim@evil.example\rX-Injected: 1\r\n", ""),
+    "nul-and-lf-subject": ("Subject: =?utf-8?q?Klacht=00=0AX-Injected:_1?=\r\n", ""),
+    "folded-subject": ("Subject: Klacht\r\n X-Injected: 1\r\n\tBcc: victim@evil.example\r\n", ""),
+    "encoded-crlf-reply-to": ("Subject: Klacht\r\nReply-To: =?utf-8?q?A=0D=0AX-Injected:_1?= <jan@example.be>\r\n", ""),
+    "unicode-line-separators": ("Subject: =?utf-8?q?Klacht=E2=80=A8X-Injected:_1=C2=85Bcc:_x@evil.example?=\r\n", ""),
+}
+
+
+def _injected(subject_header: str, name: str, i: int) -> bytes:
+    display = name or "Jan Peeters"
+    return (f"From: {display} <burger{i}@example.be>\r\nTo: klachten@vlaamseombudsdienst.be\r\n{subject_header}"
+            f"Message-ID: <inj{i}@example.be>\r\nDate: Mon, 23 Nov 2026 10:00:00 +0100\r\n"
+            "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+            "Geachte, ik heb een klacht over mijn studietoelage bij het departement.\r\n").encode()
+
+
+def test_header_injection_never_reaches_an_outgoing_header(app):
+    """CR/LF, NUL and line separators smuggled in subjects, display names and encoded words
+    never start a header of their own in any reply we queue."""
+    raws = [_injected(subject, name, i) for i, (subject, name) in enumerate(INJECTIONS.values())]
+    outcomes = process_files(app.intake, raws)
+    assert all(o.disposition == "processed" for o in outcomes)
+    with app.sessions() as session:
+        mimes = session.execute(select(Outbox.mime)).scalars().all()
+    assert len(mimes) == len(raws)
+    for mime in mimes:
+        head = mime.split(b"\r\n\r\n", 1)[0] if b"\r\n\r\n" in mime else mime.split(b"\n\n", 1)[0]
+        names = [line.split(b":", 1)[0].lower() for line in head.splitlines() if line and line[:1] not in b" \t"]
+        assert b"x-injected" not in names and b"bcc" not in names, head
+        assert b"\r" not in head.replace(b"\r\n", b"") and b"\x00" not in head
+        msg = email.message_from_bytes(mime, policy=policy.default)
+        assert msg["X-Injected"] is None and msg["Bcc"] is None
+        assert all("\n" not in str(v) and "\r" not in str(v) for v in msg.values())
+        assert len(msg.get_all("To")) == 1
+
+
+# -- markup in the digest --------------------------------------------------------------------
+
+class _Tags(HTMLParser):
+    """Collects what a browser would run or load from a document."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.active: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("script", "iframe", "object", "embed", "img", "form"):
+            self.active.append(tag)
+        for name, value in attrs:
+            if name.startswith("on") or (value or "").strip().lower().startswith("javascript:"):
+                self.active.append(f"{tag} {name}={value}")
+
+
+def test_markup_in_mail_is_inert_in_the_digest(app):
+    """Script and markup in subjects, names and bodies are escaped in the digest HTML."""
+    evil = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+    raws = [complaint(sender="a@example.be", name=f'"{evil}"', subject=f"Klacht {evil}"),
+            (f"From: b@example.be\r\nTo: klachten@vlaamseombudsdienst.be\r\nSubject: =?utf-8?q?"
+             f"=3Cscript=3Ealert(3)=3C/script=3E?=\r\nMessage-ID: <dg2@example.be>\r\n"
+             f"Content-Type: text/html; charset=utf-8\r\n\r\n<p>Klacht</p>{evil}<iframe src=javascript:x>\r\n").encode(),
+            b"\x00\xff garbage that is quarantined " + evil.encode()]
+    process_files(app.intake, raws)
+    rendered = digest.build(app.sessions, app.settings, app.local_today())
+    assert "&lt;script&gt;" in rendered.html  # the subjects are there, escaped
+    tags = _Tags()
+    tags.feed(rendered.html)
+    assert not tags.active, tags.active
+    assert "\n" not in rendered.subject and "\r" not in rendered.subject
+
+
+# -- spoofed senders -------------------------------------------------------------------------
+
+def _with_results(raw: bytes, *results: str) -> bytes:
+    return b"".join(f"Authentication-Results: {r}\r\n".encode() for r in results) + raw
+
+
+def test_dmarc_fail_in_our_topmost_results_marks_the_sender_spoofed():
+    """dmarc=fail in the topmost Authentication-Results sets facts.spoofed with a reason; a
+    fail further down (added before us), or only inside a comment, does not."""
+    base = complaint(subject="Wat is de stand van zaken?")
+    ours = "mx.vlaamseombudsdienst.be; spf=softfail smtp.mailfrom=example.be; dmarc=fail (p=none) header.from=example.be"
+    spoofed = classify(parse_message(_with_results(base, ours)))
+    assert spoofed.facts.spoofed and any("dmarc=fail" in r for r in spoofed.reasons)
+    below = _with_results(base, "mx.vlaamseombudsdienst.be; dmarc=pass header.from=example.be", "relay; dmarc=fail")
+    assert not classify(parse_message(below)).facts.spoofed
+    comment = _with_results(base, "mx.vlaamseombudsdienst.be; dmarc=pass (was dmarc=fail upstream)")
+    assert not dmarc_failed(parse_message(comment))
+    assert not classify(parse_message(base)).facts.spoofed
+
+
+@pytest.mark.xfail(strict=True, reason="decide.py: a spoofed sender (facts.spoofed) must get only a "
+                   "status_neutral-style answer and the case flagged spoofed_sender (lead)")
+def test_spoofed_status_request_gets_no_case_details(app):
+    """A status request in the citizen's name that fails DMARC gets no case details: no
+    `status` reply, and the case is flagged `spoofed_sender` for staff."""
+    process_files(app.intake, [complaint(sender="jan.peeters@example.be", message_id="<orig@example.be>")])
+    with app.sessions() as session:
+        ref = session.execute(select(Case.ref)).scalar_one()
+    status = complaint(sender="jan.peeters@example.be", subject=f"Re: {ref} stand van zaken",
+                       body="Wat is de stand van zaken in mijn dossier?")
+    process_files(app.intake, [_with_results(status, "mx.vlaamseombudsdienst.be; dmarc=fail header.from=example.be")])
+    with app.sessions() as session:
+        templates = session.execute(select(Outbox.template).order_by(Outbox.id)).scalars().all()
+        flags = session.execute(select(Case.flags)).scalar_one()
+        kinds = session.execute(select(Message.kind).order_by(Message.id)).scalars().all()
+    assert kinds[-1] == "status_request"
+    assert "status" not in templates and "spoofed_sender" in flags
+
+
+# -- time and memory -------------------------------------------------------------------------
+
+BOUNDED = [n for n in hostile.CASES if n != "long_line"]
+SCALE = 1.0 if SLOW else 0.05
+
+
+def test_hostile_inputs_are_handled_in_bounded_time_and_memory():
+    """Each hostile input (huge, many parts, deep, long header, zip bomb, regex torture...) is
+    processed or quarantined in a child process within seconds and bounded memory."""
+    results = hostile.run_all(BOUNDED, SCALE, timeout=120 if SLOW else 30)
+    print("\n" + hostile.table(results))
+    by_name = {r["input"]: r for r in results}
+    for r in results:
+        assert r["disposition"] in ("processed", "quarantined"), r
+        assert r["seconds"] < (30 if SLOW else 5), r
+        # Added memory: a few copies of the input at most, never a blow-up (zip bomb: 1 GB).
+        assert r["peak_mb"] < 80 + 8 * r["bytes"] / 2**20, r
+    assert by_name["empty"]["disposition"] == "quarantined" and by_name["empty"]["reason"]
+    if SLOW:
+        assert by_name["big_message"]["disposition"] == "quarantined"
+        assert "exceeds the limit" in by_name["big_message"]["reason"]
+
+
+@pytest.mark.xfail(strict=True, reason="normalize.words: _EMAIL scans to the end of a long word from "
+                   "every start position (quadratic); a 1 MB one-line body takes ~40 min")
+def test_one_long_line_body_is_handled_in_bounded_time():
+    """A body that is one 60 kB line without spaces is processed within 3 seconds."""
+    results = hostile.run_all(["long_line"], 0.006, timeout=4)
+    assert results[0]["disposition"] == "processed" and results[0]["seconds"] < 3, results
