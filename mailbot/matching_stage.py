@@ -17,7 +17,7 @@ from .match import (
     Found, MessageFacts, Policy, Result, find_references, match_message, may_use_reference,
     reference_pattern,
 )
-from .model import Address, Classification, Kind, Mail, Match
+from .model import Classification, Kind, Mail, Match
 from .normalize import body_key, lsh_keys, match_text, name_key, subject_key
 from .services import Service, agency_references, detect_services, service_for_address
 

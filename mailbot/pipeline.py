@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from . import store
 from .classify import classify
-from .db import Case, MailboxState, Message
+from .db import Case, MailboxState
 from .decide import CaseView, RoutingOutcome, decide
 from .errors import FetchError, ParseError
 from .fetch import Mailbox

@@ -7,9 +7,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
 
-import pytest
 
 from servers import unavailable
 import yaml

@@ -21,7 +21,6 @@ from mailbot.send import SmtpTransport
 from datetime import datetime, timezone
 from email.message import EmailMessage
 
-from mailbot.db import Case, Outbox
 
 
 def make_mime(message_id: str, recipient: str, subject: str = "Uw klacht [VO-2026-000001]") -> bytes:

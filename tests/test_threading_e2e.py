@@ -6,7 +6,6 @@ Realistic Dutch and French scenarios from issue 5: one complaint, one case.
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from email.utils import format_datetime
 
 import pytest
 from sqlalchemy import select
