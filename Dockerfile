@@ -26,8 +26,10 @@ FROM python:3.11-slim-bookworm
 LABEL org.opencontainers.image.title="mailbot" \
       org.opencontainers.image.description="E-mail intake robot for an ombudsman's complaints office" \
       org.opencontainers.image.licenses="EUPL-1.2"
-RUN useradd --create-home --uid 10001 --user-group mailbot
+RUN useradd --create-home --uid 10001 --user-group mailbot \
+    && install -d -o 10001 -g 10001 /app
 COPY --from=build /opt/mailbot /opt/mailbot
+# /app belongs to the robot: the default SQLite database (and its WAL files) lives there.
 WORKDIR /app
 COPY --chown=mailbot:mailbot config.yaml ./config.yaml
 COPY --chown=mailbot:mailbot rules ./rules
