@@ -76,8 +76,9 @@ def incoming_by_identity(session: Session, message_id: str, sha256: str,
 
 
 def store_raw(session: Session, sha256: str, data: bytes) -> None:
-    if session.get(RawMail, sha256) is None:
-        session.add(RawMail(sha256=sha256, data=data))
+    """Keep the bytes once per content hash (one statement: insert unless present)."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    session.execute(insert(RawMail).values(sha256=sha256, data=data).on_conflict_do_nothing())
 
 
 def case_by_ref(session: Session, ref: str) -> Case | None:
