@@ -190,17 +190,13 @@ def _status_kb(field: str) -> int:
     return 0
 
 
-def child(name: str, scale: float, workdir: Path) -> dict:
-    """Generate one input and push it through the pipeline; runs in its own process."""
-    from sqlalchemy import select
-
+def _app(workdir: Path):
     from mailbot.app import create_app
     from mailbot.config import settings_from_mapping
-    from mailbot.db import Message, Outbox, make_engine
+    from mailbot.db import make_engine
     from mailbot.migrate import upgrade
-    from mailbot.record import Source
 
-    url = f"sqlite:///{workdir / (name + '.sqlite3')}"
+    url = f"sqlite:///{workdir / f'hostile-{os.getpid()}.sqlite3'}"
     settings = settings_from_mapping({
         "imap": {"host": "127.0.0.1", "port": 1, "security": "none", "username": "klachten@example.org",
                  "password": "x"},
@@ -215,43 +211,62 @@ def child(name: str, scale: float, workdir: Path) -> dict:
         app.intake.process(session, (f"{HEAD}Message-ID: <warm-up@example.be>\r\nSubject: Klacht\r\n"
                                      f"Content-Type: text/plain\r\n\r\n{TEXT}").encode())
         session.rollback()
-    raw = CASES[name](scale)
-    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM: count what processing adds
-    base_kb = _status_kb("VmRSS")
-    started = time.monotonic()
-    with app.sessions.begin() as session:
-        outcome = app.intake._process_isolated(session, raw, Source("hostile", 1, 1))
-    seconds = time.monotonic() - started
-    peak_kb = _status_kb("VmHWM")
-    with app.sessions() as session:
-        row = session.execute(select(Message.kind, Message.quarantine_reason)
-                              .where(Message.direction == "in")).first()
-        replies = len(session.execute(select(Outbox.id)).all())
-    app.close()
-    return {"input": name, "bytes": len(raw), "disposition": outcome.disposition, "kind": outcome.kind,
-            "reason": (row.quarantine_reason or "")[:120] if row else "", "replies": replies,
-            "seconds": round(seconds, 3), "peak_mb": round(max(0, peak_kb - base_kb) / 1024, 1),
-            "rss_mb": round(peak_kb / 1024, 1)}
+    return app
 
 
-def run_all(names: list[str], scale: float, *, timeout: float = 300) -> list[dict]:
-    """Each input in its own process; a crash or a timeout is a result too."""
+def child(names: list[str], scale: float, workdir: Path) -> list[dict]:
+    """Generate each input and push it through the pipeline; runs in its own process."""
+    from sqlalchemy import delete, select
+
+    from mailbot.db import Event, Message, Outbox, RawMail, Receipt
+    from mailbot.record import Source
+
+    app = _app(workdir)
     results = []
+    for uid, name in enumerate(names, 1):
+        raw = CASES[name](scale)
+        Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM: count what processing adds
+        base_kb = _status_kb("VmRSS")
+        started = time.monotonic()
+        with app.sessions.begin() as session:
+            outcome = app.intake._process_isolated(session, raw, Source("hostile", 1, uid))
+        seconds = time.monotonic() - started
+        peak_kb = _status_kb("VmHWM")
+        with app.sessions.begin() as session:
+            row = session.execute(select(Message.kind, Message.quarantine_reason)
+                                  .where(Message.direction == "in")).first()
+            replies = len(session.execute(select(Outbox.id)).all())
+            for table in (Outbox, Event, Receipt, Message, RawMail):  # the next input starts clean
+                session.execute(delete(table))
+        results.append({"input": name, "bytes": len(raw), "disposition": outcome.disposition,
+                        "kind": outcome.kind, "reason": (row.quarantine_reason or "")[:120] if row else "",
+                        "replies": replies, "seconds": round(seconds, 3),
+                        "peak_mb": round(max(0, peak_kb - base_kb) / 1024, 1), "rss_mb": round(peak_kb / 1024, 1)})
+        del raw
+    app.close()
+    return results
+
+
+def run_all(names: list[str], scale: float, *, timeout: float = 300, together: bool = False) -> list[dict]:
+    """Each input in its own process (a crash or a timeout is a result too); `together`:
+    all in one process, one after the other (faster, for the tests)."""
+    results: list[dict] = []
+    groups = [names] if together else [[name] for name in names]
     with tempfile.TemporaryDirectory(prefix="mailbot-hostile-") as tmp:
-        for name in names:
-            command = [sys.executable, __file__, "--child", name, "--scale", str(scale), "--workdir", tmp]
+        for group in groups:
+            command = [sys.executable, __file__, "--child", ",".join(group), "--scale", str(scale), "--workdir", tmp]
             started = time.monotonic()
             try:
-                done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+                done = subprocess.run(command, capture_output=True, text=True, timeout=timeout * len(group))
             except subprocess.TimeoutExpired:
-                results.append({"input": name, "disposition": "TIMEOUT", "seconds": timeout})
+                results += [{"input": name, "disposition": "TIMEOUT", "seconds": timeout} for name in group]
                 continue
             if done.returncode != 0:
-                results.append({"input": name, "disposition": f"CRASH rc={done.returncode}",
-                                "reason": done.stderr.strip().splitlines()[-1][:120] if done.stderr.strip() else "",
-                                "seconds": round(time.monotonic() - started, 1)})
+                last = done.stderr.strip().splitlines()[-1][:120] if done.stderr.strip() else ""
+                results += [{"input": name, "disposition": f"CRASH rc={done.returncode}", "reason": last,
+                             "seconds": round(time.monotonic() - started, 1)} for name in group]
                 continue
-            results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            results += json.loads(done.stdout.strip().splitlines()[-1])
     return results
 
 
@@ -275,14 +290,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=1.0, help="input size factor (0.1: the tests)")
     parser.add_argument("--only", default="", help="comma-separated input names")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--together", action="store_true", help="all inputs in one child process")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.child, args.scale, args.workdir)))
+        print(json.dumps(child(args.child.split(","), args.scale, args.workdir)))
         return 0
     names = [n for n in args.only.split(",") if n] or list(CASES)
-    results = run_all(names, args.scale)
+    results = run_all(names, args.scale, together=args.together)
     print(table(results))
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))

@@ -30,6 +30,7 @@ Where = Literal["from", "to", "cc", "text", "reference", "forwarded"]
 ServiceKind = Literal["ombudsman", "agency", "first_line"]
 
 
+@lru_cache(maxsize=64)  # every keyword rule folds the same subject and body again
 def fold(text: str) -> str:
     """Case- and accent-insensitive form, so 'Financiën' finds 'financien'."""
     decomposed = unicodedata.normalize("NFKD", text.casefold())

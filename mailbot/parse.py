@@ -25,6 +25,7 @@ from mailbot.htmltext import html_to_text
 from mailbot.model import Address, Attachment, ForwardedMessage, Mail
 
 T = TypeVar("T")
+GUESS_SAMPLE = 64 * 1024  # bytes the charset detector looks at
 MAX_DEPTH = 12  # nesting of multiparts/attached messages we follow; deeper is junk
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?]*)\?=")
 _BETWEEN_WORDS = re.compile(r"(\?=)[ \t\r\n]+(=\?)")
@@ -57,9 +58,11 @@ def decode_bytes(data: bytes, declared: str | None = None) -> str:
     if codec is None and len(data) > 64:  # undeclared: worth a statistical guess
         from charset_normalizer import from_bytes
 
-        best = from_bytes(data).best()
+        # On a sample: over megabytes of binary junk the detector costs seconds and ~40x the
+        # input in memory, and the opening tells the charset as well as the whole does.
+        best = from_bytes(data[:GUESS_SAMPLE]).best()
         if best is not None:
-            return str(best)
+            return data.decode(best.encoding, errors="replace")
     return data.decode(codec or "cp1252", errors="replace")
 
 
