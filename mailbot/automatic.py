@@ -73,8 +73,51 @@ def auto_reason(mail: Mail, own_addresses: frozenset[str] = frozenset()) -> str 
 def _fields(part: Message) -> list[tuple[str, str]]:
     """All header fields of a message/delivery-status part, whatever way it was parsed."""
     payload = part.get_payload()
-    blocks = payload if isinstance(payload, list) else [message_from_string(str(payload), policy=compat32)]
-    return [(k.lower(), " ".join(str(v).split())) for b in blocks if isinstance(b, Message) for k, v in b.items()]
+    encoding = str(part.get("content-transfer-encoding", "")).strip().lower()
+    if isinstance(payload, list) and encoding not in ("base64", "quoted-printable"):
+        blocks = payload
+    else:
+        # Encoded (the parser then mistakes base64 for header blocks) or not split: decode,
+        # then read every block — per-message fields first, then one per recipient.
+        if isinstance(payload, list):
+            body = "".join(b.as_string() if isinstance(b, Message) else str(b) for b in payload)
+            data: bytes | None = _decode(body, encoding)
+        else:
+            data = part.get_payload(decode=True)
+        text = data.decode("latin-1") if isinstance(data, bytes) else str(payload)
+        chunks = re.split(r"\r?\n[ \t]*\r?\n", text.strip())
+        blocks = [message_from_string(chunk.strip() + "\n", policy=compat32) for chunk in chunks if chunk.strip()]
+    fields = [(k.lower(), " ".join(str(v).split())) for b in blocks if isinstance(b, Message) for k, v in b.items()]
+    # A gateway that base64-encoded the per-recipient block: the encoding header ends one
+    # block and the encoded text fills the next one(s).
+    inner = ""
+    for block in blocks:
+        if not isinstance(block, Message):
+            continue
+        text = block.get_payload() if isinstance(block.get_payload(), str) else ""
+        if inner and text.strip() and not block.keys():
+            data = _decode(text, inner)
+            if data:
+                for chunk in re.split(r"\r?\n[ \t]*\r?\n", data.decode("latin-1").strip()):
+                    parsed = message_from_string(chunk.strip() + "\n", policy=compat32)
+                    fields += [(k.lower(), " ".join(str(v).split())) for k, v in parsed.items()]
+        inner = str(block.get("content-transfer-encoding", "")).strip().lower()
+        if inner not in ("base64", "quoted-printable"):
+            inner = ""
+    return fields
+
+
+def _decode(body: str, encoding: str) -> bytes | None:
+    import base64
+    import binascii
+    import quopri
+
+    try:
+        if encoding == "base64":
+            return base64.b64decode("".join(body.split()), validate=False)
+        return quopri.decodestring(body.encode("latin-1", "replace"))
+    except (binascii.Error, ValueError):
+        return None
 
 
 def _dsn_part(msg: Message) -> Message | None:

@@ -86,3 +86,16 @@ def test_feedback_report_is_automatic() -> None:
     """An ARF abuse report (multipart/report) is automatic."""
     reason = auto_reason(parse_message((DATA / "corpus/mimekit__feedback-report.eml").read_bytes()))
     assert reason == "report: feedback-report"
+
+
+def test_dsn_with_a_base64_encoded_recipient_block():
+    """A report whose per-recipient block a gateway base64-encoded still yields the failed
+    recipient, the permanent 5.1.1 status and our bounced Message-ID."""
+    from servers import unavailable
+
+    corpus = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "auto" / "mimekit__bounce.eml"
+    if not corpus.exists():
+        unavailable("the shared corpus is not beside the repository")
+    bounce = parse_message(corpus.read_bytes()).bounce
+    assert bounce is not None and bounce.recipient == "netec.test@netecgc.com"
+    assert bounce.permanent and bounce.status == "5.1.1" and bounce.original_message_id
