@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from typing import Any
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -115,18 +117,24 @@ def investigator_loads(session: Session, emails: Iterable[str]) -> dict[str, tup
     """Per investigator: (open cases, when last assigned), in two statements whose cost
     does not grow with the archive: open cases are counted through the (status,
     investigator) index, the last assignment is one index probe per person."""
-    emails = list(emails)
+    emails = tuple(emails)
     if not emails:
         return {}
-    open_counts = dict(session.execute(
-        select(Case.investigator_email, func.count())
-        .where(Case.status == "open", Case.investigator_email.in_(emails))
-        .group_by(Case.investigator_email)
-    ).all())
-    probes = [select(func.max(Case.created_at)).where(Case.investigator_email == email).scalar_subquery()
-              for email in emails]
-    lasts = session.execute(select(*probes)).one()
+    count_open, last_assigned = _load_statements(emails)
+    open_counts = dict(session.execute(count_open).all())
+    lasts = session.execute(last_assigned).one()
     return {email: (open_counts.get(email, 0), _aware(last)) for email, last in zip(emails, lasts)}
+
+
+@lru_cache(maxsize=8)
+def _load_statements(emails: tuple[str, ...]) -> tuple[Select[Any], Select[Any]]:
+    """Built once per set of investigators: constructing them costs more than running them."""
+    count_open = (select(Case.investigator_email, func.count())
+                  .where(Case.status == "open", Case.investigator_email.in_(emails))
+                  .group_by(Case.investigator_email))
+    last_assigned = select(*(select(func.max(Case.created_at)).where(Case.investigator_email == email)
+                             .scalar_subquery() for email in emails))
+    return count_open, last_assigned
 
 
 def _aware(value: datetime | None) -> datetime | None:
