@@ -20,6 +20,7 @@ import argparse
 import email
 import json
 import os
+import shutil
 import platform
 import subprocess
 import sys
@@ -36,8 +37,14 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests"), str(BENCH)]
 
-from ingest_mails import clear_maildir, generate, load_maildir  # noqa: E402
-from servers import drop_pg_schema, free_port, mail_user_ids, pg_schema_url, start_dovecot  # noqa: E402
+from ingest_mails import clear_maildir, generate, load_maildir
+from servers import (
+    drop_pg_schema,
+    free_port,
+    mail_user_ids,
+    pg_schema_url,
+    start_dovecot,
+)
 
 RESULTS = BENCH / "results"
 
@@ -53,7 +60,7 @@ class CountingSink:
         sink = self
 
         class Handler:
-            async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd API
+            async def handle_DATA(self, server, session, envelope):
                 with sink._lock:
                     sink.count += 1
                 return "250 OK"
@@ -179,7 +186,8 @@ def run_mailbot(box: Mailbox, sink: CountingSink, db_url: str, workdir: Path, *,
         outbox = conn.execute(select(func.count()).select_from(Outbox)).scalar_one()
     engine.dispose()
     result = {"n": box.n, "seconds": round(seconds, 2), "msgs_per_s": round(box.n / seconds, 1),
-              "peak_mb": round(usage.ru_maxrss / 1024, 1), "returncode": code, "incoming_rows": incoming,
+              "peak_mb": round(usage.ru_maxrss / 1024, 1), "returncode": code,
+              "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1), "incoming_rows": incoming,
               "quarantined": quarantined, "replies_queued": outbox, "replies_sent": sink.count - sent_before,
               "inbox_left": box.count("INBOX")}
     if code != 0:
@@ -233,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
             if "helpdesk" not in skip:
                 try:
                     runs["c_helpdesk"] = run_helpdesk(box, sink, args.helpdesk_n or min(n, 2000))
-                except Exception as err:  # noqa: BLE001 - reported, the rest still runs
+                except Exception as err:
                     runs["c_helpdesk"] = {"error": f"{type(err).__name__}: {err}"[:2000]}
                 print(f"{'c_helpdesk':22} {runs['c_helpdesk'].get('msgs_per_s', 'n/a')} msgs/s", flush=True)
             if "sqlite" not in skip:
@@ -250,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         sink.stop()
         dovecot.stop()
+        shutil.rmtree(dovecot.root, ignore_errors=True)  # up to N mails on /dev/shm
     results["runs"] = runs
     summarize(results)
     target = args.json or RESULTS / f"{results['date']}-ingest{'-quick' if args.quick else ''}.json"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,9 +28,9 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests"), str(BENCH)]
 
-from ingest import RESULTS, CountingSink, machine  # noqa: E402
-from ingest_mails import clear_maildir, generate, load_maildir  # noqa: E402
-from servers import drop_pg_schema, mail_user_ids, pg_schema_url, start_dovecot  # noqa: E402
+from ingest import RESULTS, CountingSink, machine
+from ingest_mails import clear_maildir, generate, load_maildir
+from servers import drop_pg_schema, mail_user_ids, pg_schema_url, start_dovecot
 
 
 def config(dovecot, sink_port: int, db_url: str, boxes: int) -> dict:
@@ -63,7 +64,7 @@ def count_rows(db_url: str) -> dict:
 
     engine = make_engine(db_url)
     with engine.connect() as conn:
-        one = lambda q: conn.execute(q).scalar_one()  # noqa: E731
+        one = lambda q: conn.execute(q).scalar_one()
         rows = {
             "incoming": one(select(func.count()).select_from(Message).where(Message.direction == "in")),
             "distinct_message_ids": one(select(func.count(func.distinct(Message.message_id)))
@@ -93,11 +94,12 @@ def run(dovecot, sink: CountingSink, n: int, boxes: int, workers: int, seed: int
         logs = [open(work / f"worker-{workers}-{i}.log", "wb") for i in range(workers)]
         processes = [subprocess.Popen(base + ["poll", "--once"], env=env, stdout=log, stderr=subprocess.STDOUT)
                      for log in logs]
-        peaks, codes = [], []
+        peaks, codes, cpu = [], [], []
         for process in processes:
             _, status, usage = os.wait4(process.pid, 0)
             codes.append(os.waitstatus_to_exitcode(status))
             peaks.append(round(usage.ru_maxrss / 1024, 1))
+            cpu.append(round(usage.ru_utime + usage.ru_stime, 1))
         seconds = time.monotonic() - started
         for log in logs:
             log.close()
@@ -110,7 +112,7 @@ def run(dovecot, sink: CountingSink, n: int, boxes: int, workers: int, seed: int
     once = (rows["incoming"] == rows["distinct_message_ids"] == rows["receipts"] == rows["distinct_receipts"] == n
             and rows["outbox"] == rows["outbox_sent"] == rows["distinct_reply_ids"] == delivered)
     return {"workers": workers, "seconds": round(seconds, 2), "msgs_per_s": round(n / seconds, 1),
-            "returncodes": codes, "peak_mb": peaks, "rows": rows, "delivered": delivered,
+            "returncodes": codes, "peak_mb": peaks, "cpu_seconds": cpu, "rows": rows, "delivered": delivered,
             "no_double_work": once, "worker_output": outputs}
 
 
@@ -139,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         sink.stop()
         dovecot.stop()
+        shutil.rmtree(dovecot.root, ignore_errors=True)  # up to N mails on /dev/shm
     base = runs[0]["msgs_per_s"]
     results = {"date": date.today().isoformat(), "n": n, "mailboxes": args.mailboxes, "machine": machine(),
                "database": "postgresql",

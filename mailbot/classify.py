@@ -17,7 +17,7 @@ from mailbot.model import Classification, Kind, Mail
 
 MIN_TEXT_FOR_LANGUAGE = 40  # below this the subject is added to the language sample
 _COMMENT = re.compile(r"\([^()]*\)")
-_DMARC_FAIL = re.compile(r"(?:^|[\s;])dmarc\s*=\s*fail\b", re.I)
+_DMARC_FAIL = re.compile(r"(?:^|[\s;])dmarc\s*=\s*fail\b", re.IGNORECASE)
 
 
 def dmarc_failed(mail: Mail) -> bool:

@@ -15,14 +15,14 @@ from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import select
-
 from conftest import complaint
 from helpers import append_all, folder_count, imap_config
+from sqlalchemy import select
+from tcp_proxy import TcpProxy
+
 from mailbot.db import Event, Message, Outbox
 from mailbot.errors import FetchError
 from mailbot.fetch import ImapMailbox
-from tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.dovecot
 

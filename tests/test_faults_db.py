@@ -9,17 +9,17 @@ import time
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import event
-
 from conftest import base_config
 from helpers import append_all, folder_count, imap_config
+from servers import PG_URL, drop_pg_schema, pg_schema_url, unavailable
+from sqlalchemy import event
+from tcp_proxy import TcpProxy
+from test_faults import assert_settled, mails, recover
+
 from mailbot.app import create_app
 from mailbot.config import settings_from_mapping
 from mailbot.db import make_engine
 from mailbot.migrate import upgrade
-from servers import PG_URL, drop_pg_schema, pg_schema_url, unavailable
-from tcp_proxy import TcpProxy
-from test_faults import assert_settled, mails, recover
 
 pytestmark = pytest.mark.dovecot
 
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.dovecot
 def pg_schema():
     try:
         url, schema = pg_schema_url()
-    except Exception as err:  # noqa: BLE001
+    except Exception as err:
         unavailable(f"PostgreSQL on 127.0.0.1:5432 (database test) is not reachable: {err}")
     yield url, schema
     drop_pg_schema(schema)
@@ -119,7 +119,7 @@ def test_database_lock_timeout_does_not_quarantine_good_mail(make_app, dovecot, 
         try:
             app.poll_once()
         except sa.exc.DBAPIError:
-            pass  # failing the poll is fine; quarantining the mail is not
+            # failing the poll is fine; quarantining the mail is not
             pass  # failing the poll is fine; quarantining the mail is not
         quarantined = folder_count(dovecot, "Quarantine")
     finally:
@@ -140,7 +140,7 @@ def test_sqlite_disk_full(dovecot, smtp_sink, tmp_path):
     engine = make_engine(url)
 
     @event.listens_for(engine, "connect")
-    def _limit(dbapi_conn, _record):  # noqa: ANN001 - SQLAlchemy event signature
+    def _limit(dbapi_conn, _record):
         if room["pages"] is not None:
             dbapi_conn.execute(f"PRAGMA max_page_count={room['pages']}")
 

@@ -12,11 +12,11 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from conftest import DATA, complaint
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from conftest import DATA, complaint
 from mailbot import digest
 from mailbot.classify import classify, dmarc_failed
 from mailbot.db import Case, Message, Outbox
@@ -24,7 +24,7 @@ from mailbot.parse import parse_message
 from mailbot.pipeline import process_files
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import hostile  # noqa: E402
+import hostile
 
 SLOW = bool(os.environ.get("MAILBOT_SLOW_TESTS"))
 SEEDS = [p.read_bytes() for p in sorted((DATA / "corpus").glob("*.eml")) + sorted(DATA.glob("*.eml"))]
@@ -207,8 +207,9 @@ def test_hostile_inputs_are_handled_in_bounded_time_and_memory():
         assert r["disposition"] in ("processed", "quarantined"), r
         assert r["seconds"] < (60 if SLOW else 5), r
         # Added memory: linear in the input, never a blow-up (the zip bomb inflates to 1 GB).
-        # Full size, 10 MB of text costs ~18 copies today (see benchmarks/README.md).
-        assert r["peak_mb"] < 100 + 20 * r["bytes"] / 2**20, r
+        # Today text that decodes to non-Latin characters costs up to ~40 copies (5 MB of
+        # binary garbage: +204 MB; see benchmarks/README.md): bounded, not small.
+        assert r["peak_mb"] < 100 + 50 * r["bytes"] / 2**20, r
     assert by_name["empty"]["disposition"] == "quarantined" and by_name["empty"]["reason"]
     if SLOW:
         assert by_name["big_message"]["disposition"] == "quarantined"
