@@ -22,7 +22,9 @@ if TYPE_CHECKING:
     from .services import Detection
 
 REGEX_TIMEOUT = 0.25  # seconds per search at routing time; a timeout counts as "no match"
-_PROBE_TIMEOUT = 0.1  # seconds per probe string when a pattern is checked at load
+# Seconds per probe string when a pattern is checked at load: generous, so a busy machine
+# does not refuse a sound rule; a catastrophic pattern takes far longer than this anyway.
+_PROBE_TIMEOUT = 1.0
 _PROBE_LENGTH = 1500
 
 Fact = Literal["status_request", "prefers_phone", "anonymity_requested", "first_line_contact", "solution_offered"]
@@ -30,10 +32,13 @@ Where = Literal["from", "to", "cc", "text", "reference", "forwarded"]
 ServiceKind = Literal["ombudsman", "agency", "first_line"]
 
 
+MAX_TEXT = 100_000  # characters of a body that rules look at: a complaint's words come first
+
+
 @lru_cache(maxsize=64)  # every keyword rule folds the same subject and body again
 def fold(text: str) -> str:
     """Case- and accent-insensitive form, so 'Financiën' finds 'financien'."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    decomposed = unicodedata.normalize("NFKD", text[:MAX_TEXT].casefold())
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 

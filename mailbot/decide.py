@@ -55,6 +55,8 @@ def decide(mail: Mail, classification: Classification, match: Match, *,
         return Decision(classification.kind, open_case=False, match=match, flags=flags,
                         reasons=tuple(reasons))
 
+    if classification.facts.spoofed:
+        return _spoofed(mail, classification, match, case, recipient, reasons, routing, investigator)
     if match.case_id is not None and case is not None:
         return _join_case(mail, classification, match, case, recipient, reasons, agency_in_copy)
 
@@ -134,3 +136,23 @@ def _fact_flags(classification: Classification) -> set[str]:
     if facts.solution_offered:
         flags.add("solution_offered")
     return flags
+
+
+def _spoofed(mail: Mail, classification: Classification, match: Match, case: CaseView | None,
+             recipient: Address | None, reasons: list[str], routing: RoutingOutcome,
+             investigator: Investigator | None) -> Decision:
+    """Our own server says the sender's domain did not vouch for this mail (DMARC fail):
+    record it for staff, but nothing with case details goes to the claimed address."""
+    flags = {"spoofed_sender", "needs_triage"}
+    replies: tuple[Reply, ...] = ()
+    if classification.kind is Kind.STATUS_REQUEST and recipient is not None:
+        replies = (Reply("status_neutral", recipient, classification.language, mail.subject),)
+    reasons = [*reasons, "DMARC failed: no case details are sent"]
+    if match.case_id is not None and case is not None:
+        return Decision(Kind.FOLLOW_UP if classification.kind is not Kind.STATUS_REQUEST else classification.kind,
+                        open_case=False, match=match, flags=tuple(sorted(flags)), replies=replies,
+                        reasons=tuple(reasons))
+    return Decision(Kind.NEW_COMPLAINT, open_case=True, match=match, investigator=investigator,
+                    flags=tuple(sorted(flags | set(match.flags))), replies=replies, reasons=tuple(reasons),
+                    citizen=match.citizen or recipient or mail.from_, outcome=routing.outcome,
+                    team=routing.team, tags=routing.tags, priority=routing.priority)

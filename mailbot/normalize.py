@@ -24,7 +24,9 @@ _PREFIX = re.compile(
     re.I)
 _TAG = re.compile(r"\[[^\]]{0,60}\]")
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.I)
-_EMAIL = re.compile(r"[\w.+'=-]+@[\w-]+(?:\.[\w-]+)+")
+# The lookbehind makes a match start only at the beginning of a word: without it, a long
+# word with no "@" is rescanned from every position (quadratic on one-line bodies).
+_EMAIL = re.compile(r"(?<![\w.+'=-])[\w.+'=-]+@[\w-]+(?:\.[\w-]+)+")
 _WORD = re.compile(r"[a-z0-9]+")
 
 # Words that say nothing about what a complaint is about (nl, fr, en, de), after folding.
@@ -78,7 +80,7 @@ def subject_key(subject: str, reference: re.Pattern[str] | None = None) -> str:
 
 def body_key(text: str) -> str:
     """The first MAX_BODY_CHARS of a text as folded meaningful words."""
-    joined = " ".join(words(text or ""))
+    joined = " ".join(words((text or "")[:MAX_BODY_CHARS * 4]))  # only the start is kept
     if len(joined) > MAX_BODY_CHARS:
         joined = joined[:MAX_BODY_CHARS].rsplit(" ", 1)[0]
     return joined

@@ -41,6 +41,8 @@ from .routing_stage import RoutingStage
 
 log = logging.getLogger("mailbot.intake")
 
+MAX_OUTCOMES = 1000  # outcomes kept in a PollReport; the counters count everything
+
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
@@ -191,6 +193,8 @@ class Intake:
             state = session.get(MailboxState, mailbox.name)
             if state is None:
                 session.add(MailboxState(mailbox=mailbox.name, uidvalidity=mailbox.uidvalidity))
+            elif state.uidvalidity is None:  # the row was made by the lease: first poll
+                state.uidvalidity = mailbox.uidvalidity
             elif state.uidvalidity != mailbox.uidvalidity:
                 # The folder was recreated: old UIDs mean nothing now; the
                 # Message-ID + sha256 identity still prevents double processing.
@@ -222,7 +226,8 @@ class Intake:
                 report.fetched += 1
                 source = Source(mailbox.name, mailbox.uidvalidity, fetched.uid)
                 outcome = self._process_isolated(session, fetched.raw, source)
-                report.outcomes.append(outcome)
+                if len(report.outcomes) < MAX_OUTCOMES:  # for the demo and tests; bounded memory
+                    report.outcomes.append(outcome)
                 dispositions[fetched.uid] = outcome.disposition
                 _count(report, outcome)
         self._move(mailbox, dispositions, report)
