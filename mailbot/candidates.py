@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from functools import lru_cache
 
-from sqlalchemy import select
+from sqlalchemy import CompoundSelect, bindparam, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from .db import Case, CaseKey, Message
@@ -71,15 +72,31 @@ def by_identity(session: Session, email: str, name_key: str, since: datetime) ->
 
 def by_keys(session: Session, kind: str, values: Iterable[str], since: datetime | None,
             limit: int) -> list[tuple[str, int]]:
-    """(value, case id) for case keys equal to one of `values`, newest first, `limit` per value."""
-    found: list[tuple[str, int]] = []
-    for value in dict.fromkeys(values):
-        query = select(CaseKey.case_id).where(CaseKey.kind == kind, CaseKey.value == value)
-        if since is not None:
-            query = query.where(CaseKey.created_at >= since)
-        found += [(value, cid) for cid in session.execute(
-            query.order_by(CaseKey.created_at.desc()).limit(limit)).scalars()]
-    return found
+    """(value, case id) for case keys equal to one of `values`, newest first, `limit` per value.
+
+    One statement for all values (a UNION ALL of per-value index look-ups), built once per
+    shape: the five MinHash bands of a mail cost one round trip, not five.
+    """
+    wanted = list(dict.fromkeys(values))
+    if not wanted:
+        return []
+    params: dict[str, object] = {"kind": kind, "limit": limit, "since": since}
+    params.update({f"v{i}": value for i, value in enumerate(wanted)})
+    rows = session.execute(_keys_statement(len(wanted), since is not None), params).all()
+    return [(wanted[i], case_id) for i, case_id in rows]
+
+
+@lru_cache(maxsize=32)
+def _keys_statement(count: int, with_since: bool) -> CompoundSelect:
+    parts = []
+    for i in range(count):
+        query = select(literal(i).label("i"), CaseKey.case_id.label("case_id")).where(
+            CaseKey.kind == bindparam("kind"), CaseKey.value == bindparam(f"v{i}"))
+        if with_since:
+            query = query.where(CaseKey.created_at >= bindparam("since"))
+        inner = query.order_by(CaseKey.created_at.desc()).limit(bindparam("limit")).subquery()
+        parts.append(select(inner.c.i, inner.c.case_id))
+    return union_all(*parts)
 
 
 def cases_by_ids(session: Session, ids: Iterable[int]) -> dict[int, Candidate]:

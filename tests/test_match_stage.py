@@ -62,7 +62,9 @@ def test_candidate_queries_never_scan_a_table(make_app, sqlite_url):
         for statement, parameters in statements:
             plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters).all()
             details = " | ".join(row[-1] for row in plan)
-            scans = [d for d in details.split(" | ") if d.startswith("SCAN") and "INDEX" not in d]
+            # "SCAN anon_1" reads the LIMITed rows of a subquery (a co-routine), not a table.
+            scans = [d for d in details.split(" | ") if d.startswith("SCAN") and "INDEX" not in d
+                     and not d.startswith("SCAN anon_")]
             assert not scans, f"{statement}\n{details}"
 
 
