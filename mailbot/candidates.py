@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from functools import lru_cache
 
-from sqlalchemy import CompoundSelect, bindparam, literal, select, union_all
+from sqlalchemy import CompoundSelect, Select, bindparam, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from .db import Case, CaseKey, Message
@@ -57,17 +57,22 @@ def by_identity(session: Session, email: str, name_key: str, since: datetime) ->
     """The citizen's recent cases: same address, then same name key from another address."""
     found: dict[int, Candidate] = {}
     if email:
-        rows = session.execute(
-            select(Case).where(Case.citizen_email == email, Case.created_at >= since)
-            .order_by(Case.created_at.desc()).limit(IDENTITY_LIMIT)).scalars()
+        rows = session.execute(_BY_EMAIL, {"key": email, "since": since}).scalars()
         found.update((c.id, candidate(c)) for c in rows)
     if name_key:
-        rows = session.execute(
-            select(Case).where(Case.citizen_name_key == name_key, Case.created_at >= since)
-            .order_by(Case.created_at.desc()).limit(IDENTITY_LIMIT)).scalars()
-        for case in rows:
+        for case in session.execute(_BY_NAME, {"key": name_key, "since": since}).scalars():
             found.setdefault(case.id, candidate(case))
     return list(found.values())
+
+
+def _recent_by(column: object) -> Select[tuple[Case]]:
+    """Built once: constructing a statement costs more than SQLite answering it."""
+    return (select(Case).where(column == bindparam("key"), Case.created_at >= bindparam("since"))
+            .order_by(Case.created_at.desc()).limit(IDENTITY_LIMIT))
+
+
+_BY_EMAIL = _recent_by(Case.citizen_email)
+_BY_NAME = _recent_by(Case.citizen_name_key)
 
 
 def by_keys(session: Session, kind: str, values: Iterable[str], since: datetime | None,
