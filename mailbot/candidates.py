@@ -124,13 +124,14 @@ def similar(session: Session, band_keys: Sequence[str], since: datetime) -> list
     return list(cases_by_ids(session, (cid for _, cid in hits)).values())
 
 
-def add_keys(session: Session, case: Case, kind: str, values: Iterable[str]) -> None:
-    """Remember keys for a case, each once."""
+def add_keys(session: Session, case: Case, kind: str, values: Iterable[str], *,
+             new_case: bool = False) -> None:
+    """Remember keys for a case, each once (a case opened by this message has none yet)."""
     values = list(dict.fromkeys(v[:200] for v in values if v))
     if not values:
         return
     known = set(session.execute(select(CaseKey.value).where(
-        CaseKey.case_id == case.id, CaseKey.kind == kind)).scalars()) if case.id else set()
+        CaseKey.case_id == case.id, CaseKey.kind == kind)).scalars()) if case.id and not new_case else set()
     for value in values:
         if value not in known:
             session.add(CaseKey(kind=kind, value=value, case_id=case.id, created_at=case.created_at))

@@ -151,10 +151,11 @@ class MatchingStage:
         facts = observed.facts
         ruleset = self.routing.ruleset
         own = {self.settings.smtp.from_address.lower(), self.settings.imap.username.lower()}
-        if match.case_id != case.id:  # opened by this message
+        opened = match.case_id != case.id  # opened by this message
+        if opened:
             case.citizen_name_key = name_key(case.citizen_name)
             case.match_text = match_text(facts.subject, facts.body)
-            candidates.add_keys(session, case, "lsh", observed.lsh)
+            candidates.add_keys(session, case, "lsh", observed.lsh, new_case=True)
         if facts.sender == case.citizen_email:  # people the citizen writes with
             people = {a.email for a in mail.recipients if a.email not in own
                       and a.email != case.citizen_email and service_for_address(ruleset, a.email) is None}
@@ -168,7 +169,7 @@ class MatchingStage:
                     agencies += agency_ids(ruleset, detection.detail)
         if set(agencies) - set(case.match_agencies or ()):
             case.match_agencies = sorted(set(case.match_agencies or ()) | set(agencies))
-        candidates.add_keys(session, case, "agency_ref", observed.agency_refs)
+        candidates.add_keys(session, case, "agency_ref", observed.agency_refs, new_case=opened)
         if match.candidates or match.duplicate_of_id is not None:
             review = {"candidates": [{"method": e.method, "detail": e.detail, "score": e.score}
                                      for e in match.candidates],
