@@ -38,6 +38,7 @@ REPO = BENCH.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests"), str(BENCH)]
 
 from ingest_mails import clear_maildir, generate, load_maildir
+from helpers import folder_count  # noqa: E402
 from servers import (
     drop_pg_schema,
     free_port,
@@ -110,13 +111,7 @@ class Mailbox:
         return time.monotonic() - started
 
     def count(self, folder: str) -> int:
-        client = self.dovecot.client()
-        try:
-            if not client.folder_exists(folder):
-                return 0
-            return client.folder_status(folder, ["MESSAGES"])[b"MESSAGES"]
-        finally:
-            client.logout()
+        return folder_count(self.dovecot, folder)
 
 
 def raw_fetch(dovecot, parse, *, batch: int = 500) -> dict:

@@ -134,6 +134,10 @@ def explain_command(ctx: click.Context, mail_file: str, as_json: bool) -> None:
         # Connecting would create the file: explain against an empty in-memory store instead.
         settings = settings.model_copy(update={"database": settings.database.model_copy(update={"url": "sqlite://"})})
     app = create_app(settings)
+    if settings.database.url == "sqlite://":
+        from .migrate import upgrade
+
+        upgrade(app.engine)  # the same connection serves the whole command (one thread)
     try:
         result = explain(app, Path(mail_file).read_bytes())
     finally:

@@ -13,12 +13,9 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from .classify import classify
-from .db import Case
-from .decide import CaseView, RoutingOutcome, decide
-from .errors import ParseError
-from .model import Kind, Mail
+from .errors import ParseError, StoreError
+from .model import Mail
 from .parse import parse_message
-from .recipients import reply_recipient
 from .route import describe
 
 
@@ -66,56 +63,28 @@ def explain(app: Any, raw: bytes, *, now: datetime | None = None) -> dict[str, A
     session = app.sessions()
     try:
         session.begin()
-        try:
-            explained = intake.matching.match_explained(session, mail, classification)
-            match = explained.match
-            result["match_considered"] = _plain(explained.considered)
-        except SQLAlchemyError as err:  # no schema yet: explain the rules anyway
-            session.rollback()
-            session.begin()
-            from .match import NO_MATCH
-
-            match, result["database"] = NO_MATCH, f"not consulted: {type(err).__name__}"
-        result["match"] = _plain(match)
-        case_row = session.get(Case, match.case_id) if match.case_id is not None else None
-        case_view = (CaseView(case_row.ref, case_row.citizen_email, case_row.language,
-                              frozenset(case_row.flags)) if case_row else None)
-        routed = None
-        if case_row is None and not classification.is_automatic:
-            as_new = dataclasses.replace(classification, kind=Kind.NEW_COMPLAINT)
-            try:
-                routed = app.routing.route(session, mail, as_new, now, flags=frozenset(match.flags))
-            except SQLAlchemyError:
-                session.rollback()
-                session.begin()
-                routed = app.routing.route_without_load(mail, as_new, now)
-        if routed is not None:
-            result["rules"] = [_plain(t) for t in routed.routing.trace]
-            result["routing"] = describe(routed.routing)
-            result["investigator"] = _plain(routed.pick) if routed.pick else None
-        try:
-            blocked = intake.blocked_addresses(session, mail)
-        except SQLAlchemyError:
-            session.rollback()
-            session.begin()
-            blocked = frozenset()
-        recipient = reply_recipient(mail, classification, own_addresses=intake.own_addresses,
-                                    webform_senders=settings.webform_senders, blocked=blocked,
-                                    is_service=app.routing.is_service_address)
-        decision = decide(mail, classification, match, recipient=recipient, case=case_view,
-                          routing=routed.outcome if routed else RoutingOutcome(),
-                          investigator=routed.investigator if routed else None,
-                          agency_in_copy=app.routing.agency_in_copy(mail))
-        result["decision"] = {
-            "kind": str(decision.kind), "open_case": decision.open_case,
-            "joins_case": case_row.ref if case_row else None, "flags": list(decision.flags),
-            "outcome": decision.outcome, "reasons": list(decision.reasons),
-        }
-        result["replies"] = [{"template": r.template, "to": str(r.to), "language": r.language,
-                              "subject": r.subject} for r in decision.replies]
+        planned = intake.plan(session, mail, classification, now)
+        joins = planned.case.ref if planned.case else None  # read before the rollback expires it
+    except SQLAlchemyError as err:
+        raise StoreError(f"cannot read the database ({type(err).__name__}); "
+                         "run `mailbot db upgrade` first") from err
     finally:
-        session.rollback()
+        session.rollback()  # nothing is kept, whatever a stage may have touched
         session.close()
+    result["match"] = _plain(planned.match)
+    result["match_considered"] = _plain(planned.matched.considered)
+    if planned.routed is not None:
+        result["rules"] = [_plain(t) for t in planned.routed.routing.trace]
+        result["routing"] = describe(planned.routed.routing)
+        result["investigator"] = _plain(planned.routed.pick) if planned.routed.pick else None
+    decision = planned.decision
+    result["decision"] = {
+        "kind": str(decision.kind), "open_case": decision.open_case,
+        "joins_case": joins, "flags": list(decision.flags),
+        "outcome": decision.outcome, "reasons": list(decision.reasons),
+    }
+    result["replies"] = [{"template": r.template, "to": str(r.to), "language": r.language,
+                          "subject": r.subject} for r in decision.replies]
     return result
 
 

@@ -25,19 +25,19 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import store
+from .addresses import record_bounce, undeliverable
 from .classify import classify
 from .db import Case, MailboxState
 from .decide import CaseView, RoutingOutcome, decide
 from .errors import FetchError, ParseError
 from .fetch import Mailbox
-from .matching_stage import MatchingStage
-from .model import Classification, Kind, Mail
+from .matching_stage import MatchingStage, Result as MatchResult
+from .model import Classification, Decision, Kind, Mail, Match
 from .parse import parse_message
-from .addresses import record_bounce, undeliverable
 from .recipients import reply_recipient
 from .record import Source, add_receipt, apply_decision, quarantine
 from .replies import queue_reply
-from .routing_stage import RoutingStage
+from .routing_stage import RoutedComplaint, RoutingStage
 
 log = logging.getLogger("mailbot.intake")
 
@@ -65,6 +65,20 @@ class PollReport:
     moved: int = 0
     outcomes: list[Outcome] = field(default_factory=list)
     busy_mailboxes: list[str] = field(default_factory=list)  # leased by another poller
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the robot would do with one message, before anything is written."""
+
+    matched: MatchResult  # the match and every candidate considered
+    case: Case | None  # the case it joins
+    routed: RoutedComplaint | None  # for a new case: the rules' verdict and the investigator
+    decision: Decision
+
+    @property
+    def match(self) -> Match:
+        return self.matched.match
 
 
 class Intake:
@@ -116,10 +130,11 @@ class Intake:
                                   default_language=self.settings.default_language)
         return self._decide_and_record(session, mail, classification, raw, sha, source, now, quiet)
 
-    def _decide_and_record(self, session: Session, mail: Mail, classification: Classification,
-                           raw: bytes, sha: str, source: Source | None, now: datetime,
-                           quiet: bool = False) -> Outcome:
-        match = self.matching.match(session, mail, classification)
+    def plan(self, session: Session, mail: Mail, classification: Classification,
+             now: datetime) -> Plan:
+        """Match, route and decide, without writing anything (`rules explain` shows this)."""
+        matched = self.matching.match_explained(session, mail, classification)
+        match = matched.match
         case_row = session.get(Case, match.case_id) if match.case_id is not None else None
         case_view = (CaseView(case_row.ref, case_row.citizen_email, case_row.language,
                               frozenset(case_row.flags)) if case_row else None)
@@ -137,6 +152,13 @@ class Intake:
                           routing=routed.outcome if routed else RoutingOutcome(),
                           investigator=routed.investigator if routed else None,
                           agency_in_copy=self.routing.agency_in_copy(mail))
+        return Plan(matched, case_row, routed, decision)
+
+    def _decide_and_record(self, session: Session, mail: Mail, classification: Classification,
+                           raw: bytes, sha: str, source: Source | None, now: datetime,
+                           quiet: bool = False) -> Outcome:
+        planned = self.plan(session, mail, classification, now)
+        match, decision = planned.match, planned.decision
         case, message = apply_decision(session, mail, decision, classification, raw=raw,
                                        sha256=sha, source=source,
                                        prefix=self.settings.office.reference_prefix, now=now)

@@ -119,14 +119,15 @@ def apply_decision(session: Session, mail: Mail, decision: Decision,
 
 
 def quarantine(session: Session, raw: bytes, sha256: str, source: Source | None, reason: str,
-               *, now: datetime, mail: Mail | None = None) -> Message:
-    """Keep an unreadable message with the reason; staff see it in the digest."""
+               *, now: datetime) -> Message:
+    """Keep an unreadable message with the reason; staff see it in the digest.
+
+    Recorded by content hash only (no Message-ID): moved back to the inbox after a fix,
+    the same mail is then processed again instead of being taken for a duplicate.
+    """
     store.store_raw(session, sha256, raw)
-    if mail is not None:
-        message = message_row(mail, kind=str(Kind.UNREADABLE), sha256=sha256, received_at=now)
-    else:
-        message = Message(direction="in", kind=str(Kind.UNREADABLE), message_id="", sha256=sha256,
-                          size=len(raw), received_at=now)
+    message = Message(direction="in", kind=str(Kind.UNREADABLE), message_id="", sha256=sha256,
+                      size=len(raw), received_at=now)
     message.quarantine_reason = reason[:4000]
     session.add(message)
     session.flush()

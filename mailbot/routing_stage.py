@@ -87,19 +87,10 @@ class RoutingStage:
                                  context=self.template_context(routing))
         return RoutedComplaint(outcome, routing, pick)
 
-    def route_without_load(self, mail: Mail, classification: Classification, now: datetime) -> RoutedComplaint:
-        """Routing when the database cannot be read (explain before `db upgrade`)."""
-        routing = route(mail, classification, self.ruleset)
-        pick = self.pick(None, routing, classification.language, now)
-        outcome = RoutingOutcome(outcome=routing.outcome, template=routing.template,
-                                 flags=tuple(routing.flags), rules_fired=tuple(routing.fired),
-                                 context=self.template_context(routing))
-        return RoutedComplaint(outcome, routing, pick)
-
-    def pick(self, session: Session | None, routing: Routing, language: str, now: datetime) -> Pick:
+    def pick(self, session: Session, routing: Routing, language: str, now: datetime) -> Pick:
         loads = {email: InvestigatorLoad(open_cases=count, last_assigned_at=last)
                  for email, (count, last) in store.investigator_loads(
-                     session, [p.email for p in self.ruleset.investigators]).items()} if session else {}
+                     session, [p.email for p in self.ruleset.investigators]).items()}
         return explain_pick(self.ruleset, team=routing.team, language=language,
                             strategy=routing.strategy, load=loads, today=now.date(),
                             preferred=routing.investigator_email)

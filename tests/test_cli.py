@@ -104,3 +104,13 @@ def test_rules_explain_has_no_side_effects(tmp_path, sqlite_url):
         assert conn.execute(sql('SELECT count(*) FROM "case"')).scalar_one() == 0
     engine.dispose()
     assert len(before) > 0
+
+
+def test_rules_explain_on_a_database_without_schema_says_what_to_do(tmp_path, sqlite_url):
+    """A database file that exists but was never upgraded gives one clear line, exit 2."""
+    Path(sqlite_url[len("sqlite:///"):]).touch()
+    config = _config(tmp_path, db_url=sqlite_url)
+    mail = tmp_path / "mail.eml"
+    mail.write_bytes(complaint())
+    result = CliRunner().invoke(cli, ["--config", str(config), "rules", "explain", str(mail)], obj={})
+    assert result.exit_code == 2 and "run `mailbot db upgrade` first" in result.output
