@@ -145,8 +145,12 @@ def _compat32(raw: bytes) -> None:
     email.message_from_bytes(raw, policy=compat32)
 
 
-def run_mailbot(box: Mailbox, sink: CountingSink, db_url: str, workdir: Path, *, batch_size: int) -> dict:
-    """`mailbot poll --once` on a freshly loaded inbox and an empty database."""
+def run_mailbot(box: Mailbox, sink: CountingSink, db_url: str, workdir: Path, *, batch_size: int,
+                profile: Path | None = None) -> dict:
+    """`mailbot poll --once` on a freshly loaded inbox and an empty database.
+
+    With `profile`, the poll runs under cProfile and its stats are written there.
+    """
     from sqlalchemy import func, select
 
     from mailbot.db import Message, Outbox, make_engine
@@ -168,8 +172,11 @@ def run_mailbot(box: Mailbox, sink: CountingSink, db_url: str, workdir: Path, *,
     sent_before = sink.count
     log = workdir / "poll.log"
     started = time.monotonic()
+    poll = base + ["poll", "--once"]
+    if profile is not None:
+        poll = [sys.executable, "-m", "cProfile", "-o", str(profile), *poll[1:]]
     with open(log, "wb") as out:
-        process = subprocess.Popen(base + ["poll", "--once"], env=env, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(poll, env=env, stdout=out, stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(process.pid, 0)
     seconds = time.monotonic() - started
     code = os.waitstatus_to_exitcode(status)
@@ -212,8 +219,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip", default="", help="comma-separated: raw,stdlib,helpdesk,sqlite,postgres")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--json", type=Path, help="where to write the results")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="run mailbot under cProfile; stats written to DIR/<database>.prof")
     args = parser.parse_args(argv)
     n = 1000 if args.quick else args.n
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
     skip = set(filter(None, args.skip.split(",")))
     results: dict = {"date": date.today().isoformat(), "n": n, "machine": machine(), "batch_size": args.batch_size,
                      "command": "python benchmarks/ingest.py " + " ".join(argv if argv is not None else sys.argv[1:])}
@@ -241,12 +252,14 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{'c_helpdesk':22} {runs['c_helpdesk'].get('msgs_per_s', 'n/a')} msgs/s", flush=True)
             if "sqlite" not in skip:
                 runs["d_mailbot_sqlite"] = run_mailbot(box, sink, f"sqlite:///{work / 'mailbot.sqlite3'}", work,
-                                                       batch_size=args.batch_size)
+                                                       batch_size=args.batch_size,
+                                                       profile=args.profile and args.profile / "sqlite.prof")
                 print(f"{'d_mailbot_sqlite':22} {runs['d_mailbot_sqlite']['msgs_per_s']:9.1f} msgs/s", flush=True)
             if "postgres" not in skip:
                 url, schema = pg_schema_url()
                 try:
-                    runs["d_mailbot_postgres"] = run_mailbot(box, sink, url, work, batch_size=args.batch_size)
+                    runs["d_mailbot_postgres"] = run_mailbot(box, sink, url, work, batch_size=args.batch_size,
+                                                             profile=args.profile and args.profile / "postgres.prof")
                 finally:
                     drop_pg_schema(schema)
                 print(f"{'d_mailbot_postgres':22} {runs['d_mailbot_postgres']['msgs_per_s']:9.1f} msgs/s", flush=True)

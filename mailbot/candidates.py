@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import CompoundSelect, Select, bindparam, literal, select, union_all
+from sqlalchemy import CompoundSelect, Row, Select, bindparam, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from .db import Case, CaseKey, Message
@@ -22,21 +23,28 @@ BAND_LIMIT = 20  # most recent cases per MinHash band key considered
 REF_LIMIT = 10  # cases per agency file number
 
 
-def candidate(case: Case) -> Candidate:
-    return Candidate(case_id=case.id, ref=case.ref, citizen_email=case.citizen_email,
-                     citizen_name=case.citizen_name, subject=case.subject,
-                     text=case.match_text or "", status=case.status, created_at=case.created_at,
-                     co_recipients=tuple(case.co_recipients or ()),
-                     name_key=case.citizen_name_key or "",
-                     agencies=tuple(case.match_agencies or ()))
+# Candidates are read as plain rows: the matcher needs these columns only, and an ORM
+# object per candidate (with every JSON column decoded) cost more than the query.
+_COLUMNS = (Case.id, Case.ref, Case.citizen_email, Case.citizen_name, Case.subject, Case.match_text,
+            Case.status, Case.created_at, Case.co_recipients, Case.citizen_name_key,
+            Case.match_agencies)
+
+
+def candidate(row: Row[Any]) -> Candidate:
+    (case_id, ref, citizen_email, citizen_name, subject, match_text, status, created_at,
+     co_recipients, name_key, agencies) = row
+    return Candidate(case_id=case_id, ref=ref, citizen_email=citizen_email,
+                     citizen_name=citizen_name, subject=subject, text=match_text or "",
+                     status=status, created_at=created_at, co_recipients=tuple(co_recipients or ()),
+                     name_key=name_key or "", agencies=tuple(agencies or ()))
 
 
 def by_refs(session: Session, refs: Sequence[str]) -> list[Candidate]:
     """Cases with one of our references, in the order the references were found."""
     if not refs:
         return []
-    rows = session.execute(select(Case).where(Case.ref.in_(list(refs)))).scalars()
-    return sorted((candidate(c) for c in rows), key=lambda c: refs.index(c.ref))
+    rows = session.execute(select(*_COLUMNS).where(Case.ref.in_(list(refs))))
+    return sorted((candidate(row) for row in rows), key=lambda c: refs.index(c.ref))
 
 
 def by_message_ids(session: Session, message_ids: Sequence[str]) -> list[tuple[str, Candidate]]:
@@ -45,10 +53,10 @@ def by_message_ids(session: Session, message_ids: Sequence[str]) -> list[tuple[s
     if not ids:
         return []
     rows = session.execute(
-        select(Message.message_id, Case).join(Case, Message.case_id == Case.id)
+        select(Message.message_id, *_COLUMNS).join(Case, Message.case_id == Case.id)
         .where(Message.message_id.in_(ids)).order_by(Message.id.desc()))
     found: dict[str, Candidate] = {}
-    for message_id, case in rows:
+    for message_id, *case in rows:
         found.setdefault(message_id, candidate(case))
     return [(m, found[m]) for m in ids if m in found]
 
@@ -57,17 +65,17 @@ def by_identity(session: Session, email: str, name_key: str, since: datetime) ->
     """The citizen's recent cases: same address, then same name key from another address."""
     found: dict[int, Candidate] = {}
     if email:
-        rows = session.execute(_BY_EMAIL, {"key": email, "since": since}).scalars()
-        found.update((c.id, candidate(c)) for c in rows)
+        rows = session.execute(_BY_EMAIL, {"key": email, "since": since})
+        found.update((row[0], candidate(row)) for row in rows)
     if name_key:
-        for case in session.execute(_BY_NAME, {"key": name_key, "since": since}).scalars():
-            found.setdefault(case.id, candidate(case))
+        for row in session.execute(_BY_NAME, {"key": name_key, "since": since}):
+            found.setdefault(row[0], candidate(row))
     return list(found.values())
 
 
-def _recent_by(column: object) -> Select[tuple[Case]]:
+def _recent_by(column: object) -> Select[Any]:
     """Built once: constructing a statement costs more than SQLite answering it."""
-    return (select(Case).where(column == bindparam("key"), Case.created_at >= bindparam("since"))
+    return (select(*_COLUMNS).where(column == bindparam("key"), Case.created_at >= bindparam("since"))
             .order_by(Case.created_at.desc()).limit(IDENTITY_LIMIT))
 
 
@@ -108,7 +116,11 @@ def cases_by_ids(session: Session, ids: Iterable[int]) -> dict[int, Candidate]:
     wanted = list(dict.fromkeys(ids))
     if not wanted:
         return {}
-    return {c.id: candidate(c) for c in session.execute(select(Case).where(Case.id.in_(wanted))).scalars()}
+    rows = session.execute(_BY_IDS, {"ids": wanted})
+    return {row[0]: candidate(row) for row in rows}
+
+
+_BY_IDS = select(*_COLUMNS).where(Case.id.in_(bindparam("ids", expanding=True)))
 
 
 def by_agency_refs(session: Session, values: Sequence[str]) -> list[tuple[str, Candidate]]:

@@ -18,6 +18,7 @@ from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.policy import compat32
 from email.utils import format_datetime, formataddr
+from functools import lru_cache
 
 from . import sanitize
 from .model import Address
@@ -50,6 +51,18 @@ def strip_reply_markers(subject: str) -> str:
     return _REPLY_MARKER.sub("", subject).strip()
 
 
+# Patterns are compiled once; the reference is compared afterwards (a pattern per
+# case reference would be compiled for every reply).
+_ANY_TAG = re.compile(r"\s*\[([^\[\]]*)\]\s*")
+
+
+@lru_cache(maxsize=16)
+def _leading_tag(prefix: str) -> re.Pattern[str]:
+    """An optional subject prefix followed by a `[tag]` at the start of a subject."""
+    prefixes = "|".join(re.escape(p) for p in sorted({prefix, *KNOWN_PREFIXES} - {""}, key=len, reverse=True))
+    return re.compile(rf"^(?:(?:{prefixes})\s*)?\[([^\[\]]*)\]\s*", re.IGNORECASE)
+
+
 def build_subject(prefix: str, case_ref: str, original_subject: str,
                   limit: int = sanitize.SUBJECT_MAX) -> str:
     """`<prefix> [REF] <original subject>`, clean and at most `limit` characters.
@@ -61,15 +74,17 @@ def build_subject(prefix: str, case_ref: str, original_subject: str,
     ref = sanitize.header_text(case_ref, 40).strip("[] ")
     original = sanitize.header_text(original_subject, 10 * limit)
     if ref:
-        prefixes = "|".join(re.escape(p) for p in sorted({prefix, *KNOWN_PREFIXES} - {""}, key=len, reverse=True))
-        tag = re.escape(f"[{ref}]")
+        leading, same = _leading_tag(prefix), ref.casefold()
         for _ in range(3):  # "Re: Uw klacht [REF] Re: Uw klacht [REF] x"
             stripped = strip_reply_markers(original)
-            stripped = re.sub(rf"^(?:(?:{prefixes})\s*)?{tag}\s*", "", stripped, flags=re.IGNORECASE)
+            found = leading.match(stripped)
+            if found and found.group(1).casefold() == same:
+                stripped = stripped[found.end():]
             if stripped == original:
                 break
             original = stripped
-        original = re.sub(rf"\s*{tag}\s*", " ", original, flags=re.IGNORECASE).strip()
+        original = _ANY_TAG.sub(lambda m: " " if m.group(1).casefold() == same else m.group(0),
+                                original).strip()
     original = strip_reply_markers(original)
     head = " ".join(part for part in (prefix, f"[{ref}]" if ref else "") if part)
     room = limit - len(head) - 1

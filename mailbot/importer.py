@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, BinaryIO, Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import store
+from . import deferred, store
 from .db import Message, Receipt
 from .record import Source, add_receipt, quarantine
 
@@ -226,14 +226,14 @@ class Importer:
     def _one(self, session: Session, source: Source, raw: bytes, pending: ImportReport) -> None:
         self.clock.set_from(raw)
         try:
-            with session.begin_nested():
+            with deferred.savepoint(session):
                 outcome = self.app.intake.process(session, raw, source, quiet=True)
         except Exception as err:  # noqa: BLE001 - one bad message must not stop the import
             reason = f"processing failed: {type(err).__name__}: {err}"
             log.debug("import %s uid=%s: %s\n%s", source.mailbox, source.uid, reason,
                       traceback.format_exc(limit=5))
             sha = hashlib.sha256(raw).hexdigest()
-            with session.begin_nested():
+            with deferred.savepoint(session):
                 existing = store.incoming_by_identity(session, "", sha, "")
                 if existing is None:
                     quarantine(session, raw, sha, source, reason, now=self.clock())

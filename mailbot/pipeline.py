@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from . import store
+from . import deferred, store
 from .addresses import record_bounce, undeliverable
 from .classify import classify
 from .db import Case, MailboxState
@@ -261,7 +261,7 @@ class Intake:
     def _process_isolated(self, session: Session, raw: bytes, source: Source) -> Outcome:
         started = time.monotonic()
         try:
-            with session.begin_nested():
+            with deferred.savepoint(session):
                 outcome = self.process(session, raw, source, known_new=True)
         except (FetchError, OperationalError, InterfaceError):
             # The server or the database is gone: not this message's fault. The batch
@@ -270,7 +270,7 @@ class Intake:
         except Exception as err:  # noqa: BLE001 - one bad message must not stop the batch
             reason = f"processing failed: {type(err).__name__}: {err}"
             log.error("uid=%s quarantined: %s\n%s", source.uid, reason, traceback.format_exc(limit=5))
-            with session.begin_nested():
+            with deferred.savepoint(session):
                 sha = hashlib.sha256(raw).hexdigest()
                 existing = store.incoming_by_identity(session, "", sha, "")
                 if existing is None:

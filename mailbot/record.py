@@ -11,8 +11,8 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from . import store
-from .db import Case, Message, Receipt
+from . import deferred, store
+from .db import Case, Message, Receipt, utcnow
 from .model import Classification, Decision, Kind, Mail
 
 
@@ -56,9 +56,12 @@ def note_contact_preference(case: Case, classification: Classification) -> None:
 
 def add_receipt(session: Session, source: Source | None, message: Message | None,
                 disposition: str) -> None:
+    """Remember that this IMAP copy was handled; written in bulk at commit (`deferred`)."""
     if source is not None:
-        session.add(Receipt(mailbox=source.mailbox, uidvalidity=source.uidvalidity, uid=source.uid,
-                            message_pk=message.id if message else None, disposition=disposition))
+        deferred.add(session, Receipt.__table__, {
+            "mailbox": source.mailbox, "uidvalidity": source.uidvalidity, "uid": source.uid,
+            "message_pk": message.id if message else None, "disposition": disposition,
+            "moved": False, "created_at": utcnow()})
 
 
 def open_case(session: Session, mail: Mail, decision: Decision, classification: Classification,

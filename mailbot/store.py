@@ -12,7 +12,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from .db import Case, CaseSequence, Event, Message, RawMail, Receipt
+from . import deferred
+from .db import Case, CaseSequence, Event, Message, RawMail, Receipt, utcnow
 
 
 def format_ref(prefix: str, year: int, number: int) -> str:
@@ -147,11 +148,11 @@ def _aware(value: datetime | None) -> datetime | None:
 
 
 def add_event(session: Session, type_: str, *, case: Case | None = None,
-              message: Message | None = None, **detail: object) -> Event:
-    event = Event(type=type_, case_id=case.id if case else None,
-                  message_pk=message.id if message else None, detail=dict(detail))
-    session.add(event)
-    return event
+              message: Message | None = None, **detail: object) -> None:
+    """Add to the audit trail; written in bulk when the transaction commits (`deferred`)."""
+    deferred.add(session, Event.__table__, {
+        "type": type_, "case_id": case.id if case else None,
+        "message_pk": message.id if message else None, "detail": dict(detail), "created_at": utcnow()})
 
 
 def list_cases(session: Session, *, status: str | None = None, limit: int = 200) -> list[Case]:

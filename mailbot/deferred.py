@@ -1,0 +1,63 @@
+"""Rows nothing reads back before commit (audit events, IMAP receipts), written in bulk.
+
+An ORM object per event cost more than matching the message it describes. These rows
+are kept on the session and inserted with one multi-row INSERT per table just before
+the outermost transaction commits; they are dropped when it rolls back. A message
+processed inside `savepoint` drops its own rows when its savepoint is rolled back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Table, event, insert
+from sqlalchemy.orm import Session, SessionTransaction
+
+_KEY = "mailbot.deferred_rows"
+
+
+def _pending(session: Session) -> list[tuple[Table, dict[str, Any]]]:
+    return session.info.setdefault(_KEY, [])
+
+
+def add(session: Session, table: Table, row: dict[str, Any]) -> None:
+    """Insert `row` into `table` when the transaction commits."""
+    _pending(session).append((table, row))
+
+
+@contextmanager
+def savepoint(session: Session) -> Iterator[None]:
+    """`session.begin_nested()` that also forgets the rows added inside it on failure."""
+    start = len(_pending(session))
+    try:
+        with session.begin_nested():
+            yield
+    except BaseException:
+        del _pending(session)[start:]
+        raise
+
+
+def write(session: Session) -> None:
+    """Insert everything pending now: one statement per table, in the order added."""
+    pending = session.info.pop(_KEY, None)
+    if not pending:
+        return
+    by_table: dict[Table, list[dict[str, Any]]] = {}
+    for table, row in pending:
+        by_table.setdefault(table, []).append(row)
+    for table, rows in by_table.items():
+        session.execute(insert(table), rows)
+
+
+@event.listens_for(Session, "before_commit")
+def _write_before_commit(session: Session) -> None:
+    if not session.in_nested_transaction():  # a savepoint's release keeps them for the batch
+        write(session)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_after_end(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # committed (already written) or rolled back
+        session.info.pop(_KEY, None)
