@@ -12,7 +12,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import CompoundSelect, Row, Select, bindparam, literal, select, union_all
+from sqlalchemy import CompoundSelect, Row, Select, bindparam, insert, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from .db import Case, CaseKey, Message
@@ -144,6 +144,7 @@ def add_keys(session: Session, case: Case, kind: str, values: Iterable[str], *,
         return
     known = set(session.execute(select(CaseKey.value).where(
         CaseKey.case_id == case.id, CaseKey.kind == kind)).scalars()) if case.id and not new_case else set()
-    for value in values:
-        if value not in known:
-            session.add(CaseKey(kind=kind, value=value, case_id=case.id, created_at=case.created_at))
+    rows = [{"kind": kind, "value": value, "case_id": case.id, "created_at": case.created_at}
+            for value in values if value not in known]
+    if rows:  # one multi-row INSERT; later mails in the same batch must find these keys
+        session.execute(insert(CaseKey.__table__), rows)

@@ -18,13 +18,21 @@ from sqlalchemy.orm import Session, SessionTransaction
 _KEY = "mailbot.deferred_rows"
 
 
-def _pending(session: Session) -> list[tuple[Table, dict[str, Any]]]:
+Pending = tuple[Table, dict[str, Any], dict[str, Any]]
+
+
+def _pending(session: Session) -> list[Pending]:
     return session.info.setdefault(_KEY, [])
 
 
-def add(session: Session, table: Table, row: dict[str, Any]) -> None:
-    """Insert `row` into `table` when the transaction commits."""
-    _pending(session).append((table, row))
+def add(session: Session, table: Table, row: dict[str, Any], *,
+        ids: dict[str, Any] | None = None) -> None:
+    """Insert `row` into `table` when the transaction commits.
+
+    `ids` maps a column to an ORM object (or None) whose primary key goes there: the
+    object may still be unflushed now; it has its id by the time the row is written.
+    """
+    _pending(session).append((table, row, ids or {}))
 
 
 @contextmanager
@@ -44,8 +52,10 @@ def write(session: Session) -> None:
     pending = session.info.pop(_KEY, None)
     if not pending:
         return
+    session.flush()  # the objects named in `ids` get their primary keys
     by_table: dict[Table, list[dict[str, Any]]] = {}
-    for table, row in pending:
+    for table, row, ids in pending:
+        row.update({column: obj.id if obj is not None else None for column, obj in ids.items()})
         by_table.setdefault(table, []).append(row)
     for table, rows in by_table.items():
         session.execute(insert(table), rows)

@@ -144,18 +144,21 @@ class MatchingStage:
 
     def remember(self, session: Session, case: Case | None, message: Message, mail: Mail,
                  match: Match) -> None:
-        """After a message is recorded: keep what later matching needs."""
+        """After a message is recorded: keep what later matching needs.
+
+        The case and message may still be unflushed: their columns are completed first,
+        so each is inserted once with everything, then the case's keys are added.
+        """
         if case is None:
             return
         observed = self.observe(mail, None)
         facts = observed.facts
         ruleset = self.routing.ruleset
         own = {self.settings.smtp.from_address.lower(), self.settings.imap.username.lower()}
-        opened = match.case_id != case.id  # opened by this message
+        opened = case.id is None or match.case_id != case.id  # opened by this message
         if opened:
             case.citizen_name_key = name_key(case.citizen_name)
             case.match_text = match_text(facts.subject, facts.body)
-            candidates.add_keys(session, case, "lsh", observed.lsh, new_case=True)
         if facts.sender == case.citizen_email:  # people the citizen writes with
             people = {a.email for a in mail.recipients if a.email not in own
                       and a.email != case.citizen_email and service_for_address(ruleset, a.email) is None}
@@ -169,15 +172,23 @@ class MatchingStage:
                     agencies += agency_ids(ruleset, detection.detail)
         if set(agencies) - set(case.match_agencies or ()):
             case.match_agencies = sorted(set(case.match_agencies or ()) | set(agencies))
-        candidates.add_keys(session, case, "agency_ref", observed.agency_refs, new_case=opened)
+        review = None
         if match.candidates or match.duplicate_of_id is not None:
             review = {"candidates": [{"method": e.method, "detail": e.detail, "score": e.score}
                                      for e in match.candidates],
                       "duplicate_of": _ref(session, match.duplicate_of_id)}
             message.details = {**(message.details or {}), "match": review}
+        session.flush()
+        if opened:
+            candidates.add_keys(session, case, "lsh", observed.lsh, new_case=True)
+        candidates.add_keys(session, case, "agency_ref", observed.agency_refs, new_case=opened)
+        if review is not None:
             store.add_event(session, "match_review", case=case, message=message, **review)
 
 
 def _ref(session: Session, case_id: int | None) -> str | None:
-    case = session.get(Case, case_id) if case_id is not None else None
+    if case_id is None:
+        return None
+    with session.no_autoflush:  # an earlier case: nothing pending is needed to find it
+        case = session.get(Case, case_id)
     return case.ref if case is not None else None

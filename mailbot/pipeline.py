@@ -165,15 +165,23 @@ class Intake:
         if classification.bounce is not None and "undeliverable" in decision.flags:
             record_bounce(session, classification.bounce,
                           fallback_email=case.citizen_email if case else "", now=now)
+        # The first reaction is set before the case row is written (one INSERT, no UPDATE)
+        # and taken back below when no reply was queued after all.
+        provisional = (case is not None and case.first_reaction_at is None
+                       and bool(decision.replies) and not quiet)
+        if provisional:
+            case.first_reaction_at = now
         self.matching.remember(session, case, message, mail, match)
         actions = []
         if quiet and decision.replies:
             store.add_event(session, "replies_suppressed", case=case,
                             templates=[r.template for r in decision.replies], reason="import")
         for reply in () if quiet else decision.replies:
-            row = queue_reply(session, self.settings, self.renderer, reply, case=case, mail=mail,
-                              in_reply_to=message, now=now)
-            actions.append(f"{row.status}:{reply.template}" if row else f"skipped:{reply.template}")
+            status = queue_reply(session, self.settings, self.renderer, reply, case=case, mail=mail,
+                                 in_reply_to=message, now=now)
+            actions.append(f"{status or 'skipped'}:{reply.template}")
+        if provisional and not any(a.startswith("pending:") for a in actions):
+            case.first_reaction_at = None  # held or skipped: staff still have to react
         if decision.open_case:
             actions.insert(0, "open_case")
         elif case is not None:

@@ -60,8 +60,8 @@ def add_receipt(session: Session, source: Source | None, message: Message | None
     if source is not None:
         deferred.add(session, Receipt.__table__, {
             "mailbox": source.mailbox, "uidvalidity": source.uidvalidity, "uid": source.uid,
-            "message_pk": message.id if message else None, "disposition": disposition,
-            "moved": False, "created_at": utcnow()})
+            "disposition": disposition, "moved": False, "created_at": utcnow()},
+            ids={"message_pk": message})
 
 
 def open_case(session: Session, mail: Mail, decision: Decision, classification: Classification,
@@ -81,15 +81,18 @@ def open_case(session: Session, mail: Mail, decision: Decision, classification: 
         flags=list(decision.flags), created_at=now, updated_at=now,
         also_sent_to=list(decision.match.also_sent_to), duplicate_of_id=decision.match.duplicate_of_id,
     )
-    session.add(case)
-    session.flush()
+    session.add(case)  # flushed with its first message (fewer statements)
     return case
 
 
 def apply_decision(session: Session, mail: Mail, decision: Decision,
                    classification: Classification, *, raw: bytes, sha256: str,
                    source: Source | None, prefix: str, now: datetime) -> tuple[Case | None, Message]:
-    """Record everything but the replies; returns the case (if any) and the message row."""
+    """Record everything but the replies; returns the case (if any) and the message row.
+
+    Nothing is flushed here: the caller completes the rows (`MatchingStage.remember`)
+    and the case and message are then inserted with all their columns at once.
+    """
     store.store_raw(session, sha256, raw)
     case: Case | None = None
     if decision.open_case:
@@ -110,9 +113,11 @@ def apply_decision(session: Session, mail: Mail, decision: Decision,
         note_contact_preference(case, classification)
     message = message_row(mail, kind=str(decision.kind), sha256=sha256, received_at=now,
                           classification=classification)
-    message.case_id = case.id if case else None
+    if case is not None and case.id is None:
+        message.case = case  # a new case: its collection is empty, nothing is loaded
+    else:
+        message.case_id = case.id if case else None
     session.add(message)
-    session.flush()
     add_receipt(session, source, message, "processed")
     store.add_event(session, "message_received", case=case, message=message,
                     kind=str(decision.kind), reasons=list(decision.reasons),
@@ -133,7 +138,6 @@ def quarantine(session: Session, raw: bytes, sha256: str, source: Source | None,
                       size=len(raw), received_at=now)
     message.quarantine_reason = reason[:4000]
     session.add(message)
-    session.flush()
     add_receipt(session, source, message, "quarantined")
     store.add_event(session, "quarantined", message=message, reason=reason[:500])
     return message

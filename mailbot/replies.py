@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
 from .addresses import undeliverable
@@ -131,10 +131,10 @@ def reply_context(settings: Settings, case: Case | None, reply: Reply, mail: Mai
 
 def queue_reply(session: Session, settings: Settings, renderer: Renderer, reply: Reply, *,
                 case: Case | None, mail: Mail, in_reply_to: Message, now: datetime,
-                extra_context: dict[str, Any] | None = None) -> Outbox | None:
+                extra_context: dict[str, Any] | None = None) -> str | None:
     """Render, compose and store one reply; held instead of pending when over a limit.
 
-    Returns None (with a `reply_skipped` event) when `refusal` forbids the reply or a
+    Returns the outbox status (`pending` or `held`), or None (with a `reply_skipped` event) when `refusal` forbids the reply or a
     header value is unusable.
     """
     refused = refusal(session, settings, reply, case)
@@ -164,27 +164,26 @@ def queue_reply(session: Session, settings: Settings, renderer: Renderer, reply:
         return None
     data = bytes(mime)
     bare_id = message_id.strip("<>")
-    out = Message(direction="out", kind="outgoing", message_id=bare_id, case_id=case.id if case else None,
-                  in_reply_to=mail.message_id, references=references,
-                  from_email=settings.smtp.from_address, to_addrs=[reply.to.email],
-                  subject=str(mime["Subject"]), sent_at=now, received_at=now,
-                  body_text=rendered.text, sha256=_sha(data), size=len(data),
-                  language=rendered.language, details={"template": reply.template})
-    session.add(out)
-    session.flush()
+    case_id = case.id if case else None
+    # Core inserts: an ORM object for each of these rows cost more than rendering the reply.
+    out_pk = session.execute(insert(Message.__table__).values(
+        direction="out", kind="outgoing", message_id=bare_id, case_id=case_id,
+        in_reply_to=mail.message_id, references=references,
+        from_email=settings.smtp.from_address, to_addrs=[reply.to.email],
+        subject=str(mime["Subject"]), sent_at=now, received_at=now,
+        body_text=rendered.text, sha256=_sha(data), size=len(data),
+        language=rendered.language, details={"template": reply.template},
+    ).returning(Message.__table__.c.id)).scalar_one()
     limits = ReplyLimits(settings.limits.replies_per_case_per_day, settings.limits.replies_per_address_per_day)
-    held = over_limit(session, recipient=reply.to.email, case_id=case.id if case else None,
-                      now=now, limits=limits)
-    row = Outbox(case_id=case.id if case else None, message_pk=out.id, template=reply.template,
-                 recipient=reply.to.email, message_id=bare_id, mime=data,
-                 status="held" if held else "pending", last_error=held,
-                 created_at=now, next_attempt_at=now)
-    session.add(row)
-    if case is not None and case.first_reaction_at is None and not held:
-        case.first_reaction_at = now
+    held = over_limit(session, recipient=reply.to.email, case_id=case_id, now=now, limits=limits)
+    status = "held" if held else "pending"
+    session.execute(insert(Outbox.__table__).values(
+        case_id=case_id, message_pk=out_pk, template=reply.template, recipient=reply.to.email,
+        message_id=bare_id, mime=data, status=status, last_error=held, attempts=0,
+        created_at=now, next_attempt_at=now))
     add_event(session, "reply_held" if held else "reply_queued", case=case,
               template=reply.template, language=rendered.language, reason=held)
-    return row
+    return status
 
 
 def _sha(data: bytes) -> str:

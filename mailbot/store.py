@@ -150,9 +150,9 @@ def _aware(value: datetime | None) -> datetime | None:
 def add_event(session: Session, type_: str, *, case: Case | None = None,
               message: Message | None = None, **detail: object) -> None:
     """Add to the audit trail; written in bulk when the transaction commits (`deferred`)."""
-    deferred.add(session, Event.__table__, {
-        "type": type_, "case_id": case.id if case else None,
-        "message_pk": message.id if message else None, "detail": dict(detail), "created_at": utcnow()})
+    deferred.add(session, Event.__table__,
+                 {"type": type_, "detail": dict(detail), "created_at": utcnow()},
+                 ids={"case_id": case, "message_pk": message})
 
 
 def list_cases(session: Session, *, status: str | None = None, limit: int = 200) -> list[Case]:
