@@ -14,9 +14,10 @@ go to the address again.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timezone
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -34,12 +35,20 @@ def _key(email: str) -> str:
 
 def undeliverable(session: Session, email: str) -> bool:
     """True when an earlier reply to `email` bounced permanently or was refused (5xx)."""
-    email = _key(email)
-    if not email:
-        return False
-    status = session.execute(select(AddressStatus.status).where(AddressStatus.email == email)
-                             ).scalar_one_or_none()
-    return status == UNDELIVERABLE
+    return bool(undeliverable_among(session, [email]))
+
+
+def undeliverable_among(session: Session, emails: Iterable[str]) -> frozenset[str]:
+    """Those of `emails` that are undeliverable, in one statement."""
+    wanted = {email: _key(email) for email in emails if _key(email)}
+    if not wanted:
+        return frozenset()
+    found = set(session.execute(_UNDELIVERABLE, {"emails": sorted(set(wanted.values()))}).scalars())
+    return frozenset(email for email, key in wanted.items() if key in found)
+
+
+_UNDELIVERABLE = select(AddressStatus.email).where(
+    AddressStatus.email.in_(bindparam("emails", expanding=True)), AddressStatus.status == UNDELIVERABLE)
 
 
 def _upsert(session: Session, email: str, *, status: str, source: str, reason: str,

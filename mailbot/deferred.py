@@ -10,12 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Table, event, insert
 from sqlalchemy.orm import Session, SessionTransaction
 
 _KEY = "mailbot.deferred_rows"
+
+
+class HasId(Protocol):
+    """An ORM object or a row with a primary key `id` (None until flushed)."""
+
+    @property
+    def id(self) -> Any: ...
 
 
 Pending = tuple[Table, dict[str, Any], dict[str, Any]]

@@ -25,7 +25,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import deferred, store
-from .addresses import record_bounce, undeliverable
+from .addresses import record_bounce, undeliverable_among
 from .classify import classify
 from .db import Case, MailboxState
 from .decide import CaseView, RoutingOutcome, decide
@@ -190,8 +190,7 @@ class Intake:
 
     def blocked_addresses(self, session: Session, mail: Mail) -> frozenset[str]:
         """Candidate reply addresses that are known to be undeliverable."""
-        candidates = {a.email for a in (mail.from_, *mail.reply_to) if a is not None}
-        return frozenset(e for e in candidates if undeliverable(session, e))
+        return undeliverable_among(session, {a.email for a in (mail.from_, *mail.reply_to) if a is not None})
 
     # -- one poll cycle ----------------------------------------------------------------
     def run_once(self, mailbox: Mailbox, *, stop: threading.Event | None = None) -> PollReport:

@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from . import deferred, store
+from .deferred import HasId
 from .db import Case, Message, Receipt, utcnow
 from .model import Classification, Decision, Kind, Mail
 
@@ -54,7 +55,7 @@ def note_contact_preference(case: Case, classification: Classification) -> None:
         case.contact_email = facts.alternative_email[:320]
 
 
-def add_receipt(session: Session, source: Source | None, message: Message | None,
+def add_receipt(session: Session, source: Source | None, message: HasId | None,
                 disposition: str) -> None:
     """Remember that this IMAP copy was handled; written in bulk at commit (`deferred`)."""
     if source is not None:

@@ -166,24 +166,28 @@ def queue_reply(session: Session, settings: Settings, renderer: Renderer, reply:
     bare_id = message_id.strip("<>")
     case_id = case.id if case else None
     # Core inserts: an ORM object for each of these rows cost more than rendering the reply.
-    out_pk = session.execute(insert(Message.__table__).values(
+    out_pk = session.execute(_INSERT_SENT, dict(
         direction="out", kind="outgoing", message_id=bare_id, case_id=case_id,
-        in_reply_to=mail.message_id, references=references,
-        from_email=settings.smtp.from_address, to_addrs=[reply.to.email],
-        subject=str(mime["Subject"]), sent_at=now, received_at=now,
-        body_text=rendered.text, sha256=_sha(data), size=len(data),
+        in_reply_to=mail.message_id, references=references, from_email=settings.smtp.from_address,
+        from_name="", to_addrs=[reply.to.email], cc_addrs=[], subject=str(mime["Subject"]),
+        sent_at=now, received_at=now, body_text=rendered.text, sha256=_sha(data), size=len(data),
         language=rendered.language, details={"template": reply.template},
-    ).returning(Message.__table__.c.id)).scalar_one()
+    )).scalar_one()
     limits = ReplyLimits(settings.limits.replies_per_case_per_day, settings.limits.replies_per_address_per_day)
     held = over_limit(session, recipient=reply.to.email, case_id=case_id, now=now, limits=limits)
     status = "held" if held else "pending"
-    session.execute(insert(Outbox.__table__).values(
+    session.execute(_INSERT_OUTBOX, dict(
         case_id=case_id, message_pk=out_pk, template=reply.template, recipient=reply.to.email,
         message_id=bare_id, mime=data, status=status, last_error=held, attempts=0,
         created_at=now, next_attempt_at=now))
     add_event(session, "reply_held" if held else "reply_queued", case=case,
               template=reply.template, language=rendered.language, reason=held)
     return status
+
+
+# Built once; the sent message's id links its outbox row.
+_INSERT_SENT = insert(Message.__table__).returning(Message.__table__.c.id)
+_INSERT_OUTBOX = insert(Outbox.__table__)
 
 
 def _sha(data: bytes) -> str:

@@ -7,7 +7,7 @@ from functools import lru_cache
 from typing import Any
 from datetime import datetime
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Row, Select, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -66,16 +66,20 @@ def mark_moved(session: Session, receipt_ids: Iterable[int]) -> None:
 
 
 def incoming_by_identity(session: Session, message_id: str, sha256: str,
-                         from_email: str) -> Message | None:
-    """A message we already have: same bytes, or same Message-ID from the same sender
-    (a second copy through a distribution list differs only in its trace headers)."""
-    query = select(Message).where(Message.direction == "in")
+                         from_email: str) -> Row[tuple[int, str]] | None:
+    """(id, kind) of a message we already have: same bytes, or same Message-ID from the
+    same sender (a second copy through a distribution list differs only in its trace headers)."""
     if message_id:
-        query = query.where(Message.message_id == message_id,
-                            (Message.sha256 == sha256) | (Message.from_email == from_email))
-    else:
-        query = query.where(Message.sha256 == sha256)
-    return session.execute(query.limit(1)).scalar_one_or_none()
+        return session.execute(_BY_MESSAGE_ID, {"message_id": message_id, "sha256": sha256,
+                                                "from_email": from_email}).first()
+    return session.execute(_BY_SHA, {"sha256": sha256}).first()
+
+
+_INCOMING = select(Message.id, Message.kind).where(Message.direction == "in")
+_BY_MESSAGE_ID = _INCOMING.where(
+    Message.message_id == bindparam("message_id"),
+    (Message.sha256 == bindparam("sha256")) | (Message.from_email == bindparam("from_email"))).limit(1)
+_BY_SHA = _INCOMING.where(Message.sha256 == bindparam("sha256")).limit(1)
 
 
 def store_raw(session: Session, sha256: str, data: bytes) -> None:
@@ -148,7 +152,7 @@ def _aware(value: datetime | None) -> datetime | None:
 
 
 def add_event(session: Session, type_: str, *, case: Case | None = None,
-              message: Message | None = None, **detail: object) -> None:
+              message: deferred.HasId | None = None, **detail: object) -> None:
     """Add to the audit trail; written in bulk when the transaction commits (`deferred`)."""
     deferred.add(session, Event.__table__,
                  {"type": type_, "detail": dict(detail), "created_at": utcnow()},
