@@ -22,7 +22,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from .db import AddressStatus
+from .db import AddressStatus, run
 from .model import Bounce
 
 UNDELIVERABLE = "undeliverable"
@@ -43,7 +43,7 @@ def undeliverable_among(session: Session, emails: Iterable[str]) -> frozenset[st
     wanted = {email: _key(email) for email in emails if _key(email)}
     if not wanted:
         return frozenset()
-    found = set(session.execute(_UNDELIVERABLE, {"emails": sorted(set(wanted.values()))}).scalars())
+    found = set(run(session, _UNDELIVERABLE, {"emails": sorted(set(wanted.values()))}).scalars())
     return frozenset(email for email, key in wanted.items() if key in found)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import CompoundSelect, Row, Select, bindparam, insert, literal, select, union_all
 from sqlalchemy.orm import Session
 
-from .db import Case, CaseKey, Message
+from .db import Case, CaseKey, Message, run
 from .match import Candidate
 
 IDENTITY_LIMIT = 20  # most recent cases of one citizen (address, and name key) considered
@@ -43,7 +43,7 @@ def by_refs(session: Session, refs: Sequence[str]) -> list[Candidate]:
     """Cases with one of our references, in the order the references were found."""
     if not refs:
         return []
-    rows = session.execute(select(*_COLUMNS).where(Case.ref.in_(list(refs))))
+    rows = run(session, select(*_COLUMNS).where(Case.ref.in_(list(refs))))
     return sorted((candidate(row) for row in rows), key=lambda c: refs.index(c.ref))
 
 
@@ -52,7 +52,7 @@ def by_message_ids(session: Session, message_ids: Sequence[str]) -> list[tuple[s
     ids = [m for m in dict.fromkeys(message_ids) if m][:100]
     if not ids:
         return []
-    rows = session.execute(
+    rows = run(session, 
         select(Message.message_id, *_COLUMNS).join(Case, Message.case_id == Case.id)
         .where(Message.message_id.in_(ids)).order_by(Message.id.desc()))
     found: dict[str, Candidate] = {}
@@ -65,10 +65,10 @@ def by_identity(session: Session, email: str, name_key: str, since: datetime) ->
     """The citizen's recent cases: same address, then same name key from another address."""
     found: dict[int, Candidate] = {}
     if email:
-        rows = session.execute(_BY_EMAIL, {"key": email, "since": since})
+        rows = run(session, _BY_EMAIL, {"key": email, "since": since})
         found.update((row[0], candidate(row)) for row in rows)
     if name_key:
-        for row in session.execute(_BY_NAME, {"key": name_key, "since": since}):
+        for row in run(session, _BY_NAME, {"key": name_key, "since": since}):
             found.setdefault(row[0], candidate(row))
     return list(found.values())
 
@@ -95,7 +95,7 @@ def by_keys(session: Session, kind: str, values: Iterable[str], since: datetime 
         return []
     params: dict[str, object] = {"kind": kind, "limit": limit, "since": since}
     params.update({f"v{i}": value for i, value in enumerate(wanted)})
-    rows = session.execute(_keys_statement(len(wanted), since is not None), params).all()
+    rows = run(session, _keys_statement(len(wanted), since is not None), params).all()
     return [(wanted[i], case_id) for i, case_id in rows]
 
 
@@ -116,7 +116,7 @@ def cases_by_ids(session: Session, ids: Iterable[int]) -> dict[int, Candidate]:
     wanted = list(dict.fromkeys(ids))
     if not wanted:
         return {}
-    rows = session.execute(_BY_IDS, {"ids": wanted})
+    rows = run(session, _BY_IDS, {"ids": wanted})
     return {row[0]: candidate(row) for row in rows}
 
 
@@ -142,9 +142,9 @@ def add_keys(session: Session, case: Case, kind: str, values: Iterable[str], *,
     values = list(dict.fromkeys(v[:200] for v in values if v))
     if not values:
         return
-    known = set(session.execute(select(CaseKey.value).where(
+    known = set(run(session, select(CaseKey.value).where(
         CaseKey.case_id == case.id, CaseKey.kind == kind)).scalars()) if case.id and not new_case else set()
     rows = [{"kind": kind, "value": value, "case_id": case.id, "created_at": case.created_at}
             for value in values if value not in known]
     if rows:  # one multi-row INSERT; later mails in the same batch must find these keys
-        session.execute(insert(CaseKey.__table__), rows)
+        run(session, insert(CaseKey.__table__), rows)

@@ -15,6 +15,8 @@ from typing import Any, Protocol
 from sqlalchemy import Table, event, insert
 from sqlalchemy.orm import Session, SessionTransaction
 
+from .db import run
+
 _KEY = "mailbot.deferred_rows"
 
 
@@ -65,7 +67,7 @@ def write(session: Session) -> None:
         row.update({column: obj.id if obj is not None else None for column, obj in ids.items()})
         by_table.setdefault(table, []).append(row)
     for table, rows in by_table.items():
-        session.execute(insert(table), rows)
+        run(session, insert(table), rows)
 
 
 @event.listens_for(Session, "before_commit")

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from .addresses import undeliverable
 from .compose import compose_reply, make_message_id
 from .config import Settings
-from .db import Case, Message, Outbox
+from .db import Case, Message, Outbox, run
 from .model import Address, Mail, Reply
 from .render import Renderer
 from .sanitize import HeaderError
@@ -52,7 +52,7 @@ def _lock_recipient(session: Session, recipient: str) -> bool:
     key = int.from_bytes(hashlib.sha256(recipient.encode()).digest()[:8], "big", signed=True)
     deadline = time.monotonic() + LOCK_WAIT_SECONDS
     while True:
-        if session.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key}).scalar_one():
+        if run(session, text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key}).scalar_one():
             return True
         if time.monotonic() > deadline:
             return False
@@ -70,7 +70,7 @@ def over_limit(session: Session, *, recipient: str, case_id: int | None, now: da
         return "the reply limits could not be checked (another worker holds the address)"
     since = now - timedelta(hours=24)
     # One statement for both tiers; each side of the OR uses its own index.
-    per_case, per_address = session.execute(
+    per_case, per_address = run(session, 
         select(func.count().filter(Outbox.case_id == case_id),
                func.count().filter(Outbox.recipient == recipient))
         .where(Outbox.created_at > since, Outbox.status != "held",
@@ -166,7 +166,7 @@ def queue_reply(session: Session, settings: Settings, renderer: Renderer, reply:
     bare_id = message_id.strip("<>")
     case_id = case.id if case else None
     # Core inserts: an ORM object for each of these rows cost more than rendering the reply.
-    out_pk = session.execute(_INSERT_SENT, dict(
+    out_pk = run(session, _INSERT_SENT, dict(
         direction="out", kind="outgoing", message_id=bare_id, case_id=case_id,
         in_reply_to=mail.message_id, references=references, from_email=settings.smtp.from_address,
         from_name="", to_addrs=[reply.to.email], cc_addrs=[], subject=str(mime["Subject"]),
@@ -176,7 +176,7 @@ def queue_reply(session: Session, settings: Settings, renderer: Renderer, reply:
     limits = ReplyLimits(settings.limits.replies_per_case_per_day, settings.limits.replies_per_address_per_day)
     held = over_limit(session, recipient=reply.to.email, case_id=case_id, now=now, limits=limits)
     status = "held" if held else "pending"
-    session.execute(_INSERT_OUTBOX, dict(
+    run(session, _INSERT_OUTBOX, dict(
         case_id=case_id, message_pk=out_pk, template=reply.template, recipient=reply.to.email,
         message_id=bare_id, mime=data, status=status, last_error=held, attempts=0,
         created_at=now, next_attempt_at=now))

@@ -13,7 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from . import deferred
-from .db import Case, CaseSequence, Event, Message, RawMail, Receipt, utcnow
+from .db import Case, CaseSequence, Event, Message, RawMail, Receipt, run, utcnow
 
 
 def format_ref(prefix: str, year: int, number: int) -> str:
@@ -23,17 +23,24 @@ def format_ref(prefix: str, year: int, number: int) -> str:
 def allocate_ref(session: Session, prefix: str, year: int) -> str:
     """Next reference for the year. Gap-free: the counter rolls back with the transaction,
     and the row lock taken by UPDATE serialises concurrent workers."""
-    bump = (update(CaseSequence)
-            .where(CaseSequence.prefix == prefix, CaseSequence.year == year)
-            .values(last_number=CaseSequence.last_number + 1)
-            .returning(CaseSequence.last_number))
-    number = session.execute(bump).scalar_one_or_none()
+    key = {"b_prefix": prefix, "b_year": year}
+    number = run(session, _BUMP, key).scalar_one_or_none()
     if number is None:  # the year's first case: create the counter (once, race-free)
-        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        session.execute(insert(CaseSequence).values(prefix=prefix, year=year, last_number=0)
+        run(session, _insert_for(session)(CaseSequence).values(prefix=prefix, year=year, last_number=0)
                         .on_conflict_do_nothing())
-        number = session.execute(bump).scalar_one()
+        number = run(session, _BUMP, key).scalar_one()
     return format_ref(prefix, year, number)
+
+
+_BUMP = (update(CaseSequence)
+         .where(CaseSequence.prefix == bindparam("b_prefix"), CaseSequence.year == bindparam("b_year"))
+         .values(last_number=CaseSequence.last_number + 1)
+         .returning(CaseSequence.last_number))
+
+
+def _insert_for(session: Session):  # type: ignore[no-untyped-def]
+    """INSERT with the dialect's ON CONFLICT clause."""
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 def receipt(session: Session, mailbox: str, uidvalidity: int, uid: int) -> Receipt | None:
@@ -70,9 +77,9 @@ def incoming_by_identity(session: Session, message_id: str, sha256: str,
     """(id, kind) of a message we already have: same bytes, or same Message-ID from the
     same sender (a second copy through a distribution list differs only in its trace headers)."""
     if message_id:
-        return session.execute(_BY_MESSAGE_ID, {"message_id": message_id, "sha256": sha256,
+        return run(session, _BY_MESSAGE_ID, {"message_id": message_id, "sha256": sha256,
                                                 "from_email": from_email}).first()
-    return session.execute(_BY_SHA, {"sha256": sha256}).first()
+    return run(session, _BY_SHA, {"sha256": sha256}).first()
 
 
 _INCOMING = select(Message.id, Message.kind).where(Message.direction == "in")
@@ -84,8 +91,13 @@ _BY_SHA = _INCOMING.where(Message.sha256 == bindparam("sha256")).limit(1)
 
 def store_raw(session: Session, sha256: str, data: bytes) -> None:
     """Keep the bytes once per content hash (one statement: insert unless present)."""
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    session.execute(insert(RawMail).values(sha256=sha256, data=data).on_conflict_do_nothing())
+    run(session, _raw_insert(session.get_bind().dialect.name), {"b_sha256": sha256, "b_data": data})
+
+
+@lru_cache(maxsize=4)
+def _raw_insert(dialect: str) -> Any:
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return insert(RawMail).values(sha256=bindparam("b_sha256"), data=bindparam("b_data")).on_conflict_do_nothing()
 
 
 def case_by_ref(session: Session, ref: str) -> Case | None:
@@ -126,8 +138,8 @@ def investigator_loads(session: Session, emails: Iterable[str]) -> dict[str, tup
     if not emails:
         return {}
     count_open, last_assigned = _load_statements(emails)
-    open_counts = dict(session.execute(count_open).all())
-    lasts = session.execute(last_assigned).one()
+    open_counts = dict(run(session, count_open).all())
+    lasts = run(session, last_assigned).one()
     return {email: (open_counts.get(email, 0), _aware(last)) for email, last in zip(emails, lasts)}
 
 
