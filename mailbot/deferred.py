@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy import Table, event, insert
@@ -25,6 +26,13 @@ class HasId(Protocol):
 
     @property
     def id(self) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A row known by its primary key only (no need to load it to point at it)."""
+
+    id: int | None
 
 
 Pending = tuple[Table, dict[str, Any], dict[str, Any]]

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from . import candidates, store
-from .db import Case, Message
+from .db import Case, Message, run
 from .match import (
     Found, MessageFacts, Policy, Result, find_references, match_message, may_use_reference,
     reference_pattern,
@@ -189,6 +190,7 @@ class MatchingStage:
 def _ref(session: Session, case_id: int | None) -> str | None:
     if case_id is None:
         return None
-    with session.no_autoflush:  # an earlier case: nothing pending is needed to find it
-        case = session.get(Case, case_id)
-    return case.ref if case is not None else None
+    return run(session, _REF_OF, {"case_id": case_id}).scalar_one_or_none()
+
+
+_REF_OF = select(Case.ref).where(Case.id == bindparam("case_id"))

@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .addresses import mark_undeliverable
 from .db import AddressStatus, Case, Outbox
+from .deferred import Ref
 from .errors import MailbotError, PermanentSendError, SendError
 from .send import Envelope, RecipientRejected, SendResult, Transport
 from .store import add_event
@@ -162,8 +163,7 @@ def _record(session: Session, row: Outbox, error: SendError | None, now: datetim
         row.status, row.sent_at, row.last_error = "sent", now, None
         report.sent += 1
         report.sent_ids.append(row.id)
-        case = session.get(Case, row.case_id) if row.case_id else None
-        add_event(session, "reply_sent", case=case, template=row.template, outbox_id=row.id)
+        add_event(session, "reply_sent", case=Ref(row.case_id), template=row.template, outbox_id=row.id)
         return
     row.last_error = str(error)[:2000]
     if isinstance(error, PermanentSendError) or row.attempts >= policy.max_attempts:

@@ -83,20 +83,35 @@ class Renderer:
             lstrip_blocks=True,
             keep_trailing_newline=False,
         )
+        self._listings: dict[str, tuple[int, frozenset[str]]] = {}
         self.env.filters["paragraphs"] = _paragraphs
         self.env.filters["oneline"] = _oneline
 
     def names(self) -> frozenset[str]:
         """The template names: sub-directories of templates/ not starting with `_`."""
-        if not self.templates_dir.is_dir():
-            return frozenset()
-        return frozenset(p.name for p in self.templates_dir.iterdir()
-                         if p.is_dir() and _NAME.match(p.name))
+        return self._listing("", lambda root: frozenset(
+            p.name for p in root.iterdir() if p.is_dir() and _NAME.match(p.name)))
 
     def languages(self, name: str) -> frozenset[str]:
         """Languages that have a plain-text file for this template."""
-        folder = self.templates_dir / name
-        return frozenset(p.name.split(".")[0] for p in folder.glob("*.txt.j2"))
+        return frozenset(f.split(".")[0] for f in self._files(name) if f.endswith(".txt.j2"))
+
+    def _files(self, name: str) -> frozenset[str]:
+        return self._listing(name, lambda folder: frozenset(p.name for p in folder.iterdir()))
+
+    def _listing(self, relative: str, read: Callable[[Path], frozenset[str]]) -> frozenset[str]:
+        """A folder's listing, read again only when the folder changed (one stat per use):
+        a file added while running is seen, without listing folders for every reply."""
+        folder = self.templates_dir / relative
+        try:
+            stamp = folder.stat().st_mtime_ns
+        except OSError:
+            return frozenset()
+        cached = self._listings.get(relative)
+        if cached is None or cached[0] != stamp:
+            cached = (stamp, read(folder) if folder.is_dir() else frozenset())
+            self._listings[relative] = cached
+        return cached[1]
 
     def resolve_language(self, name: str, language: str) -> str:
         """The requested language if the template has it, else Dutch."""
@@ -112,9 +127,8 @@ class Renderer:
         text = self._render_file(f"{name}/{lang}.txt.j2", ctx)
         text = re.sub(r"\n{3,}", "\n\n", re.sub(r"[ \t]+\n", "\n", text)).strip() + "\n"  # tidy optional blocks
         html = self._render_file(f"{name}/{lang}.html.j2", ctx).strip() + "\n"
-        own_subject = f"{name}/{lang}.subject.j2"
-        subject_file = own_subject if (self.templates_dir / own_subject).is_file() \
-            else f"{SHARED_DIR}/{lang}.subject.j2"
+        subject_file = (f"{name}/{lang}.subject.j2" if f"{lang}.subject.j2" in self._files(name)
+                        else f"{SHARED_DIR}/{lang}.subject.j2")
         prefix = sanitize.header_text(self._render_file(subject_file, ctx), 60)
         return RenderedReply(template=name, language=lang, subject_prefix=prefix, text=text, html=html)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import bindparam, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from .addresses import undeliverable
@@ -68,19 +68,21 @@ def over_limit(session: Session, *, recipient: str, case_id: int | None, now: da
     """
     if not _lock_recipient(session, recipient):
         return "the reply limits could not be checked (another worker holds the address)"
-    since = now - timedelta(hours=24)
-    # One statement for both tiers; each side of the OR uses its own index.
-    per_case, per_address = run(session, 
-        select(func.count().filter(Outbox.case_id == case_id),
-               func.count().filter(Outbox.recipient == recipient))
-        .where(Outbox.created_at > since, Outbox.status != "held",
-               (Outbox.recipient == recipient) | (Outbox.case_id == case_id))
-    ).one()
+    per_case, per_address = run(session, _RECENT_REPLIES, {
+        "case_id": case_id, "recipient": recipient, "since": now - timedelta(hours=24)}).one()
     if case_id is not None and per_case >= limits.per_case_per_day:
         return f"more than {limits.per_case_per_day} automatic replies for this case in 24 h"
     if per_address >= limits.per_address_per_day:
         return f"more than {limits.per_address_per_day} automatic replies to this address in 24 h"
     return None
+
+
+# One statement for both tiers, built once; each side of the OR uses its own index.
+_RECENT_REPLIES = (
+    select(func.count().filter(Outbox.case_id == bindparam("case_id")),
+           func.count().filter(Outbox.recipient == bindparam("recipient")))
+    .where(Outbox.created_at > bindparam("since"), Outbox.status != "held",
+           (Outbox.recipient == bindparam("recipient")) | (Outbox.case_id == bindparam("case_id"))))
 
 
 def refusal(session: Session, settings: Settings, reply: Reply, case: Case | None) -> str | None:

@@ -163,7 +163,7 @@ def _aware(value: datetime | None) -> datetime | None:
     return value
 
 
-def add_event(session: Session, type_: str, *, case: Case | None = None,
+def add_event(session: Session, type_: str, *, case: deferred.HasId | None = None,
               message: deferred.HasId | None = None, **detail: object) -> None:
     """Add to the audit trail; written in bulk when the transaction commits (`deferred`)."""
     deferred.add(session, Event.__table__,
