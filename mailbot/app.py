@@ -18,6 +18,7 @@ from .fetch import ImapMailbox, Mailbox, mailbox_name
 from .lease import Leases, StopWhen, StoppableMailbox, merge_reports
 from .outbox import RetryPolicy, SendReport, copy_sent, send_due
 from .pipeline import Intake, PollReport, utcnow
+from .prepare import Preparer
 from .render import Renderer
 from .routing_stage import RoutingStage
 from .send import SmtpTransport, Transport
@@ -49,7 +50,8 @@ class App:
         key = mailbox_name(imap)
         if key not in self._intakes:
             self._intakes[key] = Intake(self.settings.model_copy(update={"imap": imap}), self.sessions,
-                                        self.intake.routing, self.intake.renderer, clock=self.clock)
+                                        self.intake.routing, self.intake.renderer, clock=self.clock,
+                                        preparer=self.intake.preparer)
         return self._intakes[key]
 
     def poll_once(self, mailbox: Mailbox | None = None, *, stop: threading.Event | None = None) -> PollReport:
@@ -149,6 +151,7 @@ class App:
         return report
 
     def close(self) -> None:
+        self.intake.preparer.close()
         self.engine.dispose()
 
 
@@ -158,7 +161,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None, transport: T
     sessions = make_sessionmaker(engine)
     renderer = Renderer(settings.templates_dir)
     routing = RoutingStage(settings.rules_dir, template_names=renderer.names())
-    intake = Intake(settings, sessions, routing, renderer, clock=clock)
+    intake = Intake(settings, sessions, routing, renderer, clock=clock, preparer=Preparer())
     return App(settings, engine, sessions, renderer, routing, intake,
                transport or SmtpTransport(settings.smtp), clock)
 

@@ -26,14 +26,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from . import deferred, store
 from .addresses import record_bounce, undeliverable_among
-from .classify import classify
 from .db import Case, MailboxState
 from .decide import CaseView, RoutingOutcome, decide
 from .errors import FetchError, ParseError
 from .fetch import Mailbox
 from .matching_stage import MatchingStage, Result as MatchResult
 from .model import Classification, Decision, Kind, Mail, Match
-from .parse import parse_message
+from .prepare import Options, Prepared, Preparer
 from .recipients import reply_recipient
 from .record import Source, add_receipt, apply_decision, quarantine
 from .replies import queue_reply
@@ -85,23 +84,28 @@ class Intake:
     """Processes raw messages into cases; built by `app.create_app`."""
 
     def __init__(self, settings, sessions: sessionmaker, routing: RoutingStage, renderer,
-                 *, clock: Callable[[], datetime] = utcnow) -> None:
+                 *, clock: Callable[[], datetime] = utcnow, preparer: Preparer | None = None) -> None:
         self.settings = settings
         self.sessions = sessions
         self.routing = routing
         self.renderer = renderer
         self.clock = clock
+        self.preparer = preparer or Preparer(workers=0)
         self.matching = MatchingStage(settings, routing, clock=clock)
         self.own_addresses = frozenset({settings.smtp.from_address.lower(),
                                         settings.imap.username.lower()})
+        self.prepare_options = Options(settings.limits.max_message_bytes, self.own_addresses,
+                                       settings.default_language)
 
     # -- one message -------------------------------------------------------------------
     def process(self, session: Session, raw: bytes, source: Source | None = None, *,
-                quiet: bool = False, known_new: bool = False) -> Outcome:
+                quiet: bool = False, known_new: bool = False,
+                prepared: Prepared | None = None) -> Outcome:
         """Handle one message inside the caller's transaction (no commit here).
 
         `quiet` (importing old mail) records everything but queues no reply;
-        `known_new` says the caller already checked that `source` has no receipt.
+        `known_new` says the caller already checked that `source` has no receipt;
+        `prepared` carries its parse and classification, done ahead (`prepare`).
         """
         if (source is not None and not known_new
                 and store.receipt(session, source.mailbox, source.uidvalidity, source.uid) is not None):
@@ -109,7 +113,7 @@ class Intake:
         sha = hashlib.sha256(raw).hexdigest()
         now = self.clock()
         try:
-            mail = parse_message(raw, max_bytes=self.settings.limits.max_message_bytes)
+            mail, classification = (prepared or Prepared(raw, self.prepare_options, None)).result()
         except ParseError as err:
             existing = store.incoming_by_identity(session, "", sha, "")
             if existing is not None:  # seen before; unreadable mail goes back to quarantine
@@ -126,8 +130,6 @@ class Intake:
             add_receipt(session, source, existing, "duplicate")
             store.add_event(session, "duplicate_copy", message=existing, sha256=sha)
             return Outcome("duplicate", existing.kind)
-        classification = classify(mail, own_addresses=self.own_addresses,
-                                  default_language=self.settings.default_language)
         return self._decide_and_record(session, mail, classification, raw, sha, source, now, quiet)
 
     def plan(self, session: Session, mail: Mail, classification: Classification,
@@ -251,10 +253,12 @@ class Intake:
             for uid, known_receipt in known.items():
                 dispositions[uid] = known_receipt.disposition
             todo = [uid for uid in uids if uid not in known]
-            for fetched in mailbox.fetch(todo):
+            batch = list(mailbox.fetch(todo))
+            ahead = self.preparer.batch([f.raw for f in batch], self.prepare_options)
+            for fetched, prepared in zip(batch, ahead):
                 report.fetched += 1
                 source = Source(mailbox.name, mailbox.uidvalidity, fetched.uid)
-                outcome = self._process_isolated(session, fetched.raw, source)
+                outcome = self._process_isolated(session, fetched.raw, source, prepared)
                 if len(report.outcomes) < MAX_OUTCOMES:  # for the demo and tests; bounded memory
                     report.outcomes.append(outcome)
                 dispositions[fetched.uid] = outcome.disposition
@@ -265,11 +269,12 @@ class Intake:
                                                             mailbox.uidvalidity, uids).values()]
             store.mark_moved(session, receipt_ids)
 
-    def _process_isolated(self, session: Session, raw: bytes, source: Source) -> Outcome:
+    def _process_isolated(self, session: Session, raw: bytes, source: Source,
+                          prepared: Prepared | None = None) -> Outcome:
         started = time.monotonic()
         try:
             with deferred.savepoint(session):
-                outcome = self.process(session, raw, source, known_new=True)
+                outcome = self.process(session, raw, source, known_new=True, prepared=prepared)
         except (FetchError, OperationalError, InterfaceError):
             # The server or the database is gone: not this message's fault. The batch
             # is rolled back and stays in the inbox for the next poll.
