@@ -5,10 +5,13 @@
 In the same run, on the same mailbox (reloaded where a contender empties it):
   (a) raw      imapclient FETCH of every body in batches + mail-parser's parse_from_bytes
   (b) stdlib   the same with email.message_from_bytes(policy=compat32)
+      stages   the same with mailbot's own parse + classify, in process: the ceiling of (d)
+               before any database, matching, routing or reply work
   (c) helpdesk django-helpdesk's `manage.py get_email` (own virtualenv, see helpdesk/run.py),
                on the first `--helpdesk-n` mails (default min(N, 2000)): it is slow
   (d) mailbot  `mailbot poll --once` end to end (acknowledgments to a local SMTP sink),
-               a subprocess, on SQLite and on PostgreSQL; peak memory is its ru_maxrss
+               a subprocess, on SQLite and on PostgreSQL; peak memory is that of the process
+               and its parse worker together (sampled /proc), the main process's ru_maxrss too
 
 Prints msgs/s for each, (d)/(a) and (d)/(c), and mailbot's peak memory; writes
 benchmarks/results/<date>-ingest.json (`--quick`: N=1000, <date>-ingest-quick.json).
@@ -145,6 +148,59 @@ def _compat32(raw: bytes) -> None:
     email.message_from_bytes(raw, policy=compat32)
 
 
+def _mailbot_stages(raw: bytes) -> None:
+    """mailbot's own parse + classify, in process: what (d) costs before any database work."""
+    from mailbot.errors import ParseError
+    from mailbot.prepare import Options, prepare
+
+    try:
+        prepare(raw, Options(25 * 2**20, frozenset({"klachten@vlaamseombudsdienst.be"}), "nl"))
+    except ParseError:
+        pass
+
+
+class TreeMemory:
+    """Peak resident memory of a process and its children (the parse worker), sampled."""
+
+    def __init__(self, pid: int, every: float = 0.2) -> None:
+        self.pid, self.every, self.peak_kb = pid, every, 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._done.wait(self.every):
+            self.peak_kb = max(self.peak_kb, sum(_rss_kb(p) for p in _tree(self.pid)))
+
+    def stop(self) -> float:
+        self._done.set()
+        self._thread.join()
+        return round(self.peak_kb / 1024, 1)
+
+
+def _tree(pid: int) -> list[int]:
+    pids, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        pids.append(current)
+        try:
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return pids
+
+
+def _rss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def run_mailbot(box: Mailbox, sink: CountingSink, db_url: str, workdir: Path, *, batch_size: int,
                 profile: Path | None = None) -> dict:
     """`mailbot poll --once` on a freshly loaded inbox and an empty database.
@@ -177,7 +233,9 @@ def run_mailbot(box: Mailbox, sink: CountingSink, db_url: str, workdir: Path, *,
         poll = [sys.executable, "-m", "cProfile", "-o", str(profile), *poll[1:]]
     with open(log, "wb") as out:
         process = subprocess.Popen(poll, env=env, stdout=out, stderr=subprocess.STDOUT)
+        memory = TreeMemory(process.pid)
         _, status, usage = os.wait4(process.pid, 0)
+        peak_tree = memory.stop()
     seconds = time.monotonic() - started
     code = os.waitstatus_to_exitcode(status)
     engine = make_engine(db_url)
@@ -188,7 +246,8 @@ def run_mailbot(box: Mailbox, sink: CountingSink, db_url: str, workdir: Path, *,
         outbox = conn.execute(select(func.count()).select_from(Outbox)).scalar_one()
     engine.dispose()
     result = {"n": box.n, "seconds": round(seconds, 2), "msgs_per_s": round(box.n / seconds, 1),
-              "peak_mb": round(usage.ru_maxrss / 1024, 1), "returncode": code,
+              "peak_mb": max(peak_tree, round(usage.ru_maxrss / 1024, 1)),
+              "peak_mb_main_process": round(usage.ru_maxrss / 1024, 1), "returncode": code,
               "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1), "incoming_rows": incoming,
               "quarantined": quarantined, "replies_queued": outbox, "replies_sent": sink.count - sent_before,
               "inbox_left": box.count("INBOX")}
@@ -216,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="N=1000, for development")
     parser.add_argument("--helpdesk-n", type=int, help="mails for django-helpdesk (default min(N, 2000))")
     parser.add_argument("--batch-size", type=int, default=100, help="mailbot's imap.batch_size")
-    parser.add_argument("--skip", default="", help="comma-separated: raw,stdlib,helpdesk,sqlite,postgres")
+    parser.add_argument("--skip", default="", help="comma-separated: raw,stdlib,stages,helpdesk,sqlite,postgres")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--json", type=Path, help="where to write the results")
     parser.add_argument("--profile", type=Path, metavar="DIR",
@@ -242,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
                 runs["a_raw_mailparser"] = raw_fetch(dovecot, _mailparser)
             if "stdlib" not in skip:
                 runs["b_stdlib_compat32"] = raw_fetch(dovecot, _compat32)
+            if "stages" not in skip:
+                runs["mailbot_parse_classify"] = raw_fetch(dovecot, _mailbot_stages)
             for name, run in runs.items():
                 print(f"{name:22} {run['msgs_per_s']:9.1f} msgs/s", flush=True)
             if "helpdesk" not in skip:
@@ -285,6 +346,7 @@ def summarize(results: dict) -> None:
     raw, helpdesk = rate.get("a_raw_mailparser"), rate.get("c_helpdesk")
     mailbot = {k: v for k, v in rate.items() if k.startswith("d_") and v}
     results["msgs_per_s"] = {"a": raw, "b": rate.get("b_stdlib_compat32"), "c": helpdesk,
+                             "stages": rate.get("mailbot_parse_classify"),
                              "d_sqlite": rate.get("d_mailbot_sqlite"), "d_postgres": rate.get("d_mailbot_postgres")}
     results["ratio_vs_raw"] = {k[2:]: round(v / raw, 3) for k, v in mailbot.items()} if raw else {}
     results["ratio_vs_helpdesk"] = {k[2:]: round(v / helpdesk, 1) for k, v in mailbot.items()} if helpdesk else {}
@@ -301,6 +363,10 @@ def summarize(results: dict) -> None:
                  f"n={run['n']} tickets {run.get('tickets', '')}" if "tickets" in run else f"n={run['n']}")
         print(f"{name:22} {run['msgs_per_s']:9.1f} {run['seconds']:9.2f} {run.get('peak_mb', 0) or 0:8.1f}  {notes}")
     print(f"ratio (d)/(a): {results['ratio_vs_raw']}   ratio (d)/(c): {results['ratio_vs_helpdesk']}")
+    stages = rate.get("mailbot_parse_classify")
+    if stages and raw:
+        results["stages_vs_raw"] = round(stages / raw, 3)
+        print(f"ceiling: mailbot's parse + classify alone / (a) = {results['stages_vs_raw']}")
 
 
 if __name__ == "__main__":

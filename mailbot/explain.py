@@ -12,10 +12,9 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from .classify import classify
 from .errors import ParseError, StoreError
 from .model import Mail
-from .parse import parse_message
+from .prepare import prepare
 from .route import describe
 
 
@@ -49,16 +48,13 @@ def _mail_summary(mail: Mail) -> dict[str, Any]:
 
 def explain(app: Any, raw: bytes, *, now: datetime | None = None) -> dict[str, Any]:
     """Everything the pipeline would decide for `raw`, as plain data."""
-    settings = app.settings
     now = now or datetime.now(timezone.utc)
+    intake = app.intake
     try:
-        mail = parse_message(raw, max_bytes=settings.limits.max_message_bytes)
+        mail, classification = prepare(raw, intake.prepare_options)
     except ParseError as err:
         return {"parse": {"error": str(err)}, "classification": {"kind": "unreadable"},
                 "actions": ["quarantine"], "replies": []}
-    intake = app.intake
-    classification = classify(mail, own_addresses=intake.own_addresses,
-                              default_language=settings.default_language)
     result: dict[str, Any] = {"parse": _mail_summary(mail), "classification": _plain(classification)}
     session = app.sessions()
     try:
