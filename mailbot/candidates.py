@@ -12,10 +12,11 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import CompoundSelect, Row, Select, bindparam, insert, literal, select, union_all
+from sqlalchemy import CompoundSelect, bindparam, insert, literal, select, union_all
+from sqlalchemy.sql.base import Executable
 from sqlalchemy.orm import Session
 
-from .db import Case, CaseKey, Message, run
+from .db import Case, CaseKey, Message, run, table_of
 from .match import Candidate
 
 IDENTITY_LIMIT = 20  # most recent cases of one citizen (address, and name key) considered
@@ -30,7 +31,7 @@ _COLUMNS = (Case.id, Case.ref, Case.citizen_email, Case.citizen_name, Case.subje
             Case.match_agencies)
 
 
-def candidate(row: Row[Any]) -> Candidate:
+def candidate(row: Sequence[Any]) -> Candidate:
     (case_id, ref, citizen_email, citizen_name, subject, match_text, status, created_at,
      co_recipients, name_key, agencies) = row
     return Candidate(case_id=case_id, ref=ref, citizen_email=citizen_email,
@@ -56,8 +57,8 @@ def by_message_ids(session: Session, message_ids: Sequence[str]) -> list[tuple[s
         select(Message.message_id, *_COLUMNS).join(Case, Message.case_id == Case.id)
         .where(Message.message_id.in_(ids)).order_by(Message.id.desc()))
     found: dict[str, Candidate] = {}
-    for message_id, *case in rows:
-        found.setdefault(message_id, candidate(case))
+    for row in rows:
+        found.setdefault(row[0], candidate(row[1:]))
     return [(m, found[m]) for m in ids if m in found]
 
 
@@ -73,7 +74,7 @@ def by_identity(session: Session, email: str, name_key: str, since: datetime) ->
     return list(found.values())
 
 
-def _recent_by(column: object) -> Select[Any]:
+def _recent_by(column: Any) -> Executable:
     """Built once: constructing a statement costs more than SQLite answering it."""
     return (select(*_COLUMNS).where(column == bindparam("key"), Case.created_at >= bindparam("since"))
             .order_by(Case.created_at.desc()).limit(IDENTITY_LIMIT))
@@ -147,4 +148,4 @@ def add_keys(session: Session, case: Case, kind: str, values: Iterable[str], *,
     rows = [{"kind": kind, "value": value, "case_id": case.id, "created_at": case.created_at}
             for value in values if value not in known]
     if rows:  # one multi-row INSERT; later mails in the same batch must find these keys
-        run(session, insert(CaseKey.__table__), rows)
+        run(session, insert(table_of(CaseKey)), rows)

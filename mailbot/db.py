@@ -6,10 +6,10 @@ Only the store, the migrations and the outbox import this module.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
-    JSON, BigInteger, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text,
+    JSON, BigInteger, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Table, Text,
     UniqueConstraint, create_engine, event,
 )
 from sqlalchemy.engine import CursorResult, Engine
@@ -260,6 +260,11 @@ class CaseKey(Base):
 Index("ix_message_received_at", Message.received_at)
 Index("ix_case_created_at", Case.created_at)
 Index("ix_case_closed_at", Case.closed_at)
+
+
+def table_of(model: type[Base]) -> Table:
+    """A mapped class's Table, typed as such (for Core inserts)."""
+    return cast(Table, model.__table__)
 
 
 def run(session: Session, statement: Executable, params: Any = None) -> CursorResult[Any]:

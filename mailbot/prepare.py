@@ -62,6 +62,7 @@ class Preparer:
             for raw in raws:
                 yield Prepared(raw, options, None)
             return
+        futures: list[Future[tuple[Mail, Classification]] | None]
         try:
             futures = [pool.submit(prepare, raw, options) for raw in raws]
         except (BrokenProcessPool, RuntimeError) as err:

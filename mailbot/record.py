@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from . import deferred, store
 from .deferred import HasId
-from .db import Case, Message, Receipt, utcnow
+from .db import Case, Message, Receipt, table_of, utcnow
 from .model import Classification, Decision, Kind, Mail
 
 
@@ -59,7 +59,7 @@ def add_receipt(session: Session, source: Source | None, message: HasId | None,
                 disposition: str) -> None:
     """Remember that this IMAP copy was handled; written in bulk at commit (`deferred`)."""
     if source is not None:
-        deferred.add(session, Receipt.__table__, {
+        deferred.add(session, table_of(Receipt), {
             "mailbox": source.mailbox, "uidvalidity": source.uidvalidity, "uid": source.uid,
             "disposition": disposition, "moved": False, "created_at": utcnow()},
             ids={"message_pk": message})

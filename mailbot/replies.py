@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from .addresses import undeliverable
 from .compose import compose_reply, make_message_id
 from .config import Settings
-from .db import Case, Message, Outbox, run
+from .db import Case, Message, Outbox, run, table_of
 from .model import Address, Mail, Reply
 from .render import Renderer
 from .sanitize import HeaderError
@@ -68,8 +68,9 @@ def over_limit(session: Session, *, recipient: str, case_id: int | None, now: da
     """
     if not _lock_recipient(session, recipient):
         return "the reply limits could not be checked (another worker holds the address)"
-    per_case, per_address = run(session, _RECENT_REPLIES, {
+    counts = run(session, _RECENT_REPLIES, {
         "case_id": case_id, "recipient": recipient, "since": now - timedelta(hours=24)}).one()
+    per_case, per_address = int(counts[0]), int(counts[1])
     if case_id is not None and per_case >= limits.per_case_per_day:
         return f"more than {limits.per_case_per_day} automatic replies for this case in 24 h"
     if per_address >= limits.per_address_per_day:
@@ -188,8 +189,8 @@ def queue_reply(session: Session, settings: Settings, renderer: Renderer, reply:
 
 
 # Built once; the sent message's id links its outbox row.
-_INSERT_SENT = insert(Message.__table__).returning(Message.__table__.c.id)
-_INSERT_OUTBOX = insert(Outbox.__table__)
+_INSERT_SENT = insert(table_of(Message)).returning(table_of(Message).c.id)
+_INSERT_OUTBOX = insert(table_of(Outbox))
 
 
 def _sha(data: bytes) -> str:

@@ -13,7 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from . import deferred
-from .db import Case, CaseSequence, Event, Message, RawMail, Receipt, run, utcnow
+from .db import Case, CaseSequence, Event, Message, RawMail, Receipt, run, table_of, utcnow
 
 
 def format_ref(prefix: str, year: int, number: int) -> str:
@@ -166,7 +166,7 @@ def _aware(value: datetime | None) -> datetime | None:
 def add_event(session: Session, type_: str, *, case: deferred.HasId | None = None,
               message: deferred.HasId | None = None, **detail: object) -> None:
     """Add to the audit trail; written in bulk when the transaction commits (`deferred`)."""
-    deferred.add(session, Event.__table__,
+    deferred.add(session, table_of(Event),
                  {"type": type_, "detail": dict(detail), "created_at": utcnow()},
                  ids={"case_id": case, "message_pk": message})
 
