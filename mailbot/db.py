@@ -267,12 +267,15 @@ def table_of(model: type[Base]) -> Table:
     return cast(Table, model.__table__)
 
 
-def run(session: Session, statement: Executable, params: Any = None) -> CursorResult[Any]:
+def run(session: Session, statement: Executable, params: Any = None, *,
+        flush: bool = True) -> CursorResult[Any]:
     """Execute a Core statement on the session's connection, in its transaction.
 
     The ORM's execute path costs more than SQLite answering a one-row look-up; the hot
     queries of the pipeline select columns, not objects, and take this shorter way.
-    Pending objects are flushed first, as autoflush would (a no-op when clean).
+    Pending objects are flushed first, as autoflush would (a no-op when clean), unless
+    the caller knows the statement reads nothing they could change (`flush=False`).
     """
-    session.flush()
+    if flush:
+        session.flush()
     return session.connection().execute(statement, params)

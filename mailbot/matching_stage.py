@@ -190,7 +190,8 @@ class MatchingStage:
 def _ref(session: Session, case_id: int | None) -> str | None:
     if case_id is None:
         return None
-    return run(session, _REF_OF, {"case_id": case_id}).scalar_one_or_none()
+    # An earlier case: the rows of the message in hand are not needed to find it.
+    return run(session, _REF_OF, {"case_id": case_id}, flush=False).scalar_one_or_none()
 
 
 _REF_OF = select(Case.ref).where(Case.id == bindparam("case_id"))

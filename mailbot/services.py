@@ -108,8 +108,11 @@ def service_for_address(ruleset: RuleSet, email: str) -> Service | None:
 def services_in_text(ruleset: RuleSet, text: str) -> list[Service]:
     """Services whose name or an alias occurs in the text as whole words, in order of first mention."""
     folded = fold(text)
+    words = frozenset(_WORD.findall(folded))
     found: list[tuple[int, int, Service]] = []
-    for order, (service, pattern) in enumerate(_alias_patterns(ruleset)):
+    for order, (service, pattern, leads) in enumerate(_alias_patterns(ruleset)):
+        if leads is not None and leads.isdisjoint(words):
+            continue  # no alias can start here: skip the scan of the whole text
         try:
             hit = pattern.search(folded, timeout=REGEX_TIMEOUT)
         except TimeoutError:
@@ -174,12 +177,20 @@ def _indexes(ruleset: RuleSet) -> tuple[dict[str, Service], dict[str, Service]]:
     return by_address, by_domain
 
 
+_WORD = regex.compile(r"\w+")
+
+
 @lru_cache(maxsize=8)
-def _alias_patterns(ruleset: RuleSet) -> tuple[tuple[Service, regex.Pattern[str]], ...]:
+def _alias_patterns(ruleset: RuleSet) -> tuple[tuple[Service, regex.Pattern[str], frozenset[str] | None], ...]:
+    """Per service: one whole-word pattern for its names, and the words one of them must
+    start with (an alias preceded by a non-word character is a whole word of the text);
+    None when a name starts with punctuation and the pattern must always run."""
     patterns = []
     for service in ruleset.services:
         names = sorted({fold(n) for n in (service.name, *service.aliases) if n.strip()}, key=len, reverse=True)
         if names:
             alternatives = "|".join(regex.escape(n) for n in names)
-            patterns.append((service, regex.compile(rf"(?<!\w)(?:{alternatives})(?!\w)")))
+            leads = [_WORD.match(n) for n in names]
+            lead_words = frozenset(m.group(0) for m in leads if m) if all(leads) else None
+            patterns.append((service, regex.compile(rf"(?<!\w)(?:{alternatives})(?!\w)"), lead_words))
     return tuple(patterns)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
+from mailbot.conditions import fold
 from mailbot.model import Address, ForwardedMessage, Mail
 from mailbot.rules import RuleSet, rules_from_texts
-from mailbot.services import agency_references, detect_services, service_for_address, services_in_text
+from mailbot.services import (
+    _alias_patterns, agency_references, detect_services, service_for_address, services_in_text,
+)
 
 SERVICES = """
 services:
@@ -87,3 +91,19 @@ def test_referral_target_of_services(ruleset: RuleSet) -> None:
     assert ruleset.service("fod-financien").referral_target == "federale-ombudsman"
     assert ruleset.service("federale-ombudsman").referral_target == "federale-ombudsman"
     assert ruleset.service("de-lijn").referral_target is None
+
+
+@given(st.lists(st.sampled_from(["de", "lijn", "De Lijn", "vvm", "VVM De Lijn", "klantendienst", "fod",
+                                 "financiën", "Financien", "spf finances", "federale", "ombudsman", "x",
+                                 "-", ".", "/", "delijn", "lijnen", "é", "\u0301", "\n"]), max_size=12),
+       st.lists(st.sampled_from([" ", "", "-", ", ", "\t"]), min_size=12, max_size=12))
+@settings(max_examples=300, deadline=None)
+def test_word_prefilter_finds_what_a_full_scan_finds(pieces: list[str], gaps: list[str]) -> None:
+    """Skipping services none of whose names can start in the text changes no answer."""
+    ruleset = rules_from_texts(services=SERVICES)
+    text = "".join(piece + gap for piece, gap in zip(pieces, gaps))
+    folded = fold(text)
+    full = sorted(((hit.start(), order, service.id)
+                   for order, (service, pattern, _) in enumerate(_alias_patterns(ruleset))
+                   if (hit := pattern.search(folded))), key=lambda f: (f[0], f[1]))
+    assert [s.id for s in services_in_text(ruleset, text)] == [sid for _, _, sid in full]
