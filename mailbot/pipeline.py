@@ -1,12 +1,14 @@
 """The intake pipeline: the only module that knows the order of the stages.
 
     fetch ─► known? ─► parse ─► classify ─► match ─► route ─► decide
-          ─► record + queue replies (one transaction per batch, a savepoint per message)
+          ─► record + queue replies (one transaction per batch; a savepoint per message
+             only when the batch is redone around a failing message)
           ─► move in IMAP ─► outbox sender
 
-A message leaves the inbox only after its rows are committed; a failure in one
-message rolls back its savepoint, quarantines it with the reason, and the batch
-goes on.
+A message leaves the inbox only after its rows are committed. A batch is first
+recorded in one transaction; when a message fails, the batch is rolled back and
+recorded again with a savepoint per message, so the failing one is quarantined with
+the reason and the others go on.
 """
 
 from __future__ import annotations
@@ -246,28 +248,54 @@ class Intake:
                 store.mark_moved(session, [rid for rid, _ in pending_by_uid.values()])
 
     def _run_batch(self, mailbox: Mailbox, uids: list[int], report: PollReport) -> None:
-        dispositions: dict[int, str] = {}
-        receipt_ids: list[int] = []
         with self.sessions.begin() as session:
             known = store.receipts_for(session, mailbox.name, mailbox.uidvalidity, uids)
-            for uid, known_receipt in known.items():
-                dispositions[uid] = known_receipt.disposition
-            todo = [uid for uid in uids if uid not in known]
-            batch = list(mailbox.fetch(todo))
-            ahead = self.preparer.batch([f.raw for f in batch], self.prepare_options)
-            for fetched, prepared in zip(batch, ahead):
-                report.fetched += 1
-                source = Source(mailbox.name, mailbox.uidvalidity, fetched.uid)
-                outcome = self._process_isolated(session, fetched.raw, source, prepared)
-                if len(report.outcomes) < MAX_OUTCOMES:  # for the demo and tests; bounded memory
-                    report.outcomes.append(outcome)
-                dispositions[fetched.uid] = outcome.disposition
-                _count(report, outcome)
+            dispositions = {uid: receipt.disposition for uid, receipt in known.items()}
+        batch = [(Source(mailbox.name, mailbox.uidvalidity, fetched.uid), fetched.raw)
+                 for fetched in mailbox.fetch([uid for uid in uids if uid not in known])]
+        ahead = self.preparer.batch([raw for _, raw in batch], self.prepare_options)
+        outcomes = self._record_batch(batch, ahead)
+        if outcomes is None:
+            outcomes = self._record_batch_isolated(batch, ahead)
+        for (source, _), outcome in zip(batch, outcomes):
+            report.fetched += 1
+            if len(report.outcomes) < MAX_OUTCOMES:  # for the demo and tests; bounded memory
+                report.outcomes.append(outcome)
+            dispositions[source.uid] = outcome.disposition
+            _count(report, outcome)
         self._move(mailbox, dispositions, report)
         with self.sessions.begin() as session:
             receipt_ids = [r.id for r in store.receipts_for(session, mailbox.name,
                                                             mailbox.uidvalidity, uids).values()]
             store.mark_moved(session, receipt_ids)
+
+    def _record_batch(self, batch: list[tuple[Source, bytes]],
+                      ahead: list[Prepared]) -> list[Outcome] | None:
+        """The whole batch in one transaction without a savepoint per message (two
+        statements fewer each); None, with everything rolled back, when a message fails."""
+        done: list[tuple[Outcome, float]] = []
+        try:
+            with self.sessions.begin() as session:
+                for (source, raw), prepared in zip(batch, ahead):
+                    started = time.monotonic()
+                    outcome = self.process(session, raw, source, known_new=True, prepared=prepared)
+                    done.append((outcome, time.monotonic() - started))
+        except (FetchError, OperationalError, InterfaceError):
+            raise  # the server or the database is gone: the batch stays in the inbox
+        except Exception as err:  # noqa: BLE001 - isolate the failing message below
+            log.info("batch rolled back after %s; redone with a savepoint per message",
+                     type(err).__name__)
+            return None
+        for (source, _), (outcome, seconds) in zip(batch, done):
+            _log_outcome(source, outcome, seconds)
+        return [outcome for outcome, _ in done]
+
+    def _record_batch_isolated(self, batch: list[tuple[Source, bytes]],
+                               ahead: list[Prepared]) -> list[Outcome]:
+        """The batch again, a savepoint per message: a failing message is quarantined."""
+        with self.sessions.begin() as session:
+            return [self._process_isolated(session, raw, source, prepared)
+                    for (source, raw), prepared in zip(batch, ahead)]
 
     def _process_isolated(self, session: Session, raw: bytes, source: Source,
                           prepared: Prepared | None = None) -> Outcome:
@@ -290,10 +318,7 @@ class Intake:
                 else:
                     add_receipt(session, source, existing, "quarantined")
             outcome = Outcome("quarantined", str(Kind.UNREADABLE), actions=("quarantine",))
-        log.info("uid=%s kind=%s case=%s actions=%s disposition=%s duration_ms=%.1f",
-                 source.uid, outcome.kind or "-", outcome.case_ref or "-",
-                 ",".join(outcome.actions) or "-", outcome.disposition,
-                 (time.monotonic() - started) * 1000)
+        _log_outcome(source, outcome, time.monotonic() - started)
         return outcome
 
     def _move(self, mailbox: Mailbox, dispositions: dict[int, str], report: PollReport) -> None:
@@ -303,6 +328,12 @@ class Intake:
         mailbox.move(done, imap.processed_folder)
         mailbox.move(quarantined, imap.quarantine_folder)
         report.moved += len(done) + len(quarantined)
+
+
+def _log_outcome(source: Source, outcome: Outcome, seconds: float) -> None:
+    log.info("uid=%s kind=%s case=%s actions=%s disposition=%s duration_ms=%.1f",
+             source.uid, outcome.kind or "-", outcome.case_ref or "-",
+             ",".join(outcome.actions) or "-", outcome.disposition, seconds * 1000)
 
 
 def _count(report: PollReport, outcome: Outcome) -> None:

@@ -18,7 +18,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -55,26 +55,16 @@ class Preparer:
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
 
-    def batch(self, raws: Sequence[bytes], options: Options) -> Iterator[Prepared]:
-        """One `Prepared` per raw message, in order; call `.result()` on each."""
+    def batch(self, raws: Sequence[bytes], options: Options) -> list[Prepared]:
+        """One `Prepared` per raw message, in order; `.result()` waits for each."""
         pool = self._pool_for(len(raws))
         if pool is None:
-            for raw in raws:
-                yield Prepared(raw, options, None)
-            return
-        futures: list[Future[tuple[Mail, Classification]] | None]
+            return [Prepared(raw, options, None) for raw in raws]
         try:
-            futures = [pool.submit(prepare, raw, options) for raw in raws]
+            return [Prepared(raw, options, pool.submit(prepare, raw, options)) for raw in raws]
         except (BrokenProcessPool, RuntimeError) as err:
             self._broken(err)
-            futures = [None] * len(raws)
-        try:
-            for raw, future in zip(raws, futures):
-                yield Prepared(raw, options, future)
-        finally:
-            for future in futures:  # a batch stopped early (SIGTERM): drop the rest
-                if future is not None:
-                    future.cancel()
+            return [Prepared(raw, options, None) for raw in raws]
 
     def _pool_for(self, size: int) -> ProcessPoolExecutor | None:
         if self.workers < 1 or size < MIN_BATCH:

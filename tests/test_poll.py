@@ -140,3 +140,34 @@ def test_quarantined_mail_moved_back_is_processed_once_fixed(make_app, dovecot, 
     assert (report.processed, report.quarantined) == (1, 1)
     assert counts(app)["cases"] == 1
     assert folder_count(dovecot, "Quarantine") == 1 and folder_count(dovecot, "INBOX") == 0
+
+
+def test_a_message_that_breaks_processing_is_quarantined_and_the_batch_goes_on(
+        make_app, dovecot, smtp_sink, db_url, monkeypatch):
+    """A bug on one message (here: matching raises) rolls the batch back once; it is then
+    redone with a savepoint per message: the others are recorded exactly once, the broken
+    one is quarantined with the reason, and every mail leaves the inbox."""
+    app = _app(make_app, dovecot, smtp_sink, db_url)
+    mails = [complaint(sender=f"burger{i}@example.be", subject=f"Klacht {i} over de bus",
+                       body=f"Al {i + 2} weken rijdt de bus niet meer door mijn straat.")
+             for i in range(5)]
+    mails.insert(2, complaint(subject="BOOM", body="Deze mail laat de robot struikelen."))
+    append_all(dovecot, mails)
+    real = app.intake.matching.match_explained
+
+    def breaking(session, mail, classification=None):
+        if mail.subject == "BOOM":
+            raise RuntimeError("matching broke")
+        return real(session, mail, classification)
+
+    monkeypatch.setattr(app.intake.matching, "match_explained", breaking)
+    report = app.poll_once()
+    assert (report.fetched, report.processed, report.quarantined) == (6, 5, 1)
+    with app.sessions() as session:
+        incoming = session.execute(select(Message).where(Message.direction == "in")).scalars().all()
+        cases = session.execute(select(Case)).scalars().all()
+    assert len(incoming) == 6 and len(cases) == 5
+    [broken] = [m for m in incoming if m.quarantine_reason]
+    assert broken.quarantine_reason == "processing failed: RuntimeError: matching broke"
+    assert folder_count(dovecot, "INBOX") == 0 and folder_count(dovecot, "Quarantine") == 1
+    assert sorted(c.ref[-6:] for c in cases) == [f"{n:06d}" for n in range(1, 6)]  # no gap left by the redo

@@ -66,7 +66,7 @@ def test_a_dead_worker_is_replaced_by_parsing_in_process() -> None:
     raws = _corpus()
     preparer = Preparer(workers=1)
     try:
-        batch = preparer.batch(raws, OPTIONS)
+        batch = iter(preparer.batch(raws, OPTIONS))
         first = next(batch).result()
         for pid in list(preparer._pool._processes):  # the worker exists once a result came back
             os.kill(pid, signal.SIGKILL)
