@@ -13,7 +13,6 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import CompoundSelect, bindparam, insert, literal, select, union_all
-from sqlalchemy.sql.base import Executable
 from sqlalchemy.orm import Session
 
 from .db import Case, CaseKey, Message, run, table_of
@@ -64,40 +63,33 @@ def by_message_ids(session: Session, message_ids: Sequence[str]) -> list[tuple[s
 
 def by_identity(session: Session, email: str, name_key: str, since: datetime) -> list[Candidate]:
     """The citizen's recent cases: same address, then same name key from another address."""
+    if not (email or name_key):
+        return []
+    params = {"email": email or None, "name_key": name_key or None, "since": since}
     found: dict[int, Candidate] = {}
-    if email:
-        rows = run(session, _BY_EMAIL, {"key": email, "since": since})
-        found.update((row[0], candidate(row)) for row in rows)
-    if name_key:
-        for row in run(session, _BY_NAME, {"key": name_key, "since": since}):
-            found.setdefault(row[0], candidate(row))
+    for row in run(session, _BY_IDENTITY, params):  # address matches come first
+        found.setdefault(row[1], candidate(row[1:]))
     return list(found.values())
 
 
-def _recent_by(column: Any) -> Executable:
-    """Built once: constructing a statement costs more than SQLite answering it."""
-    return (select(*_COLUMNS).where(column == bindparam("key"), Case.created_at >= bindparam("since"))
-            .order_by(Case.created_at.desc()).limit(IDENTITY_LIMIT))
+def _recent_by(column: Any, key: str, source: int) -> Any:
+    inner = (select(literal(source).label("source"), *_COLUMNS)
+             .where(column == bindparam(key), Case.created_at >= bindparam("since"))
+             .order_by(Case.created_at.desc()).limit(IDENTITY_LIMIT).subquery())
+    return select(inner)
 
 
-_BY_EMAIL = _recent_by(Case.citizen_email)
-_BY_NAME = _recent_by(Case.citizen_name_key)
+# Built once (constructing a statement costs more than SQLite answering it); one round
+# trip for both look-ups, each through its own (column, created_at) index.
+_IDENTITY = union_all(_recent_by(Case.citizen_email, "email", 0),
+                      _recent_by(Case.citizen_name_key, "name_key", 1)).subquery()
+_BY_IDENTITY = select(_IDENTITY).order_by(_IDENTITY.c.source)
 
 
-def by_keys(session: Session, kind: str, values: Iterable[str], since: datetime | None,
-            limit: int) -> list[tuple[str, int]]:
-    """(value, case id) for case keys equal to one of `values`, newest first, `limit` per value.
-
-    One statement for all values (a UNION ALL of per-value index look-ups), built once per
-    shape: the five MinHash bands of a mail cost one round trip, not five.
-    """
-    wanted = list(dict.fromkeys(values))
-    if not wanted:
-        return []
+def _key_params(kind: str, wanted: list[str], since: datetime | None, limit: int) -> dict[str, object]:
     params: dict[str, object] = {"kind": kind, "limit": limit, "since": since}
     params.update({f"v{i}": value for i, value in enumerate(wanted)})
-    rows = run(session, _keys_statement(len(wanted), since is not None), params).all()
-    return [(wanted[i], case_id) for i, case_id in rows]
+    return params
 
 
 @lru_cache(maxsize=32)
@@ -113,28 +105,40 @@ def _keys_statement(count: int, with_since: bool) -> CompoundSelect:
     return union_all(*parts)
 
 
-def cases_by_ids(session: Session, ids: Iterable[int]) -> dict[int, Candidate]:
-    wanted = list(dict.fromkeys(ids))
-    if not wanted:
-        return {}
-    rows = run(session, _BY_IDS, {"ids": wanted})
-    return {row[0]: candidate(row) for row in rows}
-
-
-_BY_IDS = select(*_COLUMNS).where(Case.id.in_(bindparam("ids", expanding=True)))
-
-
 def by_agency_refs(session: Session, values: Sequence[str]) -> list[tuple[str, Candidate]]:
     """(service:reference, case) for agency file numbers remembered on cases."""
-    hits = by_keys(session, "agency_ref", values, None, REF_LIMIT)
-    cases = cases_by_ids(session, (cid for _, cid in hits))
-    return [(value, cases[cid]) for value, cid in hits if cid in cases]
+    return _cases_by_keys(session, "agency_ref", values, None, REF_LIMIT)
 
 
 def similar(session: Session, band_keys: Sequence[str], since: datetime) -> list[Candidate]:
     """Recent cases sharing a MinHash band with the text: near-duplicates from anyone."""
-    hits = by_keys(session, "lsh", band_keys, since, BAND_LIMIT)
-    return list(cases_by_ids(session, (cid for _, cid in hits)).values())
+    found: dict[int, Candidate] = {}
+    for _, case in _cases_by_keys(session, "lsh", band_keys, since, BAND_LIMIT):
+        found.setdefault(case.case_id, case)
+    return list(found.values())
+
+
+def _cases_by_keys(session: Session, kind: str, values: Iterable[str], since: datetime | None,
+                   limit: int) -> list[tuple[str, Candidate]]:
+    """(value, case) for case keys equal to one of `values`, newest first, `limit` per value.
+
+    One statement for all values and their cases (a UNION ALL of per-value index look-ups
+    joined to the cases), built once per shape: the five MinHash bands of a mail cost one
+    round trip, not ten.
+    """
+    wanted = list(dict.fromkeys(values))
+    if not wanted:
+        return []
+    params = _key_params(kind, wanted, since, limit)
+    rows = run(session, _cases_by_keys_statement(len(wanted), since is not None), params)
+    return [(wanted[row[0]], candidate(row[1:])) for row in rows]
+
+
+@lru_cache(maxsize=32)
+def _cases_by_keys_statement(count: int, with_since: bool) -> Any:
+    keys = _keys_statement(count, with_since).subquery()
+    return (select(keys.c.i, *_COLUMNS).join_from(keys, Case, Case.id == keys.c.case_id)
+            .order_by(keys.c.i, Case.id.desc()))
 
 
 def add_keys(session: Session, case: Case, kind: str, values: Iterable[str], *,

@@ -7,7 +7,7 @@ from functools import lru_cache
 from typing import Any
 from datetime import datetime
 
-from sqlalchemy import Row, Select, bindparam, func, select, update
+from sqlalchemy import Row, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -131,27 +131,25 @@ def outgoing_by_message_id(session: Session, message_id: str) -> Message | None:
 
 
 def investigator_loads(session: Session, emails: Iterable[str]) -> dict[str, tuple[int, datetime | None]]:
-    """Per investigator: (open cases, when last assigned), in two statements whose cost
+    """Per investigator: (open cases, when last assigned), in one statement whose cost
     does not grow with the archive: open cases are counted through the (status,
     investigator) index, the last assignment is one index probe per person."""
     emails = tuple(emails)
     if not emails:
         return {}
-    count_open, last_assigned = _load_statements(emails)
-    open_counts = dict(run(session, count_open).all())
-    lasts = run(session, last_assigned).one()
-    return {email: (open_counts.get(email, 0), _aware(last)) for email, last in zip(emails, lasts)}
+    row = run(session, _load_statement(emails)).one()
+    counts, lasts = row[:len(emails)], row[len(emails):]
+    return {email: (int(count or 0), _aware(last)) for email, count, last in zip(emails, counts, lasts)}
 
 
 @lru_cache(maxsize=8)
-def _load_statements(emails: tuple[str, ...]) -> tuple[Select[Any], Select[Any]]:
-    """Built once per set of investigators: constructing them costs more than running them."""
-    count_open = (select(Case.investigator_email, func.count())
-                  .where(Case.status == "open", Case.investigator_email.in_(emails))
-                  .group_by(Case.investigator_email))
-    last_assigned = select(*(select(func.max(Case.created_at)).where(Case.investigator_email == email)
-                             .scalar_subquery() for email in emails))
-    return count_open, last_assigned
+def _load_statement(emails: tuple[str, ...]) -> Any:
+    """Built once per set of investigators: constructing it costs more than running it."""
+    open_counts = [select(func.count()).where(Case.status == "open", Case.investigator_email == email)
+                   .scalar_subquery() for email in emails]
+    last_assigned = [select(func.max(Case.created_at)).where(Case.investigator_email == email)
+                     .scalar_subquery() for email in emails]
+    return select(*open_counts, *last_assigned)
 
 
 def _aware(value: datetime | None) -> datetime | None:
