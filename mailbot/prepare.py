@@ -50,8 +50,7 @@ class Preparer:
     """Hands out `prepare` results for a batch, computed ahead in a worker process."""
 
     def __init__(self, *, workers: int | None = None) -> None:
-        cores = os.cpu_count() or 1
-        self.workers = (1 if cores > 1 else 0) if workers is None else workers
+        self.workers = (1 if _usable_cores() > 1 else 0) if workers is None else workers
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
 
@@ -103,6 +102,14 @@ class Prepared:
             except BrokenProcessPool:
                 log.warning("parse worker died; parsing this message in process")
         return prepare(self.raw, self.options)
+
+
+def _usable_cores() -> int:
+    """Cores this process may run on (a container's cpuset, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def _start_worker(robot: int) -> None:
