@@ -83,6 +83,8 @@ def open_case(session: Session, mail: Mail, decision: Decision, classification: 
         also_sent_to=list(decision.match.also_sent_to), duplicate_of_id=decision.match.duplicate_of_id,
     )
     session.add(case)  # flushed with its first message (fewer statements)
+    if case.investigator_email:
+        store.note_assignment(session, case.investigator_email, now)
     return case
 
 

@@ -137,9 +137,28 @@ def investigator_loads(session: Session, emails: Iterable[str]) -> dict[str, tup
     emails = tuple(emails)
     if not emails:
         return {}
+    # Read once per transaction (a batch), then kept up to date by `note_assignment`:
+    # counting open cases costs more as the open caseload grows.
+    transaction = session.get_transaction()
+    cached = session.info.get(_LOADS)
+    if cached is not None and cached[0] is transaction and cached[1] == emails:
+        return dict(cached[2])
     row = run(session, _load_statement(emails)).one()
     counts, lasts = row[:len(emails)], row[len(emails):]
-    return {email: (int(count or 0), _aware(last)) for email, count, last in zip(emails, counts, lasts)}
+    loads = {email: (int(count or 0), _aware(last)) for email, count, last in zip(emails, counts, lasts)}
+    session.info[_LOADS] = (transaction, emails, loads)
+    return dict(loads)
+
+
+def note_assignment(session: Session, email: str, when: datetime) -> None:
+    """A case was just assigned to `email` in this transaction: count it in the cached loads."""
+    cached = session.info.get(_LOADS)
+    if cached is not None and cached[0] is session.get_transaction() and email in cached[2]:
+        count, last = cached[2][email]
+        cached[2][email] = (count + 1, max(filter(None, (last, when))))
+
+
+_LOADS = "mailbot.investigator_loads"
 
 
 @lru_cache(maxsize=8)

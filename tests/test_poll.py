@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from conftest import complaint
 from helpers import append_all, counts, folder_count
@@ -171,3 +171,28 @@ def test_a_message_that_breaks_processing_is_quarantined_and_the_batch_goes_on(
     assert broken.quarantine_reason == "processing failed: RuntimeError: matching broke"
     assert folder_count(dovecot, "INBOX") == 0 and folder_count(dovecot, "Quarantine") == 1
     assert sorted(c.ref[-6:] for c in cases) == [f"{n:06d}" for n in range(1, 6)]  # no gap left by the redo
+
+
+def test_assignments_in_one_batch_spread_as_if_made_one_by_one(make_app, dovecot, smtp_sink, db_url):
+    """Investigator loads are read once per batch and counted up as the batch assigns cases:
+    eight complaints polled together go to the same people as eight polled one at a time."""
+    mails = [complaint(sender=f"burger{i}@example.be", name=f"Burger {i}", subject=f"Klacht {i}",
+                       body=f"Mijn aanvraag {4000 + i} voor een parkeerkaart blijft al maanden zonder antwoord.")
+             for i in range(8)]
+
+    def assigned(app) -> list[str]:
+        with app.sessions() as session:
+            return list(session.execute(select(Case.investigator_email).order_by(Case.id)).scalars())
+
+    together = _app(make_app, dovecot, smtp_sink, db_url)
+    append_all(dovecot, mails)
+    together.poll_once()
+    in_one_batch = assigned(together)
+    with together.sessions.begin() as session:  # start again from an empty office
+        for table in ("outbox", "event", "receipt", "case_key", "message", "raw_mail", "case", "case_sequence"):
+            session.execute(text(f'DELETE FROM "{table}"'))
+    for mail in mails:
+        append_all(dovecot, [mail])
+        together.poll_once()
+    assert len(set(in_one_batch)) > 1  # the work is spread at all
+    assert in_one_batch == assigned(together)
