@@ -40,7 +40,7 @@ def undeliverable(session: Session, email: str) -> bool:
 
 def undeliverable_among(session: Session, emails: Iterable[str]) -> frozenset[str]:
     """Those of `emails` that are undeliverable, in one statement."""
-    wanted = {email: _key(email) for email in emails if _key(email)}
+    wanted = {email: key for email in emails if (key := _key(email))}
     if not wanted:
         return frozenset()
     found = set(run(session, _UNDELIVERABLE, {"emails": sorted(set(wanted.values()))}).scalars())

@@ -52,9 +52,8 @@ def by_message_ids(session: Session, message_ids: Sequence[str]) -> list[tuple[s
     ids = [m for m in dict.fromkeys(message_ids) if m][:100]
     if not ids:
         return []
-    rows = run(session, 
-        select(Message.message_id, *_COLUMNS).join(Case, Message.case_id == Case.id)
-        .where(Message.message_id.in_(ids)).order_by(Message.id.desc()))
+    rows = run(session, select(Message.message_id, *_COLUMNS).join(Case, Message.case_id == Case.id)
+               .where(Message.message_id.in_(ids)).order_by(Message.id.desc()))
     found: dict[str, Candidate] = {}
     for row in rows:
         found.setdefault(row[0], candidate(row[1:]))
@@ -84,12 +83,6 @@ def _recent_by(column: Any, key: str, source: int) -> Any:
 _IDENTITY = union_all(_recent_by(Case.citizen_email, "email", 0),
                       _recent_by(Case.citizen_name_key, "name_key", 1)).subquery()
 _BY_IDENTITY = select(_IDENTITY).order_by(_IDENTITY.c.source)
-
-
-def _key_params(kind: str, wanted: list[str], since: datetime | None, limit: int) -> dict[str, object]:
-    params: dict[str, object] = {"kind": kind, "limit": limit, "since": since}
-    params.update({f"v{i}": value for i, value in enumerate(wanted)})
-    return params
 
 
 @lru_cache(maxsize=32)
@@ -129,7 +122,8 @@ def _cases_by_keys(session: Session, kind: str, values: Iterable[str], since: da
     wanted = list(dict.fromkeys(values))
     if not wanted:
         return []
-    params = _key_params(kind, wanted, since, limit)
+    params: dict[str, object] = {"kind": kind, "limit": limit, "since": since}
+    params.update({f"v{i}": value for i, value in enumerate(wanted)})
     rows = run(session, _cases_by_keys_statement(len(wanted), since is not None), params)
     return [(wanted[row[0]], candidate(row[1:])) for row in rows]
 

@@ -173,19 +173,20 @@ class Intake:
         # and taken back below when no reply was queued after all.
         provisional = (case is not None and case.first_reaction_at is None
                        and bool(decision.replies) and not quiet)
-        if provisional:
+        if provisional and case is not None:
             case.first_reaction_at = now
         self.matching.remember(session, case, message, mail, match)
-        actions = []
+        statuses = []
         if quiet and decision.replies:
             store.add_event(session, "replies_suppressed", case=case,
                             templates=[r.template for r in decision.replies], reason="import")
         for reply in () if quiet else decision.replies:
-            status = queue_reply(session, self.settings, self.renderer, reply, case=case, mail=mail,
-                                 in_reply_to=message, now=now)
-            actions.append(f"{status or 'skipped'}:{reply.template}")
-        if provisional and not any(a.startswith("pending:") for a in actions):
+            statuses.append(queue_reply(session, self.settings, self.renderer, reply, case=case,
+                                        mail=mail, now=now))
+        if provisional and case is not None and "pending" not in statuses:
             case.first_reaction_at = None  # held or skipped: staff still have to react
+        actions = [f"{status or 'skipped'}:{reply.template}"
+                   for status, reply in zip(statuses, decision.replies)]
         if decision.open_case:
             actions.insert(0, "open_case")
         elif case is not None:

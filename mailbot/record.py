@@ -12,8 +12,8 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from . import deferred, store
-from .deferred import HasId
 from .db import Case, Message, Receipt, table_of, utcnow
+from .deferred import HasId
 from .model import Classification, Decision, Kind, Mail
 
 

@@ -70,7 +70,7 @@ def over_limit(session: Session, *, recipient: str, case_id: int | None, now: da
         return "the reply limits could not be checked (another worker holds the address)"
     counts = run(session, _RECENT_REPLIES, {
         "case_id": case_id, "recipient": recipient, "since": now - timedelta(hours=24)}).one()
-    per_case, per_address = int(counts[0]), int(counts[1])
+    per_case, per_address = (int(n) for n in counts)
     if case_id is not None and per_case >= limits.per_case_per_day:
         return f"more than {limits.per_case_per_day} automatic replies for this case in 24 h"
     if per_address >= limits.per_address_per_day:
@@ -133,11 +133,12 @@ def reply_context(settings: Settings, case: Case | None, reply: Reply, mail: Mai
 
 
 def queue_reply(session: Session, settings: Settings, renderer: Renderer, reply: Reply, *,
-                case: Case | None, mail: Mail, in_reply_to: Message, now: datetime,
+                case: Case | None, mail: Mail, now: datetime,
                 extra_context: dict[str, Any] | None = None) -> str | None:
     """Render, compose and store one reply; held instead of pending when over a limit.
 
-    Returns the outbox status (`pending` or `held`), or None (with a `reply_skipped` event) when `refusal` forbids the reply or a
+    Returns the outbox status (`pending` or `held`), or None (with a `reply_skipped`
+    event) when `refusal` forbids the reply or a
     header value is unusable.
     """
     refused = refusal(session, settings, reply, case)
