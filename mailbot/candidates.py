@@ -104,11 +104,22 @@ def by_agency_refs(session: Session, values: Sequence[str]) -> list[tuple[str, C
 
 
 def similar(session: Session, band_keys: Sequence[str], since: datetime) -> list[Candidate]:
-    """Recent cases sharing a MinHash band with the text: near-duplicates from anyone."""
-    found: dict[int, Candidate] = {}
-    for _, case in _cases_by_keys(session, "lsh", band_keys, since, BAND_LIMIT):
-        found.setdefault(case.case_id, case)
-    return list(found.values())
+    """Recent cases sharing a MinHash band with the text: near-duplicates from anyone, newest first.
+
+    Each case is read once, however many bands it shares (a near-duplicate shares most).
+    """
+    wanted = list(dict.fromkeys(band_keys))
+    if not wanted:
+        return []
+    params: dict[str, object] = {"kind": "lsh", "limit": BAND_LIMIT, "since": since}
+    params.update({f"v{i}": value for i, value in enumerate(wanted)})
+    return [candidate(row) for row in run(session, _similar_statement(len(wanted)), params)]
+
+
+@lru_cache(maxsize=32)
+def _similar_statement(count: int) -> Any:
+    keys = _keys_statement(count, True).subquery()
+    return select(*_COLUMNS).where(Case.id.in_(select(keys.c.case_id))).order_by(Case.id.desc())
 
 
 def _cases_by_keys(session: Session, kind: str, values: Iterable[str], since: datetime | None,

@@ -6,15 +6,19 @@ Only the store, the migrations and the outbox import this module.
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any, cast
 
 from sqlalchemy import (
     JSON, BigInteger, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Table, Text,
-    UniqueConstraint, create_engine, event,
+    UniqueConstraint, create_engine, event, insert, inspect,
 )
 from sqlalchemy.engine import CursorResult, Engine
 from sqlalchemy.sql.base import Executable
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
+from sqlalchemy.orm import (
+    DeclarativeBase, Mapped, Mapper, Session, make_transient_to_detached, mapped_column, relationship,
+    sessionmaker,
+)
 
 
 def utcnow() -> datetime:
@@ -279,3 +283,32 @@ def run(session: Session, statement: Executable, params: Any = None, *,
     if flush:
         session.flush()
     return session.connection().execute(statement, params)
+
+
+def insert_object(session: Session, obj: Base) -> None:
+    """INSERT a new object with one Core statement and keep it in the session as persistent.
+
+    The unit of work costs three times the INSERT for one row. Every column is set first
+    (unset ones from their defaults), so reading the object later loads nothing; its
+    relationships are not followed: foreign keys must be set as ids.
+    """
+    mapper: Mapper[Any] = inspect(obj).mapper
+    values: dict[str, Any] = {}
+    for attribute in mapper.column_attrs:
+        column = attribute.columns[0]
+        if column.primary_key:
+            continue
+        if attribute.key not in obj.__dict__:
+            default = column.default
+            value = None if default is None else default.arg(None) if default.is_callable else default.arg
+            setattr(obj, attribute.key, value)
+        values[column.key] = obj.__dict__[attribute.key]
+    primary_key = run(session, _insert_returning_id(mapper.local_table), values, flush=False).scalar_one()
+    obj.id = primary_key  # type: ignore[attr-defined]
+    make_transient_to_detached(obj)
+    session.add(obj)
+
+
+@lru_cache(maxsize=None)
+def _insert_returning_id(table: Any) -> Any:
+    return insert(table).returning(table.c.id)

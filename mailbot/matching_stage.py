@@ -143,21 +143,20 @@ class MatchingStage:
                                        now - timedelta(days=policy.duplicate_window_days)))
         return match_message(facts, found, policy)
 
-    def remember(self, session: Session, case: Case | None, message: Message, mail: Mail,
-                 match: Match) -> None:
-        """After a message is recorded: keep what later matching needs.
+    def complete(self, session: Session, case: Case | None, message: Message, mail: Mail,
+                 match: Match) -> dict[str, Any] | None:
+        """Before the rows are written: fill in what later matching reads from the case
+        (its identity, text, agencies, co-recipients) and the review of close candidates,
+        so a new case and its message are each inserted once with everything.
 
-        The case and message may still be unflushed: their columns are completed first,
-        so each is inserted once with everything, then the case's keys are added.
+        Returns the review (for `remember`), or None when there was nothing to review.
         """
         if case is None:
-            return
-        observed = self.observe(mail, None)
-        facts = observed.facts
+            return None
+        facts = self.observe(mail, None).facts
         ruleset = self.routing.ruleset
         own = {self.settings.smtp.from_address.lower(), self.settings.imap.username.lower()}
-        opened = case.id is None or match.case_id != case.id  # opened by this message
-        if opened:
+        if case.id is None:  # opened by this message
             case.citizen_name_key = name_key(case.citizen_name)
             case.match_text = match_text(facts.subject, facts.body)
         if facts.sender == case.citizen_email:  # people the citizen writes with
@@ -173,13 +172,22 @@ class MatchingStage:
                     agencies += agency_ids(ruleset, detection.detail)
         if set(agencies) - set(case.match_agencies or ()):
             case.match_agencies = sorted(set(case.match_agencies or ()) | set(agencies))
-        review = None
-        if match.candidates or match.duplicate_of_id is not None:
-            review = {"candidates": [{"method": e.method, "detail": e.detail, "score": e.score}
-                                     for e in match.candidates],
-                      "duplicate_of": _ref(session, match.duplicate_of_id)}
-            message.details = {**(message.details or {}), "match": review}
-        session.flush()
+        if not (match.candidates or match.duplicate_of_id is not None):
+            return None
+        review = {"candidates": [{"method": e.method, "detail": e.detail, "score": e.score}
+                                 for e in match.candidates],
+                  "duplicate_of": _ref(session, match.duplicate_of_id)}
+        message.details = {**(message.details or {}), "match": review}
+        return review
+
+    def remember(self, session: Session, case: Case | None, message: Message, mail: Mail,
+                 match: Match, review: dict[str, Any] | None) -> None:
+        """After the rows are written: the case's keys (MinHash bands of a new case, agency
+        file numbers), so later mail in the same batch finds it, and the review event."""
+        if case is None:
+            return
+        observed = self.observe(mail, None)
+        opened = match.case_id != case.id
         if opened:
             candidates.add_keys(session, case, "lsh", observed.lsh, new_case=True)
         candidates.add_keys(session, case, "agency_ref", observed.agency_refs, new_case=opened)

@@ -36,7 +36,7 @@ from .matching_stage import MatchingStage, Result as MatchResult
 from .model import Classification, Decision, Kind, Mail, Match
 from .prepare import Options, Prepared, Preparer
 from .recipients import reply_recipient
-from .record import Source, add_receipt, apply_decision, quarantine
+from .record import Source, add_receipt, apply_decision, quarantine, write_rows
 from .replies import queue_reply
 from .routing_stage import RoutedComplaint, RoutingStage
 
@@ -175,7 +175,9 @@ class Intake:
                        and bool(decision.replies) and not quiet)
         if provisional and case is not None:
             case.first_reaction_at = now
-        self.matching.remember(session, case, message, mail, match)
+        review = self.matching.complete(session, case, message, mail, match)
+        write_rows(session, case, message)
+        self.matching.remember(session, case, message, mail, match, review)
         statuses = []
         if quiet and decision.replies:
             store.add_event(session, "replies_suppressed", case=case,

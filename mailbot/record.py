@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from . import deferred, store
-from .db import Case, Message, Receipt, table_of, utcnow
+from .db import Case, Message, Receipt, insert_object, table_of, utcnow
 from .deferred import HasId
 from .model import Classification, Decision, Kind, Mail
 
@@ -82,7 +82,7 @@ def open_case(session: Session, mail: Mail, decision: Decision, classification: 
         flags=list(decision.flags), created_at=now, updated_at=now,
         also_sent_to=list(decision.match.also_sent_to), duplicate_of_id=decision.match.duplicate_of_id,
     )
-    session.add(case)  # flushed with its first message (fewer statements)
+    # Inserted with its first message, once `MatchingStage.complete` filled it in (`write_rows`).
     if case.investigator_email:
         store.note_assignment(session, case.investigator_email, now)
     return case
@@ -93,8 +93,8 @@ def apply_decision(session: Session, mail: Mail, decision: Decision,
                    source: Source | None, prefix: str, now: datetime) -> tuple[Case | None, Message]:
     """Record everything but the replies; returns the case (if any) and the message row.
 
-    Nothing is flushed here: the caller completes the rows (`MatchingStage.remember`)
-    and the case and message are then inserted with all their columns at once.
+    A new case and the message are not inserted here: the caller completes their columns
+    (`MatchingStage.complete`) and inserts them with `write_rows`, once each.
     """
     store.store_raw(session, sha256, raw)
     case: Case | None = None
@@ -116,17 +116,20 @@ def apply_decision(session: Session, mail: Mail, decision: Decision,
         note_contact_preference(case, classification)
     message = message_row(mail, kind=str(decision.kind), sha256=sha256, received_at=now,
                           classification=classification)
-    if case is not None and case.id is None:
-        message.case = case  # a new case: its collection is empty, nothing is loaded
-    else:
-        message.case_id = case.id if case else None
-    session.add(message)
     add_receipt(session, source, message, "processed")
     store.add_event(session, "message_received", case=case, message=message,
                     kind=str(decision.kind), reasons=list(decision.reasons),
                     evidence=[{"method": e.method, "detail": e.detail, "score": e.score}
                               for e in decision.match.evidence])
     return case, message
+
+
+def write_rows(session: Session, case: Case | None, message: Message) -> None:
+    """Insert a case opened by this message, then the message: one statement each."""
+    if case is not None and case.id is None:
+        insert_object(session, case)
+    message.case_id = case.id if case is not None else None
+    insert_object(session, message)
 
 
 def quarantine(session: Session, raw: bytes, sha256: str, source: Source | None, reason: str,

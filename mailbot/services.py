@@ -105,7 +105,10 @@ def service_for_address(ruleset: RuleSet, email: str) -> Service | None:
     return None
 
 
-def services_in_text(ruleset: RuleSet, text: str) -> list[Service]:
+# Matching, routing and `remember` each look at the same text of one message: the scans
+# are cached per (rule set, text), so a message's text is scanned once.
+@lru_cache(maxsize=16)
+def services_in_text(ruleset: RuleSet, text: str) -> tuple[Service, ...]:
     """Services whose name or an alias occurs in the text as whole words, in order of first mention."""
     folded = fold(text)
     words = frozenset(_WORD.findall(folded))
@@ -119,10 +122,11 @@ def services_in_text(ruleset: RuleSet, text: str) -> list[Service]:
             continue
         if hit:
             found.append((hit.start(), order, service))
-    return [service for _, _, service in sorted(found, key=lambda f: (f[0], f[1]))]
+    return tuple(service for _, _, service in sorted(found, key=lambda f: (f[0], f[1])))
 
 
-def agency_references(ruleset: RuleSet, text: str) -> list[tuple[str, str]]:
+@lru_cache(maxsize=16)
+def agency_references(ruleset: RuleSet, text: str) -> tuple[tuple[str, str], ...]:
     """(service id, reference) for every agency file number found in the text, without repeats."""
     seen: list[tuple[str, str]] = []
     for service in ruleset.services:
@@ -137,7 +141,7 @@ def agency_references(ruleset: RuleSet, text: str) -> list[tuple[str, str]]:
             ref = hit.group("ref") if "ref" in pattern.groupindex else hit.group(0)
             if ref and (service.id, ref) not in seen:
                 seen.append((service.id, ref))
-    return seen
+    return tuple(seen)
 
 
 def detect_services(ruleset: RuleSet, mail: Mail) -> tuple[Detection, ...]:
