@@ -39,12 +39,34 @@ def undeliverable(session: Session, email: str) -> bool:
 
 
 def undeliverable_among(session: Session, emails: Iterable[str]) -> frozenset[str]:
-    """Those of `emails` that are undeliverable, in one statement."""
+    """Those of `emails` that are undeliverable, in one statement for those not asked before.
+
+    Answers are remembered until the transaction ends (a message asks for its sender while
+    deciding and again before queueing the reply); our own marks update them. The outbox
+    asks again when it sends, so another worker's mark made meanwhile still holds.
+    """
     wanted = {email: key for email in emails if (key := _key(email))}
     if not wanted:
         return frozenset()
-    found = set(run(session, _UNDELIVERABLE, {"emails": sorted(set(wanted.values()))}).scalars())
-    return frozenset(email for email, key in wanted.items() if key in found)
+    known = _known(session)
+    unknown = sorted(set(wanted.values()) - known.keys())
+    if unknown:
+        found = set(run(session, _UNDELIVERABLE, {"emails": unknown}).scalars())
+        known.update((key, key in found) for key in unknown)
+    return frozenset(email for email, key in wanted.items() if known[key])
+
+
+_KNOWN = "mailbot.undeliverable"
+
+
+def _known(session: Session) -> dict[str, bool]:
+    """This transaction's answers (a new transaction starts with none)."""
+    session.connection()  # begins the transaction now, so the answers are tied to it
+    transaction = session.get_transaction()
+    held = session.info.get(_KNOWN)
+    if held is None or held[0] is not transaction:
+        held = session.info[_KNOWN] = (transaction, {})
+    return held[1]
 
 
 _UNDELIVERABLE = select(AddressStatus.email).where(
@@ -63,6 +85,7 @@ def _upsert(session: Session, email: str, *, status: str, source: str, reason: s
         set_={"status": status, "source": source, "reason": reason[:2000], "updated_at": now,
               "failures": AddressStatus.failures + (1 if status == UNDELIVERABLE else 0)})
     session.execute(statement)
+    _known(session)[email] = status == UNDELIVERABLE
 
 
 def mark_undeliverable(session: Session, email: str, *, source: str, reason: str,

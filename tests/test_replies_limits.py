@@ -15,7 +15,9 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from conftest import REPO, base_config, complaint, load_eml
-from mailbot.addresses import mark_deliverable, record_bounce, undeliverable
+from mailbot.addresses import (
+    mark_deliverable, mark_undeliverable, record_bounce, undeliverable, undeliverable_among,
+)
 from mailbot.db import AddressStatus, Case, Event, Outbox
 from mailbot.model import Address, Bounce, Mail, Reply
 from mailbot.pipeline import process_files
@@ -138,6 +140,23 @@ def test_address_status_table_is_fed_by_bounces_and_cleared_by_staff(make_app, s
         assert session.get(AddressStatus, "b@example.be").source == "bounce"
         mark_deliverable(session, "b@example.be")
         assert not undeliverable(session, "b@example.be")
+
+
+@pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)
+def test_undeliverable_answers_last_one_transaction(make_app, db_url):
+    """Within a transaction an address is looked up once and our own marks count at once;
+    the next transaction of the same session sees what another worker marked meanwhile."""
+    app = make_app(db_url=db_url)
+    with app.sessions() as session:
+        with session.begin():
+            assert not undeliverable(session, "jan@example.be")
+            mark_undeliverable(session, "Jan@example.be", source="bounce", reason="5.1.1")
+            assert undeliverable(session, "jan@example.be")
+        with app.sessions.begin() as other:  # another worker: staff clear it, a bounce blocks An
+            mark_deliverable(other, "jan@example.be")
+            mark_undeliverable(other, "an@example.be", source="smtp", reason="550")
+        with session.begin():
+            assert undeliverable_among(session, ["jan@example.be", "AN@example.be"]) == {"AN@example.be"}
 
 
 def test_every_template_renders_with_the_context_of_a_real_reply(make_app, sqlite_url):
