@@ -12,7 +12,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import CompoundSelect, bindparam, insert, literal, select, union_all
+from sqlalchemy import CompoundSelect, bindparam, func, insert, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from .db import Case, CaseKey, Message, run, table_of
@@ -20,6 +20,7 @@ from .match import Candidate
 
 IDENTITY_LIMIT = 20  # most recent cases of one citizen (address, and name key) considered
 BAND_LIMIT = 20  # most recent cases per MinHash band key considered
+SIMILAR_LIMIT = 20  # near-duplicate candidates compared, those sharing the most bands
 REF_LIMIT = 10  # cases per agency file number
 
 
@@ -104,14 +105,17 @@ def by_agency_refs(session: Session, values: Sequence[str]) -> list[tuple[str, C
 
 
 def similar(session: Session, band_keys: Sequence[str], since: datetime) -> list[Candidate]:
-    """Recent cases sharing a MinHash band with the text: near-duplicates from anyone, newest first.
+    """Recent cases sharing a MinHash band with the text: near-duplicates from anyone.
 
-    Each case is read once, however many bands it shares (a near-duplicate shares most).
+    The `SIMILAR_LIMIT` cases sharing the most bands, newest first among equals: the more
+    bands two texts share, the closer they are, so a campaign of one text sent by
+    hundreds of citizens costs the fuzzy comparison of twenty cases, not hundreds.
     """
     wanted = list(dict.fromkeys(band_keys))
     if not wanted:
         return []
-    params: dict[str, object] = {"kind": "lsh", "limit": BAND_LIMIT, "since": since}
+    params: dict[str, object] = {"kind": "lsh", "limit": BAND_LIMIT, "since": since,
+                                 "top": SIMILAR_LIMIT}
     params.update({f"v{i}": value for i, value in enumerate(wanted)})
     return [candidate(row) for row in run(session, _similar_statement(len(wanted)), params)]
 
@@ -119,7 +123,11 @@ def similar(session: Session, band_keys: Sequence[str], since: datetime) -> list
 @lru_cache(maxsize=32)
 def _similar_statement(count: int) -> Any:
     keys = _keys_statement(count, True).subquery()
-    return select(*_COLUMNS).where(Case.id.in_(select(keys.c.case_id))).order_by(Case.id.desc())
+    shared = func.count().label("shared")
+    best = (select(keys.c.case_id, shared).group_by(keys.c.case_id)
+            .order_by(shared.desc(), keys.c.case_id.desc()).limit(bindparam("top")).subquery())
+    return (select(*_COLUMNS).join_from(best, Case, Case.id == best.c.case_id)
+            .order_by(best.c.shared.desc(), Case.id.desc()))
 
 
 def _cases_by_keys(session: Session, kind: str, values: Iterable[str], since: datetime | None,

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from rapidfuzz import fuzz, process
 
@@ -274,8 +274,6 @@ def _merge(first: tuple[str, ...], second: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _aware(moment: datetime) -> datetime:
-    from datetime import timezone
-
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 

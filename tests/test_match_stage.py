@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 import sqlalchemy as sa
 from sqlalchemy import event, select
 
 from conftest import complaint
+from mailbot import candidates
 from mailbot.db import Case, CaseKey
 from mailbot.explain import explain
 from mailbot.migrate import alembic_config
@@ -32,6 +35,36 @@ def test_remember_keeps_identity_text_agencies_and_band_keys(make_app, db_url):
     assert "de-lijn" in case.match_agencies and case.co_recipients == ["partner@example.be"]
     assert ("agency_ref", "de-lijn:DL-1234567") in keys
     assert sum(1 for kind, _ in keys if kind == "lsh") == 5
+
+
+def test_near_duplicates_compared_are_those_sharing_most_bands(make_app, db_url, monkeypatch):
+    """A campaign (one text sent by many citizens): matching reads the `SIMILAR_LIMIT` cases
+    sharing the most MinHash bands with the mail, most bands first, newest first among
+    equals; a newer case sharing fewer bands waits its turn, a case outside the window never comes."""
+    monkeypatch.setattr(candidates, "SIMILAR_LIMIT", 5)
+    app = make_app(db_url=db_url)
+    now = datetime.now(timezone.utc)
+    bands = [f"{band}:campaign" for band in range(5)]
+    with app.sessions.begin() as session:
+        def case(number: int, keys: list[str], days_ago: int = 2) -> int:
+            created = now - timedelta(days=days_ago) + timedelta(minutes=number)  # newer by number
+            row = Case(ref=f"VO-2026-{number:06d}", citizen_email=f"c{number}@example.be", created_at=created)
+            session.add(row)
+            session.flush()
+            session.add_all(CaseKey(kind="lsh", value=key, case_id=row.id, created_at=created) for key in keys)
+            return row.id
+
+        old = case(1, bands, days_ago=400)
+        campaign = [case(2 + i, bands) for i in range(8)]
+        partial = case(100, bands[:3])
+        one_band = case(101, bands[:1])
+    since = now - timedelta(days=30)
+    with app.sessions() as session:
+        every_band = [c.case_id for c in candidates.similar(session, bands, since)]
+        three_bands = [c.case_id for c in candidates.similar(session, bands[:3], since)]
+    assert every_band == sorted(campaign, reverse=True)[:5]
+    assert three_bands == [partial, *sorted(campaign, reverse=True)[:4]]
+    assert old not in every_band + three_bands and one_band not in every_band + three_bands
 
 
 def test_candidate_queries_never_scan_a_table(make_app, sqlite_url):

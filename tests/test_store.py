@@ -71,3 +71,39 @@ def test_references_are_unique_and_gap_free_under_concurrency(db_url):
     numbers = sorted(int(ref.rsplit("-", 1)[1]) for ref in committed)
     assert numbers == list(range(1, len(committed) + 1))
     assert len(committed) == 60
+
+
+def test_insert_object_writes_one_row_and_keeps_the_object_usable(db_url):
+    """`insert_object`: one INSERT with every column (defaults included); reading the object
+    afterwards costs no query, a later change is an UPDATE, and the row reads back the same."""
+    from sqlalchemy import event, select
+
+    from mailbot.db import Case, Message, insert_object
+
+    engine = make_engine(db_url)
+    upgrade(engine)
+    sessions = make_sessionmaker(engine)
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute",
+                 lambda conn, cursor, statement, *args: statements.append(statement.split()[0].upper()))
+
+    def statements_of_rows() -> list[str]:  # SQLite's BEGIN IMMEDIATE passes the same event
+        return [s for s in statements if s != "BEGIN"]
+
+    with sessions.begin() as session:
+        case = Case(ref="VO-2026-000001", citizen_email="an@example.be", match_agencies=["de-lijn"])
+        insert_object(session, case)
+        message = Message(direction="in", kind="new_complaint", message_id="m1@example.be",
+                          sha256="0" * 64, case_id=case.id)
+        insert_object(session, message)
+        assert statements_of_rows() == ["INSERT", "INSERT"]
+        assert (case.status, case.flags, case.language, message.details) == ("open", [], "nl", {})
+        assert case.created_at is not None and statements_of_rows() == ["INSERT", "INSERT"]  # nothing loaded
+        case.flags = ["possible_duplicate"]
+    assert statements_of_rows()[-1] == "UPDATE"
+    with sessions() as session:
+        row = session.execute(select(Case)).scalar_one()
+        assert (row.id, row.flags, row.match_agencies, row.status) == (
+            case.id, ["possible_duplicate"], ["de-lijn"], "open")
+        assert session.execute(select(Message.case_id)).scalar_one() == case.id
+    engine.dispose()
