@@ -107,7 +107,9 @@ def main() -> None:
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(scratch / "tree")],
                            check=False, capture_output=True)
         shutil.rmtree(scratch, ignore_errors=True)
-    report = {"date": date.today().isoformat(), "n": args.n, "warm": args.warm,
+    revision = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"],
+                              capture_output=True, text=True).stdout.strip()
+    report = {"date": date.today().isoformat(), "n": args.n, "warm": args.warm, "this_tree": revision,
               "machine": {"python": platform.python_version(), "system": f"{platform.system()} {platform.release()}"},
               "command": "python benchmarks/instructions.py " + " ".join(sys.argv[1:]), "results": results}
     if args.baseline:
