@@ -68,7 +68,8 @@ def by_identity(session: Session, email: str, name_key: str, since: datetime) ->
     params = {"email": email or None, "name_key": name_key or None, "since": since}
     found: dict[int, Candidate] = {}
     for row in run(session, _BY_IDENTITY, params):  # address matches come first
-        found.setdefault(row[1], candidate(row[1:]))
+        columns: Sequence[Any] = row[1:]  # after the `source` column of the union
+        found.setdefault(columns[0], candidate(columns))
     return list(found.values())
 
 

@@ -121,7 +121,7 @@ def case_ids_by_message_ids(session: Session, message_ids: Iterable[str]) -> lis
         .where(Message.message_id.in_(ids), Message.case_id.is_not(None))
         .order_by(Message.id.desc())
     )
-    return [(mid, cid) for mid, cid in rows]
+    return [(mid, cid) for mid, cid in rows if cid is not None]  # not None: the query says so
 
 
 def outgoing_by_message_id(session: Session, message_id: str) -> Message | None:
