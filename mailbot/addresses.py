@@ -22,7 +22,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from .db import AddressStatus, run
+from .db import AddressStatus, per_transaction, run
 from .model import Bounce
 
 UNDELIVERABLE = "undeliverable"
@@ -48,7 +48,7 @@ def undeliverable_among(session: Session, emails: Iterable[str]) -> frozenset[st
     wanted = {email: key for email in emails if (key := _key(email))}
     if not wanted:
         return frozenset()
-    known = _known(session)
+    known = per_transaction(session, _KNOWN)
     unknown = sorted(set(wanted.values()) - known.keys())
     if unknown:
         found = set(run(session, _UNDELIVERABLE, {"emails": unknown}).scalars())
@@ -56,17 +56,7 @@ def undeliverable_among(session: Session, emails: Iterable[str]) -> frozenset[st
     return frozenset(email for email, key in wanted.items() if known[key])
 
 
-_KNOWN = "mailbot.undeliverable"
-
-
-def _known(session: Session) -> dict[str, bool]:
-    """This transaction's answers (a new transaction starts with none)."""
-    session.connection()  # begins the transaction now, so the answers are tied to it
-    transaction = session.get_transaction()
-    held = session.info.get(_KNOWN)
-    if held is None or held[0] is not transaction:
-        held = session.info[_KNOWN] = (transaction, {})
-    return held[1]
+_KNOWN = "mailbot.undeliverable"  # this transaction's answers: email -> undeliverable
 
 
 _UNDELIVERABLE = select(AddressStatus.email).where(
@@ -85,7 +75,7 @@ def _upsert(session: Session, email: str, *, status: str, source: str, reason: s
         set_={"status": status, "source": source, "reason": reason[:2000], "updated_at": now,
               "failures": AddressStatus.failures + (1 if status == UNDELIVERABLE else 0)})
     session.execute(statement)
-    _known(session)[email] = status == UNDELIVERABLE
+    per_transaction(session, _KNOWN)[email] = status == UNDELIVERABLE
 
 
 def mark_undeliverable(session: Session, email: str, *, source: str, reason: str,

@@ -115,9 +115,7 @@ def similar(session: Session, band_keys: Sequence[str], since: datetime) -> list
     wanted = list(dict.fromkeys(band_keys))
     if not wanted:
         return []
-    params: dict[str, object] = {"kind": "lsh", "limit": BAND_LIMIT, "since": since,
-                                 "top": SIMILAR_LIMIT}
-    params.update({f"v{i}": value for i, value in enumerate(wanted)})
+    params = _key_params("lsh", wanted, BAND_LIMIT, since) | {"top": SIMILAR_LIMIT}
     return [candidate(row) for row in run(session, _similar_statement(len(wanted)), params)]
 
 
@@ -142,10 +140,15 @@ def _cases_by_keys(session: Session, kind: str, values: Iterable[str], since: da
     wanted = list(dict.fromkeys(values))
     if not wanted:
         return []
-    params: dict[str, object] = {"kind": kind, "limit": limit, "since": since}
-    params.update({f"v{i}": value for i, value in enumerate(wanted)})
-    rows = run(session, _cases_by_keys_statement(len(wanted), since is not None), params)
+    rows = run(session, _cases_by_keys_statement(len(wanted), since is not None),
+               _key_params(kind, wanted, limit, since))
     return [(wanted[row[0]], candidate(row[1:])) for row in rows]
+
+
+def _key_params(kind: str, values: list[str], limit: int, since: datetime | None) -> dict[str, object]:
+    """The parameters of `_keys_statement`: one `v<i>` per value."""
+    return {"kind": kind, "limit": limit, "since": since,
+            **{f"v{i}": value for i, value in enumerate(values)}}
 
 
 @lru_cache(maxsize=32)

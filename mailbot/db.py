@@ -285,6 +285,16 @@ def run(session: Session, statement: Executable, params: Any = None, *,
     return session.connection().execute(statement, params)
 
 
+def per_transaction(session: Session, key: str) -> dict[Any, Any]:
+    """A dict kept on the session for its current transaction only: the next one starts empty."""
+    session.connection()  # begins the transaction now, so the dict is tied to it
+    transaction = session.get_transaction()
+    held = session.info.get(key)
+    if held is None or held[0] is not transaction:
+        held = session.info[key] = (transaction, {})
+    return held[1]
+
+
 def insert_object(session: Session, obj: Base) -> None:
     """INSERT a new object with one Core statement and keep it in the session as persistent.
 

@@ -13,7 +13,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from . import deferred
-from .db import Case, CaseSequence, Event, Message, RawMail, Receipt, run, table_of, utcnow
+from .db import (
+    Case, CaseSequence, Event, Message, RawMail, Receipt, per_transaction, run, table_of, utcnow,
+)
 
 
 def format_ref(prefix: str, year: int, number: int) -> str:
@@ -139,26 +141,24 @@ def investigator_loads(session: Session, emails: Iterable[str]) -> dict[str, tup
         return {}
     # Read once per transaction (a batch), then kept up to date by `note_assignment`:
     # counting open cases costs more as the open caseload grows.
-    transaction = session.get_transaction()
-    cached = session.info.get(_LOADS)
-    if cached is not None and cached[0] is transaction and cached[1] == emails:
-        return dict(cached[2])
-    row = run(session, _load_statement(emails)).one()
-    counts, lasts = row[:len(emails)], row[len(emails):]
-    loads = {email: (int(count or 0), _aware(last)) for email, count, last in zip(emails, counts, lasts)}
-    session.info[_LOADS] = (transaction, emails, loads)
-    return dict(loads)
+    read = per_transaction(session, _LOADS)
+    if emails not in read:
+        row = run(session, _load_statement(emails)).one()
+        counts, lasts = row[:len(emails)], row[len(emails):]
+        read[emails] = {email: (int(count or 0), _aware(last))
+                        for email, count, last in zip(emails, counts, lasts)}
+    return dict(read[emails])
 
 
 def note_assignment(session: Session, email: str, when: datetime) -> None:
-    """A case was just assigned to `email` in this transaction: count it in the cached loads."""
-    cached = session.info.get(_LOADS)
-    if cached is not None and cached[0] is session.get_transaction() and email in cached[2]:
-        count, last = cached[2][email]
-        cached[2][email] = (count + 1, max(filter(None, (last, when))))
+    """A case was just assigned to `email` in this transaction: count it in the loads read."""
+    for loads in per_transaction(session, _LOADS).values():
+        if email in loads:
+            count, last = loads[email]
+            loads[email] = (count + 1, max(filter(None, (last, when))))
 
 
-_LOADS = "mailbot.investigator_loads"
+_LOADS = "mailbot.investigator_loads"  # this transaction's loads, per set of investigators
 
 
 @lru_cache(maxsize=8)
