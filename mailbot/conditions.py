@@ -218,10 +218,14 @@ def _regex(part: str) -> Callable[[str, Context], tuple[bool, str]]:
 
 
 def _keyword_found(word: str, text: str, fuzzy: float | None) -> bool:
-    word = fold(word)
     if fuzzy is not None:
-        return fuzz.partial_ratio(word, text, score_cutoff=fuzzy) > 0
-    return compile_pattern(rf"(?<!\w){regex.escape(word)}(?!\w)").search(text) is not None
+        return fuzz.partial_ratio(fold(word), text, score_cutoff=fuzzy) > 0
+    return _whole_word(word).search(text) is not None
+
+
+@lru_cache(maxsize=4096)  # the rules' keywords, looked for in every mail
+def _whole_word(word: str) -> regex.Pattern[str]:
+    return compile_pattern(rf"(?<!\w){regex.escape(fold(word))}(?!\w)")
 
 
 def _keywords(cond: KeywordCondition, ctx: Context) -> tuple[bool, str]:

@@ -1,4 +1,4 @@
-"""Rows nothing reads back before commit (audit events, IMAP receipts), written in bulk.
+"""Rows nothing reads back before commit (audit events, IMAP receipts, raw mail), written in bulk.
 
 An ORM object per event cost more than matching the message it describes. These rows
 are kept on the session and inserted with one multi-row INSERT per table just before
@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Protocol
 
-from sqlalchemy import Table, event, insert
+from sqlalchemy import Executable, Table, event, insert
 from sqlalchemy.orm import Session, SessionTransaction
 
 from .db import run
@@ -35,7 +36,7 @@ class Ref:
     id: int | None
 
 
-Pending = tuple[Table, dict[str, Any], dict[str, Any]]
+Pending = tuple[Executable, dict[str, Any], dict[str, Any]]
 
 
 def _pending(session: Session) -> list[Pending]:
@@ -43,13 +44,15 @@ def _pending(session: Session) -> list[Pending]:
 
 
 def add(session: Session, table: Table, row: dict[str, Any], *,
-        ids: dict[str, Any] | None = None) -> None:
+        ids: dict[str, Any] | None = None, statement: Executable | None = None) -> None:
     """Insert `row` into `table` when the transaction commits.
 
     `ids` maps a column to an ORM object (or None) whose primary key goes there: the
     object may still be unflushed now; it has its id by the time the row is written.
+    `statement` replaces the plain INSERT (e.g. one that skips rows already present);
+    pass the same object each time, rows are grouped by it.
     """
-    _pending(session).append((table, row, ids or {}))
+    _pending(session).append((statement if statement is not None else _insert(table), row, ids or {}))
 
 
 @contextmanager
@@ -65,17 +68,23 @@ def savepoint(session: Session) -> Iterator[None]:
 
 
 def write(session: Session) -> None:
-    """Insert everything pending now: one statement per table, in the order added."""
+    """Insert everything pending now: one statement per table (or per `statement`),
+    in the order added."""
     pending = session.info.pop(_KEY, None)
     if not pending:
         return
     session.flush()  # the objects named in `ids` get their primary keys
-    by_table: dict[Table, list[dict[str, Any]]] = {}
-    for table, row, ids in pending:
+    by_statement: dict[Executable, list[dict[str, Any]]] = {}
+    for statement, row, ids in pending:
         row.update({column: obj.id if obj is not None else None for column, obj in ids.items()})
-        by_table.setdefault(table, []).append(row)
-    for table, rows in by_table.items():
-        run(session, insert(table), rows)
+        by_statement.setdefault(statement, []).append(row)
+    for statement, rows in by_statement.items():
+        run(session, statement, rows)
+
+
+@lru_cache(maxsize=None)
+def _insert(table: Table) -> Executable:
+    return insert(table)
 
 
 @event.listens_for(Session, "before_commit")

@@ -155,9 +155,11 @@ def match_message(facts: MessageFacts, found: Found, policy: Policy = Policy(),
     weak: list[Evidence] = []
 
     def join(case: CaseCandidate, evidence: Evidence, extra_flags: tuple[str, ...] = (),
-             extra_also: tuple[str, ...] = (), duplicate_of: int | None = None) -> Result:
+             extra_also: tuple[str, ...] = (), duplicate_of: CaseCandidate | None = None) -> Result:
         return Result(Match(case.case_id, case.ref, (evidence,), flags=_merge(flags, extra_flags),
-                            also_sent_to=_merge(also, extra_also), duplicate_of_id=duplicate_of),
+                            also_sent_to=_merge(also, extra_also),
+                            duplicate_of_id=duplicate_of.case_id if duplicate_of else None,
+                            duplicate_of_ref=duplicate_of.ref if duplicate_of else None),
                       (evidence,))
 
     for case in found.by_reference:  # (a)
@@ -239,7 +241,7 @@ def _fuzzy(facts: MessageFacts, found: Found, policy: Policy, weak: list[Evidenc
         if facts.referred_by:  # the citizen wrote to both services
             return _with(join(case, evidence, ("multi_addressed",), referrer), considered)
         if facts.kind is Kind.NEW_COMPLAINT and within:
-            return _with(join(case, evidence, ("possible_duplicate",), duplicate_of=case.case_id),
+            return _with(join(case, evidence, ("possible_duplicate",), duplicate_of=case),
                          considered)
         return _with(join(case, evidence), considered)
 
@@ -250,17 +252,19 @@ def _fuzzy(facts: MessageFacts, found: Found, policy: Policy, weak: list[Evidenc
                and score >= policy.triage_threshold]
     extra_flags = list(referral_flags)
     duplicate: list[Evidence] = []
-    duplicate_of: int | None = None
+    duplicate_of: CaseCandidate | None = None
     for score, case, evidence in scored:  # someone else sent (nearly) the same complaint
         if (case.citizen_email != identity and score >= policy.fuzzy_threshold
                 and (case.created_at is None or _aware(case.created_at) >= window)):
             extra_flags.append("possible_duplicate")
-            duplicate_of, duplicate = case.case_id, [evidence]
+            duplicate_of, duplicate = case, [evidence]
             break
     match = Match(None, None, tuple(triage[:1] or duplicate), needs_triage=bool(triage),
                   flags=_merge(tuple(facts.flags), tuple(extra_flags)),
                   also_sent_to=_merge(tuple(facts.also_sent_to), referrer),
-                  duplicate_of_id=duplicate_of, citizen=facts.identity if facts.referred_by else None,
+                  duplicate_of_id=duplicate_of.case_id if duplicate_of else None,
+                  duplicate_of_ref=duplicate_of.ref if duplicate_of else None,
+                  citizen=facts.identity if facts.referred_by else None,
                   candidates=tuple((triage + duplicate)[:SHOWN_CANDIDATES]))
     return Result(match, considered or tuple(weak))
 

@@ -9,11 +9,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from . import candidates, store
-from .db import Case, Message, run
+from .db import Case, Message
 from .match import (
     Found, MessageFacts, Policy, Result, find_references, match_message, may_use_reference,
     reference_pattern,
@@ -176,7 +175,7 @@ class MatchingStage:
             return None
         review = {"candidates": [{"method": e.method, "detail": e.detail, "score": e.score}
                                  for e in match.candidates],
-                  "duplicate_of": _ref(session, match.duplicate_of_id)}
+                  "duplicate_of": match.duplicate_of_ref}
         message.details = {**(message.details or {}), "match": review}
         return review
 
@@ -194,12 +193,3 @@ class MatchingStage:
         if review is not None:
             store.add_event(session, "match_review", case=case, message=message, **review)
 
-
-def _ref(session: Session, case_id: int | None) -> str | None:
-    if case_id is None:
-        return None
-    # An earlier case: the rows of the message in hand are not needed to find it.
-    return run(session, _REF_OF, {"case_id": case_id}, flush=False).scalar_one_or_none()
-
-
-_REF_OF = select(Case.ref).where(Case.id == bindparam("case_id"))

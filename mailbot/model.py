@@ -171,6 +171,7 @@ class Match:
     flags: tuple[str, ...] = ()
     also_sent_to: tuple[str, ...] = ()
     duplicate_of_id: int | None = None
+    duplicate_of_ref: str | None = None
     citizen: Address | None = None  # the complainant when it is not the sender
     candidates: tuple[Evidence, ...] = ()  # considered but not applied (for triage and explain)
 

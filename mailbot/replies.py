@@ -156,7 +156,7 @@ def queue_reply(session: Session, settings: Settings, renderer: Renderer, reply:
     investigator = (Address(case.investigator_name or "", case.investigator_email)
                     if case and case.investigator_email else None)
     try:
-        mime = compose_reply(
+        composed = compose_reply(
             rendered=rendered, from_address=settings.smtp.from_address,
             from_name=settings.smtp.from_name or settings.office.name, to=reply.to,
             reply_to=investigator, case_ref=case_ref,
@@ -166,14 +166,14 @@ def queue_reply(session: Session, settings: Settings, renderer: Renderer, reply:
     except HeaderError as err:
         add_event(session, "reply_skipped", case=case, template=reply.template, reason=str(err))
         return None
-    data = bytes(mime)
+    data = bytes(composed)
     bare_id = message_id.strip("<>")
     case_id = case.id if case else None
     # Core inserts: an ORM object for each of these rows cost more than rendering the reply.
     out_pk = run(session, _INSERT_SENT, dict(
         direction="out", kind="outgoing", message_id=bare_id, case_id=case_id,
         in_reply_to=mail.message_id, references=references, from_email=settings.smtp.from_address,
-        from_name="", to_addrs=[reply.to.email], cc_addrs=[], subject=str(mime["Subject"]),
+        from_name="", to_addrs=[reply.to.email], cc_addrs=[], subject=composed.subject,
         sent_at=now, received_at=now, body_text=rendered.text, sha256=_sha(data), size=len(data),
         language=rendered.language, details={"template": reply.template},
     )).scalar_one()

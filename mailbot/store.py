@@ -92,14 +92,16 @@ _BY_SHA = _INCOMING.where(Message.sha256 == bindparam("sha256")).limit(1)
 
 
 def store_raw(session: Session, sha256: str, data: bytes) -> None:
-    """Keep the bytes once per content hash (one statement: insert unless present)."""
-    run(session, _raw_insert(session.get_bind().dialect.name), {"b_sha256": sha256, "b_data": data})
+    """Keep the bytes once per content hash: inserted unless present, in bulk at commit
+    (nothing reads them back in the transaction that stores them)."""
+    deferred.add(session, table_of(RawMail), {"sha256": sha256, "data": data},
+                 statement=_raw_insert(session.get_bind().dialect.name))
 
 
 @lru_cache(maxsize=4)
 def _raw_insert(dialect: str) -> Any:
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    return insert(RawMail).values(sha256=bindparam("b_sha256"), data=bindparam("b_data")).on_conflict_do_nothing()
+    return insert(RawMail).on_conflict_do_nothing()
 
 
 def case_by_ref(session: Session, ref: str) -> Case | None:

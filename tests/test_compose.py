@@ -13,9 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailbot.compose import build_subject, compose_reply, make_message_id, strip_reply_markers
+from mailbot.compose import ComposedReply, build_subject, compose_reply, make_message_id, strip_reply_markers
 from mailbot.model import Address
 from mailbot.render import Renderer, RenderedReply, sample_context
+from mailbot import sanitize
 from mailbot.sanitize import HeaderError
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -32,7 +33,7 @@ def rendered(language: str = "nl", name: str = "ack_investigation") -> RenderedR
     return Renderer(TEMPLATES).render(name, language, sample_context(name))
 
 
-def compose(**overrides: object) -> EmailMessage:
+def compose(**overrides: object) -> ComposedReply:
     args: dict[str, object] = dict(
         rendered=rendered(), from_address="klachten@vlaamseombudsdienst.be", from_name="Vlaamse Ombudsdienst",
         to=Address("Jan Janssens", "jan@example.org"),
@@ -44,7 +45,7 @@ def compose(**overrides: object) -> EmailMessage:
     return compose_reply(**args)  # type: ignore[arg-type]
 
 
-def parse(msg: EmailMessage) -> EmailMessage:
+def parse(msg: ComposedReply) -> EmailMessage:
     return BytesParser(policy=policy.default).parsebytes(msg.as_bytes())  # type: ignore[return-value]
 
 
@@ -226,3 +227,32 @@ def test_reply_bytes_are_seven_bit_with_crlf_and_short_lines():
     assert parsed["To"].addresses[0].display_name == "Zoë Dupont-Ünal"
     assert "déjà = 100 %" in parsed["Subject"]
     assert "Bonjour" in parsed.get_body(("plain",)).get_content()
+
+
+def _lines(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(alphabet=st.characters(blacklist_categories=("Cs",))),
+       html=st.text(alphabet=st.characters(blacklist_categories=("Cs",))),
+       subject=st.text(max_size=400), name=st.text(max_size=150), language=st.sampled_from(["nl", "fr", "en", "de"]))
+def test_round_trip_through_the_standard_parser(text: str, html: str, subject: str, name: str,
+                                                language: str) -> None:
+    """What the standard library reads back is exactly what we meant to send: the cleaned
+    subject and display name, and both bodies character for character (line ends aside);
+    the wire stays 7-bit with CRLF and lines within 998 octets."""
+    reply = RenderedReply(template="ack_investigation", language=language, subject_prefix="Uw klacht",
+                          text=text, html=html)
+    msg = compose(rendered=reply, original_subject=subject, to=Address(name, "jan@example.org"))
+    raw = bytes(msg)
+    assert raw.isascii() and b"\n" not in raw.replace(b"\r\n", b"")
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+    back = parse(msg)
+    assert back.defects == [] and back["Subject"] == msg.subject == build_subject("Uw klacht", REF, subject)
+    assert back["To"].addresses[0].display_name == sanitize.display_name(name)
+    assert back["Content-Language"] == language
+    plain, rich = back.get_body(("plain",)), back.get_body(("html",))
+    assert plain is not None and rich is not None
+    assert _lines(plain.get_content()) == _lines(text)
+    assert _lines(rich.get_content()) == _lines(html)

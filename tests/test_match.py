@@ -104,6 +104,7 @@ def test_resubmission_within_window_joins_as_possible_duplicate():
     """A reworded resubmission within the window joins the first case flagged possible_duplicate."""
     m = match_message(facts(subject="Nog altijd geen beslissing", body=REWORDED), Found(identity=[case()])).match
     assert m.case_id == 1 and "possible_duplicate" in m.flags and m.duplicate_of_id == 1
+    assert m.duplicate_of_ref == case().ref
     assert m.evidence[0].method == "fuzzy" and m.score >= Policy().fuzzy_threshold
 
 
@@ -137,6 +138,7 @@ def test_same_text_from_another_address_is_a_new_flagged_case():
     other = facts(sender=Address("Sofie M.", "sofie73@gmail.example"))
     m = match_message(other, Found(similar=[case()])).match
     assert m.case_id is None and "possible_duplicate" in m.flags and m.duplicate_of_id == 1
+    assert m.duplicate_of_ref == case().ref  # for the review event, without another query
 
 
 def test_referral_joins_the_citizens_case_as_multi_addressed():

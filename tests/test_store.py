@@ -107,3 +107,38 @@ def test_insert_object_writes_one_row_and_keeps_the_object_usable(db_url):
             case.id, ["possible_duplicate"], ["de-lijn"], "open")
         assert session.execute(select(Message.case_id)).scalar_one() == case.id
     engine.dispose()
+
+
+def test_raw_mail_is_written_once_at_commit_and_dropped_on_rollback(db_url):
+    """Raw bytes wait for the commit and go in one statement; the same content stored twice
+    in a transaction, or already stored by an earlier one, is kept once; a rollback
+    (a failed batch) leaves nothing behind."""
+    from sqlalchemy import event, func, select
+
+    from mailbot.db import RawMail
+
+    engine = make_engine(db_url)
+    upgrade(engine)
+    sessions = make_sessionmaker(engine)
+    inserts: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda conn, cursor, statement, *args:
+                 inserts.append(statement) if "raw_mail" in statement else None)
+    with sessions.begin() as session:
+        store.store_raw(session, "a" * 64, b"first")
+        store.store_raw(session, "b" * 64, b"second")
+        store.store_raw(session, "a" * 64, b"first")
+        assert inserts == []  # nothing written before the commit
+    with sessions.begin() as session:
+        store.store_raw(session, "a" * 64, b"first")  # an earlier transaction's content
+        store.store_raw(session, "c" * 64, b"third")
+    try:
+        with sessions.begin() as session:
+            store.store_raw(session, "d" * 64, b"lost")
+            raise RuntimeError("the batch failed")
+    except RuntimeError:
+        pass
+    with sessions() as session:
+        stored = dict(session.execute(select(RawMail.sha256, RawMail.data)).tuples().all())
+        assert stored == {"a" * 64: b"first", "b" * 64: b"second", "c" * 64: b"third"}
+        assert session.execute(select(func.count()).select_from(RawMail)).scalar_one() == 3
+    engine.dispose()
