@@ -42,6 +42,8 @@ class HeaderError(MailbotError, ValueError):
 
 def strip_controls(value: str) -> str:
     """Remove control, format and separator characters; line breaks become spaces."""
+    if value.isascii() and value.isprintable():  # the usual case: nothing to remove
+        return value
     out = []
     for char in value:
         if char in _AS_SPACE:
