@@ -27,7 +27,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import deferred, store
-from .addresses import record_bounce, undeliverable_among
+from .addresses import preload_undeliverable, record_bounce, undeliverable_among
 from .db import Case, MailboxState
 from .decide import CaseView, RoutingOutcome, decide
 from .errors import FetchError, ParseError
@@ -279,6 +279,7 @@ class Intake:
         done: list[tuple[Outcome, float]] = []
         try:
             with self.sessions.begin() as session:
+                preload_undeliverable(session)
                 for (source, raw), prepared in zip(batch, ahead):
                     started = time.monotonic()
                     outcome = self.process(session, raw, source, known_new=True, prepared=prepared)
@@ -297,6 +298,7 @@ class Intake:
                                ahead: list[Prepared]) -> list[Outcome]:
         """The batch again, a savepoint per message: a failing message is quarantined."""
         with self.sessions.begin() as session:
+            preload_undeliverable(session)
             return [self._process_isolated(session, raw, source, prepared)
                     for (source, raw), prepared in zip(batch, ahead)]
 

@@ -16,7 +16,8 @@ from sqlalchemy import func, select
 
 from conftest import REPO, base_config, complaint, load_eml
 from mailbot.addresses import (
-    mark_deliverable, mark_undeliverable, record_bounce, undeliverable, undeliverable_among,
+    mark_deliverable, mark_undeliverable, preload_undeliverable, record_bounce, undeliverable,
+    undeliverable_among,
 )
 from mailbot.db import AddressStatus, Case, Event, Outbox
 from mailbot.model import Address, Bounce, Mail, Reply
@@ -157,6 +158,38 @@ def test_undeliverable_answers_last_one_transaction(make_app, db_url):
             mark_undeliverable(other, "an@example.be", source="smtp", reason="550")
         with session.begin():
             assert undeliverable_among(session, ["jan@example.be", "AN@example.be"]) == {"AN@example.be"}
+
+
+
+@pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)
+def test_a_batch_reads_the_undeliverable_addresses_once(make_app, db_url):
+    """A batch's transaction reads every undeliverable address in one query and asks nothing
+    more per mail, with the same answers and our own marks counted; above the limit it
+    falls back to asking per address."""
+    from sqlalchemy import event
+
+    app = make_app(db_url=db_url)
+    with app.sessions.begin() as session:
+        for email in ("dead1@example.be", "dead2@example.be", "cleared@example.be"):
+            mark_undeliverable(session, email, source="smtp", reason="550")
+        mark_deliverable(session, "cleared@example.be")
+    queries: list[str] = []
+    event.listen(app.engine, "before_cursor_execute", lambda conn, cursor, statement, *args:
+                 queries.append(statement) if "address_status" in statement else None)
+    with app.sessions.begin() as session:
+        assert preload_undeliverable(session) is True
+        assert len(queries) == 1
+        assert undeliverable_among(session, ["DEAD1@example.be", "jan@example.be"]) == {"DEAD1@example.be"}
+        assert not undeliverable(session, "cleared@example.be") and undeliverable(session, "dead2@example.be")
+        mark_undeliverable(session, "jan@example.be", source="bounce", reason="5.1.1")
+        assert undeliverable(session, "jan@example.be") and not undeliverable(session, "an@example.be")
+        assert [q for q in queries if q.lstrip().upper().startswith("SELECT")] == queries[:1]
+    queries.clear()
+    with app.sessions.begin() as session:  # more dead addresses than the limit: asked per mail
+        assert preload_undeliverable(session, limit=2) is False
+        assert undeliverable_among(session, ["dead2@example.be", "an@example.be"]) == {"dead2@example.be"}
+        assert undeliverable(session, "jan@example.be") and not undeliverable(session, "cleared@example.be")
+        assert len([q for q in queries if q.lstrip().upper().startswith("SELECT")]) == 4
 
 
 def test_every_template_renders_with_the_context_of_a_real_reply(make_app, sqlite_url):
