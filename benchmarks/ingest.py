@@ -77,6 +77,12 @@ class CountingSink:
         self.controller.stop()
 
 
+def revision() -> str:
+    """The commit of the mailbot measured: `mailbot poll` runs from the current directory's tree."""
+    done = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True)
+    return done.stdout.strip() or "unknown"
+
+
 def machine() -> dict:
     model = ""
     try:
@@ -286,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
         args.profile.mkdir(parents=True, exist_ok=True)
     skip = set(filter(None, args.skip.split(",")))
     results: dict = {"date": date.today().isoformat(), "n": n, "machine": machine(), "batch_size": args.batch_size,
-                     "command": "python benchmarks/ingest.py " + " ".join(argv if argv is not None else sys.argv[1:])}
+                     "command": "python benchmarks/ingest.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+                     "revision": revision()}
     dovecot = start_dovecot()
     sink = CountingSink()
     box = Mailbox(dovecot, n, args.seed)
