@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from dataclasses import dataclass
 from email import quoprimime
@@ -111,7 +111,7 @@ class ComposedReply:
 def compose_reply(*, rendered: RenderedReply, from_address: str, from_name: str, to: Address,
                   reply_to: Address | None, case_ref: str, original_subject: str,
                   in_reply_to: str | None, references: Sequence[str], message_id: str,
-                  date: datetime, extra_headers: Iterable[tuple[str, str]] = ()) -> ComposedReply:
+                  date: datetime) -> ComposedReply:
     """The reply as multipart/alternative (text + HTML) with safe threading headers.
 
     `message_id` comes from `make_message_id` and is stored by the caller so replies to
@@ -142,10 +142,6 @@ def compose_reply(*, rendered: RenderedReply, from_address: str, from_name: str,
         headers.append(("References", " ".join(refs)))
     headers += [("Auto-Submitted", "auto-replied"),  # RFC 3834
                 ("X-Auto-Response-Suppress", "All")]  # Exchange: no out-of-office back to us
-    for name, value in extra_headers:  # e.g. X-Mailbot-Case; names are ours, values are not
-        if not re.fullmatch(r"X-[A-Za-z0-9-]{1,60}", name):
-            raise sanitize.HeaderError(f"refusing extra header {name!r}")
-        headers.append((name, sanitize.header_text(value, 200)))
     boundary = f"=_{secrets.token_hex(16)}"  # "=_" never occurs in quoted-printable text
     headers += [("Content-Language", rendered.language), ("MIME-Version", "1.0"),
                 ("Content-Type", f'multipart/alternative; boundary="{boundary}"')]
@@ -160,9 +156,10 @@ def _header_line(name: str, value: str) -> str:
     """`Name: value`, RFC 2047-encoded when not ASCII, folded at spaces near 78 columns."""
     if not value.isascii():
         return f"{name}: " + Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
-    lines, line = [], f"{name}:"
-    for word in value.split(" "):
-        if len(line) + 1 + len(word) > _FOLD_AT and line.strip():
+    first, *rest = value.split(" ")
+    lines, line = [], f"{name}: {first}"  # never folded right after the colon
+    for word in rest:
+        if len(line) + 1 + len(word) > _FOLD_AT:
             lines.append(line)
             line = ""
         line += " " + word

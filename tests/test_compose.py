@@ -256,3 +256,19 @@ def test_round_trip_through_the_standard_parser(text: str, html: str, subject: s
     assert plain is not None and rich is not None
     assert _lines(plain.get_content()) == _lines(text)
     assert _lines(rich.get_content()) == _lines(html)
+
+
+def test_long_headers_are_folded_at_spaces_within_78_columns():
+    """A long References or Subject is folded at spaces so no header line passes 78 columns
+    when its words allow, never right after the colon, and unfolds to the same value."""
+    refs = [f"<thread-message-{i}@mail.example.org>" for i in range(15)]
+    msg = compose(references=refs, in_reply_to=refs[-1], original_subject="heel lang onderwerp " * 8)
+    head = bytes(msg).split(b"\r\n\r\n", 1)[0].decode("ascii").split("\r\n")
+    assert max(len(line) for line in head) <= 78
+    assert all(line.startswith(" ") or line.split(":", 1)[1].strip() for line in head)
+    back = parse(msg)
+    assert back["References"].split() == refs
+    assert back["Subject"] == msg.subject and len(msg.subject) > 78
+    long_id = "<" + "x" * 100 + "@example.org>"  # longer than a line: it stays beside its name
+    raw = bytes(compose(references=[long_id], in_reply_to=None)).decode("ascii")
+    assert f"\r\nReferences: {long_id}\r\n" in raw
