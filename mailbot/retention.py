@@ -65,8 +65,8 @@ def run_retention(sessions: sessionmaker, settings: Settings, now: datetime, *,
 
         digest_before = now - timedelta(days=policy.digest_days)
         report.digests = session.execute(delete(Outbox).where(
-            Outbox.template == "digest", Outbox.case_id.is_(None), Outbox.status.in_(("sent", "failed")),
-            Outbox.created_at < digest_before)).rowcount or 0
+            Outbox.template == "digest", Outbox.case_id.is_(None),
+            Outbox.status.in_(("sent", "failed", "cancelled")), Outbox.created_at < digest_before)).rowcount or 0
 
         if dry_run:
             session.rollback()
