@@ -83,8 +83,9 @@ def _fields(part: Message) -> list[tuple[str, str]]:
             body = "".join(b.as_string() if isinstance(b, Message) else str(b) for b in payload)
             data: bytes | None = _decode(body, encoding)
         else:
-            data = part.get_payload(decode=True)
-        text = data.decode("latin-1") if isinstance(data, bytes) else str(payload)
+            decoded = part.get_payload(decode=True)
+            data = decoded if isinstance(decoded, bytes) else None
+        text = data.decode("latin-1") if data is not None else str(payload)
         chunks = re.split(r"\r?\n[ \t]*\r?\n", text.strip())
         blocks = [message_from_string(chunk.strip() + "\n", policy=compat32) for chunk in chunks if chunk.strip()]
     fields = [(k.lower(), " ".join(str(v).split())) for b in blocks if isinstance(b, Message) for k, v in b.items()]
@@ -94,7 +95,8 @@ def _fields(part: Message) -> list[tuple[str, str]]:
     for block in blocks:
         if not isinstance(block, Message):
             continue
-        text = block.get_payload() if isinstance(block.get_payload(), str) else ""
+        content = block.get_payload()
+        text = content if isinstance(content, str) else ""
         if inner and text.strip() and not block.keys():
             data = _decode(text, inner)
             if data:
@@ -174,10 +176,8 @@ def _legacy_bounce(msg: Message) -> Bounce | None:
     if not (("mailer-daemon" in sender or "postmaster" in sender or msg.get("x-failed-recipients"))
             and re.search(r"fail|undeliver|returned|delivery|non remis|onbestelbaar|unzustellbar", subject, re.I)):
         return None
-    text = "\n".join(
-        p.get_payload(decode=True).decode("latin-1") for p in msg.walk()
-        if p.get_content_maintype() == "text" and isinstance(p.get_payload(decode=True), bytes)
-    )
+    bodies = (p.get_payload(decode=True) for p in msg.walk() if p.get_content_maintype() == "text")
+    text = "\n".join(body.decode("latin-1") for body in bodies if isinstance(body, bytes))
     failed = str(msg.get("x-failed-recipients", "")).strip()
     found = _ADDR.search(failed) or _ADDR.search(text)
     code = _STATUS.search(text)

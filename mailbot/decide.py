@@ -51,8 +51,8 @@ def decide(mail: Mail, classification: Classification, match: Match, *,
     if classification.kind in (Kind.AUTOMATIC, Kind.UNREADABLE):
         # Never answered. A permanent bounce of our reply marks the citizen's address dead.
         bounce = classification.bounce
-        flags = ("undeliverable",) if bounce and bounce.permanent and match.case_id else ()
-        return Decision(classification.kind, open_case=False, match=match, flags=flags,
+        dead = ("undeliverable",) if bounce and bounce.permanent and match.case_id else ()
+        return Decision(classification.kind, open_case=False, match=match, flags=dead,
                         reasons=tuple(reasons))
 
     if classification.facts.spoofed:

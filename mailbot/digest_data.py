@@ -113,8 +113,9 @@ def collect(session: Session, settings: Settings, day: date, *, team: str | None
         case = cases.get(m.case_id) if m.case_id else None
         evidence = (events.get(m.id) or {}).get("evidence") or []
         uncertain = [e for e in evidence if float(e.get("score", 0)) < settings.matching.fuzzy_threshold]
-        opened_here = case is not None and "needs_triage" in case.flags and start <= _aware(case.created_at) < end
-        if mine(case) and (uncertain or (opened_here and m.id == min(x.id for x in messages if x.case_id == case.id))):
+        opened_here = (case is not None and "needs_triage" in case.flags and start <= _aware(case.created_at) < end
+                       and m.id == min(x.id for x in messages if x.case_id == case.id))
+        if mine(case) and (uncertain or opened_here):
             triage.append(Item(case.ref if case else "", m.subject, _who(m.from_name, m.from_email), m.kind,
                                tuple(f"{e.get('method', '')}: {e.get('detail', '')} (score {float(e.get('score', 0)):.0f})"
                                      for e in evidence)))

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import imapclient
 
@@ -242,7 +242,7 @@ class EmbeddedSmtp:
 
             def _trigger_server(self) -> None:
                 if self.port == 0 and self.server is not None:
-                    self.port = int(self.server.sockets[0].getsockname()[1])
+                    self.port = int(cast(asyncio.Server, self.server).sockets[0].getsockname()[1])
                 super()._trigger_server()
 
         if self._controller is not None:

@@ -219,7 +219,9 @@ def _date(value: str) -> datetime | None:
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=_LOCAL)
     except (TypeError, ValueError, IndexError, OverflowError):
         pass
-    day = month = year = None
+    day: int | None = None
+    month: int | None = None
+    year: int | None = None
     for m in _WORD_DATE.finditer(value):
         d, name, y = (m.group(1), m.group(2), m.group(3)) if m.group(1) else (m.group(5), m.group(4), m.group(6))
         if name.lower() in _MONTHS:
@@ -230,7 +232,7 @@ def _date(value: str) -> datetime | None:
             year, month, day = int(num.group(1)), int(num.group(2)), int(num.group(3))
         else:  # day first, as in Belgium
             day, month, year = int(num.group(4)), int(num.group(5)), int(num.group(6))
-    if year is None:
+    if year is None or month is None or day is None:
         return None
     hour = minute = second = 0
     if clock := _TIME.search(value.split(str(year), 1)[-1]):

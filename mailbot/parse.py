@@ -249,7 +249,7 @@ def _guarded(step: Callable[[Any], T], fallback: T, defects: list[str], arg: Any
 
 def _to_mail(msg: Message, size: int, depth: int = 0) -> Mail:
     headers = tuple((k.lower(), _header_value(v)) for k, v in msg.raw_items())
-    raw = {}
+    raw: dict[str, list[Any]] = {}
     for key, value in msg.raw_items():
         raw.setdefault(key.lower(), []).append(value)
     first = {k: v for k, v in reversed(headers)}  # first occurrence wins
@@ -260,7 +260,8 @@ def _to_mail(msg: Message, size: int, depth: int = 0) -> Mail:
     text = plain if plain else (html_to_text(html) if html else "")
     defects = [type(d).__name__ for d in msg.defects]
     subject = first.get("subject", "")
-    inline = _guarded(lambda t: forwards.find_inline(t, subject), [], defects, text)
+    no_forwards: list[ForwardedMessage] = []
+    inline = _guarded(lambda t: forwards.find_inline(t, subject), no_forwards, defects, text)
     return Mail(
         message_id=next(iter(_ids(first.get("message-id"))), ""),
         subject=subject,

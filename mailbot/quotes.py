@@ -48,7 +48,7 @@ def new_text(text: str) -> str:
     if end is not None:
         lines = lines[:end]
     # Only lines near an attribution verb can start an attribution: find them once.
-    near = set()
+    near: set[int] = set()
     if _ATTRIBUTION_WORD.search(text):
         for n, line in enumerate(lines):
             if len(line) < 400 and _ATTRIBUTION_WORD.search(line):

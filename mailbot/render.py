@@ -142,7 +142,7 @@ class Renderer:
         """`templates/<file>:LINE: message` for a Jinja error."""
         where, line = path, None
         if isinstance(err, TemplateNotFound):
-            return f"{self._display(err.name or path)}:1: template file missing"
+            return f"{self._display(str(err.name or path))}:1: template file missing"
         if isinstance(err, TemplateSyntaxError):
             where, line = err.name or path, err.lineno
         else:  # runtime error: Jinja rewrites the traceback to template file/line frames

@@ -155,7 +155,7 @@ class Runner:
 
         try:
             with self.app.sessions.begin() as session:
-                add_event(session, type_, **detail)
+                add_event(session, type_, case=None, message=None, **detail)
         except Exception:  # noqa: BLE001 - the database may be what is failing
             log.exception("could not record %s", type_)
 
