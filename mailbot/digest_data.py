@@ -132,7 +132,9 @@ def collect(session: Session, settings: Settings, day: date, *, team: str | None
     decisions.append(Section("undeliverable", _one(_undeliverable(session, start, end, messages, cases, mine))))
     held = session.execute(select(Outbox, Case).outerjoin(Case, Outbox.case_id == Case.id)
                            .where(Outbox.status == "held", Outbox.created_at < end).order_by(Outbox.id)).all()
-    decisions.append(Section("held", _one([Item(c.ref if c else "", row.template, row.recipient, row.last_error or "")
+    decisions.append(Section("held", _one([Item(c.ref if c else "", row.template, row.recipient, row.last_error or "",
+                                                (f"versturen: mailbot outbox release {row.id} · "
+                                                 f"schrappen: mailbot outbox cancel {row.id}",))
                                            for row, c in held if mine(c)])))
     failures = session.execute(select(Event).where(Event.type == "rules_reload_failed", Event.created_at >= start,
                                                    Event.created_at < end).order_by(Event.id)).scalars()

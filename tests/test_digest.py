@@ -80,6 +80,7 @@ def test_each_section_holds_the_seeded_item(app):
     assert "exceeds the limit" in items("quarantined")[0].detail
     assert items("undeliverable")[0].detail.startswith("550 5.1.1")
     assert items("held")[0].ref == "VO-2026-000006" and items("held")[0].detail == "replies_per_case_per_day"
+    assert "mailbot outbox release " in items("held")[0].extras[0]  # what staff can do about it
     assert "unknown key" in items("rules_failed")[0].title
     assert [i.ref for i in items("overdue")] == ["VO-2026-000007"]  # 000008: only 2 working days
     groups = dict(_section(data, "new_cases").groups)
