@@ -91,11 +91,25 @@ _BY_MESSAGE_ID = _INCOMING.where(
 _BY_SHA = _INCOMING.where(Message.sha256 == bindparam("sha256")).limit(1)
 
 
+RAW_HELD_BYTES = 8 * 1024 * 1024  # raw mail kept for the bulk insert at commit, per transaction
+
+
 def store_raw(session: Session, sha256: str, data: bytes) -> None:
     """Keep the bytes once per content hash: inserted unless present, in bulk at commit
-    (nothing reads them back in the transaction that stores them)."""
-    deferred.add(session, table_of(RawMail), {"sha256": sha256, "data": data},
-                 statement=_raw_insert(session.get_bind().dialect.name))
+    (nothing reads them back in the transaction that stores them). Past `RAW_HELD_BYTES`
+    in one transaction they are inserted at once, so an import's batch of large mails
+    does not stay in memory until its commit."""
+    statement = _raw_insert(session.get_bind().dialect.name)
+    row = {"sha256": sha256, "data": data}
+    held = per_transaction(session, _RAW_HELD)
+    if held.get("bytes", 0) + len(data) > RAW_HELD_BYTES:
+        run(session, statement, row, flush=False)
+        return
+    held["bytes"] = held.get("bytes", 0) + len(data)
+    deferred.add(session, table_of(RawMail), row, statement=statement)
+
+
+_RAW_HELD = "mailbot.raw_held"  # this transaction's bytes waiting in `deferred`
 
 
 @lru_cache(maxsize=4)

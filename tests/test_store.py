@@ -138,7 +138,35 @@ def test_raw_mail_is_written_once_at_commit_and_dropped_on_rollback(db_url):
     except RuntimeError:
         pass
     with sessions() as session:
-        stored = dict(session.execute(select(RawMail.sha256, RawMail.data)).tuples().all())
+        stored = {sha: data for sha, data in session.execute(select(RawMail.sha256, RawMail.data))}
         assert stored == {"a" * 64: b"first", "b" * 64: b"second", "c" * 64: b"third"}
         assert session.execute(select(func.count()).select_from(RawMail)).scalar_one() == 3
+    engine.dispose()
+
+
+def test_raw_mail_past_the_held_budget_is_inserted_at_once(db_url, monkeypatch):
+    """Raw mail waits for the commit only up to `RAW_HELD_BYTES` per transaction: a batch of
+    large mails is written as it goes instead of staying in memory, and every byte arrives."""
+    from sqlalchemy import event, select
+
+    from mailbot.db import RawMail
+
+    monkeypatch.setattr(store, "RAW_HELD_BYTES", 10)
+    engine = make_engine(db_url)
+    upgrade(engine)
+    sessions = make_sessionmaker(engine)
+    inserts: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda conn, cursor, statement, *args:
+                 inserts.append(statement) if "raw_mail" in statement else None)
+    with sessions.begin() as session:
+        store.store_raw(session, "a" * 64, b"small")  # 5 bytes: held
+        assert inserts == []
+        store.store_raw(session, "b" * 64, b"too large for the budget")  # written now
+        assert len(inserts) == 1
+        store.store_raw(session, "c" * 64, b"tiny")  # 9 bytes held in all: still within
+        assert len(inserts) == 1
+    assert len(inserts) == 2  # the held two in one statement at commit
+    with sessions() as session:
+        assert {sha: data for sha, data in session.execute(select(RawMail.sha256, RawMail.data))} == {
+            "a" * 64: b"small", "b" * 64: b"too large for the budget", "c" * 64: b"tiny"}
     engine.dispose()
