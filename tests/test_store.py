@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from sqlalchemy import inspect
 
 from mailbot import store
@@ -109,11 +110,10 @@ def test_insert_object_writes_one_row_and_keeps_the_object_usable(db_url):
     engine.dispose()
 
 
-def test_raw_mail_is_written_once_at_commit_and_dropped_on_rollback(db_url):
-    """Raw bytes wait for the commit and go in one statement; the same content stored twice
-    in a transaction, or already stored by an earlier one, is kept once; a rollback
-    (a failed batch) leaves nothing behind."""
-    from sqlalchemy import event, func, select
+@pytest.fixture
+def raw_store(db_url):
+    """A migrated database, its sessions, the raw_mail statements sent, and what is stored."""
+    from sqlalchemy import event, select
 
     from mailbot.db import RawMail
 
@@ -123,11 +123,25 @@ def test_raw_mail_is_written_once_at_commit_and_dropped_on_rollback(db_url):
     inserts: list[str] = []
     event.listen(engine, "before_cursor_execute", lambda conn, cursor, statement, *args:
                  inserts.append(statement) if "raw_mail" in statement else None)
+
+    def stored() -> dict[str, bytes]:
+        with sessions() as session:
+            return {sha: data for sha, data in session.execute(select(RawMail.sha256, RawMail.data))}
+    yield sessions, inserts, stored
+    engine.dispose()
+
+
+def test_raw_mail_is_written_once_at_commit_and_dropped_on_rollback(raw_store):
+    """Raw bytes wait for the commit and go in one statement; the same content stored twice
+    in a transaction, or already stored by an earlier one, is kept once; a rollback
+    (a failed batch) leaves nothing behind."""
+    sessions, inserts, stored = raw_store
     with sessions.begin() as session:
         store.store_raw(session, "a" * 64, b"first")
         store.store_raw(session, "b" * 64, b"second")
         store.store_raw(session, "a" * 64, b"first")
         assert inserts == []  # nothing written before the commit
+    assert len(inserts) == 1
     with sessions.begin() as session:
         store.store_raw(session, "a" * 64, b"first")  # an earlier transaction's content
         store.store_raw(session, "c" * 64, b"third")
@@ -137,27 +151,14 @@ def test_raw_mail_is_written_once_at_commit_and_dropped_on_rollback(db_url):
             raise RuntimeError("the batch failed")
     except RuntimeError:
         pass
-    with sessions() as session:
-        stored = {sha: data for sha, data in session.execute(select(RawMail.sha256, RawMail.data))}
-        assert stored == {"a" * 64: b"first", "b" * 64: b"second", "c" * 64: b"third"}
-        assert session.execute(select(func.count()).select_from(RawMail)).scalar_one() == 3
-    engine.dispose()
+    assert stored() == {"a" * 64: b"first", "b" * 64: b"second", "c" * 64: b"third"}
 
 
-def test_raw_mail_past_the_held_budget_is_inserted_at_once(db_url, monkeypatch):
+def test_raw_mail_past_the_held_budget_is_inserted_at_once(raw_store, monkeypatch):
     """Raw mail waits for the commit only up to `RAW_HELD_BYTES` per transaction: a batch of
     large mails is written as it goes instead of staying in memory, and every byte arrives."""
-    from sqlalchemy import event, select
-
-    from mailbot.db import RawMail
-
+    sessions, inserts, stored = raw_store
     monkeypatch.setattr(store, "RAW_HELD_BYTES", 10)
-    engine = make_engine(db_url)
-    upgrade(engine)
-    sessions = make_sessionmaker(engine)
-    inserts: list[str] = []
-    event.listen(engine, "before_cursor_execute", lambda conn, cursor, statement, *args:
-                 inserts.append(statement) if "raw_mail" in statement else None)
     with sessions.begin() as session:
         store.store_raw(session, "a" * 64, b"small")  # 5 bytes: held
         assert inserts == []
@@ -166,7 +167,4 @@ def test_raw_mail_past_the_held_budget_is_inserted_at_once(db_url, monkeypatch):
         store.store_raw(session, "c" * 64, b"tiny")  # 9 bytes held in all: still within
         assert len(inserts) == 1
     assert len(inserts) == 2  # the held two in one statement at commit
-    with sessions() as session:
-        assert {sha: data for sha, data in session.execute(select(RawMail.sha256, RawMail.data))} == {
-            "a" * 64: b"small", "b" * 64: b"too large for the budget", "c" * 64: b"tiny"}
-    engine.dispose()
+    assert stored() == {"a" * 64: b"small", "b" * 64: b"too large for the budget", "c" * 64: b"tiny"}
