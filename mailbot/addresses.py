@@ -78,7 +78,6 @@ def preload_undeliverable(session: Session, *, limit: int = PRELOAD_LIMIT) -> bo
     return bool(known[_COMPLETE])
 
 
-
 _UNDELIVERABLE = select(AddressStatus.email).where(
     AddressStatus.email.in_(bindparam("emails", expanding=True)), AddressStatus.status == UNDELIVERABLE)
 _EVERY_UNDELIVERABLE = (select(AddressStatus.email).where(AddressStatus.status == UNDELIVERABLE)

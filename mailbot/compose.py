@@ -101,9 +101,6 @@ class ComposedReply:
     subject: str
     data: bytes
 
-    def as_bytes(self) -> bytes:
-        return self.data
-
     def __bytes__(self) -> bytes:
         return self.data
 

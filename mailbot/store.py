@@ -102,10 +102,11 @@ def store_raw(session: Session, sha256: str, data: bytes) -> None:
     statement = _raw_insert(session.get_bind().dialect.name)
     row = {"sha256": sha256, "data": data}
     held = per_transaction(session, _RAW_HELD)
-    if held.get("bytes", 0) + len(data) > RAW_HELD_BYTES:
+    total = held.get("bytes", 0) + len(data)
+    if total > RAW_HELD_BYTES:
         run(session, statement, row, flush=False)
         return
-    held["bytes"] = held.get("bytes", 0) + len(data)
+    held["bytes"] = total
     deferred.add(session, table_of(RawMail), row, statement=statement)
 
 

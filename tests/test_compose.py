@@ -46,13 +46,13 @@ def compose(**overrides: object) -> ComposedReply:
 
 
 def parse(msg: ComposedReply) -> EmailMessage:
-    return BytesParser(policy=policy.default).parsebytes(msg.as_bytes())  # type: ignore[return-value]
+    return BytesParser(policy=policy.default).parsebytes(bytes(msg))  # type: ignore[return-value]
 
 
 def test_headers_and_parts() -> None:
     """A reply carries the required headers and a text plus HTML alternative, CRLF line ends."""
     msg = compose()
-    raw = msg.as_bytes()
+    raw = bytes(msg)
     assert b"\r\n" in raw and b"\n" not in raw.replace(b"\r\n", b"")
     back = parse(msg)
     assert {k.lower() for k in back.keys()} == HEADERS
@@ -93,7 +93,7 @@ def test_optional_headers_left_out() -> None:
 def test_non_ascii_display_name_encoded() -> None:
     """Non-ASCII display names are RFC 2047 encoded on the wire and decode back intact."""
     msg = compose(from_name="Vlaamse Ombudsdienst – Klachtendienst", to=Address("Zoë Müller, \"Jr\"", "zoe@example.org"))
-    raw = msg.as_bytes()
+    raw = bytes(msg)
     assert raw.isascii() is True or b"=?utf-8?" in raw
     header_block = raw.split(b"\r\n\r\n", 1)[0]
     assert header_block.isascii()
@@ -114,7 +114,7 @@ def test_no_header_injection(field: str, attack: str) -> None:
         "case_ref": {"case_ref": attack},
     }[field]
     msg = compose(**overrides)
-    raw = msg.as_bytes()
+    raw = bytes(msg)
     back = parse(msg)
     assert {k.lower() for k in back.keys()} == HEADERS
     assert back.defects == []
