@@ -161,7 +161,8 @@ def create_app(settings: Settings, *, engine: Engine | None = None, transport: T
     sessions = make_sessionmaker(engine)
     renderer = Renderer(settings.templates_dir)
     routing = RoutingStage(settings.rules_dir, template_names=renderer.names())
-    intake = Intake(settings, sessions, routing, renderer, clock=clock, preparer=Preparer())
+    preparer = Preparer(timeout=settings.limits.parse_timeout_seconds or None)
+    intake = Intake(settings, sessions, routing, renderer, clock=clock, preparer=preparer)
     return App(settings, engine, sessions, renderer, routing, intake,
                transport or SmtpTransport(settings.smtp), clock)
 

@@ -125,6 +125,8 @@ class RetentionSettings(_Section):
 
 class LimitSettings(_Section):
     max_message_bytes: int = Field(25 * 1024 * 1024, ge=1024)
+    # Longer reading of one mail is cut off and the mail quarantined; 0: no watchdog.
+    parse_timeout_seconds: float = Field(60.0, ge=0)
     replies_per_case_per_day: int = Field(3, ge=1)
     replies_per_address_per_day: int = Field(10, ge=1)
     send_attempts: int = Field(8, ge=1)

@@ -1,12 +1,12 @@
 """`mailbot import`: backfill cases and threads from an old mailbox, without replying.
 
-Sources: an mbox file (streamed, one message in memory at a time), a Maildir, or a folder
-of the configured IMAP server (read-only: nothing is moved). Every message goes through the
-normal intake with `quiet=True`: cases, threads, flags and events are recorded; no reply is
-queued. Each message leaves a receipt keyed by `Source(mailbox="import:<where>", uidvalidity,
-uid)`, committed in batches, so an interrupted import resumes where it stopped and a second
-run skips everything already done. Mail that cannot be read is quarantined (a row with the
-reason, shown in the digest) and counted in the final report.
+Sources: an mbox file (streamed: at most 32 messages in memory, parsed ahead), a Maildir,
+or a folder of the configured IMAP server (read-only: nothing is moved). Every message goes
+through the normal intake with `quiet=True`: cases, threads, flags and events are recorded;
+no reply is queued. Each message leaves a receipt keyed by `Source(mailbox="import:<where>",
+uidvalidity, uid)`, committed in batches, so an interrupted import resumes where it stopped
+and a second run skips everything already done. Mail that cannot be read is quarantined (a
+row with the reason, shown in the digest) and counted in the final report.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import re
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from . import deferred, store
 from .db import Message, Receipt
+from .prepare import Prepared
 from .record import Source, add_receipt, quarantine
 
 if TYPE_CHECKING:
@@ -37,6 +38,9 @@ if TYPE_CHECKING:
     from .config import ImapSettings
 
 log = logging.getLogger("mailbot.import")
+
+READ_AHEAD = 32  # messages parsed ahead of the database work
+READ_AHEAD_BYTES = 32 * 2**20  # ... and no more than this much mail held for it
 
 class Progress(Protocol):
     """What the import loop reports to (the CLI's progress bar)."""
@@ -193,15 +197,15 @@ class Importer:
         session: Session | None = None
         pending = ImportReport()  # counts of the open batch, added to `report` once committed
         try:
-            for uid, raw, position in items:
+            for uid, raw, position, prepared in self._read_ahead(items, done):
                 report.seen += 1
-                if uid in done:
+                if prepared is None:
                     report.skipped += 1
                 else:
                     if session is None:
                         session = self.app.sessions()
                         session.begin()
-                    self._one(session, Source(name, uidvalidity, uid), raw, pending)
+                    self._one(session, Source(name, uidvalidity, uid), raw, pending, prepared)
                     if sum(pending.outcomes.values()) >= self.batch_size:
                         session.commit()
                         session.close()
@@ -223,11 +227,31 @@ class Importer:
                 self.progress.finish()
         return report
 
-    def _one(self, session: Session, source: Source, raw: bytes, pending: ImportReport) -> None:
+    def _read_ahead(self, items: Iterator[Item], done: set[int]) -> Iterator[tuple[int, bytes, int, Prepared | None]]:
+        """The items, with the parse of those not done started ahead in the parse worker
+        (also the watchdog for mail whose reading hangs); None for the ones done before.
+        At most READ_AHEAD messages or READ_AHEAD_BYTES are held at a time."""
+        intake = self.app.intake
+        window: list[Item] = []
+        held = 0
+        for item in _then_none(items):
+            if item is not None:
+                window.append(item)
+                held += len(item[1])
+                if len(window) < READ_AHEAD and held < READ_AHEAD_BYTES:
+                    continue
+            todo = [raw for uid, raw, _ in window if uid not in done]
+            ahead = iter(intake.preparer.batch(todo, intake.prepare_options))
+            for uid, raw, position in window:
+                yield uid, raw, position, None if uid in done else next(ahead)
+            window, held = [], 0
+
+    def _one(self, session: Session, source: Source, raw: bytes, pending: ImportReport,
+             prepared: Prepared | None = None) -> None:
         self.clock.set_from(raw)
         try:
             with deferred.savepoint(session):
-                outcome = self.app.intake.process(session, raw, source, quiet=True)
+                outcome = self.app.intake.process(session, raw, source, quiet=True, prepared=prepared)
         except Exception as err:  # noqa: BLE001 - one bad message must not stop the import
             reason = f"processing failed: {type(err).__name__}: {err}"
             log.debug("import %s uid=%s: %s\n%s", source.mailbox, source.uid, reason,
@@ -250,6 +274,11 @@ class Importer:
             pending.opened += 1
         elif outcome.case_ref:
             pending.joined += 1
+
+
+def _then_none(items: Iterable[Item]) -> Iterator[Item | None]:
+    yield from items
+    yield None  # the end: the last window is handed out
 
 
 def _merge(report: ImportReport, batch: ImportReport) -> None:

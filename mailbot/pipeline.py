@@ -115,7 +115,7 @@ class Intake:
         sha = hashlib.sha256(raw).hexdigest()
         now = self.clock()
         try:
-            mail, classification = (prepared or Prepared(raw, self.prepare_options, None)).result()
+            mail, classification = (prepared or Prepared(raw, self.prepare_options)).result()
         except ParseError as err:
             existing = store.incoming_by_identity(session, "", sha, "")
             if existing is not None:  # seen before; unreadable mail goes back to quarantine

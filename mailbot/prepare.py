@@ -5,9 +5,16 @@ process already reads messages i+1, i+2, … of the same batch. Results come bac
 order; an exception raised for one message (a ParseError, or a bug on hostile input) is
 raised again in the caller for that message only, so quarantine works as before.
 
+With a `timeout` the worker is also a watchdog, and every batch goes to it, however small:
+a message whose reading takes longer is cut off (the worker is killed and replaced) and
+quarantined with the reason, instead of hanging the robot under its mailbox lease. A
+message that makes the worker die twice is quarantined too, once a canary mail shows that
+a fresh worker itself is fine.
+
 The worker is started on first use (spawn: no inherited threads or connections), ignores
 SIGINT/SIGTERM (the robot stops it), and leaves by itself when the robot dies. Small
-batches, single-core machines and a broken worker fall back to doing it in process.
+batches without a watchdog, single-core machines without one, and workers that cannot run
+at all fall back to doing it in process (with no time limit).
 """
 
 from __future__ import annotations
@@ -18,18 +25,23 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+import weakref
+from collections.abc import Callable, Sequence
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 from .classify import classify
+from .errors import ParseError
 from .model import Classification, Mail
 from .parse import parse_message
 
 log = logging.getLogger("mailbot.prepare")
 
 MIN_BATCH = 16  # below this, shipping the batch to the worker costs more than it saves
+STARTUP_GRACE = 30.0  # seconds a new worker may take to start, on top of the first mail's timeout
+CANARY = b"From: canary@example.org\r\nSubject: canary\r\n\r\nklacht\r\n"
 
 
 @dataclass(frozen=True)
@@ -46,27 +58,110 @@ def prepare(raw: bytes, options: Options) -> tuple[Mail, Classification]:
                           default_language=options.default_language)
 
 
-class Preparer:
-    """Hands out `prepare` results for a batch, computed ahead in a worker process."""
+Work = Callable[[bytes, Options], tuple[Mail, Classification]]
 
-    def __init__(self, *, workers: int | None = None) -> None:
-        self.workers = (1 if _usable_cores() > 1 else 0) if workers is None else workers
+
+class Preparer:
+    """Hands out `prepare` results for a batch, computed ahead in a worker process.
+
+    `timeout` (seconds per message, None for none) makes the worker a watchdog; `work`
+    replaces `prepare` (a module-level function: it is pickled to the worker).
+    """
+
+    def __init__(self, *, workers: int | None = None, timeout: float | None = None,
+                 work: Work = prepare) -> None:
+        self.workers = (1 if timeout or _usable_cores() > 1 else 0) if workers is None else workers
+        self.timeout = timeout
+        self.work = work
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
+        self._proven = False  # a worker has returned a result: it can run at all
+        self._warm: ProcessPoolExecutor | None = None  # the worker that has started up
+        # The last batch, to submit again together when its worker is lost (weak: the
+        # caller decides how long a batch's mail stays in memory).
+        self._ahead: list[weakref.ref[Prepared]] = []
 
     def batch(self, raws: Sequence[bytes], options: Options) -> list[Prepared]:
         """One `Prepared` per raw message, in order; `.result()` waits for each."""
-        pool = self._pool_for(len(raws))
+        batch = [Prepared(raw, options, self) for raw in raws]
+        if self._pool_for(len(raws)) is not None:
+            self._submit(batch)
+            self._ahead = [weakref.ref(p) for p in batch]
+        return batch
+
+    def result(self, prepared: Prepared) -> tuple[Mail, Classification]:
+        """Wait for one message: a reading that overruns the timeout is cut off and a
+        ParseError; a worker that dies under it is replaced and the message tried once more."""
+        for attempt in (1, 2):
+            if prepared.future is None:
+                return self.work(prepared.raw, prepared.options)
+            try:
+                found = prepared.future.result(timeout=self._limit(prepared))
+            except FutureTimeout:
+                log.warning("reading a message took longer than %g s: worker replaced", self.timeout)
+                self._replace(prepared, kill=True)
+                raise ParseError(f"reading the message took longer than {self.timeout:g} s") from None
+            except (BrokenProcessPool, CancelledError):
+                self._replace(prepared, again=attempt == 1)
+                continue
+            self._proven, self._warm = True, prepared.pool
+            return found
+        if self._worker_runs(prepared.options):
+            raise ParseError("reading the message made the parser crash")
+        self._give_up("a new worker died at once")
+        return self.work(prepared.raw, prepared.options)
+
+    def _submit(self, batch: Sequence[Prepared]) -> None:
+        pool = self._pool_for(MIN_BATCH)
         if pool is None:
-            return [Prepared(raw, options, None) for raw in raws]
+            return
         try:
-            return [Prepared(raw, options, pool.submit(prepare, raw, options)) for raw in raws]
+            for prepared in batch:
+                prepared.pool = pool
+                prepared.future = pool.submit(self.work, prepared.raw, prepared.options)
         except (BrokenProcessPool, RuntimeError) as err:
-            self._broken(err)
-            return [Prepared(raw, options, None) for raw in raws]
+            self._give_up(str(err))
+            for prepared in batch:
+                prepared.pool = prepared.future = None
+
+    def _replace(self, failed: Prepared, *, kill: bool = False, again: bool = False) -> None:
+        """Drop `failed`'s worker (killing it when it hangs) and submit what it still owed of
+        the last batch to a new one, `failed` itself only when it gets another chance."""
+        pool = failed.pool
+        with self._lock:
+            if self._pool is pool:
+                self._pool = None
+        if pool is not None:
+            _stop(pool, kill=kill)
+        owed = [p for p in (ref() for ref in self._ahead)
+                if p is not None and p is not failed and p.pool is pool and _lost(p)]
+        failed.pool = failed.future = None
+        self._submit([failed, *owed] if again else owed)
+
+    def _worker_runs(self, options: Options) -> bool:
+        """Whether a worker can run at all: it has before, or a fresh one reads a canary."""
+        if self._proven:
+            return True
+        canary = Prepared(CANARY, options, self)
+        self._submit([canary])
+        if canary.future is None:
+            return False
+        try:
+            canary.future.result(timeout=self._limit(canary))
+        except Exception:  # noqa: BLE001 - whatever broke, the worker is not usable
+            self._replace(canary, kill=True)
+            return False
+        self._proven, self._warm = True, canary.pool
+        return True
+
+    def _limit(self, prepared: Prepared) -> float | None:
+        """How long to wait for a mail: a new worker's start-up does not count against it."""
+        if not self.timeout:
+            return None
+        return self.timeout + (0.0 if prepared.pool is self._warm else STARTUP_GRACE)
 
     def _pool_for(self, size: int) -> ProcessPoolExecutor | None:
-        if self.workers < 1 or size < MIN_BATCH:
+        if self.workers < 1 or (size < MIN_BATCH and not self.timeout):
             return None
         with self._lock:
             if self._pool is None:
@@ -75,10 +170,13 @@ class Preparer:
                                                  initializer=_start_worker, initargs=(os.getpid(),))
             return self._pool
 
-    def _broken(self, err: BaseException) -> None:
-        log.warning("parse worker unusable (%s); parsing in process from now on", err)
-        self.close()
+    def _give_up(self, reason: str) -> None:
+        log.warning("parse worker unusable (%s); parsing in process from now on", reason)
         self.workers = 0
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            _stop(pool, kill=True)
 
     def close(self) -> None:
         with self._lock:
@@ -87,21 +185,35 @@ class Preparer:
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-@dataclass
+@dataclass(eq=False)
 class Prepared:
-    """One message's parse and classification, done ahead or on demand."""
+    """One message's parse and classification, done ahead (`future`) or on demand."""
 
     raw: bytes
     options: Options
-    future: Future[tuple[Mail, Classification]] | None
+    preparer: Preparer | None = None
+    future: Future[tuple[Mail, Classification]] | None = None
+    pool: ProcessPoolExecutor | None = None  # the worker `future` waits for
 
     def result(self) -> tuple[Mail, Classification]:
-        if self.future is not None:
-            try:
-                return self.future.result()
-            except BrokenProcessPool:
-                log.warning("parse worker died; parsing this message in process")
-        return prepare(self.raw, self.options)
+        if self.preparer is None:
+            return prepare(self.raw, self.options)
+        return self.preparer.result(self)
+
+
+def _stop(pool: ProcessPoolExecutor, *, kill: bool) -> None:
+    """Shut a worker down; `kill` first for one that hangs (its pending work fails)."""
+    if kill:
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.kill()
+    pool.shutdown(wait=kill, cancel_futures=True)
+
+
+def _lost(prepared: Prepared) -> bool:
+    """Whether a message's result went down with its worker (or never came)."""
+    future = prepared.future
+    return (future is None or not future.done() or future.cancelled()
+            or isinstance(future.exception(), BrokenProcessPool))
 
 
 def _usable_cores() -> int:

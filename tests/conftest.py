@@ -96,6 +96,9 @@ def base_config(*, imap_port: int = 1, smtp_port: int = 1, db_url: str = "sqlite
                    "website": "https://www.vlaamseombudsdienst.be"},
         "rules_dir": str(REPO / "rules"),
         "templates_dir": str(REPO / "templates"),
+        # No parse watchdog: a worker process per app would double the time of the poll tests.
+        # The watchdog's own tests (test_prepare, test_import) switch it on.
+        "limits": {"parse_timeout_seconds": 0},
     }
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(config.get(key), dict):

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from conftest import base_config, complaint
+from faulty_parsers import HANG, hang_or_crash
 from helpers import append_all, counts, imap_config
 from mailbot import cli_import
 from mailbot.cli import cli
@@ -275,3 +276,24 @@ def test_killed_import_resumes_without_duplicates(tmp_path):
     assert result.exit_code == 0, result.output
     found = _db_counts(config)
     assert found["incoming"] == found["distinct_ids"] == found["receipts"] == 400
+
+
+def test_a_mail_whose_reading_hangs_is_quarantined_and_the_import_goes_on(tmp_path):
+    """Import parses ahead in the worker, so the watchdog covers it: the hanging mail is
+    quarantined with the reason after `limits.parse_timeout_seconds`, the rest recorded."""
+    from mailbot.app import create_app
+    from mailbot.config import load_settings
+    from mailbot.migrate import upgrade
+
+    app = create_app(load_settings(_config(tmp_path, limits={"parse_timeout_seconds": 2})))
+    upgrade(app.engine)
+    app.intake.preparer.work = hang_or_crash
+    items = [(i, HANG + b"\r\n" + old_mail(i) if i == 5 else old_mail(i), i + 1) for i in range(12)]
+    try:
+        report = Importer(app, ImportClock(), batch_size=5).run("import:test", 1, iter(items))
+        found = counts(app)
+    finally:
+        app.close()
+    assert report.outcomes["quarantined"] == 1 and report.outcomes["processed"] == 11
+    assert list(report.problems) == ["reading the message took longer than N s"]  # numbers abridged
+    assert found["incoming"] == 12 and found["outbox"] == 0

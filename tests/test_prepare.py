@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from conftest import complaint
+from conftest import base_config, complaint
+from faulty_parsers import CRASH, HANG, hang_or_crash, no_worker_runs, slow_first
 from helpers import append_all, folder_count
 from mailbot.db import Case, Message
 from mailbot.errors import ParseError
@@ -55,28 +56,115 @@ def test_worker_gives_what_parsing_in_process_gives() -> None:
         prepare(UNREADABLE, OPTIONS)
 
 
-def test_small_batches_stay_in_process() -> None:
+def test_the_watchdog_is_on_unless_switched_off() -> None:
+    from mailbot.app import create_app
+    from mailbot.config import settings_from_mapping
+
+    defaults = base_config()
+    del defaults["limits"]
+    for config, timeout in ((defaults, 60), (base_config(limits={"parse_timeout_seconds": 0}), None)):
+        app = create_app(settings_from_mapping(config))
+        assert app.intake.preparer.timeout == timeout
+        app.close()
+
+
+def test_small_batches_stay_in_process_without_a_watchdog() -> None:
     preparer = Preparer(workers=1)
     results = [p.result() for p in preparer.batch(_corpus(MIN_BATCH - 1), OPTIONS)]
     assert len(results) == MIN_BATCH - 1 and preparer._pool is None
 
 
-def test_a_dead_worker_is_replaced_by_parsing_in_process() -> None:
-    """The worker killed mid-batch: the rest of the batch and later batches are still parsed."""
+def test_with_a_watchdog_even_one_mail_goes_to_the_worker() -> None:
+    preparer = Preparer(timeout=30)
+    try:
+        [result] = [p.result() for p in preparer.batch(_corpus(1), OPTIONS)]
+        assert preparer._pool is not None
+    finally:
+        preparer.close()
+    assert result == prepare(_corpus(1)[0], OPTIONS)
+
+
+def test_a_dead_worker_is_replaced() -> None:
+    """The worker killed mid-batch: the rest of the batch and later batches are still
+    parsed, by a new worker."""
     raws = _corpus()
     preparer = Preparer(workers=1)
     try:
         batch = iter(preparer.batch(raws, OPTIONS))
         first = next(batch).result()
-        for pid in list(preparer._pool._processes):  # the worker exists once a result came back
-            os.kill(pid, signal.SIGKILL)
+        [killed] = list(preparer._pool._processes)  # the worker exists once a result came back
+        os.kill(killed, signal.SIGKILL)
         rest = [p.result() for p in batch]
         later = [p.result() for p in preparer.batch(raws, OPTIONS)]
+        assert preparer.workers == 1 and killed not in preparer._pool._processes
     finally:
         preparer.close()
     expected = [prepare(raw, OPTIONS) for raw in raws]
     assert [first, *rest] == expected and later == expected
-    assert preparer.workers == 0  # given up on: no new worker per batch
+
+
+def _marked(raw: bytes, marker: bytes) -> bytes:
+    return marker + b"\r\n" + raw
+
+
+def test_a_hanging_mail_is_cut_off_and_the_rest_goes_on() -> None:
+    """The watchdog: the hanging mail is a ParseError after the timeout, its worker is
+    killed, and every other mail of the batch (and the next batch) comes back as usual."""
+    raws = _corpus(20)
+    raws[4] = _marked(raws[4], HANG)
+    preparer = Preparer(timeout=1.5, work=hang_or_crash)
+    try:
+        ahead = preparer.batch(raws, OPTIONS)
+        before = [p.result() for p in ahead[:4]]
+        [hung] = list(preparer._pool._processes)
+        started = time.monotonic()
+        with pytest.raises(ParseError, match="took longer than 1.5 s"):
+            ahead[4].result()
+        assert time.monotonic() - started < 15
+        after = [p.result() for p in ahead[5:]]
+        again = [p.result() for p in preparer.batch(raws[:3], OPTIONS)]
+        assert not _alive(hung)
+    finally:
+        preparer.close()
+    expected = [prepare(raw, OPTIONS) for raw in raws]
+    assert before == expected[:4] and after == expected[5:] and again == expected[:3]
+
+
+def test_a_new_workers_start_up_does_not_count_against_the_first_mail() -> None:
+    raws = _corpus(3)
+    preparer = Preparer(timeout=1, work=slow_first)
+    try:
+        results = [p.result() for p in preparer.batch(raws, OPTIONS)]
+    finally:
+        preparer.close()
+    assert results == [prepare(raw, OPTIONS) for raw in raws]
+
+
+def test_a_mail_that_kills_the_worker_twice_is_a_parse_error() -> None:
+    raws = _corpus(6)
+    raws[2] = _marked(raws[2], CRASH)
+    preparer = Preparer(timeout=30, work=hang_or_crash)
+    try:
+        outcomes = [_outcome(p) for p in preparer.batch(raws, OPTIONS)]
+        assert preparer.workers == 1  # the worker is fine: only that mail is set aside
+    finally:
+        preparer.close()
+    assert outcomes[2] == ("ParseError", "reading the message made the parser crash")
+    assert [o for i, o in enumerate(outcomes) if i != 2] == [
+        prepare(raw, OPTIONS) for i, raw in enumerate(raws) if i != 2]
+
+
+def test_workers_that_cannot_run_at_all_are_given_up_on() -> None:
+    """When a fresh worker dies on a canary mail too, the fault is the worker's, not the
+    mail's: the mail is parsed in process, and so is everything after it."""
+    raws = _corpus(4)
+    preparer = Preparer(timeout=30, work=no_worker_runs)
+    try:
+        results = [p.result() for p in preparer.batch(raws, OPTIONS)]
+        assert preparer.workers == 0 and preparer._pool is None
+    finally:
+        preparer.close()
+    assert results == [prepare(raw, OPTIONS) for raw in raws]
 
 
 def test_worker_ends_when_the_robot_is_killed(tmp_path: Path) -> None:
@@ -135,3 +223,31 @@ def test_poll_with_a_batch_parsed_ahead(make_app, dovecot, smtp_sink, db_url) ->
                                   .where(Message.quarantine_reason.is_not(None))).scalars().all()
     assert len(reasons) == 1 and "exceeds the limit of 20000" in reasons[0]
     assert folder_count(dovecot, "INBOX") == 0
+
+
+@pytest.mark.dovecot
+def test_poll_sets_a_hanging_mail_aside(make_app, dovecot, smtp_sink, db_url) -> None:
+    """Through the real poll: the mail whose reading hangs is quarantined with the reason
+    after `limits.parse_timeout_seconds`, every other complaint becomes a case, and the
+    inbox ends empty; the next poll reads with a new worker."""
+    app = make_app(imap={"port": dovecot.port, "username": dovecot.username,
+                         "password": dovecot.password},
+                   smtp={"port": smtp_sink.port}, db_url=db_url, limits={"parse_timeout_seconds": 2})
+    app.intake.preparer.work = hang_or_crash
+    mails = [complaint(sender=f"burger{i}@example.be", name=f"Burger {i}",
+                       subject=f"Klacht {i} over mijn dossier {1000 + i}",
+                       body=f"Geachte, mijn aanvraag {i} bij het agentschap blijft al maanden liggen.")
+             for i in range(6)]
+    mails[2] = _marked(mails[2], HANG)
+    append_all(dovecot, mails)
+    report = app.poll_once()
+    assert (report.fetched, report.processed, report.quarantined) == (6, 5, 1)
+    append_all(dovecot, [complaint(sender="later@example.be", subject="Nog een klacht",
+                                   body="Mijn vraag bij de gemeente blijft onbeantwoord.")])
+    assert app.poll_once().processed == 1
+    with app.sessions() as session:
+        assert len(session.execute(select(Case)).scalars().all()) == 6
+        reasons = session.execute(select(Message.quarantine_reason)
+                                  .where(Message.quarantine_reason.is_not(None))).scalars().all()
+    assert reasons == ["reading the message took longer than 2 s"]
+    assert folder_count(dovecot, "INBOX") == 0 and folder_count(dovecot, "Quarantine") == 1
