@@ -100,14 +100,14 @@ class Preparer:
             except FutureTimeout:
                 log.warning("reading a message took longer than %g s: worker replaced", self.timeout)
                 self._replace(prepared, kill=True)
-                raise ParseError(f"reading the message took longer than {self.timeout:g} s") from None
+                raise prepared.set_aside(f"reading the message took longer than {self.timeout:g} s")
             except (BrokenProcessPool, CancelledError):
                 self._replace(prepared, again=attempt == 1)
                 continue
             self._proven, self._warm = True, prepared.pool
             return found
         if self._worker_runs(prepared.options):
-            raise ParseError("reading the message made the parser crash")
+            raise prepared.set_aside("reading the message made the parser crash")
         self._give_up("a new worker died at once")
         return self.work(prepared.raw, prepared.options)
 
@@ -194,11 +194,20 @@ class Prepared:
     preparer: Preparer | None = None
     future: Future[tuple[Mail, Classification]] | None = None
     pool: ProcessPoolExecutor | None = None  # the worker `future` waits for
+    error: ParseError | None = None  # set aside by the watchdog: never read again
 
     def result(self) -> tuple[Mail, Classification]:
+        """The parse (again, when a batch is redone); a mail set aside raises its ParseError
+        every time, never to be read in process, where nothing could cut it off."""
+        if self.error is not None:
+            raise self.error
         if self.preparer is None:
             return prepare(self.raw, self.options)
         return self.preparer.result(self)
+
+    def set_aside(self, reason: str) -> ParseError:
+        self.error = ParseError(reason)
+        return self.error
 
 
 def _stop(pool: ProcessPoolExecutor, *, kill: bool) -> None:

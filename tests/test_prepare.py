@@ -228,8 +228,9 @@ def test_poll_with_a_batch_parsed_ahead(make_app, dovecot, smtp_sink, db_url) ->
 @pytest.mark.dovecot
 def test_poll_sets_a_hanging_mail_aside(make_app, dovecot, smtp_sink, db_url) -> None:
     """Through the real poll: the mail whose reading hangs is quarantined with the reason
-    after `limits.parse_timeout_seconds`, every other complaint becomes a case, and the
-    inbox ends empty; the next poll reads with a new worker."""
+    after `limits.parse_timeout_seconds`, also when another mail's failure makes the batch
+    be redone (it is not read again); every other complaint becomes a case, the inbox ends
+    empty, and the next poll reads with a new worker."""
     app = make_app(imap={"port": dovecot.port, "username": dovecot.username,
                          "password": dovecot.password},
                    smtp={"port": smtp_sink.port}, db_url=db_url, limits={"parse_timeout_seconds": 2})
@@ -239,15 +240,25 @@ def test_poll_sets_a_hanging_mail_aside(make_app, dovecot, smtp_sink, db_url) ->
                        body=f"Geachte, mijn aanvraag {i} bij het agentschap blijft al maanden liggen.")
              for i in range(6)]
     mails[2] = _marked(mails[2], HANG)
+    mails[4] = complaint(subject="BOOM", body="Deze mail laat de robot struikelen.")
     append_all(dovecot, mails)
+    real = app.intake.matching.match_explained
+
+    def breaking(session, mail, classification=None):  # the batch is redone message by message
+        if mail.subject == "BOOM":
+            raise RuntimeError("matching broke")
+        return real(session, mail, classification)
+
+    app.intake.matching.match_explained = breaking
     report = app.poll_once()
-    assert (report.fetched, report.processed, report.quarantined) == (6, 5, 1)
+    assert (report.fetched, report.processed, report.quarantined) == (6, 4, 2)
     append_all(dovecot, [complaint(sender="later@example.be", subject="Nog een klacht",
                                    body="Mijn vraag bij de gemeente blijft onbeantwoord.")])
     assert app.poll_once().processed == 1
     with app.sessions() as session:
-        assert len(session.execute(select(Case)).scalars().all()) == 6
+        assert len(session.execute(select(Case)).scalars().all()) == 5
         reasons = session.execute(select(Message.quarantine_reason)
                                   .where(Message.quarantine_reason.is_not(None))).scalars().all()
-    assert reasons == ["reading the message took longer than 2 s"]
-    assert folder_count(dovecot, "INBOX") == 0 and folder_count(dovecot, "Quarantine") == 1
+    assert sorted(reasons) == ["processing failed: RuntimeError: matching broke",
+                               "reading the message took longer than 2 s"]
+    assert folder_count(dovecot, "INBOX") == 0 and folder_count(dovecot, "Quarantine") == 2
