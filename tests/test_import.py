@@ -278,9 +278,11 @@ def test_killed_import_resumes_without_duplicates(tmp_path):
     assert found["incoming"] == found["distinct_ids"] == found["receipts"] == 400
 
 
-def test_a_mail_whose_reading_hangs_is_quarantined_and_the_import_goes_on(tmp_path):
-    """Import parses ahead in the worker, so the watchdog covers it: the hanging mail is
-    quarantined with the reason after `limits.parse_timeout_seconds`, the rest recorded."""
+def test_a_failing_or_hanging_mail_is_quarantined_and_the_import_goes_on(tmp_path):
+    """A batch is one transaction; a message that breaks processing (here: matching raises)
+    sends the batch round again with a savepoint per message, so only it is quarantined.
+    Import parses ahead in the worker, so the watchdog covers it: the mail whose reading
+    hangs is quarantined after `limits.parse_timeout_seconds`, and not read again in the redo."""
     from mailbot.app import create_app
     from mailbot.config import load_settings
     from mailbot.migrate import upgrade
@@ -288,12 +290,25 @@ def test_a_mail_whose_reading_hangs_is_quarantined_and_the_import_goes_on(tmp_pa
     app = create_app(load_settings(_config(tmp_path, limits={"parse_timeout_seconds": 2})))
     upgrade(app.engine)
     app.intake.preparer.work = hang_or_crash
-    items = [(i, HANG + b"\r\n" + old_mail(i) if i == 5 else old_mail(i), i + 1) for i in range(12)]
+    real = app.intake.matching.match_explained
+
+    def breaking(session, mail, classification=None):
+        if mail.subject == "BOOM":
+            raise RuntimeError("matching broke")
+        return real(session, mail, classification)
+
+    app.intake.matching.match_explained = breaking
+    boom = complaint(subject="BOOM", body="Deze mail laat de robot struikelen.", message_id="<boom@example.be>")
+    raws = [HANG + b"\r\n" + old_mail(i) if i == 5 else boom if i == 7 else old_mail(i) for i in range(12)]
     try:
-        report = Importer(app, ImportClock(), batch_size=5).run("import:test", 1, iter(items))
+        report = Importer(app, ImportClock(), batch_size=10).run("import:test", 1,
+                                                                 iter([(i, raw, i + 1) for i, raw in enumerate(raws)]))
         found = counts(app)
+        with app.sessions() as session:
+            receipts = session.execute(select(func.count()).select_from(Receipt)).scalar_one()
     finally:
         app.close()
-    assert report.outcomes["quarantined"] == 1 and report.outcomes["processed"] == 11
-    assert list(report.problems) == ["reading the message took longer than N s"]  # numbers abridged
-    assert found["incoming"] == 12 and found["outbox"] == 0
+    assert report.outcomes["quarantined"] == 2 and report.outcomes["processed"] == 10
+    assert sorted(report.problems) == ["processing failed: RuntimeError: matching broke",
+                                       "reading the message took longer than N s"]  # numbers abridged
+    assert found["incoming"] == receipts == 12 and found["outbox"] == 0
