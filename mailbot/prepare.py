@@ -12,7 +12,8 @@ message that makes the worker die twice is quarantined too, once a canary mail s
 a fresh worker itself is fine.
 
 The worker is started on first use (spawn: no inherited threads or connections), ignores
-SIGINT/SIGTERM (the robot stops it), and leaves by itself when the robot dies. Small
+SIGINT/SIGTERM (the robot stops it), and leaves by itself when the robot dies: at once when
+idle, and at the latest after its own per-mail alarm (the backstop) when stuck in a mail. Small
 batches without a watchdog, single-core machines without one, and workers that cannot run
 at all fall back to doing it in process (with no time limit).
 """
@@ -20,6 +21,7 @@ at all fall back to doing it in process (with no time limit).
 from __future__ import annotations
 
 import logging
+import math
 import multiprocessing
 import os
 import signal
@@ -77,6 +79,9 @@ class Preparer:
         self._lock = threading.Lock()
         self._proven = False  # a worker has returned a result: it can run at all
         self._warm: ProcessPoolExecutor | None = None  # the worker that has started up
+        # The worker's own limit per mail, a backstop for when the robot is gone and cannot
+        # kill it: well beyond the robot's own timeout, which normally acts first.
+        self.backstop = 2 * timeout + STARTUP_GRACE if timeout else 0.0
         # The last batch, to submit again together when its worker is lost (weak: the
         # caller decides how long a batch's mail stays in memory).
         self._ahead: list[weakref.ref[Prepared]] = []
@@ -118,7 +123,8 @@ class Preparer:
         try:
             for prepared in batch:
                 prepared.pool = pool
-                prepared.future = pool.submit(self.work, prepared.raw, prepared.options)
+                prepared.future = pool.submit(_guarded, self.work, prepared.raw, prepared.options,
+                                              self.backstop)
         except (BrokenProcessPool, RuntimeError) as err:
             self._give_up(str(err))
             for prepared in batch:
@@ -233,11 +239,25 @@ def _usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def _guarded(work: Work, raw: bytes, options: Options, backstop: float) -> tuple[Mail, Classification]:
+    """`work` in the worker, which the kernel ends if it is still at it after `backstop`
+    seconds: SIGALRM keeps its default action, so this works even when the parse is stuck
+    in C code holding the GIL, and the robot that should have killed it is gone."""
+    if backstop:
+        signal.alarm(math.ceil(backstop))
+    try:
+        return work(raw, options)
+    finally:
+        if backstop:
+            signal.alarm(0)
+
+
 def _start_worker(robot: int) -> None:
     # The robot decides when the worker stops (pool shutdown); a Ctrl-C or a SIGTERM to
     # the process group must not kill it under a batch in flight.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)  # `_guarded`'s backstop ends the process
     # The worker holds both ends of its task queue, so a robot killed with SIGKILL would
     # leave it waiting for ever: it leaves when its parent is no longer the robot.
     threading.Thread(target=_leave_with, args=(robot,), name="robot-watch", daemon=True).start()

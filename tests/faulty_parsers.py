@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import re
 import time
 
 from mailbot.prepare import Options, prepare
@@ -44,4 +45,15 @@ def slow_first(raw: bytes, options: Options):
     if _in_worker() and not _warmed_up:
         _warmed_up = True
         time.sleep(2)
+    return prepare(raw, options)
+
+
+HOG = b"X-Test-Parser: hog"
+
+
+def hog_the_interpreter(raw: bytes, options: Options):
+    """On a HOG mail: catastrophic backtracking in the standard `re`, which holds the GIL
+    (no Python thread of the worker runs until it ends, in years)."""
+    if HOG in raw:
+        re.match(r"(a+)+$", "a" * 64 + "b")
     return prepare(raw, options)

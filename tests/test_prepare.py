@@ -189,6 +189,33 @@ def test_worker_ends_when_the_robot_is_killed(tmp_path: Path) -> None:
     assert not _alive(worker)
 
 
+def test_a_stuck_worker_of_a_killed_robot_ends_by_itself(tmp_path: Path) -> None:
+    """The robot SIGKILLed while its worker is stuck in C code that holds the GIL (so the
+    worker's own watch thread cannot run): the worker's backstop alarm still ends it."""
+    script = textwrap.dedent(f"""
+        import sys, time
+        sys.path[:0] = [{str(Path(__file__).resolve().parents[1])!r}, {str(Path(__file__).resolve().parent)!r}]
+        from mailbot.prepare import Options, Preparer
+        from faulty_parsers import HOG, hog_the_interpreter
+        preparer = Preparer(timeout=60, work=hog_the_interpreter)
+        preparer.backstop = 3
+        mail = b"Subject: x\\r\\n\\r\\nklacht\\r\\n"
+        ahead = preparer.batch([mail, HOG + b"\\r\\n" + mail], Options(1_000_000, frozenset(), "nl"))
+        ahead[0].result()
+        print(*preparer._pool._processes, flush=True)
+        time.sleep(60)
+    """)
+    robot = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    worker = int(robot.stdout.readline())
+    time.sleep(0.5)  # the worker is in the backtracking by now
+    robot.kill()
+    robot.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _alive(worker):
+        time.sleep(0.1)
+    assert not _alive(worker)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.waitpid(pid, os.WNOHANG)  # reap it if it is (somehow) ours
