@@ -1,11 +1,11 @@
 """`mailbot import`: backfill cases and threads from an old mailbox, without replying.
 
-Sources: an mbox file (streamed: at most 32 messages in memory, parsed ahead), a Maildir,
-or a folder of the configured IMAP server (read-only: nothing is moved). Every message goes
-through the normal intake with `quiet=True`: cases, threads, flags and events are recorded;
-no reply is queued. Each message leaves a receipt keyed by `Source(mailbox="import:<where>",
-uidvalidity, uid)`, committed in batches, so an interrupted import resumes where it stopped
-and a second run skips everything already done. Mail that cannot be read is quarantined (a
+Sources: an mbox file (streamed: one batch in memory at a time), a Maildir, or a folder of
+the configured IMAP server (read-only: nothing is moved). Every message goes through the
+normal intake with `quiet=True`: cases, threads, flags and events are recorded; no reply is
+queued. Each message leaves a receipt keyed by `Source(mailbox="import:<where>", uidvalidity,
+uid)`, committed in batches, so an interrupted import resumes where it stopped and a second
+run skips everything already done. Mail that cannot be read is quarantined (a
 row with the reason, shown in the digest) and counted in the final report.
 """
 
@@ -36,14 +36,15 @@ from .record import Source, add_receipt, quarantine
 
 if TYPE_CHECKING:
     from .app import App
-    from .pipeline import Outcome
     from .config import ImapSettings
+    from .pipeline import Outcome
 
 log = logging.getLogger("mailbot.import")
 
 READ_AHEAD = 32  # messages parsed ahead of the database work
 READ_AHEAD_BYTES = 32 * 2**20  # ... and no more than this much mail held for it
 BATCH_BYTES = 64 * 2**20  # a batch is committed at this much mail, however few messages
+
 
 class Progress(Protocol):
     """What the import loop reports to (the CLI's progress bar)."""
@@ -247,7 +248,8 @@ class Importer:
                 self._one(session, source, raw, counted, prepared)
         return counted
 
-    def _read_ahead(self, items: Iterator[Item], done: set[int]) -> Iterator[tuple[int, bytes, int, Prepared | None]]:
+    def _read_ahead(self, items: Iterator[Item],
+                    done: set[int]) -> Iterator[tuple[int, bytes, int, Prepared | None]]:
         """The items, with the parse of those not done started ahead in the parse worker
         (also the watchdog for mail whose reading hangs); None for the ones done before.
         At most READ_AHEAD messages or READ_AHEAD_BYTES are held at a time."""
