@@ -179,14 +179,7 @@ def test_worker_ends_when_the_robot_is_killed(tmp_path: Path) -> None:
         print(*preparer._pool._processes, flush=True)
         time.sleep(60)
     """)
-    robot = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    worker = int(robot.stdout.readline())
-    robot.kill()
-    robot.wait()
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and _alive(worker):
-        time.sleep(0.1)
-    assert not _alive(worker)
+    assert _worker_left_after_robot_killed(script, within=20)
 
 
 def test_a_stuck_worker_of_a_killed_robot_ends_by_itself(tmp_path: Path) -> None:
@@ -205,15 +198,21 @@ def test_a_stuck_worker_of_a_killed_robot_ends_by_itself(tmp_path: Path) -> None
         print(*preparer._pool._processes, flush=True)
         time.sleep(60)
     """)
+    assert _worker_left_after_robot_killed(script, within=30, settle=0.5)  # settle: into the backtracking
+
+
+def _worker_left_after_robot_killed(script: str, *, within: float, settle: float = 0.0) -> bool:
+    """Run `script` as the robot (it prints its worker's pid), SIGKILL it, and tell whether
+    the worker is gone `within` seconds."""
     robot = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     worker = int(robot.stdout.readline())
-    time.sleep(0.5)  # the worker is in the backtracking by now
+    time.sleep(settle)
     robot.kill()
     robot.wait()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline and _alive(worker):
         time.sleep(0.1)
-    assert not _alive(worker)
+    return not _alive(worker)
 
 
 def _alive(pid: int) -> bool:
