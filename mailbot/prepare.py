@@ -43,6 +43,7 @@ log = logging.getLogger("mailbot.prepare")
 
 MIN_BATCH = 16  # below this, shipping the batch to the worker costs more than it saves
 STARTUP_GRACE = 30.0  # seconds a new worker may take to start, on top of the first mail's timeout
+CLOSE_GRACE = 5.0  # seconds a closing worker may take to finish the mail in hand
 CANARY = b"From: canary@example.org\r\nSubject: canary\r\n\r\nklacht\r\n"
 
 
@@ -185,10 +186,20 @@ class Preparer:
             _stop(pool, kill=True)
 
     def close(self) -> None:
+        """Stop the worker: it may finish the mail in hand (CLOSE_GRACE); one stuck in a mail
+        is killed, so a Ctrl-C or a SIGTERM never waits on it (nor does the interpreter's exit)."""
         with self._lock:
             pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        if pool is None:
+            return
+        processes = list(getattr(pool, "_processes", {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.join(CLOSE_GRACE)
+            if process.is_alive():
+                process.kill()
+                process.join()
+        pool.shutdown(wait=True)
 
 
 @dataclass(eq=False)

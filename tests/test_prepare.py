@@ -288,3 +288,16 @@ def test_poll_sets_a_hanging_mail_aside(make_app, dovecot, smtp_sink, db_url) ->
     assert sorted(reasons) == ["processing failed: RuntimeError: matching broke",
                                "reading the message took longer than 2 s"]
     assert folder_count(dovecot, "INBOX") == 0 and folder_count(dovecot, "Quarantine") == 2
+
+
+def test_closing_does_not_wait_on_a_worker_stuck_in_a_mail() -> None:
+    """Ctrl-C during an import, SIGTERM during a poll: the robot closes the preparer while
+    the worker may be stuck in a mail; it is killed after a short grace, not waited on."""
+    preparer = Preparer(timeout=600, work=hang_or_crash)
+    raws = _corpus(2)
+    ahead = preparer.batch([raws[0], _marked(raws[1], HANG)], OPTIONS)
+    ahead[0].result()
+    [worker] = list(preparer._pool._processes)
+    started = time.monotonic()
+    preparer.close()
+    assert time.monotonic() - started < 20 and not _alive(worker)
