@@ -102,7 +102,7 @@ _ROUND_1: list[tuple[str, str, Callable[[], bytes]]] = [
         "Ik ben afwezig tot maandag. Uw mail wordt niet doorgestuurd.",
         headers="Auto-Submitted: auto-replied\r\nX-Auto-Response-Suppress: All\r\n", minutes_ago=170)),
     ("bounce", "bounce (DSN) → ignored, never answered", lambda: _bounce()),
-    ("oversize", "oversize mail (over limits.max_message_bytes) → quarantined", lambda: _mail(
+    ("oversize", "oversize mail (over limits.max_message_bytes) → quarantined, sender told", lambda: _mail(
         "Scanner <scanner@example.be>", "Scan van mijn dossier",
         "Zie bijlage.\n\n" + ("JVBERi0xLjQKJcfsj6IKNSAwIG9iago8PC9MZW5ndGggNiAwIFI+PgpzdHJlYW0K" * 1500),
         minutes_ago=160)),

@@ -8,6 +8,7 @@
     ├── SendError          SMTP failure
     │   └── PermanentSendError   the server rejected the message for good (5xx)
     └── ParseError         a message could not be read at all (quarantine)
+        └── ReadingAborted   ... because its reading was cut off (watchdog)
 """
 
 
@@ -41,3 +42,7 @@ class PermanentSendError(SendError):
 
 class ParseError(MailbotError):
     """A message cannot be read at all and must be quarantined."""
+
+
+class ReadingAborted(ParseError):
+    """The parse worker gave up on a message (it overran its time or crashed the worker)."""

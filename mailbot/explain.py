@@ -7,13 +7,16 @@ transaction that is always rolled back; nothing is sent, stored or moved.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from .errors import ParseError, StoreError
-from .model import Mail
+from .model import Mail, Reply
 from .prepare import prepare
 from .route import describe
 
@@ -53,20 +56,14 @@ def explain(app: Any, raw: bytes, *, now: datetime | None = None) -> dict[str, A
     try:
         mail, classification = prepare(raw, intake.prepare_options)
     except ParseError as err:
+        with _reading(app) as session:
+            found = intake.unreadable_notice(session, raw)
         return {"parse": {"error": str(err)}, "classification": {"kind": "unreadable"},
-                "actions": ["quarantine"], "replies": []}
+                "actions": ["quarantine"], "replies": [_reply(r) for r in ([found[1]] if found else [])]}
     result: dict[str, Any] = {"parse": _mail_summary(mail), "classification": _plain(classification)}
-    session = app.sessions()
-    try:
-        session.begin()
+    with _reading(app) as session:
         planned = intake.plan(session, mail, classification, now)
         joins = planned.case.ref if planned.case else None  # read before the rollback expires it
-    except SQLAlchemyError as err:
-        raise StoreError(f"cannot read the database ({type(err).__name__}); "
-                         "run `mailbot db upgrade` first") from err
-    finally:
-        session.rollback()  # nothing is kept, whatever a stage may have touched
-        session.close()
     result["match"] = _plain(planned.match)
     result["match_considered"] = _plain(planned.matched.considered)
     if planned.routed is not None:
@@ -79,9 +76,28 @@ def explain(app: Any, raw: bytes, *, now: datetime | None = None) -> dict[str, A
         "joins_case": joins, "flags": list(decision.flags),
         "outcome": decision.outcome, "reasons": list(decision.reasons),
     }
-    result["replies"] = [{"template": r.template, "to": str(r.to), "language": r.language,
-                          "subject": r.subject} for r in decision.replies]
+    result["replies"] = [_reply(r) for r in decision.replies]
     return result
+
+
+def _reply(reply: Reply) -> dict[str, Any]:
+    return {"template": reply.template, "to": str(reply.to), "language": reply.language,
+            "subject": reply.subject, **({"reason": reply.context["reason"]} if "reason" in reply.context else {})}
+
+
+@contextmanager
+def _reading(app: Any) -> Iterator[Session]:
+    """A session that keeps nothing, whatever a stage may touch."""
+    session = app.sessions()
+    try:
+        session.begin()
+        yield session
+    except SQLAlchemyError as err:
+        raise StoreError(f"cannot read the database ({type(err).__name__}); "
+                         "run `mailbot db upgrade` first") from err
+    finally:
+        session.rollback()
+        session.close()
 
 
 def explain_text(result: dict[str, Any]) -> str:
@@ -89,7 +105,9 @@ def explain_text(result: dict[str, Any]) -> str:
     lines: list[str] = []
     parse = result["parse"]
     if "error" in parse:
-        return f"unreadable: {parse['error']}\n→ quarantined, no reply"
+        told = [f"→ the sender is told: {r['template']} ({r['reason']}, {r['language']}) to {r['to']}"
+                for r in result["replies"]]
+        return "\n".join([f"unreadable: {parse['error']}", "→ quarantined" + ("" if told else ", no reply"), *told])
     cls = result["classification"]
     lines.append(f"mail:      {parse['from']} — {parse['subject']!r}")
     lines.append(f"kind:      {cls['kind']} (language {cls['language']})")

@@ -30,15 +30,16 @@ from . import deferred, store
 from .addresses import preload_undeliverable, record_bounce, undeliverable_among
 from .db import Case, MailboxState
 from .decide import CaseView, RoutingOutcome, decide
-from .errors import FetchError, ParseError
+from .errors import FetchError, ParseError, ReadingAborted
 from .fetch import Mailbox
 from .matching_stage import MatchingStage, Result as MatchResult
-from .model import Classification, Decision, Kind, Mail, Match
+from .model import Classification, Decision, Kind, Mail, Match, Reply
 from .prepare import Options, Prepared, Preparer
 from .recipients import reply_recipient
 from .record import Source, add_receipt, apply_decision, quarantine, write_rows
 from .replies import queue_reply
 from .routing_stage import RoutedComplaint, RoutingStage
+from .unreadable import notice
 
 log = logging.getLogger("mailbot.intake")
 
@@ -123,7 +124,13 @@ class Intake:
                 add_receipt(session, source, existing, disposition)
                 return Outcome(disposition, existing.kind)
             quarantine(session, raw, sha, source, str(err), now=now)
-            return Outcome("quarantined", str(Kind.UNREADABLE), actions=("quarantine",))
+            actions = ["quarantine"]
+            # A mail whose reading was cut off is not read again here, not even its headers.
+            if not quiet and not isinstance(err, ReadingAborted):
+                status = self._queue_notice(session, raw, now)
+                if status is not None:
+                    actions.append(f"{status}:undeliverable")
+            return Outcome("quarantined", str(Kind.UNREADABLE), actions=tuple(actions))
         sender = mail.from_.email if mail.from_ else ""
         existing = store.incoming_by_identity(session, mail.message_id, sha, sender)
         # A mail quarantined after a processing failure and moved back to the inbox by
@@ -194,6 +201,22 @@ class Intake:
         elif case is not None:
             actions.insert(0, "thread")
         return Outcome("processed", str(decision.kind), case.ref if case else None, tuple(actions))
+
+    def unreadable_notice(self, session: Session, raw: bytes) -> tuple[Mail, Reply] | None:
+        """The notice that tells the sender of an unreadable mail it did not arrive, and the
+        mail's headers, or None (`unreadable.notice`); `rules explain` shows it too."""
+        return notice(raw, max_bytes=self.settings.limits.max_message_bytes,
+                      own_addresses=self.own_addresses, default_language=self.settings.default_language,
+                      webform_senders=self.settings.webform_senders,
+                      blocked=lambda mail: self.blocked_addresses(session, mail),
+                      is_service=self.routing.is_service_address)
+
+    def _queue_notice(self, session: Session, raw: bytes, now: datetime) -> str | None:
+        found = self.unreadable_notice(session, raw)
+        if found is None:
+            return None
+        mail, reply = found
+        return queue_reply(session, self.settings, self.renderer, reply, case=None, mail=mail, now=now)
 
     def blocked_addresses(self, session: Session, mail: Mail) -> frozenset[str]:
         """Candidate reply addresses that are known to be undeliverable."""

@@ -35,7 +35,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 from .classify import classify
-from .errors import ParseError
+from .errors import ParseError, ReadingAborted
 from .model import Classification, Mail
 from .parse import parse_message
 
@@ -223,7 +223,7 @@ class Prepared:
         return self.preparer.result(self)
 
     def set_aside(self, reason: str) -> ParseError:
-        self.error = ParseError(reason)
+        self.error = ReadingAborted(reason)
         return self.error
 
 

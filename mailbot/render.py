@@ -237,8 +237,8 @@ SAMPLES: dict[str, dict[str, Any]] = {
     # investigator may be None while nobody is assigned.
     "status": {"status": "investigating", "investigator": _INVESTIGATOR},
     "status_neutral": {},
-    # reason: too_large | unreadable; max_size_mb: the limit in MB (int).
-    "undeliverable": {"reason": "too_large", "max_size_mb": 25},
+    # reason: too_large | unreadable; the limit in MB (int, 0 under 1 MB) and in kB (int).
+    "undeliverable": {"reason": "too_large", "max_size_mb": 25, "max_size_kb": 25600},
 }
 
 

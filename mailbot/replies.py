@@ -129,6 +129,7 @@ def reply_context(settings: Settings, case: Case | None, reply: Reply, mail: Mai
                       "subject": forwarded.subject if forwarded else "",
                       "date": forwarded.date.strftime("%d-%m-%Y") if forwarded and forwarded.date else ""},
         "reason": "unreadable", "max_size_mb": settings.limits.max_message_bytes // (1024 * 1024),
+        "max_size_kb": settings.limits.max_message_bytes // 1024,
     }
 
 

@@ -215,8 +215,10 @@ def test_hostile_inputs_are_handled_in_bounded_time_and_memory():
 
 
 def test_one_long_line_body_is_handled_in_bounded_time():
-    """A body that is one 60 kB line without spaces is processed within 3 seconds."""
-    results = hostile.run_all(["long_line"], 0.006, timeout=4)
+    """A body that is one 60 kB line without spaces is processed within 3 seconds (measured
+    in the child around the processing; the child's start-up, slow on a loaded machine, is
+    given 30 s and not counted)."""
+    results = hostile.run_all(["long_line"], 0.006, timeout=30)
     assert results[0]["disposition"] == "processed" and results[0]["seconds"] < 3, results
 
 
