@@ -18,7 +18,7 @@ import re
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -41,8 +41,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mailbot.import")
 
-READ_AHEAD = 32  # messages parsed ahead of the database work
-READ_AHEAD_BYTES = 32 * 2**20  # ... and no more than this much mail held for it
 BATCH_BYTES = 64 * 2**20  # a batch is committed at this much mail, however few messages
 
 
@@ -55,7 +53,6 @@ class Progress(Protocol):
 
 # (uid, raw bytes, position for the progress bar)
 Item = tuple[int, bytes, int]
-Todo = tuple[Source, bytes, Prepared]  # a message to import, its parse started ahead
 
 _DATE = re.compile(rb"^Date:[ \t]*(.+(?:\r?\n[ \t].*)*)", re.I | re.M)
 _FROM_QUOTED = re.compile(rb"^>+From ")
@@ -200,15 +197,15 @@ class Importer:
         report = ImportReport()
         started = time.monotonic()
         done = self.done_uids(name, uidvalidity)
-        batch: list[Todo] = []
+        batch: list[tuple[Source, bytes]] = []
         held = 0
         try:
-            for uid, raw, position, prepared in self._read_ahead(items, done):
+            for uid, raw, position in items:
                 report.seen += 1
-                if prepared is None:
+                if uid in done:
                     report.skipped += 1
                 else:
-                    batch.append((Source(name, uidvalidity, uid), raw, prepared))
+                    batch.append((Source(name, uidvalidity, uid), raw))
                     held += len(raw)
                     if len(batch) >= self.batch_size or held >= BATCH_BYTES:
                         _merge(report, self._record(batch))
@@ -225,16 +222,19 @@ class Importer:
                 self.progress.finish()
         return report
 
-    def _record(self, batch: list[Todo]) -> ImportReport:
+    def _record(self, batch: list[tuple[Source, bytes]]) -> ImportReport:
         """One transaction for the batch, without a savepoint per message (two statements
         and a flush fewer each); when a message fails, the batch is rolled back and recorded
-        again with a savepoint per message, so only that one is quarantined."""
+        again with a savepoint per message, so only that one is quarantined. The batch is
+        parsed ahead in the parse worker, also the watchdog for mail whose reading hangs."""
+        intake = self.app.intake
+        todo = list(zip(batch, intake.preparer.batch([raw for _, raw in batch], intake.prepare_options)))
         counted = ImportReport()
         try:
             with self.app.sessions.begin() as session:
-                for source, raw, prepared in batch:
+                for (source, raw), prepared in todo:
                     self.clock.set_from(raw)
-                    outcome = self.app.intake.process(session, raw, source, quiet=True, prepared=prepared)
+                    outcome = intake.process(session, raw, source, quiet=True, prepared=prepared)
                     _count(session, outcome, counted)
             return counted
         except (OperationalError, InterfaceError):
@@ -244,29 +244,9 @@ class Importer:
                      type(err).__name__)
         counted = ImportReport()
         with self.app.sessions.begin() as session:
-            for source, raw, prepared in batch:
+            for (source, raw), prepared in todo:
                 self._one(session, source, raw, counted, prepared)
         return counted
-
-    def _read_ahead(self, items: Iterator[Item],
-                    done: set[int]) -> Iterator[tuple[int, bytes, int, Prepared | None]]:
-        """The items, with the parse of those not done started ahead in the parse worker
-        (also the watchdog for mail whose reading hangs); None for the ones done before.
-        At most READ_AHEAD messages or READ_AHEAD_BYTES are held at a time."""
-        intake = self.app.intake
-        window: list[Item] = []
-        held = 0
-        for item in _then_none(items):
-            if item is not None:
-                window.append(item)
-                held += len(item[1])
-                if len(window) < READ_AHEAD and held < READ_AHEAD_BYTES:
-                    continue
-            todo = [raw for uid, raw, _ in window if uid not in done]
-            ahead = iter(intake.preparer.batch(todo, intake.prepare_options))
-            for uid, raw, position in window:
-                yield uid, raw, position, None if uid in done else next(ahead)
-            window, held = [], 0
 
     def _one(self, session: Session, source: Source, raw: bytes, pending: ImportReport,
              prepared: Prepared | None = None) -> None:
@@ -300,11 +280,6 @@ def _count(session: Session, outcome: Outcome, counted: ImportReport) -> None:
         counted.opened += 1
     elif outcome.case_ref:
         counted.joined += 1
-
-
-def _then_none(items: Iterable[Item]) -> Iterator[Item | None]:
-    yield from items
-    yield None  # the end: the last window is handed out
 
 
 def _merge(report: ImportReport, batch: ImportReport) -> None:

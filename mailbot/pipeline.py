@@ -33,7 +33,7 @@ from .decide import CaseView, RoutingOutcome, decide
 from .errors import FetchError, ParseError, ReadingAborted
 from .fetch import Mailbox
 from .matching_stage import MatchingStage, Result as MatchResult
-from .model import Classification, Decision, Kind, Mail, Match, Reply
+from .model import Address, Classification, Decision, Kind, Mail, Match, Reply
 from .prepare import Options, Prepared, Preparer
 from .recipients import reply_recipient
 from .record import Source, add_receipt, apply_decision, quarantine, write_rows
@@ -149,10 +149,7 @@ class Intake:
         case_row = session.get(Case, match.case_id) if match.case_id is not None else None
         case_view = (CaseView(case_row.ref, case_row.citizen_email, case_row.language,
                               frozenset(case_row.flags)) if case_row else None)
-        recipient = reply_recipient(mail, classification, own_addresses=self.own_addresses,
-                                    webform_senders=self.settings.webform_senders,
-                                    blocked=self.blocked_addresses(session, mail),
-                                    is_service=self.routing.is_service_address)
+        recipient = self.recipient(session, mail, classification)
         routed = None
         if case_row is None and not classification.is_automatic:
             # A mail that opens a case is a new complaint for routing, even when it
@@ -207,9 +204,7 @@ class Intake:
         mail's headers, or None (`unreadable.notice`); `rules explain` shows it too."""
         return notice(raw, max_bytes=self.settings.limits.max_message_bytes,
                       own_addresses=self.own_addresses, default_language=self.settings.default_language,
-                      webform_senders=self.settings.webform_senders,
-                      blocked=lambda mail: self.blocked_addresses(session, mail),
-                      is_service=self.routing.is_service_address)
+                      recipient=lambda mail, classification: self.recipient(session, mail, classification))
 
     def _queue_notice(self, session: Session, raw: bytes, now: datetime) -> str | None:
         found = self.unreadable_notice(session, raw)
@@ -217,6 +212,13 @@ class Intake:
             return None
         mail, reply = found
         return queue_reply(session, self.settings, self.renderer, reply, case=None, mail=mail, now=now)
+
+    def recipient(self, session: Session, mail: Mail, classification: Classification) -> Address | None:
+        """Whom an automatic reply to `mail` goes to, or None (`recipients.reply_recipient`)."""
+        return reply_recipient(mail, classification, own_addresses=self.own_addresses,
+                               webform_senders=self.settings.webform_senders,
+                               blocked=self.blocked_addresses(session, mail),
+                               is_service=self.routing.is_service_address)
 
     def blocked_addresses(self, session: Session, mail: Mail) -> frozenset[str]:
         """Candidate reply addresses that are known to be undeliverable."""

@@ -9,13 +9,12 @@ and the per-address limit holds a loop's notices for staff. No I/O of its own.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 
 from .classify import classify
 from .errors import ParseError
-from .model import Mail, Reply
+from .model import Address, Classification, Mail, Reply
 from .parse import parse_message
-from .recipients import reply_recipient
 
 HEADER_LIMIT = 256 * 1024  # a header block longer than this is not believed
 
@@ -35,16 +34,15 @@ def header_mail(raw: bytes) -> Mail | None:
 
 
 def notice(raw: bytes, *, max_bytes: int, own_addresses: frozenset[str], default_language: str,
-           webform_senders: Collection[str] = (), blocked: Callable[[Mail], Collection[str]],
-           is_service: Callable[[str], bool]) -> tuple[Mail, Reply] | None:
+           recipient: Callable[[Mail, Classification], Address | None]) -> tuple[Mail, Reply] | None:
     """The `undeliverable` reply to a mail that cannot be read, and its header Mail (the
-    reply threads to it), or None when nobody may be answered."""
+    reply threads to it), or None when nobody may be answered (`recipient`: whom a reply
+    to the mail would go to, under the usual rules)."""
     mail = header_mail(raw)
     if mail is None:
         return None
     classification = classify(mail, own_addresses=own_addresses, default_language=default_language)
-    to = reply_recipient(mail, classification, own_addresses=own_addresses,
-                         webform_senders=webform_senders, blocked=blocked(mail), is_service=is_service)
+    to = recipient(mail, classification)
     if to is None:
         return None
     reason = "too_large" if len(raw) > max_bytes else "unreadable"

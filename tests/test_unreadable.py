@@ -9,6 +9,7 @@ import pytest
 from conftest import complaint
 from helpers import append_all, folder_count
 from mailbot.model import Address
+from mailbot.recipients import reply_recipient
 from mailbot.unreadable import HEADER_LIMIT, header_mail, notice
 from test_cli import _config, _run
 
@@ -17,9 +18,11 @@ BIG = 1_100_000  # over a 1 MB limit
 
 
 def _notice(raw: bytes, *, blocked=(), services=(), webform=()):
-    return notice(raw, max_bytes=2**20, own_addresses=OWN, default_language="nl",
-                  webform_senders=webform, blocked=lambda mail: blocked,
-                  is_service=lambda email: email in services)
+    def recipient(mail, classification):  # the rules every reply follows
+        return reply_recipient(mail, classification, own_addresses=OWN, webform_senders=webform,
+                               blocked=blocked, is_service=lambda email: email in services)
+
+    return notice(raw, max_bytes=2**20, own_addresses=OWN, default_language="nl", recipient=recipient)
 
 
 def test_an_oversize_complaint_gets_the_too_large_notice_threaded_to_it():
