@@ -14,6 +14,7 @@ from sqlalchemy import (
     UniqueConstraint, create_engine, event, insert, inspect,
 )
 from sqlalchemy.engine import CursorResult, Engine
+from sqlalchemy.exc import InterfaceError, OperationalError, StatementError
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.orm import (
     DeclarativeBase, Mapped, Mapper, Session, make_transient_to_detached, mapped_column, relationship,
@@ -215,6 +216,33 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+# SQLSTATE classes that blame the statement, not the server: PostgreSQL raises "program limit
+# exceeded" (an index row over 2,704 bytes, say) as an OperationalError, like a lost connection.
+_STATEMENT_CLASSES = frozenset({"54"})
+
+
+def database_unavailable(err: BaseException) -> bool:
+    """Whether `err` means the database cannot work now (gone, locked, full, shutting down),
+    so the batch must stay in the inbox; False when one message's data made the statement fail,
+    so only that message is quarantined."""
+    if isinstance(err, InterfaceError):
+        return True
+    if not isinstance(err, OperationalError):
+        return False
+    sqlstate = getattr(err.orig, "sqlstate", None)
+    return err.connection_invalidated or not sqlstate or sqlstate[:2] not in _STATEMENT_CLASSES
+
+
+def describe_error(err: BaseException) -> str:
+    """`Type: message` for quarantine reasons and the event log. A database error is told
+    by its driver's first line: SQLAlchemy's own text carries the statement's parameters,
+    which hold the mail's content."""
+    if isinstance(err, StatementError) and err.orig is not None:
+        lines = str(err.orig).strip().splitlines()
+        return f"{type(err.orig).__name__}: {lines[0] if lines else ''}"[:500]
+    return f"{type(err).__name__}: {err}"[:500]
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker:

@@ -26,11 +26,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from sqlalchemy import select
-from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from . import deferred, store
-from .db import Message, Receipt
+from .db import Message, Receipt, database_unavailable, describe_error
 from .prepare import Prepared
 from .record import Source, add_receipt, quarantine
 
@@ -232,18 +231,20 @@ class Importer:
         counted = ImportReport()
         try:
             with self.app.sessions.begin() as session:
+                store.lock_identities(session, (raw for _, raw in batch))
                 for (source, raw), prepared in todo:
                     self.clock.set_from(raw)
                     outcome = intake.process(session, raw, source, quiet=True, prepared=prepared)
                     _count(session, outcome, counted)
             return counted
-        except (OperationalError, InterfaceError):
-            raise  # the database is gone: stop; the committed batches stay
         except Exception as err:  # noqa: BLE001 - find the failing message below
+            if database_unavailable(err):
+                raise  # the database is gone: stop; the committed batches stay
             log.info("import batch rolled back after %s; redone with a savepoint per message",
                      type(err).__name__)
         counted = ImportReport()
         with self.app.sessions.begin() as session:
+            store.lock_identities(session, (raw for _, raw in batch))
             for (source, raw), prepared in todo:
                 self._one(session, source, raw, counted, prepared)
         return counted
@@ -255,7 +256,9 @@ class Importer:
             with deferred.savepoint(session):
                 outcome = self.app.intake.process(session, raw, source, quiet=True, prepared=prepared)
         except Exception as err:  # noqa: BLE001 - one bad message must not stop the import
-            reason = f"processing failed: {type(err).__name__}: {err}"
+            if database_unavailable(err):
+                raise
+            reason = f"processing failed: {describe_error(err)}"
             log.debug("import %s uid=%s: %s\n%s", source.mailbox, source.uid, reason,
                       traceback.format_exc(limit=5))
             sha = hashlib.sha256(raw).hexdigest()

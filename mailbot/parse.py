@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import quopri
 import re
 from datetime import datetime, timezone
@@ -31,6 +32,9 @@ _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?]*)\?=")
 _BETWEEN_WORDS = re.compile(r"(\?=)[ \t\r\n]+(=\?)")
 _FOLD = re.compile(r"\r?\n[ \t]*")
 _MSGID = re.compile(r"<([^<>\s]+)>")
+# Message-IDs are indexed: PostgreSQL's btree rows hold at most 2,704 bytes, and a mail
+# must never fail on its own identifier. Longer or unprintable ones become their digest.
+MAX_ID_BYTES = 250
 # Labels that legacy mail mislabels: WHATWG maps them the same way browsers do.
 _CHARSET_ALIASES = {
     "latin-1": "cp1252", "latin1": "cp1252", "iso-8859-1": "cp1252", "iso8859-1": "cp1252",
@@ -42,7 +46,15 @@ _CHARSET_ALIASES = {
 
 
 def decode_bytes(data: bytes, declared: str | None = None) -> str:
-    """Bytes → text, trusting valid UTF-8 over a declared legacy charset (a common lie)."""
+    """Bytes → text, trusting valid UTF-8 over a declared legacy charset (a common lie).
+
+    NUL characters are dropped: they carry no meaning in mail and PostgreSQL refuses them
+    in text columns, which would quarantine an otherwise readable complaint.
+    """
+    return _decode_bytes(data, declared).replace("\x00", "")
+
+
+def _decode_bytes(data: bytes, declared: str | None) -> str:
     if data.isascii():
         return data.decode("ascii")
     try:
@@ -91,7 +103,7 @@ def _unsurrogate(value: str) -> str:
 
 def decode_words(value: str) -> str:
     """Decode RFC 2047 encoded-words leniently (bad padding, split multibyte, unknown charset)."""
-    value = _unsurrogate(value)
+    value = _unsurrogate(value).replace("\x00", "")
     if "=?" not in value:
         return value
     value = _BETWEEN_WORDS.sub(r"\1\2", value)  # whitespace between words is not text
@@ -157,8 +169,16 @@ def _date(value: str | None) -> datetime | None:
 def _ids(value: str | None) -> tuple[str, ...]:
     if not value:
         return ()
-    ids = _MSGID.findall(value)
-    return tuple(ids) if ids else tuple(t.strip("<>,") for t in value.split() if t.strip("<>,"))
+    ids = _MSGID.findall(value) or [t.strip("<>,") for t in value.split() if t.strip("<>,")]
+    return tuple(bounded_id(i) for i in ids)
+
+
+def bounded_id(message_id: str) -> str:
+    """A Message-ID as it is stored and looked up, whatever its length or bytes."""
+    if message_id.isprintable() and len(message_id.encode("utf-8")) <= MAX_ID_BYTES:
+        return message_id
+    digest = hashlib.sha256(message_id.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{digest}@long-id.invalid"
 
 
 def _payload(part: Message) -> bytes:

@@ -23,12 +23,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import deferred, store
 from .addresses import preload_undeliverable, record_bounce, undeliverable_among
-from .db import Case, MailboxState
+from .db import Case, MailboxState, database_unavailable, describe_error
 from .decide import CaseView, RoutingOutcome, decide
 from .errors import FetchError, ParseError, ReadingAborted
 from .fetch import Mailbox
@@ -305,13 +304,14 @@ class Intake:
         try:
             with self.sessions.begin() as session:
                 preload_undeliverable(session)
+                store.lock_identities(session, (raw for _, raw in batch))
                 for (source, raw), prepared in zip(batch, ahead):
                     started = time.monotonic()
                     outcome = self.process(session, raw, source, known_new=True, prepared=prepared)
                     done.append((outcome, time.monotonic() - started))
-        except (FetchError, OperationalError, InterfaceError):
-            raise  # the server or the database is gone: the batch stays in the inbox
         except Exception as err:  # noqa: BLE001 - isolate the failing message below
+            if _not_the_mail(err):
+                raise  # the server or the database is gone: the batch stays in the inbox
             log.info("batch rolled back after %s; redone with a savepoint per message",
                      type(err).__name__)
             return None
@@ -324,6 +324,7 @@ class Intake:
         """The batch again, a savepoint per message: a failing message is quarantined."""
         with self.sessions.begin() as session:
             preload_undeliverable(session)
+            store.lock_identities(session, (raw for _, raw in batch))
             return [self._process_isolated(session, raw, source, prepared)
                     for (source, raw), prepared in zip(batch, ahead)]
 
@@ -333,12 +334,12 @@ class Intake:
         try:
             with deferred.savepoint(session):
                 outcome = self.process(session, raw, source, known_new=True, prepared=prepared)
-        except (FetchError, OperationalError, InterfaceError):
-            # The server or the database is gone: not this message's fault. The batch
-            # is rolled back and stays in the inbox for the next poll.
-            raise
         except Exception as err:  # noqa: BLE001 - one bad message must not stop the batch
-            reason = f"processing failed: {type(err).__name__}: {err}"
+            if _not_the_mail(err):
+                # The server or the database is gone: not this message's fault. The batch
+                # is rolled back and stays in the inbox for the next poll.
+                raise
+            reason = f"processing failed: {describe_error(err)}"
             log.error("uid=%s quarantined: %s\n%s", source.uid, reason, traceback.format_exc(limit=5))
             with deferred.savepoint(session):
                 sha = hashlib.sha256(raw).hexdigest()
@@ -358,6 +359,11 @@ class Intake:
         mailbox.move(done, imap.processed_folder)
         mailbox.move(quarantined, imap.quarantine_folder)
         report.moved += len(done) + len(quarantined)
+
+
+def _not_the_mail(err: BaseException) -> bool:
+    """The IMAP server or the database failed, not the message being recorded."""
+    return isinstance(err, FetchError) or database_unavailable(err)
 
 
 def _log_outcome(source: Source, outcome: Outcome, seconds: float) -> None:

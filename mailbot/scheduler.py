@@ -28,8 +28,10 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.exc import SQLAlchemyError
 
 from .config import ImapSettings, Settings
+from .db import describe_error
 from .errors import MailbotError
 from .fetch import mailbox_name
 from .idle import IdleWatcher
@@ -102,7 +104,9 @@ class Runner:
             if report is not None:
                 self._recovered(name)
         except MailbotError as err:
-            self._failed(name, err)
+            self._failed(name, str(err))
+        except SQLAlchemyError as err:  # the database is down or refused the batch
+            self._failed(name, f"database: {describe_error(err)}")
         finally:
             lock.release()
         if not self.stop_event.is_set():
@@ -139,8 +143,8 @@ class Runner:
             self._event("retention_failed", error=str(err)[:500])
 
     # -- errors, recorded once per outage ----------------------------------------------
-    def _failed(self, name: str, err: Exception) -> None:
-        message = str(err)[:500]
+    def _failed(self, name: str, error: str) -> None:
+        message = error[:500]
         log.error("poll %s failed: %s", name, message)
         if self._failing.get(name) != message:
             self._failing[name] = message

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any
 from datetime import datetime
 
-from sqlalchemy import Row, bindparam, func, select, update
+from sqlalchemy import Row, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -82,6 +84,43 @@ def incoming_by_identity(session: Session, message_id: str, sha256: str,
         return run(session, _BY_MESSAGE_ID, {"message_id": message_id, "sha256": sha256,
                                                 "from_email": from_email}).first()
     return run(session, _BY_SHA, {"sha256": sha256}).first()
+
+
+def lock_identities(session: Session, raws: Iterable[bytes]) -> None:
+    """Serialise the identity check (above) of mails that share a Message-ID, until commit.
+
+    The same complaint sent to two of our mailboxes arrives as two copies that differ in
+    their trace headers; their pollers run at once, and neither would see the other's
+    uncommitted row: two cases, two acknowledgments. On PostgreSQL the second now waits
+    for the first one's commit, then finds its copy. The keys are taken in one sorted
+    statement, so two batches never wait on each other crosswise. SQLite needs nothing:
+    BEGIN IMMEDIATE already runs one write transaction at a time.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    keys = sorted({key for key in map(_identity_key, raws) if key is not None})
+    if keys:
+        run(session, _LOCK_IDENTITIES, {"keys": keys})
+
+
+IDENTITY_LOCKS = 0x6D62  # the first of PostgreSQL's two advisory lock keys: mailbot identities
+_LOCK_IDENTITIES = text(
+    "SELECT count(pg_advisory_xact_lock(:space, k)) FROM unnest(CAST(:keys AS integer[])) AS k"
+).bindparams(space=IDENTITY_LOCKS)
+_HEADER_MESSAGE_ID = re.compile(rb"^message-id:\s*<?([^<>\s]+)", re.I | re.M)
+
+
+def _identity_key(raw: bytes) -> int | None:
+    """A 32-bit key for the Message-ID header (read from the raw header block: the mails
+    are still being parsed); the copies of one mail share their Message-ID header."""
+    head = raw[:65536]
+    end = head.find(b"\n\n")
+    crlf_end = head.find(b"\r\n\r\n")
+    ends = [i for i in (end, crlf_end) if i >= 0]
+    found = _HEADER_MESSAGE_ID.search(head, 0, min(ends) if ends else len(head))
+    if found is None:
+        return None
+    return int.from_bytes(hashlib.sha256(found.group(1)).digest()[:4], "big", signed=True)
 
 
 _INCOMING = select(Message.id, Message.kind).where(Message.direction == "in")
