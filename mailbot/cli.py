@@ -9,9 +9,11 @@ from pathlib import Path
 
 import click
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.orm import selectinload
 
 from .config import Settings, default_config_path, load_settings
+from .db import describe_error
 from .errors import MailbotError
 
 
@@ -26,7 +28,7 @@ def _app(ctx: click.Context):
 
 
 class MailbotGroup(click.Group):
-    """Turns a MailbotError into a one-line message and exit code 2."""
+    """Turns a MailbotError or a database error into a one-line message and exit code 2."""
 
     def invoke(self, ctx: click.Context):
         try:
@@ -34,6 +36,15 @@ class MailbotGroup(click.Group):
         except MailbotError as err:
             click.echo(f"mailbot: {err}", err=True)
             sys.exit(2)
+        except SQLAlchemyError as err:
+            click.echo(f"mailbot: database: {describe_error(err)}{_schema_hint(err)}", err=True)
+            sys.exit(2)
+
+
+def _schema_hint(err: SQLAlchemyError) -> str:
+    missing = isinstance(err, (OperationalError, ProgrammingError)) and (
+        "no such table" in str(err.orig) or "does not exist" in str(err.orig))
+    return " (run 'mailbot db upgrade' first)" if missing else ""
 
 
 @click.group(cls=MailbotGroup)
@@ -47,6 +58,8 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
     ctx.obj["config_path"] = config_path
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
+    if not verbose:  # Alembic narrates every migration step at INFO
+        logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 @cli.group()

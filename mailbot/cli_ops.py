@@ -39,7 +39,10 @@ def digest(ctx: click.Context, day: datetime | None, to_stdout: bool, html_file:
             if to_stdout:
                 click.echo(rendered.text, nl=False)
             if html_file:
-                Path(html_file).write_text(rendered.html, encoding="utf-8")
+                try:
+                    Path(html_file).write_text(rendered.html, encoding="utf-8")
+                except OSError as err:
+                    raise click.ClickException(f"cannot write {html_file}: {err.strerror}") from None
         if send:
             recipients = (app.settings.digest.teams.get(team, []) if team else app.settings.digest.recipients)
             if not recipients:

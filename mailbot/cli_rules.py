@@ -49,10 +49,14 @@ def _template_check(templates_dir: Path | None) -> tuple[frozenset[str] | None, 
     """Known template names and the templates' own problems; (None, []) when there are none to check."""
     if templates_dir is None:
         return None, []
+    from .digest import check_templates
     from .render import Renderer
 
     renderer = Renderer(templates_dir)
-    return renderer.names(), renderer.check()
+    problems = renderer.check()
+    if templates_dir.is_dir():
+        problems += check_templates(templates_dir)
+    return renderer.names(), problems
 
 
 @click.group("rules")
@@ -80,6 +84,8 @@ def check_command(ctx: click.Context, rules_dir: str | None, templates_dir: str 
         ctx.exit(1)
     suffix = f", {len(names)} templates" if names is not None else ""
     click.echo(f"{result.summary}{suffix}")
+    if names is None:
+        click.echo("templates not checked: no templates folder found (pass --templates-dir)", err=True)
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:

@@ -1,7 +1,5 @@
-"""Database tables (SQLAlchemy 2.0 typed ORM) and engine construction.
-
-Only the store, the migrations and the outbox import this module.
-"""
+"""Database tables (SQLAlchemy 2.0 typed ORM), engine construction, and how database
+errors are told apart (the database is gone, or one statement failed)."""
 
 from __future__ import annotations
 
@@ -14,12 +12,14 @@ from sqlalchemy import (
     UniqueConstraint, create_engine, event, insert, inspect,
 )
 from sqlalchemy.engine import CursorResult, Engine
-from sqlalchemy.exc import InterfaceError, OperationalError, StatementError
-from sqlalchemy.sql.base import Executable
+from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError, StatementError
 from sqlalchemy.orm import (
     DeclarativeBase, Mapped, Mapper, Session, make_transient_to_detached, mapped_column, relationship,
     sessionmaker,
 )
+from sqlalchemy.sql.base import Executable
+
+from .errors import ConfigError
 
 
 def utcnow() -> datetime:
@@ -190,7 +190,17 @@ class MailboxState(Base):
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine; SQLite gets WAL, foreign keys and a busy timeout for concurrent workers."""
+    """An engine; SQLite gets WAL, foreign keys and a busy timeout for concurrent workers.
+
+    A URL SQLAlchemy cannot use is a ConfigError naming the key (its text never holds the URL,
+    which may carry the password)."""
+    try:
+        return _make_engine(url, **kwargs)
+    except (ArgumentError, ValueError) as err:
+        raise ConfigError(f"database.url is not a usable database URL: {err}") from None
+
+
+def _make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {"timeout": 30})
         engine = create_engine(url, **kwargs)
@@ -213,8 +223,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    for scheme in ("postgresql://", "postgres://"):  # the driver we ship, also for the short form
+        if url.startswith(scheme):
+            url = "postgresql+psycopg://" + url[len(scheme):]
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 

@@ -22,7 +22,7 @@ from email.utils import format_datetime, formataddr
 from pathlib import Path
 from typing import Any
 
-from jinja2 import FileSystemLoader, StrictUndefined
+from jinja2 import FileSystemLoader, StrictUndefined, TemplateSyntaxError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -55,6 +55,26 @@ def environment(templates_dir: Path) -> ImmutableSandboxedEnvironment:
     return env
 
 
+def check_templates(templates_dir: Path) -> list[str]:
+    """Syntax problems of the digest templates as `templates/_digest/<file>:LINE: message`
+    (`rules check`: otherwise the first sign of a broken digest is the morning's run)."""
+    folder = Path(templates_dir) / TEMPLATE_DIR
+    shown = f"{Path(templates_dir).name}/{TEMPLATE_DIR}"
+    if not folder.is_dir():
+        return [f"{shown}:1: digest templates missing"]
+    env = environment(templates_dir)
+    problems = [f"{shown}/{name}:1: file missing" for name in _REQUIRED if not (folder / name).is_file()]
+    for path in sorted(folder.glob("*.j2")):
+        try:
+            env.get_template(path.name)
+        except TemplateSyntaxError as err:
+            problems.append(f"{shown}/{path.name}:{err.lineno}: {err.message}")
+    return problems
+
+
+_REQUIRED = ("nl.txt.j2", "nl.html.j2", "nl.subject.j2")
+
+
 def render(settings: Settings, data: DigestData, *, language: str = "nl") -> RenderedDigest:
     """Text, HTML and subject of one digest."""
     env = environment(settings.templates_dir)
@@ -65,7 +85,9 @@ def render(settings: Settings, data: DigestData, *, language: str = "nl") -> Ren
         text = env.get_template(f"{language}.txt.j2").render(context)
         html = env.get_template(f"{language}.html.j2").render(context)
         subject = env.get_template(f"{language}.subject.j2").render(context)
-    except Exception as err:  # Jinja errors name the file and line
+    except TemplateSyntaxError as err:
+        raise RulesError(f"digest template {TEMPLATE_DIR}/{err.name}:{err.lineno}: {err.message}") from err
+    except Exception as err:  # noqa: BLE001 - undefined names and the like, at render time
         raise RulesError(f"digest template: {err}") from err
     return RenderedDigest(sanitize.header_text(subject), text.strip() + "\n", html.strip() + "\n")
 
