@@ -14,53 +14,150 @@ import phonenumbers
 
 from mailbot.model import Facts
 
+
+def _gap(limit: int, *, affirmed: bool = False) -> str:
+    """Up to `limit` characters inside one sentence, never `.*`: texts run to MAX_FACT_TEXT.
+    A full stop before a letter or digit ("0486/55.44.33", "a.u.b.") does not end the sentence.
+    `affirmed` gaps do not cross a negation: "ik heb hen nog niet gemaild" is no contact."""
+    char = r"(?:[^.!?]|\.(?=\w))"
+    if affirmed:
+        char = rf"(?:(?!\b(?:niet|nooit|geen|not|never|nicht|nie|keine?n?|pas|jamais)\b){char})"
+    return f"{char}{{0,{limit}}}"
+
+
+_GAP, _SHORT, _AFFIRMED, _AFFIRMED_SHORT = _gap(40), _gap(20), _gap(40, affirmed=True), _gap(20, affirmed=True)
+_NL_CASE = r"\b(?:mijn|ons|onze|het) (?:dossier|klacht)\b"
+_NL_ABOUT = r"(?:in|over|van|omtrent|rond|voor|bij|ivm|in verband met|betreffende|aangaande|met betrekking tot)"
+_FR_CASE = r"\b(?:mon|ma|notre) (?:dossier|plainte|reclamation)\b"
+_EN_CASE = r"\b(?:my|our) (?:complaint|case|file)\b"
+_DE_CASE = r"\b(?:meiner|unserer|meinem|unserem|meines|unseres) (?:beschwerde|angelegenheit|akte|sache|eingabe|falles|falls|fall|verfahrens)\b"
+# Questions about news without naming the case: they ask for the status only in a short mail. In
+# a long complaint they are usually the citizen's report of asking the agency ("ik vroeg: is er al nieuws?").
+_NL_NEWS_Q = r"\b(?:is er|zijn er|heeft u|hebt u|hebben jullie|heb je|heeft men)(?: al| reeds| nog| intussen| ondertussen| inmiddels)* (?:enig |wat |nieuw |nieuwe )?(?:nieuws|ontwikkelingen|vooruitgang|evolutie)\b"
+_FR_NEWS_Q = r"\b(?:avez[- ]vous|auriez[- ]vous|y a[- ]t[- ]il|y-a-t-il|existe[- ]t[- ]il)(?: deja| enfin| eventuellement)* (?:du nouveau|du neuf|des nouvelles|une evolution|des progres)\b"
+_EN_NEWS_Q = r"\b(?:is there|are there|do you have|have you got|have you had)(?: any)? (?:news|updates?|progress)\b"
+_DE_NEWS_Q = r"\b(?:gibt es|haben sie|hatten sie|gabe es)(?: schon| bereits| inzwischen| mittlerweile| jetzt| etwas| was| irgendwelche)* (?:neues|neuigkeiten|fortschritte)\b"
+SHORT_MAIL = 600  # folded characters (subject, greeting and signature included) for _STATUS_SHORT
+
 _STATUS = (
     r"stand van zaken", r"hoe ?ver staat", r"hoever (is|zit)", r"stand van (mijn|het|ons) (dossier|klacht)",
     r"waar staat (mijn|het|ons) (dossier|klacht)", r"(al|reeds) nieuws (over|in|omtrent)",
     r"nog (steeds )?(niets|geen antwoord|geen nieuws) (gehoord|ontvangen)", r"wat is de status",
+    # Present tense only: "ik vroeg hoe het met mijn dossier stond" tells what the citizen asked the agency.
+    rf"\bhoe (?:staat|zit) het (?:er ?)?(?:nu |nog |al |ondertussen |intussen |inmiddels )?(?:voor )?met {_NL_CASE}",
+    rf"\bhoe het (?:er )?(?:nu |ondertussen |intussen |inmiddels )?(?:voor )?met {_NL_CASE} (?:gaat|staat|zit)\b",
+    _NL_NEWS_Q + _SHORT + _NL_CASE,
+    # "update" needs the case: "een update van de software" is part of a complaint.
+    rf"\bupdate (?:(?:gekregen|ontvangen|krijgen|geven|bezorgen|sturen) )?{_NL_ABOUT} {_NL_CASE}",
     r"ou en est", r"etat d'?avancement", r"(etat|suivi) de (mon|ma|notre) (dossier|plainte)",
     r"des nouvelles (de|concernant) (mon|ma|notre) (dossier|plainte)", r"ou en sommes[- ]nous",
+    _FR_NEWS_Q + _SHORT + _FR_CASE,
     r"status of (my|our|the) (complaint|case|file)", r"any (update|news|progress) (on|about|regarding)",
-    r"what is the status", r"(update|news) on my (complaint|case)",
+    r"what is the status", r"(update|news) on my (complaint|case)", _EN_NEWS_Q + _SHORT + _EN_CASE,
     r"stand der dinge", r"wie ist der (aktuelle )?stand", r"sachstand", r"bearbeitungsstand",
-    r"gibt es (schon )?neuigkeiten",
+    r"gibt es (schon )?neuigkeiten", _DE_NEWS_Q + _SHORT + _DE_CASE,
+    # Asking about the state, not reporting it: "die Behörde hat mich nicht über den Stand informiert".
+    rf"\b(?:nach dem|uber den) (?:aktuellen |derzeitigen |neuesten )?stand {_DE_CASE}{_SHORT}\b(?:zu )?(?:erkundigen|erfragen|fragen|erfahren|informieren)\b",
+)
+_STATUS_SHORT = (
+    _NL_NEWS_Q, rf"\b(?:kan|kunt|kunnen|mag|zou|zoudt|graag){_SHORT}\been update (?:krijgen|ontvangen|gekregen|geven|bezorgen|sturen)\b",
+    _FR_NEWS_Q, r"\bdu nouveau ?\?",
+    _EN_NEWS_Q, r"\bany (?:news|updates?|progress)(?: yet| so far)? ?\?",
+    r"\b(?:could|can|would|will) you (?:please )?(?:give|send|provide) (?:me|us) (?:an|a|any)(?: quick| short| brief)? update\b",
+    _DE_NEWS_Q,
 )
 _PREFERS_PHONE = (
     r"\bbel (mij|me)\b", r"(mij|me) (op)?bellen", r"liefst telefonisch", r"telefonisch (contact|bereikbaar)",
     r"(contacteer|bereik) (mij|me) (liefst )?(telefonisch|per telefoon|via gsm)", r"\bbelt u (mij|me)\b",
+    # A request ("gelieve mij te bellen"), not a report ("de dienst beloofde mij te bellen").
+    rf"\b(?:gelieve|graag|liefst|kan u|kunt u|wil u|wilt u|zou u|zoudt u|mag u|kunnen jullie|kan je|kun je){_AFFIRMED_SHORT}\b(?:mij|me)\b{_AFFIRMED_SHORT}\b(?:terug|op)?bellen\b",
     r"appelez[- ]moi", r"me (telephoner|rappeler|contacter par telephone)", r"par telephone de preference",
     r"de preference par telephone", r"joignable (par|au) telephone",
+    r"\b(?:prefere|prefererais|souhaite|souhaiterais|aimerais|voudrais)(?: etre)? (?:contacte|joint|appele|rappele)e?s? (?:de preference )?par telephone",
+    r"\b(?:contactez|joignez|rappelez|telephonez)[- ]moi\b", r"\b(?:me |m' ?)(?:contacter|joindre|appeler|rappeler) (?:de preference )?(?:par telephone|au (?:\+|0))",
     r"\bcall me\b", r"\bphone me\b", r"(contact|reach) me by (phone|telephone)", r"prefer (a )?(phone|telephone)",
     r"rufen sie mich( bitte)? an", r"telefonisch (erreichbar|kontaktieren)", r"lieber telefonisch",
+    # "Bitte rufen Sie mich unter 0479 12 34 56 an": the number sits inside the separable verb.
+    rf"\brufen sie mich\b{_AFFIRMED}\ban\b", rf"\b(?:konnen|konnten|wurden|durfen) sie mich{_AFFIRMED}\b(?:anrufen|zuruckrufen)\b",
+    rf"\bbitte\b{_AFFIRMED_SHORT}\b(?:anrufen|zuruckrufen)\b",
 )
+_ANON_ID_NL = r"\b(?:naam|identiteit|persoonsgegevens|gegevens)\b"
+_ANON_ID_FR = r"\b(?:mon nom|mon identite|mes coordonnees|mes donnees(?: personnelles)?)\b"
+_ANON_ID_DE = r"\b(?:mein name|meine identitat|meine (?:personlichen )?daten|meine kontaktdaten)\b"
 _ANONYMITY = (
-    r"anoniem", r"(mijn )?(naam|identiteit|gegevens) niet (door|mee)?(geven|gedeeld|delen|bekend)",
+    # The bare word is often a mention ("na een anonieme melding van een buur"): it needs a wish.
+    r"\banoniem (?:te )?(?:blijven|houden|behandelen|behandeld|klagen|melden|verwerken)\b",
+    r"\b(?:graag|liefst|wens|wil|verkies)(?: graag| liever| ook| echt| uitdrukkelijk)? anoniem\b",
+    rf"\b(?:vraag|verzoek|wens|wil)\w*{_SHORT}\banonimiteit\b", r"\banonimiteit (?:vragen|verzoeken|wensen|bewaren|behouden|garanderen|respecteren)\b",
+    r"(mijn )?(naam|identiteit|gegevens) niet (door|mee)?(geven|gedeeld|delen|bekend)",
+    rf"\b(?:naam|identiteit|persoonsgegevens|gegevens) niet (?:te |door te |mee te |bekend te |kenbaar te )?(?:vermelden|doorgeven|meedelen|bekendmaken|delen|noemen|geven|weten|kennen|doorspelen)\b",
+    # A modal makes it a wish: "mijn naam mag niet doorgegeven worden", not "werd niet doorgegeven".
+    rf"{_ANON_ID_NL}{_SHORT}\b(?:mag|mogen|moet|moeten) (?:echt |zeker |absoluut |in geen geval )?niet\b{_GAP}\b(?:doorgegeven|vermeld|meegedeeld|bekendgemaakt|bekend gemaakt|gedeeld|genoemd|kenbaar gemaakt|geweten|doorgespeeld)\b",
+    rf"\b(?:wil|wens|verkies|hoop)(?: liever| echt)? niet dat\b{_GAP}\b(?:weet|weten|te weten komt|te weten komen|ontdekt|ontdekken|hoort|horen)\b",
     r"niet (weten|zeggen) dat ik", r"vertrouwelijk behandel",
-    r"anonyme", r"anonymat", r"(ne pas|sans) (communiquer|divulguer|donner|reveler) (mon nom|mon identite|mes coordonnees)",
-    r"anonymous(ly)?", r"(not|don'?t|do not) (disclose|reveal|share|give) my (name|identity|details)",
+    r"\b(?:rester|demeurer|reste|restions) anonymes?\b",
+    rf"\b(?:demande|souhaite|veux|voudrais|prefere|garder|preserver|garantir|respecter|conserver)\w*\b{_SHORT}\banonymat\b",
+    r"(ne pas|sans) (communiquer|divulguer|donner|reveler|transmettre|mentionner|citer|devoiler) (mon nom|mon identite|mes coordonnees)",
+    rf"\bne (?:souhaite|veux|desire|voudrais|souhaiterais) pas que {_ANON_ID_FR}{_GAP}\b(?:communique|transmis|divulgue|revele|donne|cite|mentionne|connu|devoile)",
+    rf"{_ANON_ID_FR}{_SHORT}\bne (?:soit|soient|doit|doivent|peut|peuvent) pas (?:etre )?(?:communique|transmis|divulgue|revele|donne|cite|mentionne|connu|devoile)",
+    rf"{_ANON_ID_FR}{_SHORT}\b(?:reste|restent|rester|demeure|soit|soient|traitee?s?) (?:strictement )?confidentiel",
+    r"\b(?:remain|stay|be kept|keep me|keep it|keep this|to be) anonymous\b", r"\b(?:complain|file this|report this) anonymously\b",
+    rf"\b(?:request|ask|want|wish|would like|prefer|keep|guarantee|maintain|preserve|protect|respect)\w*\b{_SHORT}\banonymity\b",
+    r"(not|don'?t|do not) (disclose|reveal|share|give) my (name|identity|details)",
+    rf"\b(?:do not|don'?t|never) (?:tell|give|disclose|reveal|share|pass on|forward|mention|show)\b{_GAP}\bmy (?:name|identity|details|personal (?:data|details)|contact details)\b",
+    rf"\bmy (?:name|identity|details|personal (?:data|details))\b{_SHORT}\b(?:remain|remains|stay|stays|kept|be kept|be treated|treated) (?:strictly )?(?:confidential|secret|anonymous|private)\b",
     r"keep my (name|identity) (confidential|secret)",
-    r"\banonym\b", r"meinen namen nicht", r"identitat nicht", r"vertraulich behandel",
+    rf"\b(?:don'?t|do not) want\b{_GAP}\bto (?:know|find out|learn)\b{_SHORT}\b(?:my name|my identity|who i am|that i)\b",
+    r"\banonym (?:bleiben|behandeln|behandelt|bearbeiten|bearbeitet|einreichen)\b", r"\b(?:mochte|will|bitte|wunsche)(?: gerne| lieber)? anonym\b",
+    rf"\b(?:bitte|wunsche|mochte|wahren|schutzen|garantieren|bewahren)\w*\b{_SHORT}\banonymitat\b", r"\banonymitat (?:wahren|bewahren|schutzen|garantieren)\b",
+    r"meinen namen nicht", r"identitat nicht", r"vertraulich behandel",
+    rf"\bnicht,? dass {_ANON_ID_DE}{_GAP}\b(?:weitergegeben|weitergeleitet|mitgeteilt|genannt|offengelegt|bekanntgegeben|preisgegeben|bekannt)\b",
+    rf"{_ANON_ID_DE}{_SHORT}\b(?:soll|sollte|darf|durfen|sollen) (?:bitte )?(?:nicht|keinesfalls|auf keinen fall)\b{_GAP}\b(?:weitergegeben|weitergeleitet|mitgeteilt|genannt|offengelegt|bekanntgegeben|preisgegeben)\b",
 )
+# "Ik heb <agency> al drie keer gemaild": subject, adverb and verb with short gaps between them.
+_NL_WE_HAVE = r"\b(?:(?:ik|wij|we) (?:heb|hebben|had|hadden)|(?:heb|hebben|had|hadden) (?:ik|wij|we))\b"
+_NL_ALREADY = r"\b(?:al|reeds|eerder|meermaals|herhaaldelijk|(?:\d+|een paar|twee|drie|vier|vijf|zes|tien|meerdere|verschillende|talloze|vele|heel wat) (?:keer|keren|maal|malen))\b"
+_NL_CONTACTED = r"\b(?:gemaild|gemailed|gebeld|opgebeld|geschreven|aangeschreven|gecontacteerd|gemeld|geklaagd|contact opgenomen|aangesproken|een (?:klacht|brief|mail|e-mail) (?:ingediend|gestuurd))\b"
+_EN_CONTACTED = r"(?:wrote|written|contacted|e-?mailed|mailed|called|phoned|rang|complained|reported|reached out|filed a complaint)"
+_FR_AGAIN = r"(?:plusieurs fois|a plusieurs reprises|maintes fois|(?:deux|trois|quatre|cinq|\d+) fois)"
+_FR_CONTACTED = r"\b(?:contacte|ecrit|telephone|appele|relance|signale|reclame|porte plainte|envoye (?:un|des|plusieurs|deux|trois) (?:mails?|courriels?|e-?mails?|lettres?|messages?))\b"
+_DE_WE_HAVE = r"\b(?:(?:ich|wir) (?:habe|haben|hatte|hatten)|(?:habe|haben|hatte|hatten) (?:ich|wir))\b"
+_DE_ALREADY = r"\b(?:bereits|schon|mehrfach|mehrmals|wiederholt|zweimal|dreimal|viermal|(?:zwei|drei|vier|\d+|mehrere|einige) ?male?)\b"
+_DE_CONTACTED = r"\b(?:beschwert|kontaktiert|geschrieben|angeschrieben|angerufen|gemailt|gemeldet|gewandt|gewendet|reklamiert|eine beschwerde eingereicht)\b"
 _FIRST_LINE = (
     r"(al|reeds|eerst) (een )?klacht (ingediend|neergelegd|gestuurd) bij", r"(al|reeds) (contact|klacht) .{0,40}(opgenomen|ingediend)",
     r"(al|reeds|eerst) (bij|naar) .{0,40}(geklaagd|gemaild|geschreven|gebeld)", r"klachtendienst .{0,60}(geantwoord|reactie|antwoord)",
+    _NL_WE_HAVE + _AFFIRMED + _NL_ALREADY + _AFFIRMED + _NL_CONTACTED,
     r"deja (porte plainte|introduit une plainte|depose une plainte|contacte|ecrit a)", r"service (des plaintes|plaintes) .{0,60}repondu",
-    r"already (complained|contacted|written|filed a complaint)", r"complaints? (department|service) .{0,60}(replied|answered|responded)",
+    rf"\b(?:j'ai|nous avons){_AFFIRMED}\b(?:deja|{_FR_AGAIN})\b{_AFFIRMED}{_FR_CONTACTED}",
+    rf"\b(?:j'ai|nous avons) (?:deja )?{_FR_CONTACTED}{_AFFIRMED}\b(?:{_FR_AGAIN}|sans (?:aucune |la moindre )?reponse)\b",
+    rf"\b(?:already|previously|repeatedly) {_EN_CONTACTED}\b",
+    r"complaints? (department|service) .{0,60}(replied|answered|responded)",
+    # No "already": the object or a repetition says it was the agency, several times.
+    rf"\b(?:i|we) (?:have |had )?{_EN_CONTACTED} (?:to |with )?(?:them|the (?:agency|department|service|administration|office|municipality|city|council|company|organi[sz]ation)|their (?:office|help ?desk|customer service|complaints? (?:department|service|desk)))\b",
+    rf"\b(?:i|we) (?:have |had )?{_EN_CONTACTED}\b{_AFFIRMED}\b(?:twice|several times|many times|multiple times|repeatedly|\w+ times)\b",
     r"(bereits|schon) (beschwert|kontaktiert|eine beschwerde eingereicht|geschrieben)",
+    _DE_WE_HAVE + _AFFIRMED + _DE_ALREADY + _AFFIRMED + _DE_CONTACTED,
     # "I wrote to them twice, no answer": contact was made even without the word "klacht".
     r"\b(hen|hun|hem|haar|de dienst|het agentschap) (al|reeds) .{0,30}(gemaild|geschreven|gebeld|gecontacteerd|aangeschreven)",
     r"(geen|nooit) (antwoord|reactie) (gekregen|ontvangen)", r"\bzonder (enig )?(antwoord|reactie)\b",
+    r"\b(?:kreeg|kregen|ontving|ontvingen) (?:nog )?(?:nooit|geen) (?:een |enig |enige )?(?:antwoord|reactie)\b",
     r"\b(les|leur|l'administration) (ai )?deja .{0,30}(ecrit|contacte|telephone|relance)",
-    r"(sans|aucune) reponse\b", r"(never|no) (reply|response|answer) (from|received)",
-    r"\bkeine (antwort|reaktion) (erhalten|bekommen)",
+    r"(sans|aucune) reponse\b", r"(never|no) (reply|response|answer) (from|received)", r"\bwithout (?:an? |any )?(?:answer|reply|response)\b",
+    r"\bkeine (antwort|reaktion) (erhalten|bekommen)", r"\bohne (?:eine |jede )?(?:antwort|reaktion)\b",
 )
 _OFFERED = (
     r"(stelt|stellen|bieden|biedt) .{0,40}(voor|aan)\b.{0,40}(oplossing|terugbetaling|compensatie|regeling)",
     r"(bieden|biedt|stellen|stelt) (u |je )?.{0,40}(oplossing|terugbetaling|compensatie|regeling|schadevergoeding).{0,20}\b(aan|voor)\b",
-    r"(oplossing|voorstel|terugbetaling|compensatie) (aangeboden|voorgesteld)", r"wij stellen (u )?voor",
+    r"(?<!geen )(oplossing|voorstel|terugbetaling|compensatie) (aangeboden|voorgesteld)", r"wij stellen (u )?voor",
+    # "kunnen wij u een terugbetaling van 385 euro voorstellen", "heeft mij ... voorgesteld"; not "geen terugbetaling".
+    rf"(?<!geen )(?<!nooit een )\b(?:oplossing|terugbetaling|compensatie|regeling|schadevergoeding|vergoeding|tegemoetkoming|korting)\b{_AFFIRMED}\b(?:voorstellen|aanbieden|voorgesteld|aangeboden|voor te stellen|aan te bieden)\b",
     r"(nous vous proposons|propose une solution|proposition de (remboursement|solution))",
+    r"\b(?:pouvons|pourrions|souhaitons|allons) vous (?:proposer|offrir)\b",
     r"(we|we would like to) (offer|propose)", r"offered (a|to) (solution|refund|compensation)",
+    r"\bwe (?:can|could|will|are (?:happy|pleased|able) to) (?:offer|propose)\b",
     r"(bieten|schlagen) (ihnen )?.{0,30}(an|vor)\b.{0,30}(losung|erstattung)", r"losung angeboten",
+    rf"\b(?:konnen|mochten|wurden) (?:wir )?ihnen\b{_AFFIRMED}\b(?:anbieten|vorschlagen)\b",
 )
 _ACCEPTED = (
     r"(ik|wij|we) (ga|gaan) akkoord met (het|dit|hun|dat) (voorstel|oplossing)", r"(aanvaard|accepteer)(en)? (het|dit|hun) (voorstel|oplossing)",
@@ -68,10 +165,30 @@ _ACCEPTED = (
     r"(i|we) (accept|agree to|agree with) (the|their|this) (offer|proposal|solution)",
     r"(ich nehme|wir nehmen) (das|den|ihr) (angebot|vorschlag) an", r"(akzeptiere|akzeptieren) (das|den) (angebot|vorschlag|losung)",
 )
-_EMAIL = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
-_EMAIL_CUE = re.compile(
-    r"(e-?mail|adres|mail mij|mail me|schrijf|schrijven|mailen|bereikbaar|contacteer|contacter|écrire|ecrire|adresse|courriel|ecrivez|address|write to|reply to|schreiben|antwort)", re.I
+_EMAIL = re.compile(r"[\w.+'-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63})+")  # bounded: no quadratic scan of long words
+# The citizen asks us to use the address: merely mentioning one ("ik mailde naar info@dienst.be")
+# is not enough. Matched on the folded sentence around the address.
+_EMAIL_REQUEST = (
+    rf"\b(?:e-?mail|mail|antwoord|contacteer|bereik|schrijf|stuur)t?(?: u| je| jullie)? (?:mij|me|ons)\b{_SHORT}\b(?:op|via|naar|aan)\b",
+    rf"\b(?:kan|kunt|kunnen|mag|moogt|gelieve|graag|liefst|best|of)\b{_SHORT}\b(?:mailen|schrijven|antwoorden|contacteren|bereiken|sturen) (?:naar|op|via|aan)\b",
+    r"\bmijn (?:nieuwe? |andere? |tweede |prive ?|persoonlijke? |huidige? )?(?:e-?mail-?adres|mailadres|e-?mail|adres)(?: is| luidt| wordt| ?:)",
+    r"\b(?:op|naar|via) mijn (?:nieuwe? |andere? |tweede |prive ?|persoonlijke? |huidige? )?(?:e-?mail-?adres|mailadres|adres)\b",
+    r"\b(?:is|wordt) (?:voortaan )?mijn (?:nieuwe? |andere? )?(?:e-?mail-?adres|mailadres|adres)\b", r"\bmijn nieuwe? (?:e-?mail-?adres|mailadres|adres)\b",
+    r"\b(?:ben|is|zijn) (?:best |liefst |enkel |ook )?(?:bereikbaar|te bereiken) (?:op|via)\b", r"\bjoignable (?:a|sur|via)\b",
+    r"\b(?:repondez|ecrivez|reponds|ecris|contactez|envoyez)[- ]moi\b", r"\b(?:me |m' ?)(?:repondre|ecrire|contacter|joindre)\b",
+    r"\b(?:ma|mon) (?:nouvelle |nouvel |autre )?(?:adresse|courriel|e-?mail)(?: e-?mail| electronique| courriel)?(?: est| sera| ?:)",
+    r"\b(?:ma nouvelle adresse|mon nouvel (?:e-?mail|courriel))\b",
+    rf"\b(?:write|reply|respond|answer|e-?mail|mail|contact) (?:to )?(?:me|us)\b{_SHORT}\b(?:at|on|via|to)\b",
+    r"\bplease (?:reply|respond|write|answer)(?: only)? to\b", r"\bmy (?:new |other |private |personal |current )?(?:e-?mail )?address(?: is| ?:)",
+    r"\bis my (?:new |other )?(?:e-?mail )?address\b", r"\bmy new (?:e-?mail )?address\b",
+    r"\bcan be reached (?:at|on|via)\b", r"\berreichbar (?:unter|uber)\b",
+    rf"\b(?:schreiben|antworten|senden|mailen|kontaktieren|erreichen)(?: sie)? (?:mir|mich|uns)\b{_SHORT}\b(?:an|unter|auf|uber)\b",
+    # "meine E-Mail an info@… geschickt" is the message, not an address to use.
+    r"\bmeine (?:neue |andere |private )?(?:e-?mail-?adresse|e-?mail|adresse)(?: ist| lautet| ?:)",
+    r"\bmeine neue (?:e-?mail-?adresse|e-?mail|adresse)\b", r"\b(?:an|uber|unter) meine (?:andere |private )?(?:e-?mail-?)?adresse\b",
 )
+_SENTENCE_END = re.compile(r"[.!?](?=\s|$)|\n\s*\n")
+_CUE_BEFORE, _CUE_AFTER = 120, 60  # characters of context around an address
 
 
 def _compile(phrases: tuple[str, ...]) -> re.Pattern[str]:
@@ -79,8 +196,8 @@ def _compile(phrases: tuple[str, ...]) -> re.Pattern[str]:
 
 
 _PATTERNS = {name: _compile(p) for name, p in (
-    ("status", _STATUS), ("phone", _PREFERS_PHONE), ("anon", _ANONYMITY),
-    ("first", _FIRST_LINE), ("offered", _OFFERED), ("accepted", _ACCEPTED),
+    ("status", _STATUS), ("status_short", _STATUS_SHORT), ("phone", _PREFERS_PHONE), ("anon", _ANONYMITY),
+    ("first", _FIRST_LINE), ("offered", _OFFERED), ("accepted", _ACCEPTED), ("email", _EMAIL_REQUEST),
 )}
 
 
@@ -116,14 +233,18 @@ def phone_numbers(text: str) -> tuple[str, ...]:
 
 
 def alternative_email(text: str, known: frozenset[str]) -> str | None:
-    """An address the writer asks us to use: not a known one, on a line that talks about mail."""
-    for line in text.splitlines():
-        if line.lstrip().startswith(">") or not _EMAIL_CUE.search(line):
+    """An address the writer asks us to use: not a known one, in a sentence that asks for it."""
+    if "@" not in text:
+        return None
+    own = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith(">"))
+    for found in _EMAIL.finditer(own):
+        address = found.group().strip(".'").lower()
+        if address in known:
             continue
-        for candidate in _EMAIL.findall(line):
-            address = candidate.strip(".'").lower()
-            if address not in known:
-                return address
+        before = _SENTENCE_END.split(own[max(0, found.start() - _CUE_BEFORE):found.start()])[-1]
+        after = _SENTENCE_END.split(own[found.end():found.end() + _CUE_AFTER])[0]
+        if _PATTERNS["email"].search(f"{fold(before)} {fold(after)}"):
+            return address
     return None
 
 
@@ -133,7 +254,10 @@ def detect_facts(text: str, *, known_addresses: frozenset[str] = frozenset(), fo
     folded = fold(text)
     phones = phone_numbers(text)
     return Facts(
-        status_request=bool(_PATTERNS["status"].search(folded)),
+        status_request=bool(
+            _PATTERNS["status"].search(folded)
+            or (len(folded) <= SHORT_MAIL and _PATTERNS["status_short"].search(folded))
+        ),
         phone_numbers=phones,
         prefers_phone=bool(_PATTERNS["phone"].search(folded)),
         alternative_email=alternative_email(text, known_addresses),
