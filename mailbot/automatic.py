@@ -3,6 +3,9 @@ legacy MTA texts), and TNEF listing. Pure.
 
 The robot must never answer a robot, so `auto_reason` errs on the side of "automatic":
 a wrongly silenced citizen still reaches staff through the digest, a reply loop does not.
+Headers, null senders and DSNs are proof; a subject alone is not, so mail found automatic by
+its subject only (`by_subject_only`) and tied to no case is listed for staff in the digest.
+A forward prefix (FW:/TR:/Fwd:) means a person forwarded the auto-reply: not automatic.
 """
 
 from __future__ import annotations
@@ -13,15 +16,19 @@ from email import message_from_string
 from email.message import Message
 from email.policy import compat32
 
+from mailbot.forwards import is_forward_subject
 from mailbot.model import Attachment, Bounce, Mail
 
 _PRECEDENCE = {"bulk", "list", "junk", "auto_reply", "auto-reply"}
 _ROBOT_LOCALPARTS = {"mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon", "bounce", "bounces"}
 # Subjects that only auto-replies and bounces use; anchored where a citizen could say them.
+# No bare "Auto:": it is Dutch for car ("Auto: onterechte boete"); Lotus Notes' "AUTO: … is out
+# of the office" is still caught by its out-of-office words.
 _AUTO_SUBJECT = re.compile(
     r"^\s*(?:(?:automatisch antwoord|automatische antwoord|afwezig(?:heid)?|niet aanwezig|out of (?:the )?office|"
     r"auto(?:matic)?[- ]?reply|autoreply|r[ée]ponse automatique|absen(?:ce|t)|abwesenheitsnotiz|abwesend|"
-    r"automatische antwort|abwesenheit|automatyczna odpowied\w|respuesta autom[áa]tica|risposta automatica|auto)\b\s*:|out of (?:the )?office\b|"
+    r"automatische antwort|abwesenheit|automatyczna odpowied\w|respuesta autom[áa]tica|risposta automatica)\b\s*:|"
+    r"out of (?:the )?office\b|"
     r"(?:undeliver(?:ed|able)|onbestelbaar|non remis|unzustellbar|niet bezorgd)\b|"
     r"delivery (?:status notification|failure|has failed)|mail delivery (?:failed|failure|system)|"
     r"returned mail\b|failure notice\b|delivery notification|non[- ]?delivery)",
@@ -30,6 +37,7 @@ _AUTO_SUBJECT = re.compile(
 _OOO_ANYWHERE = re.compile(
     r"\b(out of (the )?office|afwezigheidsbericht|abwesenheitsnotiz|r[ée]ponse automatique|automatisch antwoord)\b", re.I
 )
+SUBJECT_REASON = "auto-reply subject"  # the label of the one reason that rests on the subject alone
 _ADDR = re.compile(r"<?([\w.+=-]+@[\w-]+(?:\.[\w-]+)+)>?")
 _STATUS = re.compile(r"\b([245])\.\d{1,3}\.\d{1,3}\b")
 _MSGID_LINE = re.compile(r"^message-id:\s*<?([^<>\s]+)>?", re.I | re.M)
@@ -65,9 +73,16 @@ def auto_reason(mail: Mail, own_addresses: frozenset[str] = frozenset()) -> str 
         return f"robot sender: {sender}"
     if sender and sender in own_addresses:
         return f"loop: from our own address {sender}"
-    if _AUTO_SUBJECT.search(mail.subject) or _OOO_ANYWHERE.search(mail.subject):
-        return f"auto-reply subject: {mail.subject[:60]}"
+    subject = mail.subject
+    # "FW: Automatisch antwoord: …": a citizen forwarding the agency's auto-reply as proof.
+    if not is_forward_subject(subject) and (_AUTO_SUBJECT.search(subject) or _OOO_ANYWHERE.search(subject)):
+        return f"{SUBJECT_REASON}: {subject[:60]}"
     return None
+
+
+def by_subject_only(reason: str | None) -> bool:
+    """Whether an `auto_reason` rests on the subject alone, with no header or sender evidence."""
+    return bool(reason) and str(reason).startswith(f"{SUBJECT_REASON}:")
 
 
 def _fields(part: Message) -> list[tuple[str, str]]:

@@ -13,6 +13,7 @@ from .route import DEFAULT_TEMPLATES
 # investigation whose acknowledgment names the investigator): the routing rules' own table.
 OUTCOME_TEMPLATES = DEFAULT_TEMPLATES
 REMINDED = "agency_in_cc_reminded"  # flag: the once-per-case agency-in-Cc reminder went out
+MULTI_TOLD = "multi_addressed_told"  # flag: the citizen was told of a multi_addressed found later
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,9 @@ def decide(mail: Mail, classification: Classification, match: Match, *,
     if recipient is not None:
         replies = (Reply(template, recipient, classification.language, mail.subject,
                          dict(routing.context)),)
-    if recipient is not None and "agency_in_cc" in flags:
+    # "Contact the agency first" and "stop writing to the agency" contradict each other: a
+    # referral to the agency gets no reminder (the rules refer nobody who has it in To/Cc).
+    if recipient is not None and "agency_in_cc" in flags and routing.outcome != "refer_agency":
         replies += (_agency_reminder(mail, classification.language, recipient, agency_in_copy),)
         flags.add(REMINDED)
     reasons += [f"rule {name} fired" for name in routing.rules_fired]
@@ -98,21 +101,30 @@ def _join_case(mail: Mail, classification: Classification, match: Match, case: C
     sender = mail.from_.email if mail.from_ else ""
     replies: list[Reply] = []
     language = case.language
-    if kind is Kind.STATUS_REQUEST:
+    on_file = Address(mail.from_.name if mail.from_ and sender == case.citizen_email else "",
+                      case.citizen_email)
+    if kind is Kind.AGENCY_FORWARD and recipient is not None and sender == case.citizen_email:
+        replies.append(Reply("forward_added", recipient, language, mail.subject))
+    # A status question, alone or inside a forwarded agency message, gets the status reply.
+    if kind is Kind.STATUS_REQUEST or (kind is Kind.AGENCY_FORWARD and classification.facts.status_request):
         if sender == case.citizen_email:
             # Case details go only to the address on file, never to a new one.
-            replies.append(Reply("status", Address(mail.from_.name if mail.from_ else "",
-                                                   case.citizen_email), language, mail.subject))
+            replies.append(Reply("status", on_file, language, mail.subject))
         else:
             flags.add("status_from_unknown_address")
             if recipient is not None:
                 replies.append(Reply("status_neutral", recipient, language, mail.subject))
-    elif kind is Kind.AGENCY_FORWARD and recipient is not None and sender == case.citizen_email:
-        replies.append(Reply("forward_added", recipient, language, mail.subject))
     if (recipient is not None and "agency_in_cc" in flags and REMINDED not in case.flags
             and sender == case.citizen_email):
         replies.append(_agency_reminder(mail, language, recipient, agency_in_copy))
         flags.add(REMINDED)
+    # Found out later (another ombudsman in Cc, or a referral joining the case): tell the
+    # citizen once per case, at the address on file; the sender may be the other service.
+    if ("multi_addressed" in flags and "multi_addressed" not in case.flags
+            and MULTI_TOLD not in case.flags and case.citizen_email):
+        # No service names here (decide knows only ids): the template's generic wording.
+        replies.append(Reply("multi_addressed", on_file, language, mail.subject, {"services": []}))
+        flags.add(MULTI_TOLD)
     return Decision(kind, open_case=False, match=match, flags=tuple(sorted(flags)),
                     replies=tuple(replies), reasons=tuple(reasons))
 

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from .automatic import by_subject_only
 from .config import Settings
 from .db import Case, Event, MailboxState, Message, Outbox
 from .holidays_be import subtract_working_days
@@ -79,6 +80,9 @@ def _who(name: str | None, email: str | None) -> str:
     return f"{name} <{email}>" if name and email else (email or name or "")
 
 
+SUBJECT_ONLY = "alleen op het onderwerp als automatisch herkend: geen dossier, geen antwoord verstuurd"
+
+
 def _one(items: list[Item]) -> list[tuple[str, list[Item]]]:
     return [("", items)] if items else []
 
@@ -115,10 +119,14 @@ def collect(session: Session, settings: Settings, day: date, *, team: str | None
         uncertain = [e for e in evidence if float(e.get("score", 0)) < settings.matching.fuzzy_threshold]
         opened_here = (case is not None and "needs_triage" in case.flags and start <= _aware(case.created_at) < end
                        and m.id == min(x.id for x in messages if x.case_id == case.id))
-        if mine(case) and (uncertain or opened_here):
+        # Silenced on its subject alone and tied to no case: maybe a citizen nobody answered.
+        silenced = (case is None and m.kind == "automatic"
+                    and by_subject_only((m.details or {}).get("auto_reason")))
+        if mine(case) and (uncertain or opened_here or silenced):
+            scored = tuple(f"{e.get('method', '')}: {e.get('detail', '')} (score {float(e.get('score', 0)):.0f})"
+                           for e in evidence)
             triage.append(Item(case.ref if case else "", m.subject, _who(m.from_name, m.from_email), m.kind,
-                               tuple(f"{e.get('method', '')}: {e.get('detail', '')} (score {float(e.get('score', 0)):.0f})"
-                                     for e in evidence)))
+                               ((SUBJECT_ONLY,) if silenced else ()) + scored))
     decisions = [
         Section("needs_triage", _one(triage)),
         Section("multi_addressed", _one(flagged("multi_addressed", "possible_duplicate"))),

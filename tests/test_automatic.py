@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from mailbot.automatic import auto_reason
+from mailbot.automatic import auto_reason, by_subject_only
+from mailbot.classify import classify
 from mailbot.parse import parse_message
 
 DATA = Path(__file__).parent / "data"
@@ -59,6 +60,45 @@ def test_out_of_office_subjects(name: str) -> None:
 def test_citizen_mentioning_absence_is_human() -> None:
     """'afwezig' inside a citizen's subject is not an out-of-office marker."""
     assert auto_reason(parse_message(mail_with("", "x").replace(b"Vraag", b"Ambtenaar was afwezig"))) is None
+
+
+def with_subject(subject: str, headers: str = "") -> bytes:
+    return mail_with(headers, "Zie hieronder.").replace(b"Subject: Vraag", f"Subject: {subject}".encode())
+
+
+@pytest.mark.parametrize("subject", [
+    "FW: Automatisch antwoord: Vraag over mijn studietoelage",
+    "TR: Réponse automatique : Ma demande d'allocation",
+    "Fwd: Out of Office Re: study grant",
+    "WG: Abwesend: Meine Beschwerde",
+    "Re: Fwd: Automatisch antwoord: Uw vraag",
+])
+def test_citizen_forwarding_an_auto_reply_is_human(subject: str) -> None:
+    """A forward prefix before an auto-reply subject is a person forwarding it (as proof), not a robot."""
+    raw = with_subject(subject)
+    assert auto_reason(parse_message(raw)) is None
+    assert not classify(parse_message(raw)).is_automatic
+
+
+def test_auto_is_dutch_for_car() -> None:
+    """'Auto: onterechte boete' is a citizen's complaint about their car, not an auto-reply."""
+    assert auto_reason(parse_message(with_subject("Auto: onterechte boete lage-emissiezone"))) is None
+
+
+@pytest.mark.parametrize("subject", [
+    "Automatisch antwoord: Uw klacht", "Abwesend: Ihre Beschwerde", "Out of Office: your complaint",
+    "AUTO: Jan Peeters is out of the office (returning 02/12/2026)", "Auto-Reply: uw klacht",
+])
+def test_auto_reply_subjects_without_forward_prefix_stay_automatic(subject: str) -> None:
+    """Without a forward prefix these subjects remain automatic, and the reason says it rests on the subject."""
+    reason = auto_reason(parse_message(with_subject(subject)))
+    assert (reason or "").startswith("auto-reply subject") and by_subject_only(reason)
+
+
+def test_forward_prefix_does_not_override_header_evidence() -> None:
+    """A forwarded auto-reply subject with Auto-Submitted is still automatic, on the header."""
+    reason = auto_reason(parse_message(with_subject("FW: Automatisch antwoord: x", "Auto-Submitted: auto-replied")))
+    assert reason == "auto-submitted: auto-replied" and not by_subject_only(reason)
 
 
 def test_bounce_of_our_reply_names_recipient_and_message_id() -> None:

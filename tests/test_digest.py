@@ -4,17 +4,20 @@ the team filter and sending through the outbox. Set UPDATE_GOLDEN=1 to rewrite t
 from __future__ import annotations
 
 import os
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 import yaml
+from sqlalchemy import select
 
-from conftest import base_config
+from conftest import base_config, complaint
 from mailbot import digest
 from mailbot.cli import cli
-from mailbot.digest_data import collect
+from mailbot.db import Case
+from mailbot.digest_data import SUBJECT_ONLY, collect
+from mailbot.pipeline import process_files
 from test_digest_seed import seed
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -147,3 +150,30 @@ def test_working_days_skip_weekends_belgian_holidays_and_closing_days():
     assert working_days_after(date(2026, 11, 13), date(2026, 11, 16)) == 1  # the weekend
     assert working_days_after(date(2026, 7, 10), date(2026, 7, 13), [date(2026, 7, 13)]) == 0
     assert subtract_working_days(date(2026, 11, 13), 3) == date(2026, 11, 9)
+
+
+def test_mail_silenced_on_its_subject_alone_is_listed_for_staff(make_app, sqlite_url):
+    """Unmatched mail found automatic by its subject only is in 'Te beoordelen'; header-proven
+    automatic mail, and a subject-only auto-reply that joined its case, are not."""
+    app = make_app(db_url=sqlite_url)
+    app.intake.clock = app.intake.matching.clock = lambda: datetime(2026, 11, 23, 10, tzinfo=timezone.utc)
+    process_files(app.intake, [complaint()])
+    with app.sessions() as session:
+        ref = session.execute(select(Case.ref)).scalar_one()
+    process_files(app.intake, [
+        complaint(sender="els.maes@example.be", name="Els Maes",
+                  subject="Automatisch antwoord: boete lage-emissiezone"),
+        complaint(sender="robot@example.be", subject="Automatisch antwoord: x",
+                  extra_headers="Auto-Submitted: auto-replied\r\n"),
+        complaint(subject=f"Automatisch antwoord: Uw klacht [{ref}]", body="Ik ben afwezig tot 1 december."),
+    ])
+    with app.sessions() as session:
+        data = collect(session, app.settings, DAY)
+        team = collect(session, app.settings, DAY, team="onderwijs-cultuur")
+    [item] = [i for _, group in _section(data, "needs_triage").groups for i in group]
+    assert (item.ref, item.title, item.who, item.detail) == (
+        "", "Automatisch antwoord: boete lage-emissiezone", "Els Maes <els.maes@example.be>", "automatic")
+    assert item.extras == (SUBJECT_ONLY,)
+    assert _section(team, "needs_triage").count == 0  # intake-wide only: it has no team
+    text = digest.render(app.settings, data).text
+    assert "Els Maes <els.maes@example.be>" in text and SUBJECT_ONLY in text
