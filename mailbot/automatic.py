@@ -25,7 +25,8 @@ _ROBOT_LOCALPARTS = {"mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon
 # No bare "Auto:": it is Dutch for car ("Auto: onterechte boete"); Lotus Notes' "AUTO: … is out
 # of the office" is still caught by its out-of-office words.
 _AUTO_SUBJECT = re.compile(
-    r"^\s*(?:(?:automatisch antwoord|automatische antwoord|afwezig(?:heid)?|niet aanwezig|out of (?:the )?office|"
+    r"^\s*(?:(?:automatisch antwoord|automatische antwoord|afwezig(?:heid)?|afwezigheids(?:melding|bericht)|"
+    r"niet (?:aanwezig|op kantoor)|absen(?:ce|t) du bureau|abwesenheitsmeldung|out of (?:the )?office|"
     r"auto(?:matic)?[- ]?reply|autoreply|r[ée]ponse automatique|absen(?:ce|t)|abwesenheitsnotiz|abwesend|"
     r"automatische antwort|abwesenheit|automatyczna odpowied\w|respuesta autom[áa]tica|risposta automatica)\b\s*:|"
     r"out of (?:the )?office\b|"

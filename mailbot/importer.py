@@ -104,20 +104,32 @@ class ImportClock:
 
 
 def iter_mbox(handle: BinaryIO) -> Iterator[Item]:
-    """Messages of an mbox stream, in order, numbered from 0; `>From ` lines unescaped (mboxrd)."""
-    index, blank_before, position = -1, True, 0
+    """Messages of an mbox stream, in order, `>From ` lines unescaped (mboxrd).
+
+    Each is numbered by its content (`content_uid`), not its position: a mail client that
+    compacts the file or appends to it between two runs shifts the positions, and a resumed
+    import would take new mail at an old position for mail it already has.
+    """
+    started, blank_before, position = False, True, 0
     lines: list[bytes] = []
     for line in handle:
         if line.startswith(b"From ") and blank_before:
-            if index >= 0:
-                yield index, _join(lines), position
-            index, lines = index + 1, []
-        elif index >= 0:
+            if started:
+                raw = _join(lines)
+                yield content_uid(raw), raw, position
+            started, lines = True, []
+        elif started:
             lines.append(line[1:] if _FROM_QUOTED.match(line) else line)
         position += len(line)
         blank_before = line in (b"\n", b"\r\n")
-    if index >= 0:
-        yield index, _join(lines), position
+    if started:
+        raw = _join(lines)
+        yield content_uid(raw), raw, position
+
+
+def content_uid(raw: bytes) -> int:
+    """A stable 63-bit number for a message's bytes."""
+    return int.from_bytes(hashlib.sha256(raw).digest()[:8], "big") >> 1
 
 
 def _join(lines: list[bytes]) -> bytes:
@@ -201,9 +213,10 @@ class Importer:
         try:
             for uid, raw, position in items:
                 report.seen += 1
-                if uid in done:
+                if uid in done:  # imported before, or the same bytes twice in one mbox
                     report.skipped += 1
                 else:
+                    done.add(uid)
                     batch.append((Source(name, uidvalidity, uid), raw))
                     held += len(raw)
                     if len(batch) >= self.batch_size or held >= BATCH_BYTES:

@@ -88,6 +88,8 @@ def test_auto_is_dutch_for_car() -> None:
 @pytest.mark.parametrize("subject", [
     "Automatisch antwoord: Uw klacht", "Abwesend: Ihre Beschwerde", "Out of Office: your complaint",
     "AUTO: Jan Peeters is out of the office (returning 02/12/2026)", "Auto-Reply: uw klacht",
+    "Afwezigheidsmelding: Uw klacht", "Niet op kantoor: Re: studietoelage", "Absence du bureau : votre plainte",
+    "Abwesenheitsmeldung: Ihre Beschwerde",
 ])
 def test_auto_reply_subjects_without_forward_prefix_stay_automatic(subject: str) -> None:
     """Without a forward prefix these subjects remain automatic, and the reason says it rests on the subject."""
