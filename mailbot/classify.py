@@ -4,6 +4,11 @@ says. Pure. Whether it follows up an existing case is decided later, by the matc
 Order of precedence, strongest first: automatic (never answer a robot) → a forwarded
 message (news for a case, even when it also asks for the status) → status request →
 new complaint. Every decision carries its evidence in `reasons`.
+
+A complaint referred to us by another ombudsman service is the citizen's: `for_referral`
+takes the language and the facts from the citizen's forwarded text instead of the service's
+cover note (only the matching stage knows, from the services directory, that the sender is
+an ombudsman service and which forwarded part is the citizen's).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from dataclasses import replace
 
 from mailbot import intent, language
 from mailbot.automatic import auto_reason
-from mailbot.model import Classification, Kind, Mail
+from mailbot.model import Classification, ForwardedMessage, Kind, Mail
 
 MIN_TEXT_FOR_LANGUAGE = 40  # below this the subject is added to the language sample
 _COMMENT = re.compile(r"\([^()]*\)")
@@ -29,11 +34,8 @@ def dmarc_failed(mail: Mail) -> bool:
     return False
 
 
-def _language_sample(mail: Mail) -> str:
-    sample = mail.new_text or mail.text
-    if len(sample) < MIN_TEXT_FOR_LANGUAGE:
-        sample = f"{mail.subject}\n{sample}"
-    return sample
+def _language_sample(subject: str, text: str) -> str:
+    return f"{subject}\n{text}" if len(text) < MIN_TEXT_FOR_LANGUAGE else text
 
 
 def classify(
@@ -41,7 +43,8 @@ def classify(
 ) -> Classification:
     """Classify one parsed message; `own_addresses` are the office's (lower-cased) addresses."""
     own = frozenset(a.lower() for a in own_addresses)
-    lang = language.detect(_language_sample(mail), default=default_language)
+    lang = language.detect(_language_sample(mail.subject, mail.new_text or mail.text),
+                           default=default_language)
     reason = auto_reason(mail, own)
     if reason is not None:
         return Classification(
@@ -73,3 +76,22 @@ def classify(
         facts = replace(facts, spoofed=True)
         reasons.append("sender not proven: dmarc=fail in Authentication-Results")
     return Classification(kind=kind, language=lang, reasons=tuple(reasons), facts=facts)
+
+
+def for_referral(classification: Classification, citizen: ForwardedMessage, *, referred_by: str,
+                 known_addresses: frozenset[str] = frozenset(),
+                 default_language: str = "nl") -> Classification:
+    """The classification of a referral as the citizen's: another ombudsman service (the
+    sender, `referred_by`) forwards `citizen`'s complaint. The language and the facts (status
+    request, anonymity, phone preference and numbers, another address, first-line contact…)
+    come from the citizen's forwarded text, never from the cover note, whose signature holds
+    the service's own phone number and whose language is the service's. The kind, and
+    whether the sender is proven (dmarc), stay those of the mail. Applied twice, the same."""
+    reason = f"referred by {referred_by}: language and facts from the citizen's forwarded text"
+    if classification.is_automatic or reason in classification.reasons:
+        return classification
+    lang = language.detect(_language_sample(citizen.subject, citizen.body), default=default_language)
+    facts = intent.detect_facts(f"{citizen.subject}\n{citizen.body}",
+                                known_addresses=frozenset(a.lower() for a in known_addresses))
+    facts = replace(facts, spoofed=classification.facts.spoofed)
+    return replace(classification, language=lang, facts=facts, reasons=(*classification.reasons, reason))

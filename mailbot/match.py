@@ -14,9 +14,15 @@ Evidence is tried strongest first, and the first that holds decides:
       complaint inside the duplicate window is flagged possible_duplicate); another address
       ≥ fuzzy_threshold inside the window → a new case flagged possible_duplicate with
       duplicate_of; triage_threshold ≤ score < fuzzy_threshold (or a closed case) → a new
-      case flagged needs_triage with the candidates listed.
+      case flagged needs_triage with the candidates listed;
+  (g) a mail from the address of the citizen's only open case with the same specific
+      subject (after Re:/Fwd:/AW:/TR: prefixes; not a generic "klacht", "vraag" or an empty
+      one) joins it, whatever its body: a follow-up that adds news shares little text with
+      the complaint. Not for a referral or a web form (the sender is not the citizen).
 
-Every Evidence detail of a candidate starts with the case reference.
+Every Evidence detail of a candidate starts with the case reference. A referral whose
+citizen has no address is never joined to a case by identity; it opens a case flagged
+needs_triage, the first evidence (method "referral") saying why.
 """
 
 from __future__ import annotations
@@ -115,6 +121,39 @@ def may_use_reference(facts: MessageFacts, case: CaseCandidate) -> bool:
                              or facts.sender_is_service)
 
 
+# Words that say what a mail is, not what it is about (nl, fr, en, de; folded, after
+# normalize.STOP_WORDS): a subject made of these alone is generic and proves no thread.
+GENERIC_SUBJECT_WORDS = frozenset("""
+klacht klachten vraag vragen probleem problemen dossier antwoord aanvulling bijlage bijlagen
+info informatie nieuws update status stand zaken herinnering dringend opnieuw bericht brief
+mail email contact contactformulier formulier melding ombudsman ombudsdienst ombudsvrouw
+vlaamse nogmaals zaak onderwerp documenten document aanvraag
+plainte plaintes reclamation question questions demande probleme complement rappel urgent
+nouvelle nouvelles courrier suivi mediateur
+complaint complaints request issue problem follow up reminder news letter
+beschwerde beschwerden frage fragen anfrage nachricht erinnerung
+""".split())
+SAME_SUBJECT = 90.0  # fuzz.ratio of two subject keys: the same subject, give or take a typo
+SAME_SUBJECT_SCORE = 85.0  # (g): as strong as a forward to the citizen's only open case
+
+
+def specific_subject(subject_norm: str) -> bool:
+    """Whether a normalised subject names what the mail is about, not only that it is a
+    complaint or a question: some word outside GENERIC_SUBJECT_WORDS and digits, and
+    together at least six letters ("klacht" → False, "klacht vdab uitkering" → True)."""
+    specific = [w for w in subject_norm.split() if w not in GENERIC_SUBJECT_WORDS and not w.isdigit()]
+    return sum(len(w) for w in specific) >= 6
+
+
+def same_subject(subject_norm: str, case_text: str) -> float:
+    """How equal a normalised subject is to a case's stored one (fuzz.ratio, 0 when either is
+    generic): whole strings, so "klacht" is not "the same" as "klacht studietoelage"."""
+    case_subject = case_text.partition("\n")[0]
+    if not (specific_subject(subject_norm) and specific_subject(case_subject)):
+        return 0.0
+    return float(fuzz.ratio(subject_norm, case_subject))
+
+
 MIN_BODY_WORDS = 8  # below this a body is compared as a whole, not as a set of words
 
 
@@ -173,7 +212,8 @@ def match_message(facts: MessageFacts, found: Found, policy: Policy = Policy(),
                       if weak else NO_MATCH, tuple(weak))
 
     identity = facts.identity_email
-    own_open = [c for c in found.identity if c.citizen_email == identity and c.status == "open"]
+    own_open = [c for c in found.identity
+                if identity and c.citizen_email == identity and c.status == "open"]
     considered: list[Evidence] = []
     if facts.forward_agencies and not facts.referred_by:  # (c)
         evidence = _agency_forward(facts, own_open)
@@ -223,6 +263,7 @@ def _fuzzy(facts: MessageFacts, found: Found, policy: Policy, weak: list[Evidenc
         facts.subject or facts.body) else [(0.0, 0.0, 0.0)] * len(cases)
     window = facts.received_at - timedelta(days=policy.duplicate_window_days)
     scored: list[tuple[float, Candidate, Evidence]] = []
+    texts = {case.case_id: (s_body, score) for case, (_, s_body, score) in zip(cases, scores)}
     for case, (s_subject, s_body, score) in zip(cases, scores):
         same = case.citizen_email == identity
         who = ("same address" if same else "same name, other address"
@@ -235,7 +276,8 @@ def _fuzzy(facts: MessageFacts, found: Found, policy: Policy, weak: list[Evidenc
     referrer = (facts.referred_by,) if facts.referred_by else ()
 
     for score, case, evidence in scored:  # the same citizen's case, confident enough
-        if case.citizen_email != identity or score < policy.fuzzy_threshold or case.status != "open":
+        if (not identity or case.citizen_email != identity or score < policy.fuzzy_threshold
+                or case.status != "open"):
             continue
         within = case.created_at is None or _aware(case.created_at) >= window
         if facts.referred_by:  # the citizen wrote to both services
@@ -245,12 +287,27 @@ def _fuzzy(facts: MessageFacts, found: Found, policy: Policy, weak: list[Evidenc
                          considered)
         return _with(join(case, evidence), considered)
 
+    by_subject = _same_subject(facts, found, identity)  # (g), when it says more than the text
+    if by_subject is not None and texts.get(by_subject[0].case_id, (0.0, 0.0))[1] < SAME_SUBJECT_SCORE:
+        case, subject_score = by_subject
+        body = f", body {texts[case.case_id][0]:.0f}" if case.case_id in texts else ""
+        evidence = Evidence("identity", f"{case.ref}: same address, the citizen's only open case, "
+                                        f"same subject ({subject_score:.0f}{body})", SAME_SUBJECT_SCORE)
+        if evidence.score >= policy.fuzzy_threshold:
+            return _with(join(case, evidence), considered)
+        weak.append(evidence)  # a stricter office threshold: staff decide
+
     # Not joined: a new case. Flag what staff must look at.
     triage = [e for e in weak if e.method in ("reference", "agency-reference")
               or e.score >= policy.triage_threshold]
-    triage += [e for score, case, e in scored if case.citizen_email == identity
+    triage += [e for score, case, e in scored if identity and case.citizen_email == identity
                and score >= policy.triage_threshold]
     extra_flags = list(referral_flags)
+    if facts.referred_by and not identity:  # nobody to answer: staff find the citizen
+        name = facts.identity.name if facts.identity else ""
+        triage.insert(0, Evidence("referral", f"{facts.referred_by}: forwarded complaint of "
+                                              f"{name or 'an unnamed citizen'} with no e-mail address, "
+                                              "none stated in the cover note", 0.0))
     duplicate: list[Evidence] = []
     duplicate_of: CaseCandidate | None = None
     for score, case, evidence in scored:  # someone else sent (nearly) the same complaint
@@ -264,9 +321,22 @@ def _fuzzy(facts: MessageFacts, found: Found, policy: Policy, weak: list[Evidenc
                   also_sent_to=_merge(tuple(facts.also_sent_to), referrer),
                   duplicate_of_id=duplicate_of.case_id if duplicate_of else None,
                   duplicate_of_ref=duplicate_of.ref if duplicate_of else None,
-                  citizen=facts.identity if facts.referred_by else None,
+                  citizen=facts.identity if facts.referred_by and identity else None,
                   candidates=tuple((triage + duplicate)[:SHOWN_CANDIDATES]))
     return Result(match, considered or tuple(weak))
+
+
+def _same_subject(facts: MessageFacts, found: Found, identity: str) -> tuple[Candidate, float] | None:
+    """(g) The citizen's only open case when this mail, from the citizen's own address, has
+    the case's specific subject; None otherwise (several open cases: the subject alone
+    cannot say which, and a subject shared by two of them proves nothing)."""
+    if not identity or facts.sender != identity or facts.referred_by:
+        return None
+    own_open = [c for c in found.identity if c.citizen_email == identity and c.status == "open"]
+    if len(own_open) != 1:
+        return None
+    score = same_subject(facts.subject, own_open[0].text)
+    return (own_open[0], score) if score >= SAME_SUBJECT else None
 
 
 def _with(result: Result, considered: tuple[Evidence, ...]) -> Result:

@@ -1,9 +1,16 @@
 """Matching against the database: work out the message's facts with the services
 directory, load candidate cases with indexed queries (`candidates`), let the pure `match`
-module decide, and afterwards remember what later matching needs."""
+module decide, and afterwards remember what later matching needs.
+
+A referral (another ombudsman service forwards a citizen's complaint) is the citizen's: the
+forwarded sender is the complainant when the forwarded header gives an address, or when the
+cover note states exactly one address that belongs to no service; a citizen named without
+any address leaves a case for triage (`match`). `for_complainant` gives the classification
+of the citizen's own words (`classify.for_referral`)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -12,16 +19,20 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from . import candidates, store
+from .classify import for_referral
 from .db import Case, Message
 from .match import (
     Found, MessageFacts, Policy, Result, find_references, match_message, may_use_reference,
     reference_pattern,
 )
-from .model import Classification, Kind, Mail, Match
+from .model import Address, Classification, ForwardedMessage, Kind, Mail, Match
 from .normalize import body_key, lsh_keys, match_text, name_key, subject_key
 from .services import Service, agency_references, detect_services, service_for_address
 
 AGENCY_KINDS = ("agency", "first_line")
+# An address in a cover note; starts only at the beginning of a word (see normalize._EMAIL).
+_EMAIL = re.compile(r"(?<![\w.+'=-])[\w.+'=-]+@[\w-]+(?:\.[\w-]+)+")
+MAX_COVER_NOTE = 4000  # characters of a cover note searched for the citizen's address
 
 
 def utcnow() -> datetime:
@@ -35,6 +46,7 @@ class Observed:
     facts: MessageFacts
     agency_refs: tuple[str, ...]  # "service-id:REFERENCE"
     lsh: tuple[str, ...]
+    referral: ForwardedMessage | None = None  # the citizen's forwarded complaint of a referral
 
 
 def agency_ids(ruleset: Any, email: str) -> list[str]:
@@ -57,11 +69,14 @@ def observe(mail: Mail, kind: Kind, ruleset: Any, *, own: frozenset[str], prefix
     forwarded = [f for f in mail.forwarded if not (f.sender and f.sender.email in own)]
     subject, body = mail.subject, mail.new_text or mail.text
     referred_by = None
+    referral: ForwardedMessage | None = None
     if sender_service is not None and sender_service.kind == "ombudsman":
-        citizen = next((f for f in forwarded if f.sender is not None
-                        and service_for_address(ruleset, f.sender.email) is None), None)
-        if citizen is not None:  # another ombudsman service forwards the citizen's complaint
-            referred_by, identity = sender_service.id, citizen.sender
+        citizen = next((f for f in forwarded if f.sender is not None and (
+            not f.sender.email or service_for_address(ruleset, f.sender.email) is None)), None)
+        if citizen is not None and citizen.sender is not None:
+            # Another ombudsman service forwards the citizen's complaint.
+            referred_by, referral = sender_service.id, citizen
+            identity = referred_citizen(citizen.sender, mail, ruleset, own)
             subject, body = citizen.subject or subject, citizen.body
     forward_agencies: list[str] = []
     if referred_by is None:
@@ -87,7 +102,20 @@ def observe(mail: Mail, kind: Kind, ruleset: Any, *, own: frozenset[str], prefix
         subject=subject_key(subject, reference_pattern(prefix)), body=norm_body,
         referred_by=referred_by, forward_agencies=tuple(dict.fromkeys(forward_agencies)),
         flags=tuple(dict.fromkeys(flags)), also_sent_to=tuple(dict.fromkeys(also)))
-    return Observed(facts, refs, tuple(lsh_keys(norm_body)))
+    return Observed(facts, refs, tuple(lsh_keys(norm_body)), referral)
+
+
+def referred_citizen(named: Address, mail: Mail, ruleset: Any, own: frozenset[str]) -> Address:
+    """The citizen of a referral: the forwarded sender when it has an address; else the name
+    with the one address the cover note states that is neither ours nor a service's ("De
+    klager is bereikbaar op …"); else the name without an address (never answered: `match`
+    leaves such a case for triage)."""
+    if "@" in named.email:
+        return named
+    cover_note = (mail.new_text or "")[:MAX_COVER_NOTE]
+    stated = {m.group(0).strip(".'").lower() for m in _EMAIL.finditer(cover_note)}
+    stated = {a for a in stated if a not in own and service_for_address(ruleset, a) is None}
+    return Address(named.name, stated.pop()) if len(stated) == 1 else Address(named.name, "")
 
 
 class MatchingStage:
@@ -112,6 +140,23 @@ class MatchingStage:
                            webform_senders=frozenset(self.settings.webform_senders))
         self._last = (mail, observed)
         return observed
+
+    def for_complainant(self, mail: Mail, classification: Classification) -> Classification:
+        """`classification` as the complainant's: for a referral by another ombudsman service,
+        the language and the facts of the citizen's forwarded text (`classify.for_referral`);
+        any other mail's unchanged. Routing, deciding and recording all read these, so the
+        pipeline calls this before them; calling it again changes nothing."""
+        if classification.is_automatic:
+            return classification
+        observed = self.observe(mail, classification)
+        if observed.referral is None or observed.facts.referred_by is None:
+            return classification
+        known = {a.email for a in (mail.from_, *mail.recipients, observed.facts.identity) if a}
+        known |= {f.sender.email for f in mail.forwarded if f.sender}
+        known |= {self.settings.smtp.from_address.lower(), self.settings.imap.username.lower()}
+        return for_referral(classification, observed.referral, referred_by=observed.facts.referred_by,
+                            known_addresses=frozenset(a for a in known if a),
+                            default_language=self.settings.default_language)
 
     def match(self, session: Session, mail: Mail, classification: Classification | None = None) -> Match:
         return self.match_explained(session, mail, classification).match

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from mailbot.match import Candidate, Found, MessageFacts, Policy, match_message, text_scores
+from mailbot.match import (
+    Candidate, Found, MessageFacts, Policy, match_message, same_subject, specific_subject, text_scores,
+)
 from mailbot.model import Address, Kind
 from mailbot.normalize import body_key, lsh_keys, match_text, name_key, subject_key
 
@@ -156,6 +158,75 @@ def test_new_referral_is_the_citizens_case():
     m = match_message(f, Found()).match
     assert m.case_id is None and m.citizen == SOFIE and m.flags == ("referred_by",)
     assert m.also_sent_to == ("ombudsdienst-gent",)
+
+
+NEWS = "Gisteren kreeg ik een brief met een nieuwe weigering. Ik stuur hem mee in bijlage."
+
+
+def test_follow_up_with_the_subject_of_the_only_open_case_joins_it():
+    """A "Re: <case subject>" from the address of the citizen's only open case joins it, however
+    different its body, as a follow-up (not a possible duplicate)."""
+    f = facts(subject="Re: Klacht over mijn studietoelage", body=NEWS)
+    m = match_message(f, Found(identity=[case(subject="Klacht over mijn studietoelage")])).match
+    assert m.case_id == 1 and m.evidence[0].method == "identity" and m.score >= Policy().fuzzy_threshold
+    assert "same subject" in m.evidence[0].detail and not m.flags
+
+
+def test_same_subject_prefixes_are_ignored():
+    """AW:, TR:, Fwd: and repeated prefixes count as the same subject; a typo still does."""
+    for subject in ("AW: AW: Klacht studietoelage", "TR: klacht studietoelage", "Fwd: Klacht studietoelage"):
+        assert match_message(facts(subject=subject, body=NEWS), Found(identity=[case()])).match.case_id == 1
+
+
+def test_same_subject_does_not_choose_among_several_open_cases():
+    """With two open cases the subject alone does not decide: a new case, listed for triage."""
+    cases = [case(1), case(2, subject="Boete tram", body=TRAM)]
+    m = match_message(facts(subject="Re: Klacht studietoelage", body=NEWS), Found(identity=cases)).match
+    assert m.case_id is None
+
+
+def test_generic_or_empty_subject_does_not_join():
+    """A generic subject ("klacht", "vraag", "Mijn klacht") or none proves nothing."""
+    for subject in ("Klacht", "Vraag", "Mijn klacht", "Plainte", ""):
+        m = match_message(facts(subject=f"Re: {subject}", body=NEWS),
+                          Found(identity=[case(subject=subject)])).match
+        assert m.case_id is None, subject
+
+
+def test_same_subject_needs_the_citizens_own_open_case_and_address():
+    """Closed case, another sender, or a referral: the same subject does not join."""
+    f = facts(subject="Re: Klacht studietoelage", body=NEWS)
+    assert match_message(f, Found(identity=[case(status="closed")])).match.case_id is None
+    other = facts(sender=Address("Sofie Maes", "sofie73@gmail.example"), subject="Re: Klacht studietoelage",
+                  body=NEWS)
+    assert match_message(other, Found(identity=[case()])).match.case_id is None
+    referral = facts(sender=Address("", "ombudsdienst@stad.gent"), identity=SOFIE, body=NEWS,
+                     referred_by="ombudsdienst-gent", sender_is_service=True)
+    assert match_message(referral, Found(identity=[case()])).match.case_id is None
+
+
+def test_same_subject_below_a_stricter_threshold_is_triaged():
+    """When the office sets fuzzy_threshold above the same-subject score, the case is listed for triage."""
+    m = match_message(facts(subject="Re: Klacht studietoelage", body=NEWS), Found(identity=[case()]),
+                      Policy(fuzzy_threshold=90.0)).match
+    assert m.case_id is None and m.needs_triage and m.candidates[0].method == "identity"
+
+
+def test_specific_and_same_subject():
+    """A subject is specific with six letters outside the generic words; equality is whole-string."""
+    assert not specific_subject(subject_key("Mijn klacht")) and not specific_subject("")
+    assert specific_subject(subject_key("Klacht over VDAB uitkering"))
+    assert same_subject(subject_key("klacht"), case(subject="Klacht studietoelage").text) == 0.0
+    assert same_subject(subject_key("Studietoelage"), case(subject="Klacht studietoelage").text) < 90
+
+
+def test_no_address_identity_never_joins_cases_without_address():
+    """A complainant without an address (a referral naming only the citizen) matches no case
+    whose citizen address is empty either."""
+    f = facts(sender=Address("", "ombudsdienst@stad.gent"), identity=Address("Sofie Maes", ""),
+              referred_by="ombudsdienst-gent", sender_is_service=True)
+    m = match_message(f, Found(identity=[case(email="")])).match
+    assert m.case_id is None
 
 
 def test_short_mail_is_not_a_subset_match():

@@ -10,7 +10,7 @@ from sqlalchemy import event, select
 
 from conftest import complaint
 from mailbot import candidates
-from mailbot.db import Case, CaseKey
+from mailbot.db import Case, CaseKey, Outbox
 from mailbot.explain import explain
 from mailbot.migrate import alembic_config
 from mailbot.model import Classification, Kind
@@ -131,3 +131,23 @@ def test_migration_0002_downgrades_and_upgrades(sqlite_url):
     assert "case_key" in inspector.get_table_names()
     assert "ix_case_name_key_created" in {i["name"] for i in inspector.get_indexes("case")}
     engine.dispose()
+
+
+def test_follow_up_with_the_case_subject_joins_and_is_not_reminded_again(make_app, db_url):
+    """A "Re: <subject>" follow-up from the citizen, with new text and the agency in Cc again,
+    joins their only open case: one case, one acknowledgment, one agency-in-Cc reminder."""
+    app = make_app(db_url=db_url)
+    cc = "Cc: VDAB Klantendienst <klantendienst@vdab.be>\r\n"
+    first = complaint(name="Piet Claes", sender="piet.claes@skynet.be", subject="Klacht over VDAB uitkering",
+                      extra_headers=cc, body="Geachte,\n\nIk heb al een klacht ingediend bij de VDAB over de "
+                      "stopzetting van mijn begeleiding, maar ik kreeg geen antwoord. Ik zet de VDAB in kopie "
+                      "zodat zij ook op de hoogte zijn.\n\nPiet Claes")
+    again = complaint(name="Piet Claes", sender="piet.claes@skynet.be", subject="Re: Klacht over VDAB uitkering",
+                      extra_headers=cc, body="Beste,\n\nNog een aanvulling: ik heb gisteren een nieuwe brief "
+                      "gekregen van de VDAB. Ik zet hen opnieuw in kopie.\n\nPiet Claes")
+    outcomes = process_files(app.intake, [first, again])
+    assert outcomes[1].case_ref == outcomes[0].case_ref and outcomes[1].kind == "follow_up"
+    with app.sessions() as session:
+        templates = session.execute(sa.select(Outbox.template)).scalars().all()
+        assert session.execute(sa.select(sa.func.count()).select_from(Case)).scalar_one() == 1
+    assert sorted(templates) == ["ack_investigation", "agency_in_cc"]
