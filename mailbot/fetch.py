@@ -30,6 +30,7 @@ class Mailbox(Protocol):
     uidvalidity: int
 
     def uids(self) -> list[int]: ...
+    def sizes(self, uids: Sequence[int]) -> dict[int, int]: ...
     def fetch(self, uids: Sequence[int]) -> Iterator[FetchedMail]: ...
     def move(self, uids: Sequence[int], folder: str) -> None: ...
     def close(self) -> None: ...
@@ -88,6 +89,16 @@ class ImapMailbox:
             return sorted(self._client.search(["NOT", "DELETED"]))
         except _NETWORK_ERRORS as err:
             raise FetchError(f"IMAP SEARCH failed: {err}") from err
+
+    def sizes(self, uids: Sequence[int]) -> dict[int, int]:
+        """The size in bytes of each message (RFC822.SIZE), without fetching it."""
+        if not uids:
+            return {}
+        try:
+            response = self._client.fetch(list(uids), ["RFC822.SIZE"])
+        except _NETWORK_ERRORS as err:
+            raise FetchError(f"IMAP FETCH failed: {err}") from err
+        return {uid: int(data.get(b"RFC822.SIZE", 0)) for uid, data in response.items()}
 
     def fetch(self, uids: Sequence[int]) -> Iterator[FetchedMail]:
         """Bodies in UID order; BODY.PEEK[] so a failed run leaves \\Seen untouched."""

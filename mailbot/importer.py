@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from . import deferred, store
 from .db import Message, Receipt, database_unavailable, describe_error
+from .pipeline import BATCH_BYTES
 from .prepare import Prepared
 from .record import Source, add_receipt, quarantine
 
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mailbot.import")
 
-BATCH_BYTES = 64 * 2**20  # a batch is committed at this much mail, however few messages
 
 
 class Progress(Protocol):

@@ -164,6 +164,9 @@ class StoppableMailbox:
     def uids(self) -> list[int]:
         return self.inner.uids()
 
+    def sizes(self, uids: Sequence[int]) -> dict[int, int]:
+        return self.inner.sizes(uids)
+
     def fetch(self, uids: Sequence[int]) -> Iterator[Any]:
         for fetched in self.inner.fetch(uids):
             if self.stop.is_set():

@@ -43,6 +43,7 @@ from .unreadable import notice
 log = logging.getLogger("mailbot.intake")
 
 MAX_OUTCOMES = 1000  # outcomes kept in a PollReport; the counters count everything
+BATCH_BYTES = 64 * 2**20  # a batch is cut at this much mail, however few messages (poll and import)
 
 
 def utcnow() -> datetime:
@@ -143,6 +144,7 @@ class Intake:
     def plan(self, session: Session, mail: Mail, classification: Classification,
              now: datetime) -> Plan:
         """Match, route and decide, without writing anything (`rules explain` shows this)."""
+        classification = self.matching.for_complainant(mail, classification)
         matched = self.matching.match_explained(session, mail, classification)
         match = matched.match
         case_row = session.get(Case, match.case_id) if match.case_id is not None else None
@@ -164,6 +166,8 @@ class Intake:
     def _decide_and_record(self, session: Session, mail: Mail, classification: Classification,
                            raw: bytes, sha: str, source: Source | None, now: datetime,
                            quiet: bool = False) -> Outcome:
+        # A referral by another service is the citizen's complaint: read as the citizen's text.
+        classification = self.matching.for_complainant(mail, classification)
         planned = self.plan(session, mail, classification, now)
         match, decision = planned.match, planned.decision
         case, message = apply_decision(session, mail, decision, classification, raw=raw,
@@ -240,9 +244,11 @@ class Intake:
         uids = mailbox.uids()
         size = self.settings.imap.batch_size
         for start in range(0, len(uids), size):
-            if stop is not None and stop.is_set():
-                break
-            self._run_batch(mailbox, uids[start:start + size], report)
+            chunk = uids[start:start + size]
+            for batch in split_by_bytes(chunk, mailbox.sizes(chunk), BATCH_BYTES):
+                if stop is not None and stop.is_set():
+                    break
+                self._run_batch(mailbox, batch, report)
         with self.sessions.begin() as session:
             state = session.get(MailboxState, mailbox.name)
             state.last_poll_at = self.clock()
@@ -359,6 +365,21 @@ class Intake:
         mailbox.move(done, imap.processed_folder)
         mailbox.move(quarantined, imap.quarantine_folder)
         report.moved += len(done) + len(quarantined)
+
+
+def split_by_bytes(uids: list[int], sizes: dict[int, int], limit: int) -> list[list[int]]:
+    """`uids` in order, cut so that no part holds more than `limit` bytes of mail (a larger
+    message goes alone): the batch is held in memory, once here and once in the parse worker."""
+    parts: list[list[int]] = [[]]
+    held = 0
+    for uid in uids:
+        size = sizes.get(uid, 0)
+        if parts[-1] and held + size > limit:
+            parts.append([])
+            held = 0
+        parts[-1].append(uid)
+        held += size
+    return parts if parts[0] else []
 
 
 def _not_the_mail(err: BaseException) -> bool:

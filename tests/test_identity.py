@@ -157,3 +157,34 @@ def test_a_poll_that_fails_in_the_database_is_recorded_for_staff(make_app, sqlit
         failed = session.execute(select(Event).where(Event.type == "poll_failed")).scalar_one()
     assert failed.detail["error"].startswith("database: OperationalError: no such table")
     assert base_config()["imap"]["password"] not in failed.detail["error"]
+
+
+# -- memory: a batch is cut by the bytes of mail it holds ------------------------------------
+
+def test_split_by_bytes_keeps_order_and_puts_a_large_mail_alone():
+    from mailbot.pipeline import split_by_bytes
+
+    sizes = {1: 40, 2: 40, 3: 500, 4: 10, 5: 10}
+    assert split_by_bytes([1, 2, 3, 4, 5], sizes, 100) == [[1, 2], [3], [4, 5]]
+    assert split_by_bytes([], {}, 100) == []
+    assert split_by_bytes([7, 8], {}, 100) == [[7, 8]]  # sizes unknown: the count limit alone
+
+
+@pytest.mark.dovecot
+def test_a_poll_holds_at_most_the_byte_limit_of_mail_per_batch(make_app, sqlite_url, dovecot, monkeypatch):
+    """Ten mails of 30 KB with a 64 KB limit go in five batches of two, not one batch of ten
+    (before, a batch of 100 mails of 20 MB each was held whole: gigabytes)."""
+    from mailbot import pipeline
+
+    monkeypatch.setattr(pipeline, "BATCH_BYTES", 64 * 1024)
+    app = make_app(db_url=sqlite_url, imap=imap_config(dovecot))
+    raws = [complaint(sender=f"b{i}@example.be", body="Lange klacht. " * 2200) for i in range(10)]
+    append_all(dovecot, raws)
+    held: list[int] = []
+    record = pipeline.Intake._record_batch
+    monkeypatch.setattr(pipeline.Intake, "_record_batch",
+                        lambda self, batch, ahead: held.append(sum(len(raw) for _, raw in batch))
+                        or record(self, batch, ahead))
+    assert app.poll_once().processed == 10
+    assert len(held) == 5 and max(held) <= 64 * 1024
+    assert folder_count(dovecot, "INBOX") == 0
