@@ -74,6 +74,11 @@ def status(ctx: click.Context, as_json: bool, check: bool) -> None:
                        + (f", polled by {box['lease_owner']}" if box["lease_owner"] else ""))
         queue = data["outbox"]
         click.echo(f"outbox: {queue['pending']} pending, {queue['held']} held, {queue['failed']} failed")
+        sending = data["sending"]
+        if sending["last_error"]:
+            click.echo(f"smtp: {sending['retrying']} to retry, the oldest waiting since "
+                       f"{sending['oldest_pending_at']}; last error (attempt {sending['last_error_attempts']}): "
+                       f"{sending['last_error']}")
         click.echo(f"quarantined: {data['quarantined']}")
         for error in data["last_errors"]:
             click.echo(f"error {error['at']} {error['type']}: {error['error']}")

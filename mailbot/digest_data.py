@@ -255,6 +255,22 @@ def _chart(session: Session, settings: Settings, day: date) -> tuple[list[ChartD
 ERROR_EVENTS = ("poll_failed", "reply_failed", "rules_reload_failed", "digest_failed", "retention_failed")
 
 
+def _sending(session: Session) -> dict:
+    """Replies waiting for a retry, the oldest waiting reply and the newest SMTP error: a long
+    SMTP outage shows here before any reply fails for good."""
+    retrying, oldest = session.execute(
+        select(func.count().filter(Outbox.last_error.is_not(None)), func.min(Outbox.created_at))
+        .where(Outbox.status == "pending")).one()
+    latest = session.execute(
+        select(Outbox.last_error, Outbox.attempts)
+        .where(Outbox.status == "pending", Outbox.last_error.is_not(None))
+        .order_by(Outbox.next_attempt_at.desc()).limit(1)).first()
+    return {"retrying": int(retrying or 0),
+            "oldest_pending_at": _aware(oldest).isoformat() if oldest else None,
+            "last_error": latest.last_error[:300] if latest else None,
+            "last_error_attempts": latest.attempts if latest else None}
+
+
 def operational_status(session: Session, mailboxes: list[str], now: datetime) -> dict:
     """Last poll per mailbox, outbox queue sizes, quarantine count and the last errors."""
     states = {s.mailbox: s for s in session.execute(select(MailboxState)).scalars()}
@@ -272,6 +288,7 @@ def operational_status(session: Session, mailboxes: list[str], now: datetime) ->
     return {
         "mailboxes": boxes,
         "outbox": {k: int(queue.get(k, 0)) for k in ("pending", "held", "failed")},
+        "sending": _sending(session),
         "quarantined": session.execute(select(func.count()).select_from(Message)
                                        .where(Message.quarantine_reason.is_not(None))).scalar_one(),
         "last_errors": [{"at": _aware(e.created_at).isoformat(), "type": e.type,

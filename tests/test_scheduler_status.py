@@ -40,3 +40,21 @@ def test_status_reports_queues_and_fails_the_check_without_a_recent_poll(tmp_pat
     assert data["last_errors"][0]["type"] == "poll_failed"
     text = _status(config).output
     assert "held" in text and "healthy" in text and "test-password" not in text
+
+
+def test_status_shows_replies_waiting_on_an_unreachable_smtp_server(tmp_path, make_app, sqlite_url):
+    """The README promises the last SMTP error in `mailbot status`: a reply that could not be
+    handed over (nothing listens on the SMTP port) shows with its error and since when it waits."""
+    from conftest import complaint
+    from mailbot.pipeline import process_files
+
+    app = make_app(db_url=sqlite_url)
+    process_files(app.intake, [complaint()])
+    app.send_outbox()
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(base_config(db_url=sqlite_url)))
+    sending = json.loads(_status(config, "--json").output)["sending"]
+    assert sending["retrying"] == 1 and sending["oldest_pending_at"].endswith("+00:00")
+    assert "SMTP" in sending["last_error"]
+    text = _status(config).output
+    assert "smtp: 1 to retry, the oldest waiting since" in text and sending["last_error"] in text
