@@ -76,9 +76,10 @@ def status(ctx: click.Context, as_json: bool, check: bool) -> None:
         click.echo(f"outbox: {queue['pending']} pending, {queue['held']} held, {queue['failed']} failed")
         sending = data["sending"]
         if sending["last_error"]:
+            tried = sending["last_error_attempts"]  # 0: the server was never reached
             click.echo(f"smtp: {sending['retrying']} to retry, the oldest waiting since "
-                       f"{sending['oldest_pending_at']}; last error (attempt {sending['last_error_attempts']}): "
-                       f"{sending['last_error']}")
+                       f"{sending['oldest_pending_at']}; last error"
+                       f"{f' (attempt {tried})' if tried else ''}: {sending['last_error']}")
         click.echo(f"quarantined: {data['quarantined']}")
         for error in data["last_errors"]:
             click.echo(f"error {error['at']} {error['type']}: {error['error']}")

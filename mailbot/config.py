@@ -1,9 +1,13 @@
 """config.yaml → frozen, validated settings.
 
 `${VAR}` anywhere in a string value is replaced from the environment before
-validation; a missing variable is an error that names the key path. Unknown
-keys and wrong types are errors that name the key path too. Passwords are
-`SecretStr`, so they never show up in `repr`, logs or error messages.
+validation; a missing variable is an error that names the key path. Inside the
+user:password part of a URL (`postgresql://mailbot:${MAILBOT_DB_PASSWORD}@host/db`)
+the value is percent-encoded, so a password with `@`, `:`, `/`, `%` or `#` stays
+a password; a whole URL from one variable (`${DATABASE_URL}`) is taken as it is.
+Unknown keys and wrong types are errors that name the key path too. Passwords
+are `SecretStr`, so they never show up in `repr`, logs or error messages; the
+database URL, which may hold one, is left out of `repr` and never quoted in an error.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from urllib.parse import quote
 from datetime import date, time
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +28,8 @@ from pydantic import (
 from .errors import ConfigError
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# scheme://userinfo@ — the userinfo runs to the template's last "@" before the path.
+_URL_USERINFO = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://([^/?#]*)@")
 
 
 class _Section(BaseModel):
@@ -69,7 +76,21 @@ class SmtpSettings(_Section):
 
 
 class DatabaseSettings(_Section):
-    url: str = "sqlite:///mailbot.sqlite3"
+    # May hold a password: kept out of repr, and errors never quote it.
+    url: str = Field("sqlite:///mailbot.sqlite3", repr=False)
+
+    @field_validator("url")
+    @classmethod
+    def _parses(cls, value: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            make_url(value)
+        except (ArgumentError, ValueError):
+            raise ValueError("not a database URL (dialect://user:password@host:port/database "
+                             "or sqlite:///file)") from None
+        return value
 
 
 class OfficeSettings(_Section):
@@ -184,10 +205,15 @@ def expand_env(value: Any, environ: Mapping[str, str], path: str = "") -> Any:
     if isinstance(value, list):
         return [expand_env(v, environ, f"{path}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, str):
+        userinfo = _URL_USERINFO.match(value)
+        userinfo_end = userinfo.end(1) if userinfo else -1
+
         def substitute(match: re.Match[str]) -> str:
             name = match.group(1)
             if name not in environ:
                 raise ConfigError(f"{path}: environment variable {name} is not set")
+            if match.end() <= userinfo_end:  # user:password of a URL
+                return quote(environ[name], safe="")
             return environ[name]
 
         return _ENV_REF.sub(substitute, value)

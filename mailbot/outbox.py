@@ -10,17 +10,30 @@ Exactly-once, as far as SMTP allows:
 
 - A crash between the SMTP send and the mark leaves the row claimed; when the
   lease runs out it is sent again, with the same Message-ID. That is at most
-  one duplicate per crash, and never a lost reply.
-- The transport stops starting messages well before the lease ends, so a slow
-  batch cannot outlive its claim and be taken over by another sender.
+  one duplicate per crash, and never a lost reply. The same holds when the
+  server accepted the message but its reply to the end of DATA never came
+  (timeout, dropped connection): the row is retried, at most one duplicate.
+- The transport bounds each message's whole SMTP transaction by the time left
+  on the claim, less a margin for recording the result, and begins DATA only
+  while the server has time to answer it; a message it could not finish is cut
+  off before the end of DATA (the server discards it) and retried later. So a
+  slow server cannot keep a message on the wire past the claim, where another
+  sender could take the row and send it a second time.
 - On PostgreSQL the claim uses `FOR UPDATE SKIP LOCKED`: several senders share
   the table, each row is claimed by one of them, and none is sent twice. On
   SQLite every write transaction is `BEGIN IMMEDIATE`, which serialises claims.
 
-Transient failures (connection refused, 4xx, timeouts) are retried with
-exponential backoff and jitter up to `limits.send_attempts`; a 5xx marks the
-row `failed` at once and flags the case (`undeliverable` when the server says
-the address is bad, which also blocks the address; `reply_failed` otherwise).
+Transient failures (connection refused, timeouts, TLS or login failing, 4xx)
+are retried, like a mail server's queue: the next try comes after about as long
+as the reply has waited so far (at least `smtp.retry_base_seconds` ·
+2^(attempt-1), at most `smtp.retry_max_seconds`), with jitter. Only tries the
+server saw count as attempts: while it cannot be reached (an outage, a wrong
+password) replies wait, uncharged, for as long as it takes. A reply the server
+keeps refusing with 4xx fails once it has had `limits.send_attempts` attempts
+and waited `RetryPolicy.max_age` (5 days, Postfix's queue lifetime). A 5xx
+marks the row `failed` at once. Failing flags the case (`undeliverable` when
+the server says the address is bad, which also blocks the address;
+`reply_failed` otherwise) and records a `reply_failed` event.
 """
 
 from __future__ import annotations
@@ -47,6 +60,8 @@ log = logging.getLogger(__name__)
 CLAIM_LEASE = timedelta(minutes=5)
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_CAP = timedelta(hours=2)
+# How long a reply the server keeps refusing with 4xx is retried (Postfix: maximal_queue_lifetime).
+QUEUE_LIFETIME = timedelta(days=5)
 
 
 @dataclass
@@ -60,18 +75,25 @@ class SendReport:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How often and how fast a transient failure is retried."""
+    """How often and how fast a transient failure is retried.
+
+    A transient failure fails the row only when both limits are reached: `max_attempts`
+    tries the server saw, and `max_age` since the reply was queued.
+    """
 
     max_attempts: int = 8
     base: timedelta = BACKOFF_BASE
     cap: timedelta = BACKOFF_CAP
     lease: timedelta = CLAIM_LEASE
+    max_age: timedelta = QUEUE_LIFETIME
 
 
 def backoff(attempts: int, *, base: timedelta = BACKOFF_BASE, cap: timedelta = BACKOFF_CAP,
-            rng: random.Random | None = None) -> timedelta:
-    """base·2^(attempts-1), capped, times a random factor in [0.5, 1) ("equal jitter")."""
-    ceiling: timedelta = min(base * (2 ** min(max(attempts - 1, 0), 30)), cap)
+            age: timedelta = timedelta(0), rng: random.Random | None = None) -> timedelta:
+    """The larger of base·2^(attempts-1) and `age` (how long the reply has waited: the delay
+    doubles while the server cannot be reached, when no attempts are counted), capped, times
+    a random factor in [0.5, 1) ("equal jitter")."""
+    ceiling: timedelta = min(max(base * (2 ** min(max(attempts - 1, 0), 30)), age), cap)
     factor: float = 0.5 + (rng or random).random() / 2
     return ceiling * factor
 
@@ -115,7 +137,7 @@ def send_due(sessions: sessionmaker[Session], transport: Transport, sender: str,
         with sessions.begin() as session:
             _record_all(session, results, token, moment, policy, report)
         if (len(claimed) < batch or now is not None
-                or not any(r.attempted for r in results)):
+                or not any(r.attempted and r.reached for r in results)):
             return report
 
 
@@ -145,6 +167,7 @@ def _record_all(session: Session, results: list[SendResult], token: datetime, no
     if _postgres(session):
         query = query.with_for_update()  # a late claimer waits, then sees the row changed
     rows = {row.id: row for row in session.execute(query).scalars()}
+    unreached: list[Outbox] = []
     for key, result in by_key.items():
         row = rows.get(key)
         if row is None:
@@ -153,8 +176,17 @@ def _record_all(session: Session, results: list[SendResult], token: datetime, no
             row.attempts -= 1
             row.next_attempt_at = now
             report.released += 1
+        elif not result.reached and result.error is not None:
+            row.attempts -= 1  # the server never saw it: not an attempt
+            row.last_error = str(result.error)[:2000]
+            _retry_later(row, now, policy, report)
+            unreached.append(row)
         else:
             _record(session, row, result.error, now, policy, report)
+    if unreached:
+        oldest = max(_age(row, now) for row in unreached)
+        log.warning("SMTP server not reachable, %d replies wait (the oldest for %s): %s",
+                    len(unreached), str(oldest).split(".")[0], unreached[0].last_error)
 
 
 def _record(session: Session, row: Outbox, error: SendError | None, now: datetime,
@@ -166,14 +198,30 @@ def _record(session: Session, row: Outbox, error: SendError | None, now: datetim
         add_event(session, "reply_sent", case=Ref(row.case_id), template=row.template, outbox_id=row.id)
         return
     row.last_error = str(error)[:2000]
-    if isinstance(error, PermanentSendError) or row.attempts >= policy.max_attempts:
-        _fail(session, row, row.last_error, now, report,
+    expired = row.attempts >= policy.max_attempts and _age(row, now) >= policy.max_age
+    if isinstance(error, PermanentSendError) or expired:
+        reason = row.last_error if not expired or isinstance(error, PermanentSendError) else (
+            f"still not delivered after {_age(row, now).days} days and {row.attempts} attempts: "
+            f"{row.last_error}")
+        _fail(session, row, reason, now, report,
               permanent=isinstance(error, PermanentSendError),
               address=isinstance(error, RecipientRejected))
     else:
-        row.next_attempt_at = now + backoff(row.attempts, base=policy.base, cap=policy.cap)
-        report.retried += 1
+        _retry_later(row, now, policy, report)
         log.info("reply %s will be retried (attempt %d): %s", row.id, row.attempts, row.last_error)
+
+
+def _age(row: Outbox, now: datetime) -> timedelta:
+    created = row.created_at
+    if created.tzinfo is None:  # SQLite gives naive UTC
+        created = created.replace(tzinfo=timezone.utc)
+    return max(now - created, timedelta(0))
+
+
+def _retry_later(row: Outbox, now: datetime, policy: RetryPolicy, report: SendReport) -> None:
+    row.next_attempt_at = now + backoff(row.attempts, base=policy.base, cap=policy.cap,
+                                        age=_age(row, now))
+    report.retried += 1
 
 
 def _fail(session: Session, row: Outbox, reason: str, now: datetime, report: SendReport, *,

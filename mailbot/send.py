@@ -5,6 +5,10 @@
     └── PermanentSendError     5xx for this message: do not retry
         └── RecipientRejected  5xx that says the address itself is bad (5.1.x, 5.2.1,
                                or a refused RCPT without an enhanced code)
+
+A result also says whether the server saw the message at all (`reached`): when
+the connection, STARTTLS or login already failed, it did not, and the outbox
+charges no attempt for it.
 """
 
 from __future__ import annotations
@@ -15,12 +19,15 @@ import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiosmtplib
 
 from .config import SmtpSettings
 from .errors import PermanentSendError, SendError
+
+
+_DEFAULT: Any = aiosmtplib.smtp.Default.token  # aiosmtplib's "use the client's timeout"
 
 
 class RecipientRejected(PermanentSendError):
@@ -39,7 +46,10 @@ class Envelope:
 class SendResult:
     key: int
     error: SendError | None = None
-    attempted: bool = True  # False: not tried (time budget spent); the row is released
+    attempted: bool = True  # False: not tried (too little claim time left); the row is released
+    # False: the server never saw this message (connecting, STARTTLS or login failed
+    # first), so no attempt is charged for it.
+    reached: bool = True
 
     @property
     def ok(self) -> bool:
@@ -89,75 +99,127 @@ def classify_error(err: BaseException) -> SendError:
     return SendError(f"SMTP delivery failed: {type(err).__name__}: {err}")
 
 
+class _CutOff(aiosmtplib.SMTPException):
+    """Too little claim time left to begin DATA: the message is abandoned before it."""
+
+
+class _ClaimBoundSMTP(aiosmtplib.SMTP):
+    """An SMTP client that begins DATA only while time for both its replies is left.
+
+    `sendmail` calls `data()` after MAIL and RCPT; from here on the server may accept
+    the message, so it must never be cut off by the claim's bound (see SmtpTransport).
+    """
+
+    data_deadline: float = float("inf")  # monotonic; set per message
+    data_reserve: float = 0.0
+
+    async def data(self, message: str | bytes, /, *, timeout: Any = _DEFAULT) -> aiosmtplib.SMTPResponse:
+        left = self.data_deadline - time.monotonic()
+        if left < self.data_reserve:
+            raise _CutOff(f"{max(left, 0):.1f} s of the outbox claim left, "
+                          f"{self.data_reserve:.1f} s needed for DATA")
+        # Both replies of DATA (354, then the one after end-of-data) arrive in time, or it
+        # times out by itself: the claim's bound never cuts the message after end-of-data.
+        each = min(float(self.timeout or left), 0.45 * left)
+        return await super().data(message, timeout=each)
+
+
 class SmtpTransport:
     """Sends over `smtp.concurrency` parallel connections, each reused for several messages.
 
-    A call stops *starting* messages after `budget_seconds`, so a batch always ends
-    before the outbox's claim on its rows runs out (which would let another sender
-    take them); the messages it did not start come back with `attempted=False`.
+    The outbox has claimed the rows for `smtp.claim_lease_seconds`; once the claim runs
+    out another sender may take them and send them again. So each message's whole SMTP
+    transaction (connecting, EHLO, STARTTLS and login when needed, MAIL, RCPT, DATA) is
+    bounded by the time left on the claim minus a margin (a tenth of the lease, for
+    recording the results): a transaction still running then is cut off. DATA is begun
+    only while time for both its replies is left (2 × `timeout_seconds`, at most half the
+    claim), so a cut-off falls before end-of-data, and the server discards the message.
+    A message is not started at all with less than that left: it comes back with
+    `attempted=False`. `claim_seconds` overrides the lease (tests).
     """
 
     def __init__(self, settings: SmtpSettings, *, tls_context: ssl.SSLContext | None = None,
-                 budget_seconds: float | None = None) -> None:
+                 claim_seconds: float | None = None) -> None:
         self.settings = settings
         self.tls_context = tls_context
-        lease = settings.claim_lease_seconds
-        self.budget_seconds = (budget_seconds if budget_seconds is not None
-                               else max(lease - 3 * settings.timeout_seconds, lease / 2))
+        self.claim_seconds = settings.claim_lease_seconds if claim_seconds is None else claim_seconds
+        self.margin = self.claim_seconds / 10
+        usable = self.claim_seconds - self.margin
+        self.data_reserve = min(2 * settings.timeout_seconds, usable / 2)
 
-    def _client(self) -> aiosmtplib.SMTP:
+    @property
+    def budget_seconds(self) -> float:
+        """How long after the call new messages are still started."""
+        return max(self.claim_seconds - self.margin - self.data_reserve, 0.0)
+
+    def _client(self) -> _ClaimBoundSMTP:
         s = self.settings
-        return aiosmtplib.SMTP(
+        client = _ClaimBoundSMTP(
             hostname=s.host, port=s.port, timeout=s.timeout_seconds,
             use_tls=s.security == "ssl", start_tls=s.security == "starttls",
             tls_context=self.tls_context,
             cert_bundle=str(s.ca_file) if s.ca_file and self.tls_context is None else None,
             username=s.username, password=s.password.get_secret_value() if s.password else None,
         )
+        client.data_reserve = self.data_reserve
+        return client
 
     async def _worker(self, queue: asyncio.Queue[Envelope], results: list[SendResult],
-                      deadline: float) -> None:
-        client: aiosmtplib.SMTP | None = None
+                      end: float) -> None:
+        """Send from `queue` until it is empty or `end` (monotonic: claim end − margin) is near."""
+        client: _ClaimBoundSMTP | None = None
         while not queue.empty():
-            if time.monotonic() > deadline:
-                break
+            left = end - time.monotonic()
+            if left < self.data_reserve:
+                break  # too late to start another message: the rest is released
             envelope = queue.get_nowait()
-            if client is None or not client.is_connected:
-                client = self._client()
-                try:
-                    await client.connect()
-                except (aiosmtplib.SMTPException, *_SETUP_ERRORS, *_CONNECTION_ERRORS) as err:
-                    # The server is down or refuses us: nothing in this batch can go now.
-                    error = classify_error(err)
-                    results.append(SendResult(envelope.key, error))
-                    while not queue.empty():
-                        results.append(SendResult(queue.get_nowait().key, error))
-                    return
+            connecting = client is None or not client.is_connected
+            bound = asyncio.timeout(left)
             try:
-                await client.sendmail(envelope.sender, [envelope.recipient], envelope.data)
+                async with bound:
+                    if client is None or not client.is_connected:
+                        client = self._client()
+                        await client.connect()
+                    connecting = False
+                    client.data_deadline = end
+                    await client.sendmail(envelope.sender, [envelope.recipient], envelope.data)
                 results.append(SendResult(envelope.key))
-            except (aiosmtplib.SMTPException, *_CONNECTION_ERRORS) as err:
+            except (aiosmtplib.SMTPException, *_SETUP_ERRORS, *_CONNECTION_ERRORS) as err:
+                cut = isinstance(err, _CutOff) or bound.expired()
+                error = _cut_off(err, self.claim_seconds, connecting) if cut else classify_error(err)
+                if connecting:
+                    # The server is down or refuses us: nothing in this batch can go now,
+                    # and the server saw none of it.
+                    results.append(SendResult(envelope.key, error, reached=False))
+                    while not queue.empty():
+                        results.append(SendResult(queue.get_nowait().key, error, reached=False))
+                    if client is not None:
+                        _drop(client)
+                    return
                 # aiosmtplib sends RSET itself after a refused message.
-                results.append(SendResult(envelope.key, classify_error(err)))
-                if isinstance(err, _CONNECTION_ERRORS):
-                    client.close()
+                results.append(SendResult(envelope.key, error))
+                if client is not None and (cut or isinstance(err, _CONNECTION_ERRORS)):
+                    _drop(client)
                     client = None
             except ValueError as err:  # an address aiosmtplib cannot parse
                 results.append(SendResult(envelope.key, RecipientRejected(f"unusable address: {err}")))
         if client is not None and client.is_connected:
             try:
-                await client.quit()
+                # QUIT must not hold up the recording of the results past the claim.
+                async with asyncio.timeout(max(end - time.monotonic(), 0)):
+                    await client.quit()
             except (aiosmtplib.SMTPException, *_CONNECTION_ERRORS):
-                client.close()
+                _drop(client)
 
     async def send_many_async(self, envelopes: Sequence[Envelope]) -> list[SendResult]:
         queue: asyncio.Queue[Envelope] = asyncio.Queue()
         for envelope in envelopes:
             queue.put_nowait(envelope)
         results: list[SendResult] = []
-        deadline = time.monotonic() + self.budget_seconds
+        # The outbox claimed the rows just before this call.
+        end = time.monotonic() + self.claim_seconds - self.margin
         workers = min(self.settings.concurrency, len(envelopes)) or 1
-        await asyncio.gather(*(self._worker(queue, results, deadline) for _ in range(workers)))
+        await asyncio.gather(*(self._worker(queue, results, end) for _ in range(workers)))
         done = {r.key for r in results}
         results += [SendResult(e.key, attempted=False) for e in envelopes if e.key not in done]
         return results
@@ -167,3 +229,18 @@ class SmtpTransport:
             return []
         return asyncio.run(self.send_many_async(envelopes))
 
+
+def _cut_off(err: BaseException, claim_seconds: float, connecting: bool) -> SendError:
+    """The claim's bound ended the transaction before DATA: the server has discarded it."""
+    where = "while connecting" if connecting else "before DATA"
+    return SendError(f"SMTP transaction cut off {where}, not delivered: the server did not finish "
+                     f"within the outbox claim ({claim_seconds:g} s, smtp.claim_lease_seconds)"
+                     + (f"; {err}" if isinstance(err, _CutOff) else ""))
+
+
+def _drop(client: aiosmtplib.SMTP) -> None:
+    """Close at once, discarding unsent bytes (asyncio's close() would still flush them)."""
+    transport = client.transport
+    if isinstance(transport, asyncio.Transport):
+        transport.abort()
+    client.close()

@@ -46,7 +46,8 @@ def test_a_database_without_its_schema_says_to_upgrade(tmp_path):
 def test_an_unusable_database_url_names_the_key(tmp_path, url):
     result = _run(tmp_path, "case", "list", db_url=url)
     assert result.exit_code == 2
-    assert result.output.startswith("mailbot: database.url is not a usable database URL")
+    assert result.output.startswith("mailbot: invalid configuration: database.url: ")
+    assert "not a database URL" in result.output
     assert PASSWORD not in result.output
 
 

@@ -88,3 +88,114 @@ def test_relative_paths_follow_the_config_file(tmp_path: Path):
     settings = load_settings(path)
     assert settings.rules_dir == path.parent / "myrules"
     assert settings.database.url == f"sqlite:///{path.parent / 'data' / 'mb.sqlite3'}"
+
+
+# -- ${VAR} inside database.url ---------------------------------------------------------------
+
+URL_TEMPLATE = "postgresql://mailbot:${MAILBOT_DB_PASSWORD}@db.internal:5432/mailbot"
+NASTY_PASSWORDS = ["Xk9@Secr3tTail", "a:b/c%41d#e?f g", "p@ss:w/o%rd#1", "50%+€é'\"@@"]
+
+
+@pytest.mark.parametrize("password", NASTY_PASSWORDS)
+def test_password_in_database_url_is_encoded_and_round_trips(password):
+    """A password with @ : / % # expanded into the URL's user:password part is percent-encoded:
+    the URL keeps its host and database, and SQLAlchemy reads the password back exactly."""
+    from sqlalchemy.engine import make_url
+
+    settings = settings_from_mapping(base_config(db_url=URL_TEMPLATE), environ={"MAILBOT_DB_PASSWORD": password})
+    url = make_url(settings.database.url)
+    assert (url.username, url.password) == ("mailbot", password)
+    assert (url.host, url.port, url.database) == ("db.internal", 5432, "mailbot")
+
+
+def test_user_is_encoded_and_host_is_not():
+    """A user name from the environment is encoded too (Azure's user@server); `${VAR}` after
+    the template's @ (host, database) is substituted as it is."""
+    from sqlalchemy.engine import make_url
+
+    env = {"DB_USER": "mailbot@pg-prod", "DB_PASSWORD": "s@me", "DB_HOST": "db.internal:6432"}
+    config = base_config(db_url="postgresql://${DB_USER}:${DB_PASSWORD}@${DB_HOST}/mailbot")
+    url = make_url(settings_from_mapping(config, environ=env).database.url)
+    assert (url.username, url.password, url.host, url.port) == ("mailbot@pg-prod", "s@me", "db.internal", 6432)
+
+
+def test_whole_url_from_one_variable_is_taken_as_it_is():
+    """`${DATABASE_URL}` holding a complete URL, already encoded by whoever wrote it, is not touched."""
+    value = "postgresql://mailbot:p%40ss@db.internal:5432/mailbot?sslmode=require"
+    config = base_config(db_url="${DATABASE_URL}")
+    assert settings_from_mapping(config, environ={"DATABASE_URL": value}).database.url == value
+
+
+def test_a_broken_database_url_is_refused_without_showing_it():
+    """An unparsable database URL is a configuration error naming the key, never quoting the URL."""
+    config = base_config(db_url="${DATABASE_URL}")
+    with pytest.raises(ConfigError, match=r"database\.url: .*not a database URL") as err:
+        settings_from_mapping(config, environ={"DATABASE_URL": "mailbot:hunter2-db@db.internal/mailbot"})
+    assert "hunter2" not in str(err.value)
+
+
+def test_database_url_is_not_in_repr():
+    """The database URL (it may hold the password) stays out of the settings' repr."""
+    settings = settings_from_mapping(base_config(db_url=URL_TEMPLATE), environ={"MAILBOT_DB_PASSWORD": "hunter2-db"})
+    assert "hunter2" not in repr(settings) and "hunter2" not in repr(settings.database)
+
+
+@pytest.fixture
+def pg_role():
+    """A PostgreSQL login role whose password is full of URL characters; dropped afterwards."""
+    import uuid
+
+    import sqlalchemy as sa
+    from servers import PG_URL, unavailable
+
+    name, password = f"mb_{uuid.uuid4().hex[:10]}", "Xk9@Se:cr/3t%25#Tail?x"
+    try:
+        admin = sa.create_engine(PG_URL)
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"CREATE ROLE {name} LOGIN PASSWORD '{password}'"))
+    except sa.exc.OperationalError as err:
+        unavailable(f"PostgreSQL on 127.0.0.1:5432 is not reachable: {type(err).__name__}")
+    yield name, password
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"DROP ROLE IF EXISTS {name}"))
+    admin.dispose()
+
+
+@pytest.mark.postgres
+def test_database_password_with_url_characters_connects(pg_role):
+    """mailbot connects to PostgreSQL as a role whose password has @ : / % # ? in it, through
+    `postgresql://${USER}:${PASSWORD}@127.0.0.1:5432/test` (the server trusts loopback, so the
+    URL is also parsed back: SQLAlchemy hands psycopg exactly that password)."""
+    import sqlalchemy as sa
+    from mailbot.db import make_engine
+
+    name, password = pg_role
+    config = base_config(db_url="postgresql://${DB_USER}:${DB_PASSWORD}@127.0.0.1:5432/test")
+    settings = settings_from_mapping(config, environ={"DB_USER": name, "DB_PASSWORD": password})
+    engine = make_engine(settings.database.url)
+    try:
+        assert engine.url.password == password and engine.url.host == "127.0.0.1"
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT current_user")).scalar_one() == name
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_database_error_does_not_show_the_password():
+    """With a password holding @ and the server down, the connection error names the host
+    and port, and no piece of the password (before, the text after @ became the "host")."""
+    import sqlalchemy as sa
+    from mailbot.db import make_engine
+    from servers import free_port
+
+    config = base_config(db_url=f"postgresql://mailbot:${{DB_PASSWORD}}@127.0.0.1:{free_port()}/test")
+    settings = settings_from_mapping(config, environ={"DB_PASSWORD": "Xk9@Secr3tTail"})
+    engine = make_engine(settings.database.url)
+    try:
+        with pytest.raises(sa.exc.OperationalError) as err:
+            engine.connect()
+    finally:
+        engine.dispose()
+    assert "Secr3t" not in str(err.value) and "Xk9" not in str(err.value)
+    assert "127.0.0.1" in str(err.value)

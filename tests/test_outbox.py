@@ -5,8 +5,10 @@ Rows are put straight into the outbox (see `queue_rows`); replies go to a real a
 
 from __future__ import annotations
 
+import asyncio
 import random
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -117,22 +119,60 @@ def test_refused_connection_is_retried_until_the_server_recovers(app, smtp_sink)
     assert len(smtp_sink.messages) == 3 and len(set(_sent_ids(smtp_sink))) == 3
 
 
-def test_transient_failures_end_in_failed_after_send_attempts(app, smtp_sink):
-    """After `limits.send_attempts` transient failures the row is failed and its case flagged."""
+def test_transient_failures_fail_only_after_days_and_send_attempts(app, smtp_sink):
+    """A reply the server keeps refusing with 4xx stays pending past `limits.send_attempts`
+    tries; it fails, case flagged, only once it has also waited the queue lifetime (5 days)."""
     [row_id] = queue_rows(app.sessions, 1)
-    smtp_sink.failures.extend(["421 4.3.2 shutting down"] * 3)
+    smtp_sink.failures.extend(["421 4.3.2 shutting down"] * 5)
     now = datetime.now(timezone.utc)
-    assert app.send_outbox(now=now).retried == 1
-    assert app.send_outbox(now=now + timedelta(hours=1)).retried == 1
-    assert app.send_outbox(now=now + timedelta(hours=2)).failed == 1
+    for hours in (0, 1, 3, 6):
+        assert app.send_outbox(now=now + timedelta(hours=hours)).retried == 1
+    assert _statuses(app) == ["pending"] and not _events(app, "reply_failed")
+    assert app.send_outbox(now=now + timedelta(days=5, minutes=1)).failed == 1
     with app.sessions() as session:
         row = session.get(Outbox, row_id)
-        assert (row.status, row.attempts) == ("failed", 3)
+        assert (row.status, row.attempts) == ("failed", 5)
+        assert row.last_error.startswith("still not delivered after 5 days and 5 attempts: ")
+        assert "421" in row.last_error
         assert "reply_failed" in session.get(Case, row.case_id).flags
         assert not undeliverable(session, row.recipient)
     [event] = _events(app, "reply_failed")
     assert event.detail["permanent"] is False
     assert smtp_sink.messages == []
+
+
+def test_an_smtp_outage_of_days_charges_no_attempt_and_loses_no_reply(make_app, db_url):
+    """Nobody listening on the SMTP port for a week, the outbox job running every few minutes:
+    no reply fails, none is charged an attempt, retries back off to the cap; once the
+    server is back each reply goes out once."""
+    from servers import SmtpSink, free_port
+
+    port = free_port()
+    app = make_app(smtp={"port": port}, db_url=db_url, limits={"send_attempts": 3})
+    start = datetime.now(timezone.utc)
+    ids = queue_rows(app.sessions, 3, now=start)
+    now, tries = start, 0
+    while now < start + timedelta(days=7):
+        report = app.send_outbox(now=now)
+        tries += report.retried
+        assert report.failed == 0 and report.sent == 0
+        now += timedelta(minutes=7)
+    assert _statuses(app) == ["pending"] * 3 and not _events(app, "reply_failed")
+    with app.sessions() as session:
+        rows = [session.get(Outbox, i) for i in ids]
+        assert [r.attempts for r in rows] == [0, 0, 0]
+        assert all("SMTP" in r.last_error for r in rows)
+        waits = [r.next_attempt_at.replace(tzinfo=timezone.utc) - now for r in rows]
+    assert all(w <= timedelta(hours=2) for w in waits)
+    # backed off: far fewer tries than outbox runs (7 days / 7 min = 1440 runs, 3 rows)
+    assert 3 * 7 * 12 <= tries < 3 * 7 * 24 + 3 * 40
+    sink = SmtpSink(port=port)
+    sink.start()
+    try:
+        assert app.send_outbox(now=now + timedelta(hours=2)).sent == 3
+        assert len(sink.messages) == 3 and len(set(_sent_ids(sink))) == 3
+    finally:
+        sink.stop()
 
 
 def test_5xx_for_a_bad_address_fails_at_once_and_blocks_the_address(app, smtp_sink):
@@ -222,9 +262,9 @@ def test_result_after_the_lease_ran_out_is_not_recorded(app, smtp_sink):
 
 
 def test_time_budget_releases_unstarted_rows(app, smtp_sink):
-    """Rows a batch did not start before its time budget are released, due again, with no attempt spent."""
+    """Rows a batch could not start inside the claim are released, due again, with no attempt spent."""
     queue_rows(app.sessions, 3)
-    hurried = SmtpTransport(app.settings.smtp, budget_seconds=0)
+    hurried = SmtpTransport(app.settings.smtp, claim_seconds=0)
     report = send_due(app.sessions, hurried, "klachten@vlaamseombudsdienst.be", max_attempts=3)
     assert (report.sent, report.released) == (0, 3) and smtp_sink.messages == []
     with app.sessions() as session:
@@ -302,3 +342,70 @@ def test_retry_policy_comes_from_config(make_app, smtp_sink, sqlite_url):
         wait = session.get(Outbox, row_id).next_attempt_at.replace(tzinfo=timezone.utc) - now
     assert timedelta(seconds=300) <= wait <= timedelta(seconds=600)
     assert RetryPolicy().lease == timedelta(minutes=5)
+
+
+class SlowServer:
+    """aiosmtpd handler that takes `delay` seconds over every reply but the greeting and 354."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.received: list[bytes] = []
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # noqa: N802
+        await asyncio.sleep(self.delay)
+        session.host_name = hostname
+        return responses
+
+    async def handle_MAIL(self, server, session, envelope, address, options):  # noqa: N802
+        await asyncio.sleep(self.delay)
+        envelope.mail_from = address
+        return "250 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, options):  # noqa: N802
+        await asyncio.sleep(self.delay)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        await asyncio.sleep(self.delay)
+        self.received.append(envelope.content)
+        return "250 OK"
+
+
+@pytest.fixture
+def slow_smtp():
+    from aiosmtpd.controller import Controller
+    from servers import free_port
+
+    handler, port = SlowServer(2.8), free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield port, handler
+    controller.stop()
+
+
+def test_a_slow_server_cannot_keep_a_reply_on_the_wire_past_the_claim(make_app, sqlite_url, slow_smtp):
+    """A server answering each command in 2.8 s (timeout 3 s) needs 11.2 s for one reply, more
+    than the 10 s claim. The transaction is cut off before DATA, so when a second sender
+    (`mailbot run`'s outbox job next to the send after a poll) runs after the claim, the server
+    has no copy and the row is not due; once the server is quick again the reply goes out once."""
+    port, server = slow_smtp
+    app = make_app(db_url=sqlite_url, smtp={"port": port, "timeout_seconds": 3,
+                                            "claim_lease_seconds": 10, "concurrency": 1})
+    [row_id] = queue_rows(app.sessions, 1)
+    reports: dict = {}
+    first = threading.Thread(target=lambda: reports.setdefault("first", app.send_outbox()))
+    started = time.monotonic()
+    first.start()
+    time.sleep(10.5)  # the claim has run out
+    reports["second"] = app.send_outbox()
+    first.join()
+    assert time.monotonic() - started < 11.2 and server.received == []
+    assert (reports["first"].retried, reports["second"].sent) == (1, 0)
+    with app.sessions() as session:
+        row = session.get(Outbox, row_id)
+        assert row.status == "pending" and row.attempts == 1
+        assert "cut off before DATA" in row.last_error and "claim" in row.last_error
+    server.delay = 0
+    assert app.send_outbox(now=datetime.now(timezone.utc) + timedelta(minutes=1)).sent == 1
+    assert len(server.received) == 1 and _statuses(app) == ["sent"]

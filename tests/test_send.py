@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import ssl
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -109,11 +112,13 @@ def test_untrusted_certificate_is_a_transient_setup_error(tls_server):
 
 
 def test_wrong_password_is_transient(tls_server, certs):
-    """A refused login (535) is our configuration, retried; it does not fail the reply for good."""
+    """A refused login (535) is our configuration, retried; it does not fail the reply for good,
+    and as the server never saw the message no attempt is charged for it."""
     port, recorder = tls_server
     result = _send(_transport(port, "starttls", username="klachten", password="wrong", ca_file=str(certs[0])))
     assert isinstance(result.error, SendError) and not isinstance(result.error, PermanentSendError)
     assert "set-up" in str(result.error) and recorder.received == []
+    assert result.attempted and not result.reached
 
 
 def test_plain_server_refuses_starttls_transiently(smtp_sink):
@@ -157,3 +162,105 @@ def test_refused_connection_fails_the_whole_batch_quickly():
     results = transport.send_many(envelopes)
     assert sorted(r.key for r in results) == list(range(20))
     assert all(type(r.error) is SendError and r.attempted for r in results)
+    assert not any(r.reached for r in results)  # the server saw none of them: nothing is charged
+
+
+def test_a_delivered_message_reached_the_server(smtp_sink):
+    """A message the server answered counts as an attempt, delivered or refused with 4xx."""
+    smtp_sink.failures.append("451 4.7.1 greylisted")
+    transport = _transport(smtp_sink.port, "none")
+    envelopes = [Envelope(i, "klachten@vlaamseombudsdienst.be", f"b{i}@example.be", MESSAGE) for i in range(2)]
+    results = sorted(transport.send_many(envelopes), key=lambda r: r.key)
+    assert [type(r.error) for r in results] == [SendError, type(None)] and all(r.reached for r in results)
+
+
+class _Slow:
+    """aiosmtpd handler answering EHLO, MAIL, RCPT and the end of DATA after `delay` seconds."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay, self.received = delay, []
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # noqa: N802
+        await asyncio.sleep(self.delay)
+        session.host_name = hostname
+        return responses
+
+    async def handle_MAIL(self, server, session, envelope, address, options):  # noqa: N802
+        await asyncio.sleep(self.delay)
+        envelope.mail_from = address
+        return "250 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, options):  # noqa: N802
+        await asyncio.sleep(self.delay)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        await asyncio.sleep(self.delay)
+        self.received.append(envelope.content)
+        return "250 OK"
+
+
+@pytest.fixture
+def slow_server(request) -> Iterator[tuple[int, _Slow]]:
+    from aiosmtpd.controller import Controller
+
+    handler, port = _Slow(request.param), free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield port, handler
+    controller.stop()
+
+
+def _claim_bound(port: int, claim: float, timeout: float) -> SmtpTransport:
+    config = base_config(smtp={"port": port, "security": "none", "timeout_seconds": timeout, "concurrency": 1})
+    return SmtpTransport(settings_from_mapping(config).smtp, claim_seconds=claim)
+
+
+@pytest.mark.parametrize("slow_server", [0.6], indirect=True)
+def test_data_is_not_begun_without_time_for_its_replies(slow_server):
+    """EHLO, MAIL and RCPT eat the claim (3 s, 0.3 s margin): DATA is not begun, the message
+    comes back as a transient failure the server saw, and the server has no copy."""
+    port, server = slow_server
+    transport = _claim_bound(port, claim=3, timeout=2)
+    started = time.monotonic()
+    [result] = transport.send_many([Envelope(1, "klachten@vlaamseombudsdienst.be", "jan@example.be", MESSAGE)])
+    assert time.monotonic() - started < 2.7
+    assert type(result.error) is SendError and result.attempted and result.reached
+    assert "cut off before DATA" in str(result.error)
+    time.sleep(server.delay)
+    assert server.received == []
+
+
+@pytest.mark.parametrize("slow_server", [0.3], indirect=True)
+def test_messages_are_started_only_while_the_claim_allows(slow_server):
+    """With about a second per message and a 6 s claim, some messages go and the rest are cut
+    off before DATA or released unstarted; the server got exactly the ones reported sent."""
+    port, server = slow_server
+    transport = _claim_bound(port, claim=6, timeout=1)
+    envelopes = [Envelope(i, "klachten@vlaamseombudsdienst.be", f"b{i}@example.be", MESSAGE) for i in range(8)]
+    started = time.monotonic()
+    results = transport.send_many(envelopes)
+    assert time.monotonic() - started < 6 * 0.9 + 0.2
+    sent = [r for r in results if r.ok]
+    assert 2 <= len(sent) < 8
+    assert all(r.ok or not r.attempted or "cut off before DATA" in str(r.error) for r in results)
+    time.sleep(1)
+    assert len(server.received) == len(sent)
+
+
+def test_a_server_that_never_greets_is_cut_off_by_the_claim():
+    """A connection the server accepts but never answers is given up when the claim (less its
+    margin) runs out, not after the per-command timeout; the server saw nothing."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # the kernel accepts; nobody ever writes a greeting
+    try:
+        transport = _claim_bound(silent.getsockname()[1], claim=2, timeout=30)
+        started = time.monotonic()
+        [result] = transport.send_many([Envelope(1, "klachten@vlaamseombudsdienst.be", "jan@example.be", MESSAGE)])
+        assert time.monotonic() - started < 2.5
+    finally:
+        silent.close()
+    assert type(result.error) is SendError and not result.reached
+    assert "cut off while connecting" in str(result.error)
