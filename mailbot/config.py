@@ -220,9 +220,11 @@ def expand_env(value: Any, environ: Mapping[str, str], path: str = "") -> Any:
     return value
 
 
-def _describe(err: ValidationError) -> str:
+def _describe(err: ValidationError, *, imap_given: bool = True) -> str:
     lines = []
     for problem in err.errors():
+        if not imap_given and problem["loc"][:1] == ("imap",):
+            continue  # `imap` was copied from mailboxes[0]: its problems are told there
         where = ".".join(str(part) for part in problem["loc"]) or "(top level)"
         message = "unknown key" if problem["type"] == "extra_forbidden" else problem["msg"]
         lines.append(f"{where}: {message}")
@@ -236,7 +238,7 @@ def settings_from_mapping(data: Mapping[str, Any], *, base_dir: Path | None = No
     try:
         settings = Settings.model_validate(expanded)
     except ValidationError as err:
-        raise ConfigError(f"invalid configuration: {_describe(err)}") from None
+        raise ConfigError(f"invalid configuration: {_describe(err, imap_given='imap' in expanded)}") from None
     if base_dir is not None:
         settings = _anchor_paths(settings, base_dir)
     return settings
@@ -248,11 +250,31 @@ def _anchor_paths(settings: Settings, base_dir: Path) -> Settings:
         path: Path = getattr(settings, key)
         if not path.is_absolute():
             updates[key] = base_dir / path
+    if settings.smtp.ca_file is not None:
+        updates["smtp"] = settings.smtp.model_copy(update={"ca_file": _existing(base_dir, settings.smtp.ca_file,
+                                                                                   "smtp.ca_file")})
+    updates["imap"] = _anchor_ca(settings.imap, base_dir, "imap")
+    updates["mailboxes"] = [_anchor_ca(box, base_dir, f"mailboxes.{i}")
+                            for i, box in enumerate(settings.mailboxes)]
     url = settings.database.url
     prefix = "sqlite:///"
     if url.startswith(prefix) and not url.startswith("sqlite:////") and url != "sqlite:///:memory:":
         updates["database"] = DatabaseSettings(url=f"sqlite:///{(base_dir / url[len(prefix):]).resolve()}")
     return settings.model_copy(update=updates)
+
+
+def _anchor_ca(imap: ImapSettings, base_dir: Path, where: str) -> ImapSettings:
+    if imap.ca_file is None:
+        return imap
+    return imap.model_copy(update={"ca_file": _existing(base_dir, imap.ca_file, f"{where}.ca_file")})
+
+
+def _existing(base_dir: Path, path: Path, key: str) -> Path:
+    """`path` from config.yaml's folder; a missing file is told at start, not at the first poll."""
+    anchored = path if path.is_absolute() else (base_dir / path).resolve()
+    if not anchored.is_file():
+        raise ConfigError(f"{key}: file not found: {anchored}")
+    return anchored
 
 
 def load_settings(path: Path | str, *, environ: Mapping[str, str] | None = None) -> Settings:

@@ -43,9 +43,9 @@ def mailbox_name(settings: ImapSettings) -> str:
 
 def connect_imap(settings: ImapSettings, *, ssl_context: ssl.SSLContext | None = None) -> imapclient.IMAPClient:
     """A logged-in client, over plain, STARTTLS or implicit TLS as configured."""
-    context = ssl_context or ssl.create_default_context(
-        cafile=str(settings.ca_file) if settings.ca_file else None)
     try:
+        context = ssl_context or ssl.create_default_context(
+            cafile=str(settings.ca_file) if settings.ca_file else None)
         client = imapclient.IMAPClient(settings.host, port=settings.port,
                                        ssl=settings.security == "ssl", ssl_context=context,
                                        timeout=settings.timeout_seconds)

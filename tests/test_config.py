@@ -90,6 +90,40 @@ def test_relative_paths_follow_the_config_file(tmp_path: Path):
     assert settings.database.url == f"sqlite:///{path.parent / 'data' / 'mb.sqlite3'}"
 
 
+def test_ca_files_follow_the_config_file_and_must_exist(tmp_path: Path, monkeypatch):
+    """The CA bundles of imap, every mailbox and smtp are taken from config.yaml's folder, not
+    the current one (the README says so; a poll from another folder failed with a traceback),
+    and a missing one is named when the config is read."""
+    import yaml
+
+    folder = tmp_path / "conf"
+    folder.mkdir()
+    (folder / "ca.pem").write_text("not read here")
+    second = {**base_config()["imap"], "username": "plaintes@example.org", "ca_file": "ca.pem"}
+    config = base_config(imap={"ca_file": "ca.pem"}, smtp={"ca_file": "ca.pem"})
+    config["mailboxes"] = [config["imap"], second]
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(folder / "config.yaml")
+    found = {settings.imap.ca_file, settings.smtp.ca_file, *(box.ca_file for box in settings.mailboxes)}
+    assert found == {folder / "ca.pem"}
+    assert settings.imap == settings.mailboxes[0]
+    (folder / "ca.pem").unlink()
+    with pytest.raises(ConfigError, match=rf"smtp\.ca_file: file not found: {folder / 'ca.pem'}"):
+        load_settings(folder / "config.yaml")
+
+
+def test_a_typo_in_the_first_of_several_mailboxes_is_told_once():
+    """`imap` is copied from mailboxes[0] when absent: its problems are not told a second time
+    under a key the operator never wrote."""
+    config = base_config()
+    first = dict(config.pop("imap"), pasword="x")
+    config["mailboxes"] = [first]
+    with pytest.raises(ConfigError) as caught:
+        settings_from_mapping(config)
+    assert str(caught.value) == "invalid configuration: mailboxes.0.pasword: unknown key"
+
+
 # -- ${VAR} inside database.url ---------------------------------------------------------------
 
 URL_TEMPLATE = "postgresql://mailbot:${MAILBOT_DB_PASSWORD}@db.internal:5432/mailbot"
