@@ -154,8 +154,9 @@ def queue_reply(session: Session, settings: Settings, renderer: Renderer, reply:
     domain = settings.smtp.from_address.rpartition("@")[2] or "localhost"
     message_id = make_message_id(domain)
     references = [*mail.references[-10:], mail.message_id] if mail.message_id else list(mail.references[-10:])
+    # Reply-To names who handles the case: not for a reply that may go to an address not on file.
     investigator = (Address(case.investigator_name or "", case.investigator_email)
-                    if case and case.investigator_email else None)
+                    if case and case.investigator_email and reply.template not in NO_CASE_DETAILS else None)
     try:
         composed = compose_reply(
             rendered=rendered, from_address=settings.smtp.from_address,

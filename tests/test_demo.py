@@ -110,6 +110,7 @@ def test_demo_replies_are_written_and_never_go_to_robots(demo):
     stranger = [(n, m) for n, m in replies if "info@example.org" in str(m["To"])]
     assert [n.split("-")[1] for n, _ in stranger] == ["status_neutral"]  # reveals nothing about the case
     assert not any(ref in stranger[0][1].get_body(("plain",)).get_content() for ref in refs)
+    assert stranger[0][1]["Reply-To"] is None  # nor who handles it
     french = next(m for n, m in replies if "ack_investigation-marie.dubois" in n)
     assert "plainte" in french.get_body(("plain",)).get_content()  # answered in French
 
