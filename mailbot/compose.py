@@ -24,9 +24,11 @@ from .render import RenderedReply
 _FOLD_AT = 78  # RFC 5322's recommended line length; 998 is the hard limit
 
 # Reply/forward markers mail programs put in front of a subject, in our four languages
-# and a few common others: Re, Fw, Fwd, Antw, Doorst, TR, RE[2], AW, WG, SV, Vs, RV, Réf.
+# and a few common others: Re, Fw, Fwd, Antw, Doorst, Doorgestuurd, Weitergeleitet, TR, Transféré,
+# RE[2], AW, WG, SV, Vs, RV, Réf.
 _REPLY_MARKER = re.compile(
-    r"^\s*(?:(?:re|fw|fwd|antw|antwoord|doorst|tr|aw|wg|sv|vs|rv|réf|ref)\s*(?:\[\d+\]|\(\d+\))?\s*[:：]\s*)+",
+    r"^\s*(?:(?:re|fw|fwd|antw|antwoord|doorst|doorgestuurd|weitergeleitet|tr|transféré|transfere"
+    r"|aw|wg|sv|vs|rv|réf|ref)\s*(?:\[\d+\]|\(\d+\))?\s*[:：]\s*)+",
     re.IGNORECASE,
 )
 # Subject prefixes of the shipped templates, stripped when a citizen replies to our reply.
@@ -58,11 +60,13 @@ def _leading_tag(prefix: str) -> re.Pattern[str]:
 
 
 def build_subject(prefix: str, case_ref: str, original_subject: str,
-                  limit: int = sanitize.SUBJECT_MAX) -> str:
+                  limit: int = sanitize.SUBJECT_MAX, *, language: str = "") -> str:
     """`<prefix> [REF] <original subject>`, clean and at most `limit` characters.
 
-    Reply markers and any earlier `<prefix> [REF]` are removed from the original
-    subject, so a thread does not grow `Re: Uw klacht [REF] Re: Uw klacht [REF] …`.
+    Without a reference it is `<prefix>: <original subject>` ("Uw bericht: Scan van mijn
+    dossier"; French typography: `Votre message : …`), not one run-on phrase.
+    Reply markers and any earlier `<prefix> [REF]` (or `<prefix>:`) are removed from the
+    original subject, so a thread does not grow `Re: Uw klacht [REF] Re: Uw klacht [REF] …`.
     """
     prefix = sanitize.header_text(prefix, 60)
     ref = sanitize.header_text(case_ref, 40).strip("[] ")
@@ -80,11 +84,52 @@ def build_subject(prefix: str, case_ref: str, original_subject: str,
         original = _ANY_TAG.sub(lambda m: " " if m.group(1).casefold() == same else m.group(0),
                                 original).strip()
     original = strip_reply_markers(original)
+    if not ref and prefix:
+        for _ in range(3):  # "Re: Uw bericht: Re: Uw bericht: x"
+            found = _leading_label(prefix).match(original)
+            if not found:
+                break
+            original = strip_reply_markers(original[found.end():])
     head = " ".join(part for part in (prefix, f"[{ref}]" if ref else "") if part)
-    room = limit - len(head) - 1
+    separator = " " if ref else (" : " if language.lower().startswith("fr") else ": ")
+    room = limit - len(head) - len(separator)
     if original and room > 10:
-        return f"{head} {sanitize.truncate(original, room)}" if head else sanitize.truncate(original, limit)
+        return f"{head}{separator}{sanitize.truncate(original, room)}" if head else sanitize.truncate(original, limit)
     return sanitize.truncate(head, limit)
+
+
+@lru_cache(maxsize=16)
+def _leading_label(prefix: str) -> re.Pattern[str]:
+    """Our own `<prefix>:` at the start of a subject (a reply to a reply without reference)."""
+    prefixes = "|".join(re.escape(p) for p in sorted({prefix, *KNOWN_PREFIXES} - {""}, key=len, reverse=True))
+    return re.compile(rf"^(?:{prefixes})\s*[:：]\s*", re.IGNORECASE)
+
+
+# Display names that label a mailbox rather than a person ("Info <info@…>", "Scanner"):
+# compared in lower case without punctuation, so "No-Reply" is "noreply".
+ROLE_NAMES = frozenset({
+    "info", "informatie", "information", "admin", "administrator", "administratie", "administration",
+    "scanner", "scan", "noreply", "donotreply", "nepasrepondre", "secretariaat", "secretariat",
+    "sekretariat", "secretary", "contact", "kontakt", "office", "bureau", "mail", "email", "postmaster",
+    "webmaster", "helpdesk", "support", "onthaal", "accueil", "reception", "receptie", "empfang",
+    "klantendienst", "service", "team", "printer", "copier", "mailer", "mailerdaemon",
+})
+
+
+def greeting_name(address: Address) -> str:
+    """The name to greet the recipient by, or "" for the neutral greeting.
+
+    A display name that is one word equal to the address's local part ("jpeeters
+    <jpeeters@…>") or a role word ("Info", "Scanner", "Secretariaat") names a mailbox,
+    not a person: "Beste Info," would be wrong, "Geachte mevrouw, geachte heer," is not.
+    """
+    words = address.name.split()
+    if len(words) == 1:
+        word = words[0].strip("\"'()[]<>.,;:").casefold()
+        local = address.email.rpartition("@")[0].casefold()
+        if not word or word == local or re.sub(r"[\W_]+", "", word) in ROLE_NAMES:
+            return ""
+    return address.name
 
 
 def _header_address(address: Address | tuple[str, str]) -> str:
@@ -127,7 +172,7 @@ def compose_reply(*, rendered: RenderedReply, from_address: str, from_name: str,
     headers = [("From", _header_address((from_name, from_address))), ("To", _header_address(to))]
     if reply_to is not None:
         headers.append(("Reply-To", _header_address(reply_to)))
-    subject = build_subject(rendered.subject_prefix, case_ref, original_subject)
+    subject = build_subject(rendered.subject_prefix, case_ref, original_subject, language=rendered.language)
     headers += [("Subject", subject),
                 ("Date", format_datetime(date if date.tzinfo else date.replace(tzinfo=timezone.utc))),
                 ("Message-ID", own_id)]

@@ -14,6 +14,7 @@ from .route import DEFAULT_TEMPLATES
 OUTCOME_TEMPLATES = DEFAULT_TEMPLATES
 REMINDED = "agency_in_cc_reminded"  # flag: the once-per-case agency-in-Cc reminder went out
 MULTI_TOLD = "multi_addressed_told"  # flag: the citizen was told of a multi_addressed found later
+ON_CLOSED = "on_closed_case"  # flag: mail came in on the case after it was closed (digest: triage)
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class CaseView:
     citizen_email: str
     language: str
     flags: frozenset[str] = frozenset()
+    status: str = "open"
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,11 @@ def decide(mail: Mail, classification: Classification, match: Match, *,
     flags = set(routing.flags) | _fact_flags(classification) | set(match.flags)
     if match.needs_triage:
         flags.add("needs_triage")
+    if routing.outcome == "investigation" and investigator is None:
+        # Nobody active and present to assign (everyone absent): the acknowledgment says an
+        # investigator follows; the digest lists the case under needs_triage for staff.
+        flags.add("needs_triage")
+        reasons.append("no investigator available: assign one")
     # A complaint referred to us by another service is the citizen's: answer them.
     citizen = match.citizen or recipient or mail.from_
     if match.citizen is not None:
@@ -103,7 +110,14 @@ def _join_case(mail: Mail, classification: Classification, match: Match, case: C
     language = case.language
     on_file = Address(mail.from_.name if mail.from_ and sender == case.citizen_email else "",
                       case.citizen_email)
-    if kind is Kind.AGENCY_FORWARD and recipient is not None and sender == case.citizen_email:
+    closed = case.status == "closed"
+    if closed:
+        # Threaded, never reopened by the robot: staff decide (the digest's triage). Only
+        # a status question is answered (the status reply says the case is closed); the
+        # other replies promise handling that a closed case does not get.
+        flags.update({"needs_triage", ON_CLOSED})
+        reasons.append("message on a closed case: threaded, not reopened; staff decide")
+    if kind is Kind.AGENCY_FORWARD and recipient is not None and sender == case.citizen_email and not closed:
         replies.append(Reply("forward_added", recipient, language, mail.subject))
     # A status question, alone or inside a forwarded agency message, gets the status reply.
     if kind is Kind.STATUS_REQUEST or (kind is Kind.AGENCY_FORWARD and classification.facts.status_request):
@@ -115,13 +129,13 @@ def _join_case(mail: Mail, classification: Classification, match: Match, case: C
             if recipient is not None:
                 replies.append(Reply("status_neutral", recipient, language, mail.subject))
     if (recipient is not None and "agency_in_cc" in flags and REMINDED not in case.flags
-            and sender == case.citizen_email):
+            and sender == case.citizen_email and not closed):
         replies.append(_agency_reminder(mail, language, recipient, agency_in_copy))
         flags.add(REMINDED)
     # Found out later (another ombudsman in Cc, or a referral joining the case): tell the
     # citizen once per case, at the address on file; the sender may be the other service.
     if ("multi_addressed" in flags and "multi_addressed" not in case.flags
-            and MULTI_TOLD not in case.flags and case.citizen_email):
+            and MULTI_TOLD not in case.flags and case.citizen_email and not closed):
         # No service names here (decide knows only ids): the template's generic wording.
         replies.append(Reply("multi_addressed", on_file, language, mail.subject, {"services": []}))
         flags.add(MULTI_TOLD)
@@ -147,6 +161,8 @@ def _fact_flags(classification: Classification) -> set[str]:
         flags.add("alternative_email")
     if facts.solution_offered:
         flags.add("solution_offered")
+    if facts.solution_accepted:  # policy 4: news for the case
+        flags.add("solution_accepted")
     return flags
 
 

@@ -7,6 +7,7 @@ transaction that is always rolled back; nothing is sent, stored or moved.
 from __future__ import annotations
 
 import dataclasses
+import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -81,8 +82,10 @@ def explain(app: Any, raw: bytes, *, now: datetime | None = None) -> dict[str, A
 
 
 def _reply(reply: Reply) -> dict[str, Any]:
+    """One reply as data, with the rule's answer or questions as the citizen would read them."""
+    shown = {key: _plain(reply.context[key]) for key in ("reason", "answer_text", "questions") if key in reply.context}
     return {"template": reply.template, "to": str(reply.to), "language": reply.language,
-            "subject": reply.subject, **({"reason": reply.context["reason"]} if "reason" in reply.context else {})}
+            "subject": reply.subject, **shown}
 
 
 @contextmanager
@@ -141,4 +144,15 @@ def explain_text(result: dict[str, Any]) -> str:
         lines.append("replies:   none")
     for reply in result["replies"]:
         lines.append(f"reply:     {reply['template']} ({reply['language']}) to {reply['to']}")
+        indent = " " * 13
+        if reply.get("answer_text"):
+            lines.append("           answer:")
+            for line in reply["answer_text"].split("\n"):
+                lines.extend(textwrap.wrap(line, 100, initial_indent=indent, subsequent_indent=indent,
+                                           break_long_words=False, break_on_hyphens=False) or [""])
+        if reply.get("questions"):
+            lines.append("           asks for:")
+            for question in reply["questions"]:
+                lines.extend(textwrap.wrap(question, 100, initial_indent=f"{indent}- ", subsequent_indent=f"{indent}  ",
+                                           break_long_words=False, break_on_hyphens=False))
     return "\n".join(lines)

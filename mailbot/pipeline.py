@@ -149,7 +149,7 @@ class Intake:
         match = matched.match
         case_row = session.get(Case, match.case_id) if match.case_id is not None else None
         case_view = (CaseView(case_row.ref, case_row.citizen_email, case_row.language,
-                              frozenset(case_row.flags)) if case_row else None)
+                              frozenset(case_row.flags), case_row.status) if case_row else None)
         recipient = self.recipient(session, mail, classification)
         routed = None
         if case_row is None and not classification.is_automatic:

@@ -118,7 +118,7 @@ def apply_decision(session: Session, mail: Mail, decision: Decision,
                           classification=classification)
     add_receipt(session, source, message, "processed")
     store.add_event(session, "message_received", case=case, message=message,
-                    kind=str(decision.kind), reasons=list(decision.reasons),
+                    kind=str(decision.kind), reasons=list(decision.reasons), flags=list(decision.flags),
                     evidence=[{"method": e.method, "detail": e.detail, "score": e.score}
                               for e in decision.match.evidence])
     return case, message

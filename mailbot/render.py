@@ -218,6 +218,7 @@ COMMON: dict[str, Any] = {"office": _OFFICE, "case_ref": "VO-2026-000123",
                           "citizen_name": "Jan Janssens",
                           "original_subject": "Terugbetaling studietoelage"}
 SAMPLES: dict[str, dict[str, Any]] = {
+    # investigator: email "" while nobody could be assigned (the reply says one will follow).
     "ack_investigation": {"investigator": _INVESTIGATOR},
     # we_forwarded: True when we forwarded the complaint ourselves, False when the citizen should.
     "referred_ombudsman": {"we_forwarded": True, "service": {"name": "Federale Ombudsman", "email": "contact@federaalombudsman.be",
@@ -226,16 +227,22 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "referred_agency": {"we_forwarded": False, "agency": {"name": "Departement Onderwijs en Vorming", "email": "info@onderwijs.vlaanderen.be",
                                    "phone": "1700", "website": "https://www.onderwijs.vlaanderen.be",
                                    "address": ""}},
+    # answer_text: the rule's `answer_text` in the reply's language ('' = no answer: the template
+    # must then not announce one). Real replies: routing_stage.template_context.
     "direct_answer": {"answer_text": "U kunt de aanvraag online indienen.\n\nDe termijn is dertig dagen."},
+    # questions: the rule's `questions` in the reply's language ([] = the template's general ones).
     "ask_info": {"questions": ["een kopie van de beslissing", "de datum van uw aanvraag"]},
     "multi_addressed": {"services": ["Federale Ombudsman", "Kinderrechtencommissariaat"]},
     "agency_in_cc": {"agency": {"name": "Departement Onderwijs en Vorming", "email": "info@onderwijs.vlaanderen.be",
                                 "phone": "", "website": "", "address": ""}},
+    # forwarded.sender: the agency's display name, or its address when it has none.
     "forward_added": {"forwarded": {"sender": "Departement Onderwijs en Vorming",
                                     "subject": "Uw dossier 2026/123"}},
-    # status: open | investigating | waiting_agency | waiting_citizen | closed (other values shown as is);
-    # investigator may be None while nobody is assigned.
-    "status": {"status": "investigating", "investigator": _INVESTIGATOR},
+    # status: open | investigating | waiting_agency | waiting_citizen | closed (other values get a
+    # neutral label, never the code); outcome: the case's first reaction (investigation |
+    # refer_ombudsman | refer_agency | answer | ask_info): an open case handled by quick service
+    # is told what was done. investigator may be None while nobody is assigned.
+    "status": {"status": "investigating", "outcome": "investigation", "investigator": _INVESTIGATOR},
     "status_neutral": {},
     # reason: too_large | unreadable; the limit in MB (int, 0 under 1 MB) and in kB (int).
     "undeliverable": {"reason": "too_large", "max_size_mb": 25, "max_size_kb": 25600},

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,7 +16,7 @@ from sqlalchemy import bindparam, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from .addresses import undeliverable
-from .compose import compose_reply, make_message_id
+from .compose import compose_reply, greeting_name, make_message_id
 from .config import Settings
 from .db import Case, Message, Outbox, run, table_of
 from .model import Address, Mail, Reply
@@ -118,14 +118,18 @@ def reply_context(settings: Settings, case: Case | None, reply: Reply, mail: Mai
         "office": {"name": office.name, "phone": office.phone, "address": office.address,
                    "website": office.website, "email": settings.smtp.from_address},
         "case_ref": case.ref if case else "",
-        "citizen_name": reply.to.name,
+        "citizen_name": greeting_name(reply.to),  # "" for a mailbox label: neutral greeting
         "original_subject": reply.subject,
         "investigator": investigator or {"name": "", "email": "", "phone": ""},
         "status": case.status if case else "open",
+        # How the first reaction went: a quick-service case is not "being investigated".
+        "outcome": case.outcome if case else "investigation",
         "services": list(case.also_sent_to) if case else [],
         "service": nobody, "agency": nobody,
         "answer_text": "", "questions": [], "we_forwarded": False,
-        "forwarded": {"sender": str(forwarded.sender) if forwarded and forwarded.sender else "",
+        # The agency by name ("Klantendienst De Lijn"), not "Name <address>"; the address when nameless.
+        "forwarded": {"sender": (forwarded.sender.name or forwarded.sender.email)
+                      if forwarded and forwarded.sender else "",
                       "subject": forwarded.subject if forwarded else "",
                       "date": forwarded.date.strftime("%d-%m-%Y") if forwarded and forwarded.date else ""},
         "reason": "unreadable", "max_size_mb": settings.limits.max_message_bytes // (1024 * 1024),
@@ -146,6 +150,9 @@ def queue_reply(session: Session, settings: Settings, renderer: Renderer, reply:
     if refused:
         add_event(session, "reply_skipped", case=case, template=reply.template, reason=refused)
         return None
+    cover = referral_cover(case, reply, mail)
+    if cover:  # the citizen never saw the other service's cover mail: their own subject
+        reply = replace(reply, subject=forwarded_subject(reply, mail))
     context = reply_context(settings, case, reply, mail) | dict(reply.context) | (extra_context or {})
     # A status request from an address not on file learns nothing, not even the reference.
     case_ref = "" if reply.template == "status_neutral" else (case.ref if case else "")
@@ -154,6 +161,9 @@ def queue_reply(session: Session, settings: Settings, renderer: Renderer, reply:
     domain = settings.smtp.from_address.rpartition("@")[2] or "localhost"
     message_id = make_message_id(domain)
     references = [*mail.references[-10:], mail.message_id] if mail.message_id else list(mail.references[-10:])
+    in_reply_to = mail.message_id or None
+    if cover:  # nor its Message-ID: a reply "to" it would thread under a mail they do not have
+        references, in_reply_to = [], None
     # Reply-To names who handles the case: not for a reply that may go to an address not on file.
     investigator = (Address(case.investigator_name or "", case.investigator_email)
                     if case and case.investigator_email and reply.template not in NO_CASE_DETAILS else None)
@@ -162,7 +172,7 @@ def queue_reply(session: Session, settings: Settings, renderer: Renderer, reply:
             rendered=rendered, from_address=settings.smtp.from_address,
             from_name=settings.smtp.from_name or settings.office.name, to=reply.to,
             reply_to=investigator, case_ref=case_ref,
-            original_subject=reply.subject, in_reply_to=mail.message_id or None,
+            original_subject=reply.subject, in_reply_to=in_reply_to,
             references=references, message_id=message_id, date=now,
         )
     except HeaderError as err:
@@ -174,7 +184,7 @@ def queue_reply(session: Session, settings: Settings, renderer: Renderer, reply:
     # Core inserts: an ORM object for each of these rows cost more than rendering the reply.
     out_pk = run(session, _INSERT_SENT, dict(
         direction="out", kind="outgoing", message_id=bare_id, case_id=case_id,
-        in_reply_to=mail.message_id, references=references, from_email=settings.smtp.from_address,
+        in_reply_to=in_reply_to or "", references=references, from_email=settings.smtp.from_address,
         from_name="", to_addrs=[reply.to.email], cc_addrs=[], subject=composed.subject,
         sent_at=now, received_at=now, body_text=rendered.text, sha256=_sha(data), size=len(data),
         language=rendered.language, details={"template": reply.template},
@@ -189,6 +199,25 @@ def queue_reply(session: Session, settings: Settings, renderer: Renderer, reply:
     add_event(session, "reply_held" if held else "reply_queued", case=case,
               template=reply.template, language=rendered.language, reason=held)
     return status
+
+
+def referral_cover(case: Case | None, reply: Reply, mail: Mail) -> bool:
+    """Whether `mail` is another ombudsman service's cover mail for the citizen's complaint
+    (case flag `referred_by`) and `reply` goes to the citizen, who never saw that mail."""
+    sender = mail.from_.email.lower() if mail.from_ else ""
+    return (case is not None and "referred_by" in (case.flags or ())
+            and bool(mail.forwarded) and sender != reply.to.email.lower())
+
+
+def forwarded_subject(reply: Reply, mail: Mail) -> str:
+    """The subject the citizen gave their complaint: the forwarded message from their address,
+    else the first forwarded message with a subject, else the cover mail's own."""
+    to = reply.to.email.lower()
+    mine = [f for f in mail.forwarded if f.sender is not None and f.sender.email.lower() == to]
+    for part in (*mine, *mail.forwarded):
+        if part.subject.strip():
+            return part.subject
+    return reply.subject
 
 
 # Built once; the sent message's id links its outbox row.

@@ -12,7 +12,7 @@ from typing import Literal
 
 from .conditions import Context, evaluate, matching_detections
 from .model import Classification, Mail
-from .rules import PRIORITY_ORDER, Priority, Rule, RuleSet, Strategy
+from .rules import PRIORITY_ORDER, AnswerText, Priority, Questions, Rule, RuleSet, Strategy
 from .services import Detection, agency_references, detect_services
 
 Outcome = Literal["investigation", "refer_ombudsman", "refer_agency", "answer", "ask_info"]
@@ -53,6 +53,8 @@ class Routing:
     trace: tuple[RuleTrace, ...] = ()
     services: tuple[str, ...] = ()  # ids of the services detected in the mail, first seen first
     agency_refs: tuple[tuple[str, str], ...] = ()  # (service id, the agency's file number)
+    answer_text: AnswerText | None = None  # outcome "answer": the text per language
+    questions: Questions | None = None  # outcome "ask_info": the questions per language
 
 
 @dataclass
@@ -67,6 +69,8 @@ class _State:
     flags: list[str] = field(default_factory=list)
     priority: Priority = "normal"
     notify: list[str] = field(default_factory=list)
+    answer_text: AnswerText | None = None
+    questions: Questions | None = None
 
 
 def route(mail: Mail, classification: Classification, ruleset: RuleSet, *,
@@ -102,6 +106,8 @@ def route(mail: Mail, classification: Classification, ruleset: RuleSet, *,
         notify=tuple(state.notify), fired=tuple(fired), trace=tuple(trace),
         services=tuple(dict.fromkeys(d.service.id for d in detections)),
         agency_refs=tuple(agency_references(ruleset, f"{mail.subject}\n{mail.text}")),
+        answer_text=state.answer_text if outcome == "answer" else None,
+        questions=state.questions if outcome == "ask_info" else None,
     )
 
 
@@ -146,10 +152,12 @@ def _apply(rule: Rule, ctx: Context, state: _State) -> tuple[str, ...]:
                 done.append(f"{action} {target}")
     if then.answer:
         state.outcome, state.refer_to, state.template = "answer", None, then.answer
-        done.append(f"answer with {then.answer}")
+        state.answer_text = then.answer_text
+        done.append(f"answer with {then.answer}" + (f": {_preview(then.answer_text.nl)}" if then.answer_text else ""))
     if then.ask_info:
         state.outcome, state.refer_to, state.template = "ask_info", None, None
-        done.append("ask for more information")
+        state.questions = then.questions
+        done.append("ask for more information" + (f": {'; '.join(then.questions.nl)}" if then.questions else ""))
     if then.template:
         state.template = then.template
         done.append(f"template {then.template}")
@@ -179,3 +187,9 @@ def _referral(rule: Rule, ctx: Context, action: str) -> str | None:
         if action == "refer_agency" and service.kind in ("agency", "first_line"):
             return service.id
     return None
+
+
+def _preview(text: str, width: int = 70) -> str:
+    """The start of an answer, on one line, for traces."""
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[:width - 1].rstrip() + "…"

@@ -22,6 +22,7 @@ from .errors import RulesError
 from .model import Classification, Investigator, Mail
 from .route import Routing, route
 from .rules import RuleSet, load_rules, rules_fingerprint
+from .services import Service
 
 log = logging.getLogger("mailbot.rules")
 
@@ -84,7 +85,8 @@ class RoutingStage:
                                  flags=tuple(routing.flags), rules_fired=tuple(routing.fired),
                                  team=routing.team, tags=tuple(routing.tags),
                                  priority=routing.priority, notify=tuple(routing.notify),
-                                 context=self.template_context(routing))
+                                 context=self.template_context(routing, classification.language)
+                                 | self.referral_context(mail, flags | set(routing.flags), classification.language))
         return RoutedComplaint(outcome, routing, pick)
 
     def pick(self, session: Session, routing: Routing, language: str, now: datetime) -> Pick:
@@ -95,31 +97,48 @@ class RoutingStage:
                             strategy=routing.strategy, load=loads, today=now.date(),
                             preferred=routing.investigator_email)
 
-    def agency_in_copy(self, mail: Mail) -> dict[str, str] | None:
+    def agency_in_copy(self, mail: Mail, language: str = "nl") -> dict[str, str] | None:
         """The agency (or its complaints desk) the citizen put in To/Cc, as template data."""
         from .services import service_for_address
 
         for address in mail.recipients:
             service = service_for_address(self.ruleset, address.email)
             if service is not None and service.kind in ("agency", "first_line"):
-                return _party(service) | {"email": address.email}
+                return _party(service, language) | {"email": address.email}
         return None
 
-    def template_context(self, routing: Routing) -> dict[str, Any]:
-        """The referral's service or agency, and the services detected, for the reply."""
+    def referral_context(self, mail: Mail, flags: frozenset[str] | set[str], language: str) -> dict[str, Any]:
+        """`referred_by`: the ombudsman service that forwarded the citizen's complaint to us
+        (case flag `referred_by`), named in the reply's language; nothing for other mail."""
+        from .services import service_for_address
+
+        sender = service_for_address(self.ruleset, mail.from_.email) if mail.from_ else None
+        if "referred_by" not in flags or sender is None or sender.kind != "ombudsman":
+            return {}
+        return {"referred_by": _party(sender, language)}
+
+    def template_context(self, routing: Routing, language: str = "nl") -> dict[str, Any]:
+        """The referral's service or agency, the services detected, and the rule's answer or
+        questions in the reply's `language`, for the reply."""
         context: dict[str, Any] = {}
+        if routing.answer_text is not None:
+            context["answer_text"] = routing.answer_text.in_language(language)
+        if routing.questions is not None:
+            context["questions"] = list(routing.questions.in_language(language))
         target = self.ruleset.service(routing.refer_to) if routing.refer_to else None
         if target is not None:
-            context["service" if routing.outcome == "refer_ombudsman" else "agency"] = _party(target)
-        names = [s.name for sid in routing.services if (s := self.ruleset.service(sid)) and s.kind == "ombudsman"]
+            context["service" if routing.outcome == "refer_ombudsman" else "agency"] = _party(target, language)
+        names = [s.name_in(language) for sid in routing.services
+                 if (s := self.ruleset.service(sid)) and s.kind == "ombudsman"]
         if names:
             context["services"] = names
         return context
 
 
-def _party(service: Any) -> dict[str, str]:
-    """A service as the templates' `service`/`agency` variable."""
-    contact = service.contact or ""
-    web = contact.startswith("http")
-    return {"name": service.name, "email": service.addresses[0] if service.addresses else "",
-            "phone": "", "website": contact if web else "", "address": "" if web else contact}
+def _party(service: Service, language: str = "nl") -> dict[str, str]:
+    """A service as the templates' `service`/`agency` variable, named in the reply's language
+    (its official name there, else `name`) with that language's website."""
+    website = service.website_in(language)
+    address = "" if service.contact.startswith(("http://", "https://")) else service.contact
+    return {"name": service.name_in(language), "email": service.addresses[0] if service.addresses else "",
+            "phone": service.phone, "website": website, "address": address}

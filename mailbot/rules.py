@@ -109,6 +109,79 @@ class Assign(_Strict):
         return self
 
 
+REPLY_LANGUAGES = ("nl", "fr", "en", "de")  # the languages the robot detects and replies in
+
+
+def _blank_free(value: str) -> str:
+    """One line of text, spaces collapsed; never empty."""
+    value = " ".join(value.split())
+    if not value:
+        raise ValueError("must not be empty")
+    return value
+
+
+def _paragraphs(value: str) -> str:
+    """Text as the reply prints it: the lines of a paragraph joined (the reply wraps them to
+    its own width), a blank line between paragraphs, a line starting with '- ' kept as a list
+    item. So an administrator may wrap the YAML text anywhere."""
+    paragraphs: list[str] = []
+    current = ""
+    for line in [*value.replace("\r\n", "\n").split("\n"), ""]:
+        line = line.strip()
+        if not line:
+            if current:
+                paragraphs.append(current)
+            current = ""
+        elif not current:
+            current = line
+        else:
+            current += ("\n" if line.startswith(("- ", "* ", "• ")) else " ") + line
+    if not paragraphs:
+        raise ValueError("must not be empty")
+    return "\n\n".join(paragraphs)
+
+
+class AnswerText(_Strict):
+    """A direct answer's text in every reply language: plain text, a blank line between
+    paragraphs, a line starting with '- ' for a list item; wrapped by the reply, not the YAML.
+
+    All four are required: the robot answers in the language the citizen wrote in, whatever
+    `languages` in config.yaml says, and an answer must never go out in another language.
+    """
+
+    nl: str = Field(description="Dutch text.")
+    fr: str = Field(description="French text.")
+    en: str = Field(description="English text.")
+    de: str = Field(description="German text.")
+
+    @field_validator("nl", "fr", "en", "de")
+    @classmethod
+    def _text(cls, value: str) -> str:
+        return _paragraphs(value)
+
+    def in_language(self, language: str) -> str:
+        """The text for `language`; Dutch for a language the office does not reply in."""
+        return str(getattr(self, language)) if language in REPLY_LANGUAGES else self.nl
+
+
+class Questions(_Strict):
+    """What `ask_info` asks the citizen, as list items, in every reply language (see `AnswerText`)."""
+
+    nl: tuple[str, ...] = Field(min_length=1, description="Dutch questions, one list item each.")
+    fr: tuple[str, ...] = Field(min_length=1, description="French questions.")
+    en: tuple[str, ...] = Field(min_length=1, description="English questions.")
+    de: tuple[str, ...] = Field(min_length=1, description="German questions.")
+
+    @field_validator("nl", "fr", "en", "de")
+    @classmethod
+    def _items(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_blank_free(value) for value in values)
+
+    def in_language(self, language: str) -> tuple[str, ...]:
+        """The questions for `language`; Dutch for a language the office does not reply in."""
+        return tuple(getattr(self, language)) if language in REPLY_LANGUAGES else self.nl
+
+
 class Actions(_Strict):
     """What a rule does. At most one quick-service outcome per rule."""
 
@@ -117,8 +190,12 @@ class Actions(_Strict):
         None, description="Service id of the competent ombudsman, or 'detected' for the service found in the mail.")
     refer_agency: str | None = Field(
         None, description="Service id of the agency to contact first, or 'detected'.")
-    answer: str | None = Field(None, description="Answer directly with this template.")
-    ask_info: bool = Field(False, description="Ask the citizen for more information.")
+    answer: str | None = Field(None, description="Answer directly with this template (needs answer_text).")
+    answer_text: AnswerText | None = Field(
+        None, description="The answer that `answer` sends, in nl, fr, en and de (the template's `answer_text`).")
+    ask_info: bool = Field(False, description="Ask the citizen for more information (needs questions).")
+    questions: Questions | None = Field(
+        None, description="What `ask_info` asks for, a list per language: nl, fr, en and de.")
     template: str | None = Field(None, description="Reply template instead of the outcome's default.")
     tags: tuple[str, ...] = Field((), description="Labels for statistics and the digest.")
     flags: tuple[str, ...] = Field((), description="Case flags, e.g. multi_addressed; later rules can test them.")

@@ -18,9 +18,9 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from .conditions import Condition, KeywordCondition, ServiceCondition
-from .rules import (FILE_MODELS, FILES, Actions, Assign, InvestigatorEntry, InvestigatorsFile, Rule, RoutingFile,
-                    RuleSet, ServicesFile, Team, fingerprint_of, read_rule_files)
-from .services import Service
+from .rules import (FILE_MODELS, FILES, Actions, AnswerText, Assign, InvestigatorEntry, InvestigatorsFile, Questions,
+                    Rule, RoutingFile, RuleSet, ServicesFile, Team, fingerprint_of, read_rule_files)
+from .services import PerLanguage, Service
 
 Path_ = tuple[str | int, ...]
 _MAX_NODES = 100_000  # refuses "billion laughs" alias bombs
@@ -31,6 +31,8 @@ _CONTEXTS: dict[str, tuple[str, type[BaseModel]]] = {
     "all": ("condition", Condition), "not": ("condition", Condition), "assign": ("key", Assign),
     "keywords": ("key", KeywordCondition), "service": ("key", ServiceCondition), "rules": ("key", Rule),
     "services": ("key", Service), "teams": ("key", Team), "investigators": ("key", InvestigatorEntry),
+    "names": ("language", PerLanguage), "websites": ("language", PerLanguage),
+    "answer_text": ("language", AnswerText), "questions": ("language", Questions),
 }
 _ENTITIES = {"rules": ("rule", "name"), "services": ("service", "id"), "teams": ("team", "id"),
              "investigators": ("investigator", "email")}
@@ -40,13 +42,16 @@ _ENTITIES = {"rules": ("rule", "name"), "services": ("service", "id"), "teams": 
 class CheckResult:
     ruleset: RuleSet | None
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # accepted, but the replies suffer
 
     @property
     def summary(self) -> str:
+        """The verdict; warnings come first, one per line, so `rules check` shows them."""
         if self.ruleset is None:
             return f"{len(self.problems)} problem(s)"
         rs = self.ruleset
-        return (f"rules OK: {len(rs.services)} services, {len(rs.routing)} routing rules "
+        return "".join(f"warning: {w}\n" for w in self.warnings) + (
+                f"rules OK: {len(rs.services)} services, {len(rs.routing)} routing rules "
                 f"({sum(r.enabled for r in rs.routing)} enabled), {len(rs.teams)} teams, "
                 f"{len(rs.investigators)} investigators ({sum(i.active for i in rs.investigators)} active)")
 
@@ -68,6 +73,7 @@ class _File:
     raw: dict[Path_, str] = field(default_factory=dict)  # scalars as written, for messages
     duplicates: list[tuple[Path_, int, str]] = field(default_factory=list)  # reported once data is known
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def line(self, path: Path_) -> int:
         for end in range(len(path), -1, -1):
@@ -77,6 +83,9 @@ class _File:
 
     def report(self, path: Path_, message: str) -> None:
         self.problems.append(f"{self.shown}:{self.line(path)}: {self.who(path)}{message}")
+
+    def warn(self, path: Path_, message: str) -> None:
+        self.warnings.append(f"{self.shown}:{self.line(path)}: {self.who(path)}{message}")
 
     def who(self, path: Path_) -> str:
         if len(path) < 2 or path[0] not in _ENTITIES or not isinstance(path[1], int):
@@ -112,12 +121,14 @@ def check_contents(contents: Mapping[str, bytes | None], *, label: Path | str,
         _check_people(files["investigators.yaml"], people)
     if routing is not None:
         _check_routing(files["routing.yaml"], routing, services, people, template_names)
+    if services is not None and routing is not None:
+        _check_referral_contacts(files["services.yaml"], services, routing)
     problems = [p for file in files.values() for p in file.problems]
     if problems or services is None or routing is None or people is None:
         return CheckResult(None, problems)
     ruleset = RuleSet(services=services.services, routing=routing.rules, teams=people.teams,
                       investigators=people.investigators, fingerprint=fingerprint_of(contents))
-    return CheckResult(ruleset, [])
+    return CheckResult(ruleset, [], [w for file in files.values() for w in file.warnings])
 
 
 def _parse_and_validate(file: _File, raw: bytes | None) -> BaseModel | None:
@@ -234,7 +245,9 @@ def _report_schema_error(file: _File, error: Any) -> None:
     field_path = ".".join(str(p) for p in (loc[2:] if file.who(loc) else loc))
     if kind == "missing":
         parent_path = ".".join(str(p) for p in (loc[2:-1] if file.who(loc) else loc[:-1]))
-        file.report(loc[:-1], f"missing '{loc[-1]}'" + (f" in {parent_path}" if parent_path else ""))
+        why = (" (every reply language is needed: nl, fr, en and de)"
+               if len(loc) > 1 and loc[-2] in ("answer_text", "questions") else "")
+        file.report(loc[:-1], f"missing '{loc[-1]}'" + (f" in {parent_path}" if parent_path else "") + why)
         return
     hint = ""
     written = file.raw.get(loc)
@@ -278,6 +291,54 @@ def _check_services(file: _File, services: ServicesFile) -> None:
                         f"unknown service '{service.refer_to}' in refer_to{_suggest(service.refer_to, ids)}")
 
 
+# What a referral reply offers when the service has no contact details (the templates' fallback).
+_FALLBACK = {"refer_ombudsman": "www.ombudsman.be", "refer_agency": "1700 and www.vlaanderen.be"}
+
+
+def _check_referral_contacts(file: _File, services: ServicesFile, routing: RoutingFile) -> None:
+    """Warn about a service an enabled rule can refer citizens to that has no contact, phone,
+    website or address: the referral reply could not say how to reach it. A warning, not a
+    problem: the templates fall back to a general line, and a rule set in the making may
+    refer before the contact details are known (the shipped directory has them all)."""
+    index = {s.id: i for i, s in enumerate(services.services)}
+    referrers: dict[str, list[tuple[str, str]]] = {}
+    for rule in routing.rules:
+        if rule.enabled:
+            for action, target in _referral_targets(rule, services.services):
+                referrers.setdefault(target, []).append((rule.name, action))
+    for target, via in referrers.items():
+        service = services.services[index[target]] if target in index else None
+        if service is None or service.has_contact:
+            continue
+        names = ", ".join(dict.fromkeys(f"'{name}'" for name, _ in via))
+        fallback = " / ".join(dict.fromkeys(_FALLBACK[action] for _, action in via))
+        file.warn(("services", index[target]),
+                  f"no contact, website, phone or address, yet rule {names} can refer citizens to it: "
+                  f"the reply can only point to {fallback} (add contact: https://… and/or phone)")
+
+
+def _referral_targets(rule: Rule, services: tuple[Service, ...]) -> Iterator[tuple[str, str]]:
+    """(action, service id) for every service the rule's referrals can point at; a `detected`
+    one can point at any service its `when.service` condition lets through (see route._referral)."""
+    cond = rule.when.service
+    for action in ("refer_ombudsman", "refer_agency"):
+        wanted = getattr(rule.then, action)
+        if wanted is None:
+            continue
+        if wanted != "detected":
+            yield action, wanted
+            continue
+        for service in services:
+            if cond is not None and not ((not cond.id or service.id in cond.id)
+                                         and (not cond.kind or service.kind in cond.kind)
+                                         and (cond.competent is None or service.competent == cond.competent)):
+                continue
+            if action == "refer_ombudsman" and service.referral_target:
+                yield action, service.referral_target
+            elif action == "refer_agency" and service.kind in ("agency", "first_line"):
+                yield action, service.id
+
+
 def _check_people(file: _File, people: InvestigatorsFile) -> None:
     _duplicates((((("teams", i, "id"), t.id)) for i, t in enumerate(people.teams)), file, "team id")
     _duplicates(((("investigators", i, "email"), p.email) for i, p in enumerate(people.investigators)),
@@ -302,6 +363,7 @@ def _check_routing(file: _File, routing: RoutingFile, services: ServicesFile | N
                                        "matches every mail and stops")
         if rule.enabled and rule.stops and rule.when.is_empty and catch_all is None:
             catch_all = (i, rule)
+        _check_reply_texts(file, rule, at)
         if known is not None:
             for path, service_id in _condition_services(rule.when, (*at, "when")):
                 if service_id not in known:
@@ -334,6 +396,32 @@ def _check_referrals(file: _File, rule: Rule, at: Path_, known: dict[str, Servic
         elif known[target].kind not in kinds:
             file.report(path, f"{action} '{target}' is a service of kind {known[target].kind}, "
                               f"not {' or '.join(kinds)}")
+
+
+# The shipped templates that print an answer / a list of questions, and the text each one needs.
+_NEEDS_TEXT = {"direct_answer": "answer_text", "ask_info": "questions"}
+
+
+def _check_reply_texts(file: _File, rule: Rule, at: Path_) -> None:
+    """An answer needs its text and ask_info its questions: a reply announcing an answer or a
+    list of information must never go out without it. And a text needs the outcome it serves."""
+    then, here = rule.then, (*at, "then")
+    if then.answer and then.answer_text is None:
+        file.report((*here, "answer"), f"answer '{then.answer}' has no answer_text: the reply would announce "
+                                       "an answer and give none (add answer_text: {nl: …, fr: …, en: …, de: …})")
+    if then.ask_info and then.questions is None:
+        file.report((*here, "ask_info"), "ask_info has no questions: the reply would not say what we need "
+                                         "(add questions: {nl: […], fr: […], en: […], de: […]})")
+    if then.answer_text is not None and not then.answer:
+        file.report((*here, "answer_text"), "answer_text without 'answer': add answer: direct_answer")
+    if then.questions is not None and not then.ask_info:
+        file.report((*here, "questions"), "questions without 'ask_info: true'")
+    needed = _NEEDS_TEXT.get(then.template or "")
+    if needed and getattr(then, needed) is None and not (then.answer or then.ask_info):
+        instead = ("answer: direct_answer with answer_text" if needed == "answer_text"
+                   else "ask_info: true with questions")
+        file.report((*here, "template"), f"template '{then.template}' prints {needed.replace('_', ' ')}, "
+                                         f"which this rule does not give: use {instead} instead")
 
 
 def _check_assign(file: _File, rule: Rule, at: Path_, people: InvestigatorsFile) -> None:

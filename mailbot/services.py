@@ -20,6 +20,25 @@ if TYPE_CHECKING:
     from .rules import RuleSet
 
 _ID = r"^[a-z0-9][a-z0-9_-]*$"
+_WEBSITE = ("http://", "https://")
+
+
+class PerLanguage(BaseModel):
+    """A text per reply language; a language left out uses the service's default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    nl: str | None = None
+    fr: str | None = None
+    en: str | None = None
+    de: str | None = None
+
+    def get(self, language: str) -> str | None:
+        value = getattr(self, language, None) if language in ("nl", "fr", "en", "de") else None
+        return value if isinstance(value, str) else None
+
+    def values(self) -> tuple[str, ...]:
+        return tuple(v for v in (self.nl, self.fr, self.en, self.de) if v is not None)
 
 
 class Service(BaseModel):
@@ -35,7 +54,14 @@ class Service(BaseModel):
     domains: tuple[str, ...] = Field((), description="Mail domains of the service; subdomains included.")
     competent: bool = Field(True, description="Whether our office handles complaints about this service.")
     refer_to: str | None = Field(None, description="Service id to refer complaints to when not competent.")
-    contact: str = Field("", description="Where citizens reach the service (web form, address); used in referral replies.")
+    names: PerLanguage = Field(
+        PerLanguage(), description="Official name per reply language (nl, fr, en, de) where it differs from `name`; "
+                                   "found in text too. A language left out uses `name`.")
+    contact: str = Field("", description="Where citizens reach the service: its website (https://…) or postal "
+                                         "address; used in referral replies.")
+    websites: PerLanguage = Field(
+        PerLanguage(), description="Website per reply language where it differs from `contact` (fr: https://…).")
+    phone: str = Field("", description="Phone number for citizens, as written in replies (e.g. '0800 99 961').")
     reference_pattern: str | None = Field(
         None, description="Regex for the service's own file numbers; group 'ref' (or the whole match) is the number.")
     example: bool = Field(False, description="True while the entry is example data that still needs review.")
@@ -61,6 +87,29 @@ class Service(BaseModel):
                 raise ValueError(f"{value!r} is not a mail domain (like 'delijn.be')")
         return values
 
+    @field_validator("names")
+    @classmethod
+    def _names(cls, values: PerLanguage) -> PerLanguage:
+        if any(not v.strip() for v in values.values()):
+            raise ValueError("a name may not be empty")
+        return values
+
+    @field_validator("contact", "phone")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        value = value.strip()
+        if value.startswith(_WEBSITE) and any(c.isspace() for c in value):
+            raise ValueError(f"{value!r}: a website is the address alone, without spaces or notes")
+        return value
+
+    @field_validator("websites")
+    @classmethod
+    def _websites(cls, values: PerLanguage) -> PerLanguage:
+        for value in values.values():
+            if not value.startswith(_WEBSITE) or any(c.isspace() for c in value):
+                raise ValueError(f"{value!r} is not a website address (like 'https://www.mediateurfederal.be')")
+        return values
+
     @field_validator("reference_pattern")
     @classmethod
     def _valid_pattern(cls, value: str | None) -> str | None:
@@ -73,6 +122,19 @@ class Service(BaseModel):
         if not self.competent and self.kind != "ombudsman" and self.refer_to is None:
             raise ValueError("not competent: set refer_to to the service that is")
         return self
+
+    def name_in(self, language: str) -> str:
+        """The name for a reply in `language`: the official name in it, else `name`."""
+        return self.names.get(language) or self.name
+
+    def website_in(self, language: str) -> str:
+        """The website for a reply in `language`: its own site in it, else `contact` when a website."""
+        return self.websites.get(language) or (self.contact if self.contact.startswith(_WEBSITE) else "")
+
+    @property
+    def has_contact(self) -> bool:
+        """Whether a referral reply can tell the citizen how to reach the service."""
+        return bool(self.contact or self.phone or self.websites.values() or self.addresses)
 
     @property
     def referral_target(self) -> str | None:
@@ -191,7 +253,8 @@ def _alias_patterns(ruleset: RuleSet) -> tuple[tuple[Service, regex.Pattern[str]
     None when a name starts with punctuation and the pattern must always run."""
     patterns = []
     for service in ruleset.services:
-        names = sorted({fold(n) for n in (service.name, *service.aliases) if n.strip()}, key=len, reverse=True)
+        names = sorted({fold(n) for n in (service.name, *service.names.values(), *service.aliases) if n.strip()},
+                       key=len, reverse=True)
         if names:
             alternatives = "|".join(regex.escape(n) for n in names)
             leads = [_WORD.match(n) for n in names]

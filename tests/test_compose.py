@@ -186,8 +186,11 @@ def test_build_subject(original: str, expected: str) -> None:
 
 
 def test_subject_without_reference() -> None:
-    """Without a case reference there are no empty brackets."""
-    assert build_subject("Uw vraag", "", "Re: stand van zaken?") == "Uw vraag stand van zaken?"
+    """Without a case reference there are no empty brackets: `<prefix>: <subject>` (French: ` : `)."""
+    assert build_subject("Uw vraag", "", "Re: stand van zaken?") == "Uw vraag: stand van zaken?"
+    assert build_subject("Uw bericht", "", "Re: Uw bericht: Scan") == "Uw bericht: Scan"
+    assert build_subject("Votre message", "", "Scan", language="fr") == "Votre message : Scan"
+    assert build_subject("Uw vraag", "", "") == "Uw vraag"
 
 
 def test_subject_bounded_keeps_reference() -> None:

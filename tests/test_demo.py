@@ -161,3 +161,22 @@ def test_shipped_resources_fall_back_to_package_data(tmp_path, monkeypatch):
     assert _resources.rules_dir() == package / "_shipped" / "rules"
     with pytest.raises(FileNotFoundError):
         _resources.templates_dir()
+
+
+def test_demo_direct_answer_and_ask_info_say_what_they_announce(demo):
+    """The neighbour dispute's reply carries the answer it announces (where to go), and the empty
+    complaint's reply lists the information it asks for, in text and HTML."""
+    replies = _replies(demo["output"])
+    [answer] = [m for n, m in replies if "-direct_answer-" in n]
+    text = " ".join(answer.get_body(("plain",)).get_content().split())
+    html = answer.get_body(("html",)).get_content()
+    assert "Hieronder vindt u ons antwoord. Uw klacht gaat over een geschil met uw buren." in text
+    for words in ("vrederechter", "buurtbemiddeling", "www.rechtbanken-tribunaux.be"):
+        assert words in text and words in html
+    [asked] = [m for n, m in replies if "-ask_info-" in n]
+    lines = asked.get_body(("plain",)).get_content().splitlines()
+    items = [line for line in lines if line.startswith("  - ")]
+    assert items[:3] == ["  - een korte beschrijving van wat er is gebeurd",
+                         "  - over welke overheidsdienst uw klacht gaat",
+                         "  - wanneer het is gebeurd (een datum of een periode)"]
+    assert len(items) == 4 and asked.get_body(("html",)).get_content().count("<li>") == 4

@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from mailbot.classify import classify, for_referral
-from mailbot.db import Case, Outbox
+from mailbot.db import Case, Message, Outbox
 from mailbot.decide import decide
 from mailbot.match import Found, match_message
 from mailbot.matching_stage import observe
@@ -215,3 +215,55 @@ def test_the_city_administration_and_its_ombudsman_are_still_found():
                           ("De Ombudsdienst Stad Gent stuurde mij door.", "ombudsdienst-gent"),
                           ("Het stadsbestuur van Antwerpen antwoordt niet.", "ombudsdienst-antwerpen")):
         assert service in [s.id for s in services_in_text(ruleset, text)], text
+
+
+def _outbox(app) -> list:
+    from email import message_from_bytes, policy
+
+    with app.sessions() as session:
+        rows = session.execute(select(Outbox.template, Outbox.mime).order_by(Outbox.id)).all()
+    return [(template, message_from_bytes(mime, policy=policy.default)) for template, mime in rows]
+
+
+def test_the_acknowledgment_of_a_referral_says_who_sent_it_under_the_citizens_subject(make_app, sqlite_url):
+    """The citizen never saw the Federal Ombudsman's cover mail: the acknowledgment names the
+    service that passed the complaint on, carries the citizen's own subject (not the cover's
+    "Doorverwijzing: …"), and does not thread under the cover mail's Message-ID."""
+    app = make_app(db_url=sqlite_url)
+    process_files(app.intake, [rfc822_referral()])
+    [(template, message)] = _outbox(app)
+    body = message.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    assert template == "ack_investigation" and message["To"].addresses[0].addr_spec == "marc.willems@hotmail.com"
+    assert message["Subject"].endswith("] Klacht huurpremie") and "Doorverwijzing" not in message["Subject"]
+    assert message["In-Reply-To"] is None and message["References"] is None
+    assert "Een andere ombudsdienst (Federale Ombudsman) heeft uw klacht aan ons" in body
+    assert "U hoeft de klacht niet\nopnieuw in te dienen." in body
+    with app.sessions() as session:
+        sent = session.execute(select(Message).where(Message.direction == "out")).scalar_one()
+    assert sent.in_reply_to == "" and sent.references == []
+
+
+FRENCH_TEXT = ("Madame, Monsieur,\n\nJe loue un logement social et ma prime de loyer de Wonen in Vlaanderen n'est "
+               "plus payée depuis huit mois. J'ai écrit plusieurs fois à Wonen in Vlaanderen, sans aucune "
+               "réponse de leur part. Pouvez-vous m'aider ?\n\nMarc Willems\n")
+
+
+def test_a_french_citizen_is_told_in_french_which_service_forwarded_the_complaint(make_app, sqlite_url):
+    """The referring service is named in the citizen's language: the Médiateur fédéral."""
+    app = make_app(db_url=sqlite_url)
+    process_files(app.intake, [outlook_referral(citizen_text=FRENCH_TEXT)])
+    [(template, message)] = _outbox(app)
+    body = message.get_body(("plain",)).get_content()
+    assert template == "ack_investigation" and message["Content-Language"] == "fr"
+    assert "Un autre service de médiation (Médiateur fédéral) nous a transmis" in body
+    assert "Federale Ombudsman" not in body and message["In-Reply-To"] is None
+
+
+def test_a_citizens_own_complaint_still_threads_and_names_no_referrer(make_app, sqlite_url):
+    """A complaint the citizen sent us: the acknowledgment replies to their message as before."""
+    app = make_app(db_url=sqlite_url)
+    raw = _mail("Marc Willems <marc.willems@hotmail.com>", "Klacht huurpremie", CITIZEN_TEXT)
+    process_files(app.intake, [raw])
+    [(template, message)] = _outbox(app)
+    assert message["In-Reply-To"] == f"<{abs(hash(CITIZEN_TEXT))}@test>"
+    assert "ombudsdienst (" not in message.get_body(("plain",)).get_content()

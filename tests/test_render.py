@@ -97,10 +97,11 @@ def test_direct_answer_paragraphs(renderer: Renderer) -> None:
 
 
 def test_status_without_investigator_and_unknown_status(renderer: Renderer) -> None:
-    """A status reply works without an investigator and shows an unknown status code as is."""
+    """A status reply works without an investigator and shows a neutral label, never an unknown status code."""
     context = {**sample_context("status"), "investigator": None, "status": "on_hold"}
     reply = renderer.render("status", "en", context)
-    assert "not yet been assigned" in reply.text and "on_hold" in reply.text
+    assert "not yet been assigned" in reply.text and "on_hold" not in reply.text + reply.html
+    assert "Current status: your case is being dealt with." in reply.text
 
 
 def test_optional_parts_disappear(renderer: Renderer) -> None:

@@ -209,13 +209,18 @@ def test_refer_agency() -> None:
     assert (result.outcome, result.refer_to, result.template) == ("refer_agency", "de-lijn", "referred_agency")
 
 
+ANSWER = "answer_text: {nl: Antwoord., fr: Réponse., en: Answer., de: Antwort.}"
+QUESTIONS = "questions: {nl: ['Wanneer?'], fr: ['Quand ?'], en: ['When?'], de: ['Wann?']}"
+
+
 def test_answer_ask_info_and_template() -> None:
     """`answer` uses its template, `ask_info` the ask_info template, `template` overrides either."""
-    assert route(mail(), classified(), rules("  - {name: r, then: {answer: direct_answer}}\n")).template == \
-        "direct_answer"
-    result = route(mail(), classified(), rules("  - {name: r, then: {ask_info: true}}\n"))
+    answered = rules(f"  - {{name: r, then: {{answer: direct_answer, {ANSWER}}}}}\n")
+    assert route(mail(), classified(), answered).template == "direct_answer"
+    result = route(mail(), classified(), rules(f"  - {{name: r, then: {{ask_info: true, {QUESTIONS}}}}}\n"))
     assert (result.outcome, result.template) == ("ask_info", "ask_info")
-    result = route(mail(), classified(), rules("  - {name: r, then: {ask_info: true, template: custom}}\n"))
+    custom = rules(f"  - {{name: r, then: {{ask_info: true, {QUESTIONS}, template: custom}}}}\n")
+    result = route(mail(), classified(), custom)
     assert result.template == "custom"
     result = route(mail(), classified(), rules("  - {name: r, then: {template: multi_addressed}}\n"))
     assert (result.outcome, result.template) == ("investigation", "multi_addressed")
@@ -243,7 +248,7 @@ def test_flags_set_by_a_rule_are_seen_by_later_rules() -> None:
 def test_later_rules_override_outcome_and_team() -> None:
     """When several rules fire, the later one decides outcome and team."""
     ruleset = rules("""  - {name: a, then: {assign: {team: mob}, refer_ombudsman: fed}, continue: true}
-  - {name: b, then: {assign: {team: intake}, ask_info: true}}
+  - {name: b, then: {assign: {team: intake}, ask_info: true, questions: {nl: [a], fr: [a], en: [a], de: [a]}}}
 """)
     result = route(mail(), classified(), ruleset)
     assert (result.team, result.outcome, result.refer_to) == ("intake", "ask_info", None)

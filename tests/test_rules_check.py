@@ -216,7 +216,7 @@ def test_unknown_templates_named_or_by_default() -> None:
     routing = """rules:
   - name: a
     when: {language: [fr]}
-    then: {answer: direct_anwser}
+    then: {answer: direct_anwser, answer_text: {nl: a, fr: b, en: c, de: d}}
   - name: b
     when: {language: [de]}
     then: {refer_ombudsman: fed}

@@ -11,7 +11,8 @@ from mailbot.rules_check import check_contents
 KEYS = ["rules", "services", "teams", "investigators", "name", "when", "then", "any", "all", "not", "kind",
         "language", "service", "id", "in", "keywords", "fuzzy", "assign", "team", "email", "continue",
         "refer_ombudsman", "refer_agency", "answer", "ask_info", "body_regex", "subject_regex", "capacity",
-        "absent_from", "absent_to", "domains", "addresses", "competent", "refer_to", "reference_pattern", "x"]
+        "absent_from", "absent_to", "domains", "addresses", "competent", "refer_to", "reference_pattern", "x",
+        "answer_text", "questions", "template", "nl", "fr", "en", "de"]
 scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=12),
                     st.sampled_from(KEYS), st.dates(), st.sampled_from(["(a+)+$", "[", "new_complaint", "agency"]))
 trees = st.recursive(scalars, lambda children: st.one_of(
