@@ -114,7 +114,7 @@ def run(ctx: click.Context) -> None:
 
 @cli.group()
 def case() -> None:
-    """Look up cases."""
+    """Look up, close and reopen cases."""
 
 
 @case.command("list")
@@ -160,6 +160,72 @@ def case_show(ctx: click.Context, ref: str, as_json: bool) -> None:
                        else views.case_text(found))
     finally:
         app.close()
+
+
+_BY = click.option("--by", help="who decides, for the audit trail (default: the login name)")
+_NOTE = click.option("--note", default="", help="why, for the audit trail (no personal data)")
+
+
+@case.command("close")
+@click.argument("ref")
+@_NOTE
+@_BY
+@click.option("--json", "as_json", is_flag=True, help="the case as `case show --json`, plus `changed`")
+@click.pass_context
+def case_close(ctx: click.Context, ref: str, note: str, by: str | None, as_json: bool) -> None:
+    """Close a case: its personal data is pseudonymised `retention.closed_case_days` later.
+
+    Mail that still comes in on it is threaded into it, not reopening it, and listed for
+    staff. Closing a closed case changes nothing."""
+    _set_status(ctx, ref, close=True, note=note, by=by, as_json=as_json)
+
+
+@case.command("reopen")
+@click.argument("ref")
+@_NOTE
+@_BY
+@click.option("--json", "as_json", is_flag=True, help="the case as `case show --json`, plus `changed`")
+@click.pass_context
+def case_reopen(ctx: click.Context, ref: str, note: str, by: str | None, as_json: bool) -> None:
+    """Open a closed case again (retention no longer applies). Reopening an open case
+    changes nothing."""
+    _set_status(ctx, ref, close=False, note=note, by=by, as_json=as_json)
+
+
+def _set_status(ctx: click.Context, ref: str, *, close: bool, note: str, by: str | None,
+                as_json: bool) -> None:
+    from . import store, views
+    from .cli_outbox import _login
+    from .privacy import is_pseudonymised
+
+    app = _app(ctx)
+    wanted = ref.strip().upper()
+    try:
+        with app.sessions.begin() as session:
+            found = store.case_by_ref(session, wanted)
+            if found is None:
+                raise click.ClickException(f"no case {wanted}")
+            if not close and is_pseudonymised(found):
+                raise click.ClickException(f"{found.ref}: its personal data was pseudonymised (retention "
+                                           "or an erasure request); it cannot be reopened")
+            change = store.close_case if close else store.reopen_case
+            changed = change(session, found, now=app.clock(), by=(by or _login()).strip()[:200],
+                             note=note.strip()[:2000])
+            data = {**views.case_dict(found), "changed": changed}
+        days = app.settings.retention.closed_case_days
+    finally:
+        app.close()
+    if as_json:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    elif close and changed:
+        click.echo(f"{data['ref']} closed; its personal data is pseudonymised by `mailbot retention` "
+                   f"{days} days after closing")
+    elif close:
+        click.echo(f"{data['ref']} was already closed (since {data['closed_at']}); nothing changed")
+    elif changed:
+        click.echo(f"{data['ref']} reopened")
+    else:
+        click.echo(f"{data['ref']} is not closed (status {data['status']}); nothing changed")
 
 
 @cli.command()

@@ -21,16 +21,20 @@ def _app(ctx: click.Context) -> Any:
 @click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]), help="the day (default: yesterday)")
 @click.option("--print", "to_stdout", is_flag=True, help="print the plain-text digest")
 @click.option("--html", "html_file", type=click.Path(dir_okay=False), help="write the HTML digest here")
-@click.option("--send", is_flag=True, help="send it to digest.recipients (or the team's recipients)")
+@click.option("--send", is_flag=True, help="send it as `mailbot run` does every morning: to digest.recipients "
+              "and to every team in digest.teams (with --team: that team's only), once per day")
+@click.option("--force", is_flag=True, help="with --send: send it again, also to whoever already got it")
 @click.option("--team", help="only this team's cases")
 @click.pass_context
 def digest(ctx: click.Context, day: datetime | None, to_stdout: bool, html_file: str | None,
-           send: bool, team: str | None) -> None:
+           send: bool, force: bool, team: str | None) -> None:
     """The daily triage digest for staff (Dutch, text and HTML)."""
     from . import digest as digest_mod
 
     if not (to_stdout or html_file or send):
         raise click.UsageError("choose --print, --html FILE and/or --send")
+    if force and not send:
+        raise click.UsageError("--force goes with --send")
     app = _app(ctx)
     try:
         the_day: date = day.date() if day else app.local_today() - timedelta(days=1)
@@ -44,14 +48,40 @@ def digest(ctx: click.Context, day: datetime | None, to_stdout: bool, html_file:
                 except OSError as err:
                     raise click.ClickException(f"cannot write {html_file}: {err.strerror}") from None
         if send:
-            recipients = (app.settings.digest.teams.get(team, []) if team else app.settings.digest.recipients)
-            if not recipients:
-                raise click.ClickException("no recipients: set digest.recipients (or digest.teams) in config.yaml")
-            queued = digest_mod.queue(app.sessions, app.settings, the_day, app.clock(), team=team, once=False)
-            sent = app.send_outbox()
-            click.echo(f"digest {the_day.isoformat()} queued for {queued} recipient(s); sent {sent.sent}", err=True)
+            _send_digest(app, the_day, team, force)
     finally:
         app.close()
+
+
+def _send_digest(app: Any, day: date, team: str | None, force: bool) -> None:
+    """What the scheduled job does (`App.send_digest`): the same Message-IDs, so a digest
+    already queued for the day, by `mailbot run` or an earlier `--send`, is not sent again."""
+    from . import digest as digest_mod
+    from .store import digest_rows
+
+    settings = app.settings.digest
+    if team is not None and team not in settings.teams:
+        raise click.ClickException(f"no team {team!r} in digest.teams")
+    if not (settings.teams[team] if team is not None else settings.recipients or any(settings.teams.values())):
+        raise click.ClickException("no recipients: set digest.recipients (or digest.teams) in config.yaml")
+    with app.sessions() as session:
+        before = digest_rows(session, day)
+    if team is None:
+        queued = app.send_digest(day, once=not force)
+    else:
+        queued = digest_mod.queue(app.sessions, app.settings, day, app.clock(), team=team, once=not force)
+        if queued:
+            app.send_outbox()
+    with app.sessions() as session:
+        new = [status for row_id, status in digest_rows(session, day).items() if row_id not in before]
+    shown = day.isoformat()
+    if not queued:
+        click.echo(f"digest {shown} was already sent (or queued) to every recipient; nothing sent "
+                   "(--force sends it again)", err=True)
+        return
+    waiting = sum(1 for status in new if status == "pending")
+    click.echo(f"digest {shown} queued for {queued} recipient(s); sent {new.count('sent')}"
+               + (f"; {waiting} waiting for the mail server (see `mailbot status`)" if waiting else ""), err=True)
 
 
 @click.command()
@@ -119,18 +149,14 @@ def retention(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
     """Purge or pseudonymise personal data past its retention period."""
     app = _app(ctx)
     try:
-        result = app.run_retention(dry_run=dry_run).as_dict()
+        report = app.run_retention(dry_run=dry_run)
     finally:
         app.close()
     if as_json:
-        click.echo(json.dumps(result, indent=2))
+        click.echo(json.dumps(report.as_dict(), indent=2))
         return
-    closed = result["closed_cases"]
-    verb = "would be" if dry_run else "were"
-    click.echo(f"closed cases pseudonymised: {closed['cases']} {verb} ({', '.join(closed['refs']) or '-'})")
-    click.echo(f"messages {verb} blanked: {closed['messages']}; raw mails {verb} deleted: {closed['raw_mails']}")
-    click.echo(f"quarantined raw mails {verb} deleted: {result['quarantined_raw_deleted']}")
-    click.echo(f"old digests {verb} deleted: {result['digests_deleted']}")
+    for line in report.lines():
+        click.echo(line)
 
 
 @click.group()
@@ -151,9 +177,7 @@ def privacy_erase(ctx: click.Context, email: str, dry_run: bool) -> None:
         counts = erase(app.sessions, email, dry_run=dry_run)
     finally:
         app.close()
-    verb = "would be" if dry_run else "were"
-    click.echo(f"{counts.cases} case(s), {counts.messages} message(s), {counts.outbox} outgoing mail(s) "
-               f"{verb} pseudonymised; {counts.raw_mails} raw mail(s) {verb} deleted")
+    click.echo(counts.summary(dry_run=dry_run))
 
 
 privacy.add_command(retention, "retention")

@@ -18,11 +18,12 @@ from collections.abc import Mapping
 from urllib.parse import quote
 from datetime import date, time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
-    BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator,
+    AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator,
+    model_validator,
 )
 
 from .errors import ConfigError
@@ -127,10 +128,32 @@ class ScheduleSettings(_Section):
         return value
 
 
+def _plain_address(value: str) -> str:
+    """A digest recipient is a bare address: one with a display name ("Onthaal <onthaal@…>")
+    would be refused when the digest is sent, every morning, not at start-up."""
+    from email.utils import parseaddr
+
+    from pydantic_core import PydanticCustomError
+
+    from .sanitize import HeaderError, check_address, is_valid_address
+
+    try:
+        check_address(value)
+    except HeaderError:
+        bare = parseaddr(value)[1]
+        hint = f" (write the address alone: {bare})" if bare != value.strip() and is_valid_address(bare) else ""
+        raise PydanticCustomError("address", "not a plain e-mail address: {value}{hint}",
+                                  {"value": repr(value), "hint": hint}) from None
+    return value.strip()
+
+
+Recipient = Annotated[str, AfterValidator(_plain_address)]
+
+
 class DigestSettings(_Section):
-    recipients: list[str] = []
+    recipients: list[Recipient] = []
     # Per team: who receives that team's digest (only its cases), on top of `recipients`.
-    teams: dict[str, list[str]] = {}
+    teams: dict[str, list[Recipient]] = {}
     first_reaction_working_days: int = Field(3, ge=1, le=60)
     # Office closing days besides the Belgian public holidays (e.g. 11 July, bridge days).
     extra_holidays: list[date] = []
@@ -142,6 +165,9 @@ class RetentionSettings(_Section):
     quarantine_days: int = Field(90, ge=1)
     # Sent digests (staff mail with personal data) are deleted from the outbox after this.
     digest_days: int = Field(30, ge=1)
+    # Personal data that belongs to no case (automatic mail, silenced mail, replies to it such
+    # as the undeliverable notice, their events, address_status rows) is purged after this.
+    caseless_days: int = Field(90, ge=1)
 
 
 class LimitSettings(_Section):

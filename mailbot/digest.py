@@ -14,6 +14,7 @@ digest collide on the outbox's unique Message-ID and only one copy is sent.
 from __future__ import annotations
 
 import hashlib
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -33,6 +34,8 @@ from .db import Outbox
 from .digest_data import DigestData, collect
 from .errors import RulesError
 from .store import add_event
+
+log = logging.getLogger("mailbot.digest")
 
 TEMPLATE_DIR = "_digest"
 COLORS = {"new_complaint": "#1f77b4", "follow_up": "#2ca02c", "agency_forward": "#9467bd",
@@ -131,9 +134,20 @@ def queue(sessions: sessionmaker, settings: Settings, day: date, now: datetime, 
         tag = hashlib.sha256(key.encode()).hexdigest()[:24] if once else uuid.uuid4().hex
         bare = f"digest.{day.isoformat()}.{tag}@{domain}"
         try:
+            mime = compose(settings, digest, recipient, f"<{bare}>", now)
+        except sanitize.HeaderError as err:
+            # Config validation refuses such an address; should one get through anyway,
+            # only this recipient goes without: the others still get the digest.
+            log.error("digest %s%s not queued for %r: %s", day.isoformat(), f" (team {team})" if team else "",
+                      recipient, err)
+            with sessions.begin() as session:
+                add_event(session, "digest_failed", day=day.isoformat(), team=team, recipient=recipient[:320],
+                          error=str(err)[:500])
+            continue
+        try:
             with sessions.begin() as session:
                 session.add(Outbox(case_id=None, message_pk=None, template="digest", recipient=recipient,
-                                   message_id=bare, mime=compose(settings, digest, recipient, f"<{bare}>", now),
+                                   message_id=bare, mime=mime,
                                    status="pending", created_at=now, next_attempt_at=now))
                 session.flush()
                 queued += 1

@@ -4,7 +4,13 @@
   their raw mail deleted;
 - quarantined mail older than `retention.quarantine_days`: raw bytes deleted, sender and
   subject blanked (the reason stays, for the statistics);
-- sent digests older than `retention.digest_days`: deleted from the outbox.
+- sent digests older than `retention.digest_days`: deleted from the outbox;
+- personal data that belongs to no case, older than `retention.caseless_days`: caseless
+  messages in and out (automatic mail, subject-silenced mail, the undeliverable notice)
+  pseudonymised and their raw mail deleted, caseless replies (not the digest) scrubbed,
+  caseless events reduced to technical keys and counts, and `address_status` rows of
+  addresses no case and no waiting reply uses deleted. Quarantined mail keeps its own
+  period; replies still pending or held are never touched.
 
 `dry_run` does all of it in a transaction that is rolled back, so the counts it reports are
 exactly what a real run would do.
@@ -14,14 +20,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.orm import Session, sessionmaker
 
 from .config import Settings
-from .db import Case, Message, Outbox, RawMail
-from .privacy import PSEUDONYM_DOMAIN, PurgeCounts, Scrubber
+from .db import AddressStatus, Case, Event, Message, Outbox, RawMail
+from .privacy import (
+    ERASED, PSEUDONYM_DOMAIN, SAFE_EVENT_KEYS, WAITING, PurgeCounts, Scrubber, holds_personal_data,
+)
 from .store import add_event
+
+# What an old caseless event keeps: technical keys and the counts of operational events
+# (digest_queued, retention_run, privacy_erase, sent_copy_failed); reasons, errors and
+# recipients go.
+CASELESS_EVENT_KEYS = SAFE_EVENT_KEYS | frozenset(PurgeCounts.__dataclass_fields__) - {"refs"} | frozenset({
+    "day", "recipients", "request", "quarantined_raw", "caseless", "folder", "copied", "missing",
+    "address_rejected"})
 
 
 @dataclass
@@ -29,11 +46,25 @@ class RetentionReport:
     closed_cases: PurgeCounts = field(default_factory=PurgeCounts)
     quarantined: int = 0
     digests: int = 0
+    caseless: PurgeCounts = field(default_factory=PurgeCounts)
     dry_run: bool = False
 
     def as_dict(self) -> dict:
         return {"dry_run": self.dry_run, "closed_cases": self.closed_cases.as_dict(),
-                "quarantined_raw_deleted": self.quarantined, "digests_deleted": self.digests}
+                "quarantined_raw_deleted": self.quarantined, "digests_deleted": self.digests,
+                "caseless": self.caseless.as_dict(with_refs=False)}
+
+    def lines(self) -> list[str]:
+        """What the CLI prints; a dry run says "would be" where a real run says "were"."""
+        verb = "would be" if self.dry_run else "were"
+        closed, caseless = self.closed_cases, self.caseless
+        return [f"closed cases pseudonymised: {closed.cases} {verb} ({', '.join(closed.refs) or '-'})",
+                f"messages {verb} blanked: {closed.messages}; raw mails {verb} deleted: {closed.raw_mails}",
+                f"quarantined raw mails {verb} deleted: {self.quarantined}",
+                f"old digests {verb} deleted: {self.digests}",
+                f"caseless data {verb} purged: {caseless.messages} message(s), {caseless.outbox} outgoing "
+                f"mail(s), {caseless.events} event(s), {caseless.raw_mails} raw mail(s), "
+                f"{caseless.addresses} address status(es)"]
 
 
 def run_retention(sessions: sessionmaker, settings: Settings, now: datetime, *,
@@ -68,11 +99,43 @@ def run_retention(sessions: sessionmaker, settings: Settings, now: datetime, *,
             Outbox.template == "digest", Outbox.case_id.is_(None),
             Outbox.status.in_(("sent", "failed", "cancelled")), Outbox.created_at < digest_before)).rowcount or 0
 
+        report.caseless = purge_caseless(session, now - timedelta(days=policy.caseless_days))
+
         if dry_run:
             session.rollback()
         else:
-            counts = report.closed_cases
+            counts, caseless = report.closed_cases, report.caseless
             add_event(session, "retention_run", cases=counts.cases, messages=counts.messages,
-                      raw_mails=counts.raw_mails, quarantined_raw=report.quarantined, digests=report.digests)
+                      raw_mails=counts.raw_mails, quarantined_raw=report.quarantined, digests=report.digests,
+                      caseless={k: v for k, v in caseless.as_dict(with_refs=False).items() if v})
             session.commit()
     return report
+
+
+def purge_caseless(session: Session, before: datetime) -> PurgeCounts:
+    """Personal data older than `before` that belongs to no case (see the module docstring)."""
+    scrub = Scrubber(session)
+    waiting = select(Outbox.message_pk).where(Outbox.status.in_(WAITING), Outbox.message_pk.is_not(None))
+    messages = session.execute(select(Message).where(
+        Message.case_id.is_(None), Message.quarantine_reason.is_(None), Message.received_at < before,
+        Message.id.not_in(waiting), holds_personal_data()).order_by(Message.id)).scalars()
+    for message in messages:
+        scrub.message(message)
+    replies = session.execute(select(Outbox).where(
+        Outbox.case_id.is_(None), Outbox.template != "digest", Outbox.status.not_in(WAITING),
+        Outbox.created_at < before, Outbox.recipient.not_like(f"%@{PSEUDONYM_DOMAIN}")).order_by(Outbox.id)).scalars()
+    for row in replies:
+        scrub.outbox(row, ERASED)
+    events = session.execute(select(Event).where(
+        Event.case_id.is_(None), Event.message_pk.is_(None), Event.created_at < before).order_by(Event.id)).scalars()
+    for event in events:
+        scrub.strip_event(event, CASELESS_EVENT_KEYS)
+    # An address still on a case (its bounce memory protects the case's replies) or with a
+    # reply waiting stays; the rest is forgotten once no longer updated.
+    forget = delete(AddressStatus).where(
+        AddressStatus.updated_at < before, AddressStatus.email.not_in(select(Case.citizen_email)),
+        AddressStatus.email.not_in(select(func.lower(Case.contact_email)).where(Case.contact_email.is_not(None))),
+        AddressStatus.email.not_in(select(Outbox.recipient).where(Outbox.status.in_(WAITING))))
+    scrub.counts.addresses = cast(CursorResult[Any], session.execute(forget)).rowcount or 0
+    scrub.delete_raw()
+    return scrub.counts

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import Row, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from . import deferred
 from .db import (
-    Case, CaseSequence, Event, Message, RawMail, Receipt, per_transaction, run, table_of, utcnow,
+    Case, CaseSequence, Event, Message, Outbox, RawMail, Receipt, per_transaction, run, table_of, utcnow,
 )
 
 
@@ -249,3 +249,36 @@ def list_cases(session: Session, *, status: str | None = None, limit: int = 200)
     if status:
         query = query.where(Case.status == status)
     return list(session.execute(query).scalars())
+
+
+CLOSED = "closed"
+
+
+def close_case(session: Session, case: Case, *, now: datetime, by: str, note: str = "") -> bool:
+    """Close `case`: retention counts from `closed_at`. False, and nothing changes, when it
+    already is closed. The event holds who closed it and the staff's own note, nothing
+    copied from the case."""
+    if case.status == CLOSED:
+        return False
+    previous = case.status
+    case.status, case.closed_at, case.updated_at = CLOSED, now, now
+    add_event(session, "case_closed", case=case, by=by, note=note, old=previous, new=CLOSED)
+    return True
+
+
+def reopen_case(session: Session, case: Case, *, now: datetime, by: str, note: str = "") -> bool:
+    """Open a closed case again (it leaves retention's reach); False when it is not closed."""
+    if case.status != CLOSED:
+        return False
+    closed_at = case.closed_at
+    case.status, case.closed_at, case.updated_at = "open", None, now
+    add_event(session, "case_reopened", case=case, by=by, note=note, old=CLOSED, new="open",
+              closed_at=closed_at.isoformat() if closed_at else None)
+    return True
+
+
+def digest_rows(session: Session, day: date) -> dict[int, str]:
+    """Outbox id → status of the digests of `day`, for every team and recipient."""
+    rows = session.execute(select(Outbox.id, Outbox.status).where(
+        Outbox.template == "digest", Outbox.message_id.like(f"digest.{day.isoformat()}.%")))
+    return {row_id: status for row_id, status in rows}

@@ -233,3 +233,25 @@ def test_database_error_does_not_show_the_password():
         engine.dispose()
     assert "Secr3t" not in str(err.value) and "Xk9" not in str(err.value)
     assert "127.0.0.1" in str(err.value)
+
+
+def test_digest_recipient_with_a_display_name_is_refused_at_load():
+    """`Onthaal <onthaal@…>` in digest.recipients is named at start-up, with the bare address
+    to write instead; otherwise the morning's digest would fail for everyone."""
+    config = base_config(digest={"recipients": ["Onthaal <onthaal@vlaamseombudsdienst.be>",
+                                                "directie@vlaamseombudsdienst.be"]})
+    with pytest.raises(ConfigError) as caught:
+        settings_from_mapping(config)
+    assert str(caught.value) == (
+        "invalid configuration: digest.recipients.0: not a plain e-mail address: "
+        "'Onthaal <onthaal@vlaamseombudsdienst.be>' (write the address alone: onthaal@vlaamseombudsdienst.be)")
+
+
+def test_digest_team_recipients_are_checked_too():
+    """Every address of every team in digest.teams is checked; plain addresses load."""
+    config = base_config(digest={"recipients": ["onthaal@vlaamseombudsdienst.be"],
+                                 "teams": {"wonen": ["wonen@vlaamseombudsdienst.be", "team wonen"]}})
+    with pytest.raises(ConfigError, match=r"digest\.teams\.wonen\.1: not a plain e-mail address: 'team wonen'$"):
+        settings_from_mapping(config)
+    config["digest"]["teams"]["wonen"] = ["wonen@vlaamseombudsdienst.be"]
+    assert settings_from_mapping(config).digest.teams == {"wonen": ["wonen@vlaamseombudsdienst.be"]}

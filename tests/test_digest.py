@@ -59,7 +59,8 @@ def test_sections_come_in_decision_order_with_counts(app):
         data = collect(session, app.settings, DAY)
     assert [s.key for s in data.decisions] == ["needs_triage", "multi_addressed", "agency_in_cc", "contact_wishes",
                                                "quarantined", "undeliverable", "held", "rules_failed", "overdue"]
-    assert [s.key for s in data.info] == ["new_cases", "quick_service", "agency_forwards", "status_requests"]
+    assert [s.key for s in data.info] == ["new_cases", "quick_service", "agency_forwards", "solutions",
+                                          "status_requests"]
     assert data.totals == {"received": 8, "new_cases": 4, "replies_sent": 1, "needs_decision": 9}
     text = digest.render(app.settings, data).text
     assert text.index("IN HET KORT") < text.index("== TE BESLISSEN ==") < text.index("== TER INFO ==")

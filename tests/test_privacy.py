@@ -40,3 +40,119 @@ def test_erase_pseudonymises_every_case_and_message_of_the_address(tmp_path, mak
         [audit] = session.execute(select(Event).where(Event.type == "privacy_erase")).scalars()
     assert audit.detail["cases"] == 2 and audit.detail["messages"] >= 2
     assert "@" not in json.dumps(audit.detail) and "refs" not in audit.detail
+
+
+# ---- the audit's finding 3: what erase used to leave behind ---------------------------------
+
+from datetime import date, datetime, timezone  # noqa: E402
+
+from mailbot import digest  # noqa: E402
+from mailbot.db import AddressStatus, RawMail  # noqa: E402
+from mailbot.privacy import erase  # noqa: E402
+from personal_scan import _texts, dump, scan  # noqa: E402
+from test_digest_seed import Seeder, at  # noqa: E402
+
+JAN, GREET, KEES = "jan.peeters@example.be", "greet.prive@example.org", "kees.kopie@example.net"
+REFUSED = "550 5.1.1 <Jan.Peeters@example.be>: Recipient address rejected"
+STAFF = ["onthaal@vlaamseombudsdienst.be", "directie@vlaamseombudsdienst.be"]
+TEAMS = {"onderwijs": ["team-onderwijs@vlaamseombudsdienst.be"], "wonen": ["team-wonen@vlaamseombudsdienst.be"]}
+NOW = datetime(2026, 11, 24, 7, tzinfo=timezone.utc)
+
+
+def _bed(make_app, db_url):
+    """The seeded day plus what the audit's p1/p2 held: digests queued and sent, a refused reply
+    whose SMTP error quotes Jan's address, a caseless undeliverable notice to him with its
+    events, his bounce memory; Greet's case with her contact address; Kees as co-recipient."""
+    app = make_app(db_url=db_url, digest={"recipients": STAFF, "teams": TEAMS}, clock=lambda: NOW)
+    with app.sessions.begin() as session:
+        cases = seed(session)
+        s = Seeder(session)
+        s.n = 100
+        s.outbox(cases["triage"], template="ack_investigation", recipient=JAN, status="failed",
+                 created=at(23, 9, 1), last_error=REFUSED)
+        sent = Message(case_id=None, direction="out", kind="outgoing", message_id="notice1@vlaamseombudsdienst.be",
+                       from_email="klachten@vlaamseombudsdienst.be", to_addrs=[JAN], subject="Uw bericht",
+                       body_text="Beste, uw bericht was te groot.", sha256="0" * 64, size=30, received_at=at(23, 13))
+        session.add(sent)
+        session.flush()
+        notice = Outbox(case_id=None, message_pk=sent.id, template="undeliverable", recipient=JAN,
+                        message_id="notice1@vlaamseombudsdienst.be", mime=b"To: Jan Peeters <jan.peeters@example.be>\r\n\r\nx",
+                        status="failed", attempts=3, next_attempt_at=at(23, 13), created_at=at(23, 13),
+                        last_error=REFUSED)
+        session.add(notice)
+        session.flush()
+        session.add_all([
+            Event(type="reply_failed", detail={"template": "undeliverable", "outbox_id": notice.id,
+                                               "permanent": True, "reason": REFUSED}, created_at=at(23, 14)),
+            Event(type="reply_released", detail={"template": "undeliverable", "outbox_id": notice.id,
+                                                 "recipient": JAN, "by": "staff"}, created_at=at(23, 15)),
+            AddressStatus(email=JAN, source="smtp", reason=REFUSED)])
+        greet = s.case(9, name="Greet Vermeulen", email="greet.vermeulen@werk.example", subject="Bouwvergunning",
+                       created=at(23, 11), contact_email=GREET, flags=["alternative_email"])
+        m = s.message(greet, kind="new_complaint", received=at(23, 11), subject=greet.subject,
+                      sender=greet.citizen_email, name=greet.citizen_name)
+        m.body_text += f" mail me voortaan op {GREET}"
+        session.get(RawMail, m.sha256).data += f" mail me voortaan op {GREET}".encode()
+        tom = s.case(10, name="Tom Wouters", email="tom.wouters@example.be", subject="Rioolheffing",
+                     created=at(23, 12), co_recipients=[KEES])
+        s.message(tom, kind="new_complaint", received=at(23, 12), subject=tom.subject, sender=tom.citizen_email,
+                  name=tom.citizen_name, cc_addrs=[KEES])
+    for day in (date(2026, 11, 22), date(2026, 11, 23)):
+        app.send_digest(day)  # no SMTP server: the copies stay pending
+    with app.sessions.begin() as session:
+        for row in session.execute(select(Outbox).where(Outbox.template == "digest")).scalars():
+            if "2026-11-22" in row.message_id:
+                row.status = "sent"
+    return app
+
+
+def _digests(app) -> dict[int, str]:
+    with app.sessions() as session:
+        return {row.id: "\n".join(_texts(row.mime)).lower()
+                for row in session.execute(select(Outbox).where(Outbox.template == "digest")).scalars()}
+
+
+JAN_TERMS = (JAN, "Jan <script>alert(1)</script> Peeters", "Studietoelage", "Premie zonnepanelen")
+
+
+def test_erase_leaves_nothing_of_the_citizen_anywhere(make_app, db_url):
+    """After erase, the audit's scan finds Jan's address, name and subjects nowhere: not in
+    stored digests (sent or pending), SMTP errors, caseless events, the undeliverable notice or
+    the bounce memory; digests that never named him stay; the dry run reported the same counts
+    and changed nothing."""
+    app = _bed(make_app, db_url)
+    before = _digests(app)
+    naming = {i for i, text in before.items()
+              if any(t in text for t in (JAN, "vo-2026-000001", "vo-2026-000007"))}
+    assert naming and set(before) - naming, "the bed needs digests naming Jan and one that does not"
+    assert {hit.split(" ")[0] for hit in scan(app.sessions, *JAN_TERMS)} >= {
+        "outbox.mime", "outbox.last_error", "event.detail", "address_status.email", "message.to_addrs"}
+    state = dump(app.sessions)
+    dry = erase(app.sessions, "Jan.Peeters@Example.be", dry_run=True)
+    assert dump(app.sessions) == state
+    real = erase(app.sessions, "jan.peeters@example.be")
+    assert scan(app.sessions, *JAN_TERMS) == []
+    assert real.as_dict() == dry.as_dict()
+    assert real.refs == ["VO-2026-000001", "VO-2026-000007"]
+    assert real.digests == len(naming) and real.addresses == 1 and real.events >= 2
+    assert set(_digests(app)) == set(before) - naming
+    assert "would be" in dry.summary(dry_run=True) and f"{real.digests} stored digest(s)" in real.summary(dry_run=False)
+    with app.sessions() as session:
+        notice = session.execute(select(Outbox).where(Outbox.template == "undeliverable")).scalar_one()
+        assert (notice.recipient, notice.mime, notice.status) == ("erased@pseudonymised.invalid", b"", "failed")
+        [audit] = session.execute(select(Event).where(Event.type == "privacy_erase")).scalars()
+    assert audit.detail["digests"] == real.digests and "@" not in json.dumps(audit.detail)
+    assert scan(app.sessions, "marie.dubois@example.be")  # somebody else's data stays
+
+
+def test_erase_finds_the_case_by_its_contact_address_and_co_recipients(make_app, db_url):
+    """An erasure for the other address the citizen asked to be contacted at, or for someone
+    the citizen wrote with, finds that case and leaves nothing of the address."""
+    app = _bed(make_app, db_url)
+    greet = erase(app.sessions, GREET)
+    assert greet.refs == ["VO-2026-000009"] and greet.raw_mails == 1
+    assert scan(app.sessions, GREET, "Greet Vermeulen", "Bouwvergunning") == []
+    kees = erase(app.sessions, KEES.upper())
+    assert kees.refs == ["VO-2026-000010"]
+    assert scan(app.sessions, KEES, "Rioolheffing") == []
+    assert scan(app.sessions, JAN)  # nobody asked for Jan

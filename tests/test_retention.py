@@ -79,3 +79,123 @@ def test_cli_dry_run(tmp_path, make_app, sqlite_url):
     result = CliRunner().invoke(cli, ["--config", str(config), "retention", "--dry-run"], obj={},
                                 catch_exceptions=False)
     assert result.exit_code == 0 and "would be" in result.output
+
+
+# ---- the audit's finding 4: personal data that belongs to no case ----------------------------
+
+import hashlib  # noqa: E402
+
+import pytest  # noqa: E402
+
+from mailbot.config import settings_from_mapping  # noqa: E402
+from mailbot.db import AddressStatus, Outbox  # noqa: E402
+from mailbot.errors import ConfigError  # noqa: E402
+from personal_scan import dump, scan  # noqa: E402
+from test_digest_seed import Seeder, at  # noqa: E402
+
+LATER = datetime(2027, 1, 5, tzinfo=timezone.utc)  # caseless_days 30: the limit is 6 December 2026
+YOUNG = datetime(2027, 1, 2, tzinfo=timezone.utc)
+REFUSED = "550 5.1.1 <scanner@example.be>: Recipient address rejected"
+
+
+def _caseless_bed(make_app, db_url):
+    """The seeded day (its caseless mail is old) plus an old undeliverable notice with its
+    events and bounce memory, an old held reply, young caseless mail and events, and
+    address_status rows of every kind."""
+    app = make_app(db_url=db_url, retention={"closed_case_days": 365, "quarantine_days": 90, "caseless_days": 30})
+    with app.sessions.begin() as session:
+        cases = seed(session)
+        s = Seeder(session)
+        s.n = 100
+        closed = session.get(Case, cases["multi"].id)
+        closed.status, closed.closed_at = "closed", datetime(2026, 12, 1, tzinfo=timezone.utc)
+        s.message(None, kind="automatic", received=YOUNG, subject="Afwezig", sender="young@example.be", name="Jong")
+        for key, to, status in (("notice", "scanner@example.be", "failed"), ("held", "held@example.be", "held")):
+            sent = Message(case_id=None, direction="out", kind="outgoing", message_id=f"{key}@vlaamseombudsdienst.be",
+                           from_email="klachten@vlaamseombudsdienst.be", to_addrs=[to], subject="Uw bericht",
+                           body_text=f"Beste {to}", sha256=hashlib.sha256(key.encode()).hexdigest(),
+                           size=10, received_at=at(20, 9), sent_at=at(20, 9))
+            session.add(sent)
+            session.flush()
+            session.add(Outbox(case_id=None, message_pk=sent.id, template="undeliverable", recipient=to,
+                               message_id=f"{key}@vlaamseombudsdienst.be", mime=f"To: {to}\r\n\r\nx".encode(),
+                               status=status, attempts=1, next_attempt_at=at(20, 9), created_at=at(20, 9),
+                               last_error=REFUSED if status == "failed" else "replies_per_address_per_day"))
+        session.add_all([
+            Event(type="reply_failed", created_at=at(20, 10),
+                  detail={"template": "undeliverable", "outbox_id": 1, "permanent": True, "reason": REFUSED}),
+            Event(type="reply_released", created_at=YOUNG, detail={"outbox_id": 2, "recipient": "held@example.be"}),
+            Event(type="privacy_erase", created_at=at(20, 11), detail={"request": "ab12", "cases": 1, "messages": 2}),
+            *(AddressStatus(email=email, source="smtp", reason=f"550 <{email}>", created_at=when, updated_at=when)
+              for email, when in (("scanner@example.be", at(20, 10)), ("karel.de.smet@example.be", at(20, 10)),
+                                  ("held@example.be", at(20, 10)), ("young@example.be", YOUNG)))])
+    app.clock = lambda: LATER
+    return app
+
+
+def _of_cases(app):
+    with app.sessions() as session:
+        return ([tuple(m.__dict__[k] for k in ("id", "from_email", "subject", "body_text", "message_id"))
+                 for m in session.execute(select(Message).where(Message.case_id.is_not(None)).order_by(Message.id)).scalars()],
+                sorted((c.ref, c.citizen_email, c.subject) for c in session.execute(select(Case)).scalars()),
+                [(o.id, o.recipient, o.status) for o in session.execute(select(Outbox).order_by(Outbox.id)).scalars()
+                 if o.case_id is not None or o.status == "held"])
+
+
+def test_caseless_data_older_than_the_limit_is_purged(make_app, db_url):
+    """Old caseless mail in and out, its raw mail, the old undeliverable notice in message and
+    outbox, caseless events and unused address_status rows go; cases (open or closed), held
+    replies, quarantined mail and anything younger stay; the dry run said exactly that and
+    changed nothing; a second run finds nothing."""
+    app = _caseless_bed(make_app, db_url)
+    assert scan(app.sessions, "x@example.be", "scanner@example.be")
+    state, cases_before = dump(app.sessions), _of_cases(app)
+    dry = app.run_retention(dry_run=True)
+    assert dump(app.sessions) == state
+    real = app.run_retention()
+    assert {**real.as_dict(), "dry_run": True} == dry.as_dict()
+    assert scan(app.sessions, "x@example.be", "scanner@example.be") == []
+    caseless = real.caseless
+    # 4 old caseless "ouder bericht" mails + the notice's message; raw: those 4 (the notice has none)
+    assert (caseless.messages, caseless.outbox, caseless.raw_mails, caseless.addresses) == (5, 1, 4, 1)
+    assert caseless.events >= 2  # the reply_failed reason and the seed's rules error
+    assert _of_cases(app) == cases_before
+    with app.sessions() as session:
+        assert sorted(session.execute(select(AddressStatus.email)).scalars()) == [
+            "held@example.be", "karel.de.smet@example.be", "young@example.be"]
+        young = session.execute(select(Message).where(Message.from_email == "young@example.be")).scalar_one()
+        assert session.get(RawMail, young.sha256) is not None
+        held = session.execute(select(Message).where(Message.message_id == "held@vlaamseombudsdienst.be")).scalar_one()
+        assert held.to_addrs == ["held@example.be"]
+        quarantined = session.execute(select(Message).where(Message.quarantine_reason.is_not(None))).scalar_one()
+        assert session.get(RawMail, quarantined.sha256) is not None  # its own, longer period
+        events = {e.type: e.detail for e in session.execute(select(Event)).scalars()}
+    assert events["reply_failed"] == {"template": "undeliverable", "outbox_id": 1, "permanent": True}
+    assert events["reply_released"] == {"outbox_id": 2, "recipient": "held@example.be"}  # young
+    assert events["privacy_erase"] == {"request": "ab12", "cases": 1, "messages": 2}
+    assert events["retention_run"]["caseless"]["messages"] == 5
+    again = app.run_retention().caseless
+    assert again.as_dict(with_refs=False) == {k: 0 for k in again.as_dict(with_refs=False)}
+    assert "caseless data were purged: 0 message(s)" in app.run_retention().lines()[-1]
+
+
+def test_raw_mail_shared_by_a_closed_case_and_caseless_mail_goes_in_one_run(make_app, sqlite_url):
+    """A raw mail referenced by a message of a closed case and by a caseless copy is deleted
+    once both are scrubbed, not kept for ever because each looks like the other's user."""
+    app = _seeded(make_app, sqlite_url)
+    with app.sessions.begin() as session:
+        case_message = session.execute(select(Message).where(Message.subject == "Huurpremie geweigerd")).scalar_one()
+        session.add(Message(case_id=None, direction="in", kind="automatic", message_id="copy@mail.example.be",
+                            from_email="marie.dubois@example.be", subject="kopie", sha256=case_message.sha256,
+                            received_at=datetime(2029, 1, 1, tzinfo=timezone.utc)))
+        sha = case_message.sha256
+    app.run_retention()
+    with app.sessions() as session:
+        assert session.get(RawMail, sha) is None
+
+
+def test_caseless_days_is_validated_with_a_default():
+    """`retention.caseless_days` defaults to 90 days and must be at least 1."""
+    assert settings_from_mapping(base_config()).retention.caseless_days == 90
+    with pytest.raises(ConfigError, match="caseless_days"):
+        settings_from_mapping(base_config(retention={"caseless_days": 0}))
