@@ -160,7 +160,8 @@ class Intake:
         decision = decide(mail, classification, match, recipient=recipient, case=case_view,
                           routing=routed.outcome if routed else RoutingOutcome(),
                           investigator=routed.investigator if routed else None,
-                          agency_in_copy=self.routing.agency_in_copy(mail))
+                          agency_in_copy=self.routing.agency_in_copy(
+                              mail, case_view.language if case_view else classification.language))
         return Plan(matched, case_row, routed, decision)
 
     def _decide_and_record(self, session: Session, mail: Mail, classification: Classification,

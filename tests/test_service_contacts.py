@@ -4,6 +4,8 @@ and the `rules check` warning about a referral target without any contact detail
 
 from __future__ import annotations
 
+import email
+import email.policy
 from pathlib import Path
 
 import pytest
@@ -253,3 +255,24 @@ def test_rules_invalid_still_lists_problems_not_warnings() -> None:
                          routing="rules:\n  - {name: r, then: {refer_ombudsman: nowhere}}\n")
     rules_from_texts(services=SERVICES, investigators=PEOPLE,
                      routing="rules:\n  - {name: r, then: {refer_ombudsman: gent}}\n")
+
+
+def test_the_agency_in_cc_reminder_names_the_agency_in_the_citizens_language(make_app, sqlite_url):
+    """A French complaint with the SNCB in Cc: the reminder says SNCB, not NMBS."""
+    from sqlalchemy import select
+
+    from conftest import complaint
+    from mailbot.db import Outbox
+    from mailbot.pipeline import process_files
+
+    app = make_app(db_url=sqlite_url)
+    process_files(app.intake, [complaint(
+        sender="claire.dupont@example.be", name="Claire Dupont", subject="Plainte remboursement abonnement",
+        to="klachten@vlaamseombudsdienst.be", extra_headers="Cc: SNCB <klantendienst@belgiantrain.be>\r\n",
+        body="Madame, Monsieur,\n\nJ'ai déjà écrit plusieurs fois au service clientèle de la SNCB pour le "
+             "remboursement de mon abonnement, sans aucune réponse depuis trois mois.\n\nClaire Dupont\n")])
+    with app.sessions() as session:
+        mimes = session.execute(select(Outbox.mime).where(Outbox.template == "agency_in_cc")).scalars().all()
+    assert len(mimes) == 1
+    text = email.message_from_bytes(mimes[0], policy=email.policy.default).get_body(("plain",)).get_content()
+    assert "SNCB" in text and "NMBS" not in text
