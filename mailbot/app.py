@@ -134,16 +134,19 @@ class App:
             return schedule.max_poll_age_seconds
         return 3 * schedule.poll_interval_seconds + 60
 
-    def send_outbox(self, now: datetime | None = None) -> SendReport:
+    def send_outbox(self, now: datetime | None = None, *, stop: threading.Event | None = None) -> SendReport:
         """Send the due replies; then, when `imap.sent_folder` is set, file a copy of each
-        sent reply there (best-effort: a failure is an event, never a resend)."""
+        sent reply there (best-effort: a failure is an event, never a resend).
+
+        Once `stop` is set (SIGTERM) no new message is started: the ones in flight finish,
+        the rest stay due (`outbox.send_due`)."""
         smtp = self.settings.smtp
         policy = RetryPolicy(max_attempts=self.settings.limits.send_attempts,
                              base=timedelta(seconds=smtp.retry_base_seconds),
                              cap=timedelta(seconds=smtp.retry_max_seconds),
                              lease=timedelta(seconds=smtp.claim_lease_seconds))
         report = send_due(self.sessions, self.transport, smtp.from_address,
-                          max_attempts=policy.max_attempts, now=now, policy=policy)
+                          max_attempts=policy.max_attempts, now=now, policy=policy, stop=stop)
         folder = self.settings.imap.sent_folder
         if folder and report.sent_ids:
             copy_sent(self.sessions, report.sent_ids, folder,
@@ -160,7 +163,9 @@ def create_app(settings: Settings, *, engine: Engine | None = None, transport: T
     engine = engine or make_engine(settings.database.url)
     sessions = make_sessionmaker(engine)
     renderer = Renderer(settings.templates_dir)
-    routing = RoutingStage(settings.rules_dir, template_names=renderer.names())
+    # Rules and templates are checked and reloaded together; the set in force is saved in the
+    # database and started on when the files are invalid at start (routing_stage).
+    routing = RoutingStage(settings.rules_dir, renderer=renderer, sessions=sessions)
     preparer = Preparer(timeout=settings.limits.parse_timeout_seconds or None)
     intake = Intake(settings, sessions, routing, renderer, clock=clock, preparer=preparer)
     return App(settings, engine, sessions, renderer, routing, intake,

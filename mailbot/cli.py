@@ -58,8 +58,9 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
     ctx.obj["config_path"] = config_path
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
-    if not verbose:  # Alembic narrates every migration step at INFO
+    if not verbose:  # Alembic narrates every migration step, APScheduler every job run, at INFO
         logging.getLogger("alembic").setLevel(logging.WARNING)
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 @cli.group()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -43,8 +44,10 @@ def digest(ctx: click.Context, day: datetime | None, to_stdout: bool, html_file:
             if to_stdout:
                 click.echo(rendered.text, nl=False)
             if html_file:
-                try:
-                    Path(html_file).write_text(rendered.html, encoding="utf-8")
+                try:  # owner-only: the digest names citizens
+                    with os.fdopen(os.open(html_file, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600),
+                                   "w", encoding="utf-8") as out:
+                        out.write(rendered.html)
                 except OSError as err:
                     raise click.ClickException(f"cannot write {html_file}: {err.strerror}") from None
         if send:

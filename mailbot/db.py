@@ -3,6 +3,7 @@ errors are told apart (the database is gone, or one statement failed)."""
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any, cast
@@ -11,7 +12,7 @@ from sqlalchemy import (
     JSON, BigInteger, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Table, Text,
     UniqueConstraint, create_engine, event, insert, inspect,
 )
-from sqlalchemy.engine import CursorResult, Engine
+from sqlalchemy.engine import CursorResult, Engine, make_url
 from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError, StatementError
 from sqlalchemy.orm import (
     DeclarativeBase, Mapped, Mapper, Session, make_transient_to_detached, mapped_column, relationship,
@@ -189,6 +190,18 @@ class MailboxState(Base):
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class LastGoodRules(Base):
+    """The rules and templates last in force (migration 0006): the robot starts on them when
+    the files on disk are invalid at start (`routing_stage`). `rules`: file name → text (None
+    for a missing file); `templates`: `{"files": {path: text}, "folders": [...]}`."""
+
+    __tablename__ = "last_good_rules"
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    rules: Mapped[dict[str, Any]] = mapped_column()
+    templates: Mapped[dict[str, Any]] = mapped_column()
+    saved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine; SQLite gets WAL, foreign keys and a busy timeout for concurrent workers.
 
@@ -202,6 +215,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 def _make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
+        _create_private(make_url(url).database)
         kwargs.setdefault("connect_args", {"timeout": 30})
         engine = create_engine(url, **kwargs)
 
@@ -232,6 +246,15 @@ def _make_engine(url: str, **kwargs: Any) -> Engine:
 # SQLSTATE classes that blame the statement, not the server: PostgreSQL raises "program limit
 # exceeded" (an index row over 2,704 bytes, say) as an OperationalError, like a lost connection.
 _STATEMENT_CLASSES = frozenset({"54"})
+
+
+def _create_private(path: str | None) -> None:
+    """A new SQLite file is created readable by its owner only: it holds personal data,
+    whatever the umask (SQLite gives its -wal and -shm files the same mode)."""
+    if not path or path == ":memory:" or path.startswith("file:") or os.path.exists(path):
+        return
+    if os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
 
 
 def database_unavailable(err: BaseException) -> bool:
@@ -356,6 +379,14 @@ def insert_object(session: Session, obj: Base) -> None:
     obj.id = primary_key  # type: ignore[attr-defined]
     make_transient_to_detached(obj)
     session.add(obj)
+    inserted_objects(session).append(obj)
+
+
+def inserted_objects(session: Session) -> list[Any]:
+    """Objects `insert_object` put in the session in this transaction. The session takes them
+    for rows it loaded, so a rolled-back savepoint does not forget them as it forgets its
+    new objects: `deferred.savepoint` expunges them itself."""
+    return per_transaction(session, "mailbot.inserted").setdefault("objects", [])
 
 
 @lru_cache(maxsize=None)

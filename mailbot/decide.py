@@ -99,10 +99,22 @@ def decide(mail: Mail, classification: Classification, match: Match, *,
                     tags=routing.tags, priority=routing.priority, notify=routing.notify)
 
 
+def speaks_for_citizen(mail: Mail, classification: Classification, match: Match, citizen_email: str) -> bool:
+    """Whether the mail's wishes (contact address, phone, anonymity…) are the citizen's own:
+    sent from the address on file, or a referral forwarding the citizen's text, and not forged.
+    Anyone else in the thread (a Cc of the complaint, a stranger) cannot change them."""
+    if classification.facts.spoofed or not citizen_email:
+        return False
+    sender = mail.from_.email.lower() if mail.from_ else ""
+    complainant = match.citizen.email.lower() if match.citizen else ""
+    return citizen_email.lower() in (sender, complainant)
+
+
 def _join_case(mail: Mail, classification: Classification, match: Match, case: CaseView,
                recipient: Address | None, reasons: list[str],
                agency_in_copy: Mapping[str, str] | None) -> Decision:
-    flags = _fact_flags(classification) | set(match.flags)
+    own = speaks_for_citizen(mail, classification, match, case.citizen_email)
+    flags = (_fact_flags(classification) if own else set()) | set(match.flags)
     kind = classification.kind if classification.kind in (
         Kind.STATUS_REQUEST, Kind.AGENCY_FORWARD) else Kind.FOLLOW_UP
     sender = mail.from_.email if mail.from_ else ""
@@ -172,10 +184,9 @@ def _spoofed(mail: Mail, classification: Classification, match: Match, case: Cas
     """Our own server says the sender's domain did not vouch for this mail (DMARC fail):
     record it for staff, but nothing with case details goes to the claimed address."""
     flags = {"spoofed_sender", "needs_triage"}
+    # No reply at all: the claimed address did not send this; mailing it would be backscatter.
     replies: tuple[Reply, ...] = ()
-    if classification.kind is Kind.STATUS_REQUEST and recipient is not None:
-        replies = (Reply("status_neutral", recipient, classification.language, mail.subject),)
-    reasons = [*reasons, "DMARC failed: no case details are sent"]
+    reasons = [*reasons, "DMARC failed: nothing is sent to the claimed address"]
     if match.case_id is not None and case is not None:
         return Decision(Kind.FOLLOW_UP if classification.kind is not Kind.STATUS_REQUEST else classification.kind,
                         open_case=False, match=match, flags=tuple(sorted(flags)), replies=replies,

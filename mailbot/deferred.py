@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from sqlalchemy import Executable, Table, event, insert
 from sqlalchemy.orm import Session, SessionTransaction
 
-from .db import run
+from .db import inserted_objects, run
 
 _KEY = "mailbot.deferred_rows"
 
@@ -57,13 +57,21 @@ def add(session: Session, table: Table, row: dict[str, Any], *,
 
 @contextmanager
 def savepoint(session: Session) -> Iterator[None]:
-    """`session.begin_nested()` that also forgets the rows added inside it on failure."""
+    """`session.begin_nested()` that also forgets the rows added inside it on failure,
+    and the objects inserted inside it: their ids were rolled back (SQLite hands them out
+    again), and the next message's rows must not meet them in the identity map."""
     start = len(_pending(session))
+    inserted = inserted_objects(session)
+    first = len(inserted)
     try:
         with session.begin_nested():
             yield
     except BaseException:
         del _pending(session)[start:]
+        for obj in inserted[first:]:
+            if obj in session:
+                session.expunge(obj)
+        del inserted[first:]
         raise
 
 

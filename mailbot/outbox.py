@@ -52,7 +52,7 @@ from .addresses import mark_undeliverable
 from .db import AddressStatus, Case, Outbox
 from .deferred import Ref
 from .errors import MailbotError, PermanentSendError, SendError
-from .send import Envelope, RecipientRejected, SendResult, Transport
+from .send import Envelope, RecipientRejected, SendResult, Stop, Transport
 from .store import add_event
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ class SendReport:
     sent: int = 0
     retried: int = 0
     failed: int = 0
-    released: int = 0  # claimed but not attempted (time budget): due again at once
+    released: int = 0  # claimed but not attempted (time budget, or a stop): due again at once
     sent_ids: list[int] = field(default_factory=list)  # outbox rows sent by this call
 
 
@@ -116,13 +116,28 @@ def claim_due(session: Session, now: datetime, limit: int,
     return rows
 
 
+def queued_with_prefix(session: Session, template: str, message_id_prefix: str) -> bool:
+    """Whether a message of `template` whose Message-ID starts with the prefix is in the
+    outbox, whatever its status (the digest of a day: `digest.queue` with once=True)."""
+    found = session.execute(select(Outbox.id).where(
+        Outbox.template == template, Outbox.message_id.startswith(message_id_prefix, autoescape=True))
+        .limit(1)).first()
+    return found is not None
+
+
 def send_due(sessions: sessionmaker[Session], transport: Transport, sender: str, *,
              max_attempts: int, now: datetime | None = None, batch: int = 200,
-             policy: RetryPolicy | None = None) -> SendReport:
-    """Send every due reply; returns what happened. With `now` given, one batch only."""
+             policy: RetryPolicy | None = None, stop: Stop | None = None) -> SendReport:
+    """Send every due reply; returns what happened. With `now` given, one batch only.
+
+    Once `stop` is set (SIGTERM) no new message is started and no new batch claimed: the
+    messages in flight finish and are recorded, the unstarted rows are released.
+    """
     policy = policy or RetryPolicy(max_attempts=max_attempts)
     report = SendReport()
     while True:
+        if stop is not None and stop.is_set():
+            return report
         moment = now or datetime.now(timezone.utc)
         token = moment + policy.lease
         with sessions.begin() as session:
@@ -133,7 +148,7 @@ def send_due(sessions: sessionmaker[Session], transport: Transport, sender: str,
             if claimed:
                 continue
             return report
-        results = transport.send_many(envelopes)
+        results = transport.send_many(envelopes, stop=stop)
         with sessions.begin() as session:
             _record_all(session, results, token, moment, policy, report)
         if (len(claimed) < batch or now is not None

@@ -33,7 +33,7 @@ from .errors import FetchError, ParseError, ReadingAborted
 from .fetch import Mailbox
 from .matching_stage import MatchingStage, Result as MatchResult
 from .model import Address, Classification, Decision, Kind, Mail, Match, Reply
-from .prepare import Options, Prepared, Preparer
+from .prepare import Options, Prepared, Preparer, Stopped
 from .recipients import reply_recipient
 from .record import Source, add_receipt, apply_decision, quarantine, write_rows
 from .replies import queue_reply
@@ -192,7 +192,7 @@ class Intake:
                             templates=[r.template for r in decision.replies], reason="import")
         for reply in () if quiet else decision.replies:
             statuses.append(queue_reply(session, self.settings, self.renderer, reply, case=case,
-                                        mail=mail, now=now))
+                                        mail=mail, now=now, message=message))
         if provisional and case is not None and "pending" not in statuses:
             case.first_reaction_at = None  # held or skipped: staff still have to react
         actions = [f"{status or 'skipped'}:{reply.template}"
@@ -232,7 +232,9 @@ class Intake:
     def run_once(self, mailbox: Mailbox, *, stop: threading.Event | None = None) -> PollReport:
         """Fetch, process and move everything in the inbox, batch by batch.
 
-        `stop` (set on SIGTERM) ends the cycle after the batch in flight is committed and moved.
+        `stop` (set on SIGTERM) ends the cycle after the batch in flight is committed and moved;
+        a batch still waiting for the parse worker then is abandoned instead: rolled back,
+        nothing moved, read again at the next poll.
         """
         previous_error = self.routing.last_error
         self.routing.reload_if_changed()
@@ -249,7 +251,11 @@ class Intake:
             for batch in split_by_bytes(chunk, mailbox.sizes(chunk), BATCH_BYTES):
                 if stop is not None and stop.is_set():
                     break
-                self._run_batch(mailbox, batch, report)
+                try:
+                    self._run_batch(mailbox, batch, report, stop)
+                except Stopped:
+                    log.info("stopping: a batch of %d message(s) rolled back, left in the inbox", len(batch))
+                    break
         with self.sessions.begin() as session:
             state = session.get(MailboxState, mailbox.name)
             state.last_poll_at = self.clock()
@@ -281,13 +287,14 @@ class Intake:
             with self.sessions.begin() as session:
                 store.mark_moved(session, [rid for rid, _ in pending_by_uid.values()])
 
-    def _run_batch(self, mailbox: Mailbox, uids: list[int], report: PollReport) -> None:
+    def _run_batch(self, mailbox: Mailbox, uids: list[int], report: PollReport,
+                   stop: threading.Event | None = None) -> None:
         with self.sessions.begin() as session:
             known = store.receipts_for(session, mailbox.name, mailbox.uidvalidity, uids)
             dispositions = {uid: receipt.disposition for uid, receipt in known.items()}
         batch = [(Source(mailbox.name, mailbox.uidvalidity, fetched.uid), fetched.raw)
                  for fetched in mailbox.fetch([uid for uid in uids if uid not in known])]
-        ahead = self.preparer.batch([raw for _, raw in batch], self.prepare_options)
+        ahead = self.preparer.batch([raw for _, raw in batch], self.prepare_options, stop=stop)
         outcomes = self._record_batch(batch, ahead)
         if outcomes is None:
             outcomes = self._record_batch_isolated(batch, ahead)
@@ -384,8 +391,8 @@ def split_by_bytes(uids: list[int], sizes: dict[int, int], limit: int) -> list[l
 
 
 def _not_the_mail(err: BaseException) -> bool:
-    """The IMAP server or the database failed, not the message being recorded."""
-    return isinstance(err, FetchError) or database_unavailable(err)
+    """The IMAP server or the database failed, or the robot is stopping: not the message."""
+    return isinstance(err, (FetchError, Stopped)) or database_unavailable(err)
 
 
 def _log_outcome(source: Source, outcome: Outcome, seconds: float) -> None:

@@ -13,7 +13,9 @@ a fresh worker itself is fine.
 
 The worker is started on first use (spawn: no inherited threads or connections), ignores
 SIGINT/SIGTERM (the robot stops it), and leaves by itself when the robot dies: at once when
-idle, and at the latest after its own per-mail alarm (the backstop) when stuck in a mail. Small
+idle, and at the latest after its own per-mail alarm (the backstop) when stuck in a mail. A
+batch given a `stop` (SIGTERM, a lost lease) is not waited for once it is set: the worker is
+killed and `Stopped` raised, so the caller abandons the batch, uncommitted. Small
 batches without a watchdog, single-core machines without one, and workers that cannot run
 at all fall back to doing it in process (with no time limit).
 """
@@ -33,9 +35,10 @@ from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from typing import NoReturn, Protocol
 
 from .classify import classify
-from .errors import ParseError, ReadingAborted
+from .errors import MailbotError, ParseError, ReadingAborted
 from .model import Classification, Mail
 from .parse import parse_message
 
@@ -44,6 +47,7 @@ log = logging.getLogger("mailbot.prepare")
 MIN_BATCH = 16  # below this, shipping the batch to the worker costs more than it saves
 STARTUP_GRACE = 30.0  # seconds a new worker may take to start, on top of the first mail's timeout
 CLOSE_GRACE = 5.0  # seconds a closing worker may take to finish the mail in hand
+STOP_CHECK = 0.5  # seconds between looks at the batch's `stop` while waiting for the worker
 CANARY = b"From: canary@example.org\r\nSubject: canary\r\n\r\nklacht\r\n"
 
 
@@ -62,6 +66,15 @@ def prepare(raw: bytes, options: Options) -> tuple[Mail, Classification]:
 
 
 Work = Callable[[bytes, Options], tuple[Mail, Classification]]
+
+
+class Stop(Protocol):
+    def is_set(self) -> bool: ...
+
+
+class Stopped(MailbotError):
+    """The robot is stopping while a message's reading is still awaited: not the message's
+    fault, a signal to abandon the batch (nothing committed, read again next time)."""
 
 
 class Preparer:
@@ -87,9 +100,11 @@ class Preparer:
         # caller decides how long a batch's mail stays in memory).
         self._ahead: list[weakref.ref[Prepared]] = []
 
-    def batch(self, raws: Sequence[bytes], options: Options) -> list[Prepared]:
-        """One `Prepared` per raw message, in order; `.result()` waits for each."""
-        batch = [Prepared(raw, options, self) for raw in raws]
+    def batch(self, raws: Sequence[bytes], options: Options, *,
+              stop: Stop | None = None) -> list[Prepared]:
+        """One `Prepared` per raw message, in order; `.result()` waits for each, until
+        `stop` is set: then it raises `Stopped` and the worker is killed."""
+        batch = [Prepared(raw, options, self, stop=stop) for raw in raws]
         if self._pool_for(len(raws)) is not None:
             self._submit(batch)
             self._ahead = [weakref.ref(p) for p in batch]
@@ -102,12 +117,14 @@ class Preparer:
             if prepared.future is None:
                 return self.work(prepared.raw, prepared.options)
             try:
-                found = prepared.future.result(timeout=self._limit(prepared))
+                found = self._wait(prepared)
             except FutureTimeout:
                 log.warning("reading a message took longer than %g s: worker replaced", self.timeout)
                 self._replace(prepared, kill=True)
                 raise prepared.set_aside(f"reading the message took longer than {self.timeout:g} s")
             except (BrokenProcessPool, CancelledError):
+                if prepared.stop is not None and prepared.stop.is_set():
+                    self._abandon(prepared)
                 self._replace(prepared, again=attempt == 1)
                 continue
             self._proven, self._warm = True, prepared.pool
@@ -116,6 +133,36 @@ class Preparer:
             raise prepared.set_aside("reading the message made the parser crash")
         self._give_up("a new worker died at once")
         return self.work(prepared.raw, prepared.options)
+
+    def _wait(self, prepared: Prepared) -> tuple[Mail, Classification]:
+        """The future's result within `_limit` (else FutureTimeout), looking at the batch's
+        `stop` every STOP_CHECK seconds."""
+        assert prepared.future is not None
+        limit, stop = self._limit(prepared), prepared.stop
+        if stop is None:
+            return prepared.future.result(timeout=limit)
+        deadline = None if limit is None else time.monotonic() + limit
+        while True:
+            if stop.is_set() and not prepared.future.done():
+                self._abandon(prepared)
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise FutureTimeout()
+            try:
+                return prepared.future.result(timeout=STOP_CHECK if left is None else min(STOP_CHECK, left))
+            except FutureTimeout:
+                continue
+
+    def _abandon(self, prepared: Prepared) -> NoReturn:
+        """Stop waiting: kill the worker (it may be stuck in a mail) and give the batch up."""
+        pool = prepared.pool
+        with self._lock:
+            if self._pool is pool:
+                self._pool = None
+        if pool is not None:
+            _stop(pool, kill=True)
+        log.info("stopping: the parse worker is stopped, its batch is left for the next poll")
+        raise Stopped("stopping while a message was being read")
 
     def _submit(self, batch: Sequence[Prepared]) -> None:
         pool = self._pool_for(MIN_BATCH)
@@ -212,6 +259,7 @@ class Prepared:
     future: Future[tuple[Mail, Classification]] | None = None
     pool: ProcessPoolExecutor | None = None  # the worker `future` waits for
     error: ParseError | None = None  # set aside by the watchdog: never read again
+    stop: Stop | None = None  # the batch's: set, the result is not waited for
 
     def result(self) -> tuple[Mail, Classification]:
         """The parse (again, when a batch is redone); a mail set aside raises its ParseError

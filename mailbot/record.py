@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from . import deferred, store
 from .db import Case, Message, Receipt, insert_object, table_of, utcnow
+from .decide import speaks_for_citizen
 from .deferred import HasId
 from .model import Classification, Decision, Kind, Mail
 
@@ -112,7 +113,7 @@ def apply_decision(session: Session, mail: Mail, decision: Decision,
             case.also_sent_to = sorted(set(case.also_sent_to) | set(decision.match.also_sent_to))
         if case is not None:
             case.updated_at = now
-    if case is not None:
+    if case is not None and speaks_for_citizen(mail, classification, decision.match, case.citizen_email):
         note_contact_preference(case, classification)
     message = message_row(mail, kind=str(decision.kind), sha256=sha256, received_at=now,
                           classification=classification)

@@ -11,19 +11,26 @@ Layout (see templates/README.md):
 
 Dutch is the fallback when a template has no file for the requested language.
 The context variables of each template are documented in `SAMPLES` below.
+
+A `Renderer` renders from a `TemplateSet`: the `*.j2` files as read at one moment, held in
+memory. An edit on disk is not used until the per-poll reload check (`routing_stage`) has
+found it valid and calls `use`; until then the last good copy keeps rendering.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import os
 import re
 import traceback
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound, TemplateSyntaxError
+from jinja2 import BaseLoader, Environment, StrictUndefined, TemplateNotFound, TemplateSyntaxError
+from jinja2.loaders import split_template_path
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup, escape
 
@@ -69,72 +76,153 @@ def _language(language: str) -> str:
     return code if re.fullmatch(r"[a-z]{2}", code) else ""
 
 
-class Renderer:
-    """Renders `templates/<name>/<lang>.{txt,html}.j2`; reloads edited files on use."""
+@dataclass(frozen=True)
+class TemplateSet:
+    """The template files of `templates/` as read at one moment (`read_templates`).
 
-    def __init__(self, templates_dir: Path) -> None:
-        self.templates_dir = Path(templates_dir)
+    `files`: every `*.j2` file by its path relative to the folder (`ack_investigation/nl.txt.j2`);
+    `folders`: the top-level folders (template names, `_shared`, `_digest`); `missing`: there
+    was no folder at all. `fingerprint` hashes all of it: equal sets, equal fingerprints.
+    """
+
+    files: Mapping[str, bytes]
+    folders: frozenset[str]
+    missing: bool = False
+    fingerprint: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        digest = hashlib.sha256(b"missing\0" if self.missing else b"")
+        for folder in sorted(self.folders):
+            digest.update(b"d\0" + folder.encode() + b"\0")
+        for name in sorted(self.files):
+            digest.update(b"f\0" + name.encode() + b"\0" + self.files[name] + b"\0")
+        object.__setattr__(self, "fingerprint", digest.hexdigest())
+
+
+def read_templates(templates_dir: Path, *, max_depth: int = 4) -> TemplateSet:
+    """Every `*.j2` file under `templates_dir` (hidden files and folders left out, symlinks
+    followed as Jinja's file loader does). A few hundred small files: cheap once a poll."""
+    root = Path(templates_dir)
+    if not root.is_dir():
+        return TemplateSet({}, frozenset(), missing=True)
+    files: dict[str, bytes] = {}
+    folders: set[str] = set()
+    for folder, subfolders, names in os.walk(root, followlinks=True):
+        relative = Path(folder).relative_to(root)
+        depth = len(relative.parts)
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith(".") and depth < max_depth)
+        if depth == 0:
+            folders.update(subfolders)
+        for name in names:
+            if name.endswith(".j2") and not name.startswith("."):
+                try:
+                    files[(relative / name).as_posix()] = (Path(folder) / name).read_bytes()
+                except OSError:
+                    continue  # vanished or unreadable: as if it were not there
+    return TemplateSet(files, frozenset(folders))
+
+
+class _SetLoader(BaseLoader):
+    """Loads templates from a `TemplateSet`; file names in tracebacks stay the real paths,
+    so runtime errors are still told as `templates/<file>:LINE`."""
+
+    def __init__(self, root: Path, templates: TemplateSet) -> None:
+        self.root = root
+        self.templates = templates
+
+    def get_source(self, environment: Environment, template: str) -> tuple[str, str, Callable[[], bool]]:
+        name = "/".join(split_template_path(template))
+        data = self.templates.files.get(name)
+        if data is None:
+            raise TemplateNotFound(template)
+        return data.decode("utf-8"), str(self.root / name), lambda: True
+
+    def list_templates(self) -> list[str]:
+        return sorted(self.templates.files)
+
+
+class _Loaded:
+    """One template set with its Jinja environment and folder listings; replaced as a whole."""
+
+    def __init__(self, root: Path, templates: TemplateSet) -> None:
+        self.templates = templates
         self.env = ImmutableSandboxedEnvironment(
-            loader=FileSystemLoader(str(self.templates_dir), encoding="utf-8"),
+            loader=_SetLoader(root, templates),
             undefined=StrictUndefined,
             autoescape=lambda name: bool(name) and name.endswith(".html.j2"),
-            auto_reload=True,  # admins deploy templates without a restart
+            auto_reload=False,  # a new set gets a new environment (`Renderer.use`)
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=False,
         )
-        self._listings: dict[str, tuple[int, frozenset[str]]] = {}
         self.env.filters["paragraphs"] = _paragraphs
         self.env.filters["oneline"] = _oneline
+        listing: dict[str, set[str]] = {}
+        for path in templates.files:
+            folder, _, name = path.rpartition("/")
+            listing.setdefault(folder, set()).add(name)
+        self.listing = {folder: frozenset(names) for folder, names in listing.items()}
+        self.names = frozenset(f for f in templates.folders if _NAME.match(f))
+
+
+class Renderer:
+    """Renders `templates/<name>/<lang>.{txt,html}.j2` from the template set in use: the files
+    as read when built, or the set last passed to `use` (the reload check's last good one)."""
+
+    def __init__(self, templates_dir: Path, templates: TemplateSet | None = None) -> None:
+        self.templates_dir = Path(templates_dir)
+        self._loaded = _Loaded(self.templates_dir, templates if templates is not None
+                               else read_templates(self.templates_dir))
+
+    @property
+    def templates(self) -> TemplateSet:
+        return self._loaded.templates
+
+    @property
+    def fingerprint(self) -> str:
+        return self._loaded.templates.fingerprint
+
+    def use(self, source: TemplateSet | Renderer) -> None:
+        """Render from now on from `source` (a checked set, or a renderer that checked it:
+        its compiled templates are kept). One assignment: a render in flight finishes on
+        the set it started with."""
+        self._loaded = source._loaded if isinstance(source, Renderer) else _Loaded(self.templates_dir, source)
 
     def names(self) -> frozenset[str]:
         """The template names: sub-directories of templates/ not starting with `_`."""
-        return self._listing("", lambda root: frozenset(
-            p.name for p in root.iterdir() if p.is_dir() and _NAME.match(p.name)))
+        return self._loaded.names
 
     def languages(self, name: str) -> frozenset[str]:
         """Languages that have a plain-text file for this template."""
-        return frozenset(f.split(".")[0] for f in self._files(name) if f.endswith(".txt.j2"))
+        return _languages(self._loaded, name)
 
     def _files(self, name: str) -> frozenset[str]:
-        return self._listing(name, lambda folder: frozenset(p.name for p in folder.iterdir()))
-
-    def _listing(self, relative: str, read: Callable[[Path], frozenset[str]]) -> frozenset[str]:
-        """A folder's listing, read again only when the folder changed (one stat per use):
-        a file added while running is seen, without listing folders for every reply."""
-        folder = self.templates_dir / relative
-        try:
-            stamp = folder.stat().st_mtime_ns
-        except OSError:
-            return frozenset()
-        cached = self._listings.get(relative)
-        if cached is None or cached[0] != stamp:
-            cached = (stamp, read(folder) if folder.is_dir() else frozenset())
-            self._listings[relative] = cached
-        return cached[1]
+        return self._loaded.listing.get(name, frozenset())
 
     def resolve_language(self, name: str, language: str) -> str:
         """The requested language if the template has it, else Dutch."""
-        code = _language(language)
-        return code if code and code in self.languages(name) else FALLBACK_LANGUAGE
+        return _resolve_language(self._loaded, name, language)
 
     def render(self, name: str, language: str, context: Mapping[str, Any]) -> RenderedReply:
         """Render one template; a template error raises RulesError naming file and line."""
-        if not _NAME.match(name) or name not in self.names():
+        return self._render(self._loaded, name, language, context)
+
+    def _render(self, loaded: _Loaded, name: str, language: str, context: Mapping[str, Any]) -> RenderedReply:
+        if not _NAME.match(name) or name not in loaded.names:
             raise RulesError(f"unknown template {name!r}")
-        lang = self.resolve_language(name, language)
+        lang = _resolve_language(loaded, name, language)
         ctx = {**context, "lang": lang}
-        text = self._render_file(f"{name}/{lang}.txt.j2", ctx)
+        text = self._render_file(loaded, f"{name}/{lang}.txt.j2", ctx)
         text = re.sub(r"\n{3,}", "\n\n", re.sub(r"[ \t]+\n", "\n", text)).strip() + "\n"  # tidy optional blocks
-        html = self._render_file(f"{name}/{lang}.html.j2", ctx).strip() + "\n"
-        subject_file = (f"{name}/{lang}.subject.j2" if f"{lang}.subject.j2" in self._files(name)
+        html = self._render_file(loaded, f"{name}/{lang}.html.j2", ctx).strip() + "\n"
+        subject_file = (f"{name}/{lang}.subject.j2" if f"{lang}.subject.j2" in loaded.listing.get(name, ())
                         else f"{SHARED_DIR}/{lang}.subject.j2")
-        prefix = sanitize.header_text(self._render_file(subject_file, ctx), 60)
+        prefix = sanitize.header_text(self._render_file(loaded, subject_file, ctx), 60)
         return RenderedReply(template=name, language=lang, subject_prefix=prefix, text=text, html=html)
 
-    def _render_file(self, path: str, context: Mapping[str, Any]) -> str:
+    def _render_file(self, loaded: _Loaded, path: str, context: Mapping[str, Any]) -> str:
         try:
-            return self.env.get_template(path).render(context)
+            return loaded.env.get_template(path).render(context)
         except Exception as err:  # Jinja errors, but also e.g. a TypeError inside an expression
             raise RulesError(self._describe(err, path)) from err
 
@@ -162,27 +250,41 @@ class Renderer:
               languages: tuple[str, ...] = LANGUAGES) -> list[str]:
         """Render every template in every language; problems as `templates/<file>:LINE: message`."""
         factory = sample_context_factory or sample_context
+        loaded = self._loaded
+        files = loaded.templates.files
         problems: list[str] = []
-        if not self.templates_dir.is_dir():
+        if loaded.templates.missing:
             return [f"{self.templates_dir.name}: templates directory missing"]
         for lang in languages:
-            if not (self.templates_dir / SHARED_DIR / f"{lang}.subject.j2").is_file():
+            if f"{SHARED_DIR}/{lang}.subject.j2" not in files:
                 problems.append(f"{self._display(f'{SHARED_DIR}/{lang}.subject.j2')}:1: subject prefix missing")
-        for name in sorted(self.names()):
+        for name in sorted(set(SAMPLES) - loaded.names):  # the robot sends these itself, whatever the rules say
+            problems.append(f"{self._display(f'{name}/{FALLBACK_LANGUAGE}.txt.j2')}:1: file missing "
+                            f"(template {name!r} is used by the robot itself)")
+        for name in sorted(loaded.names):
             for lang in languages:
-                txt, html = (self.templates_dir / name / f"{lang}.{kind}.j2" for kind in ("txt", "html"))
-                if not txt.is_file() and not html.is_file() and lang != FALLBACK_LANGUAGE:
+                txt, html = (f"{name}/{lang}.{kind}.j2" for kind in ("txt", "html"))
+                if txt not in files and html not in files and lang != FALLBACK_LANGUAGE:
                     continue  # falls back to Dutch, which is checked on its own
                 for part in (txt, html):
-                    if not part.is_file():
-                        problems.append(f"{self._display(f'{name}/{part.name}')}:1: file missing")
-                if not (txt.is_file() and html.is_file()):
+                    if part not in files:
+                        problems.append(f"{self._display(part)}:1: file missing")
+                if not (txt in files and html in files):
                     continue
                 try:
-                    self.render(name, lang, factory(name))
+                    self._render(loaded, name, lang, factory(name))
                 except RulesError as err:
                     problems.append(str(err))
         return sorted(dict.fromkeys(problems))
+
+
+def _languages(loaded: _Loaded, name: str) -> frozenset[str]:
+    return frozenset(f.split(".")[0] for f in loaded.listing.get(name, ()) if f.endswith(".txt.j2"))
+
+
+def _resolve_language(loaded: _Loaded, name: str, language: str) -> str:
+    code = _language(language)
+    return code if code and code in _languages(loaded, name) else FALLBACK_LANGUAGE
 
 
 # ---- context -------------------------------------------------------------------------

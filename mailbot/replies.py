@@ -7,6 +7,7 @@ workers: over a limit the reply is stored as `held` and shown in the digest.
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -19,10 +20,13 @@ from .addresses import undeliverable
 from .compose import compose_reply, greeting_name, make_message_id
 from .config import Settings
 from .db import Case, Message, Outbox, run, table_of
+from .errors import RulesError
 from .model import Address, Mail, Reply
 from .render import Renderer
 from .sanitize import HeaderError
 from .store import add_event
+
+log = logging.getLogger("mailbot.replies")
 
 # Templates that say nothing about a case: they may go to an address not on file.
 NO_CASE_DETAILS = frozenset({"status_neutral"})
@@ -64,12 +68,15 @@ def over_limit(session: Session, *, recipient: str, case_id: int | None, now: da
     """Why a reply must be held, or None. Counted in the database over the last 24 h.
 
     Tiers, narrowest first: per case, then per address. Every reply queued in the
-    window counts (pending, sent or failed), except held ones.
+    window counts (pending, sent or failed), except held ones. An address counts with its
+    +tag variants (`desk+1@`, `desk+2@` are one mailbox): a robot answering from a new tag
+    each time would otherwise never reach the limit.
     """
-    if not _lock_recipient(session, recipient):
+    base, tagged = mailbox_of(recipient)
+    if not _lock_recipient(session, base):
         return "the reply limits could not be checked (another worker holds the address)"
     counts = run(session, _RECENT_REPLIES, {
-        "case_id": case_id, "recipient": recipient, "since": now - timedelta(hours=24)}).one()
+        "case_id": case_id, "base": base, "tagged": tagged, "since": now - timedelta(hours=24)}).one()
     per_case, per_address = (int(n) for n in counts)
     if case_id is not None and per_case >= limits.per_case_per_day:
         return f"more than {limits.per_case_per_day} automatic replies for this case in 24 h"
@@ -78,12 +85,23 @@ def over_limit(session: Session, *, recipient: str, case_id: int | None, now: da
     return None
 
 
+def mailbox_of(address: str) -> tuple[str, str]:
+    """The address without its +tag, and a LIKE pattern for its tagged variants."""
+    local, at, domain = address.lower().rpartition("@")
+    if not at:
+        local, domain = address.lower(), ""
+    base_local = local.split("+", 1)[0] or local
+    escaped = base_local.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"{base_local}{at}{domain}", f"{escaped}+%{at}{domain}"
+
+
 # One statement for both tiers, built once; each side of the OR uses its own index.
+_SAME_MAILBOX = (Outbox.recipient == bindparam("base")) | Outbox.recipient.like(bindparam("tagged"), escape="\\")
 _RECENT_REPLIES = (
     select(func.count().filter(Outbox.case_id == bindparam("case_id")),
-           func.count().filter(Outbox.recipient == bindparam("recipient")))
+           func.count().filter(_SAME_MAILBOX))
     .where(Outbox.created_at > bindparam("since"), Outbox.status != "held",
-           (Outbox.recipient == bindparam("recipient")) | (Outbox.case_id == bindparam("case_id"))))
+           _SAME_MAILBOX | (Outbox.case_id == bindparam("case_id"))))
 
 
 def refusal(session: Session, settings: Settings, reply: Reply, case: Case | None) -> str | None:
@@ -139,12 +157,14 @@ def reply_context(settings: Settings, case: Case | None, reply: Reply, mail: Mai
 
 def queue_reply(session: Session, settings: Settings, renderer: Renderer, reply: Reply, *,
                 case: Case | None, mail: Mail, now: datetime,
-                extra_context: dict[str, Any] | None = None) -> str | None:
+                extra_context: dict[str, Any] | None = None, message: Message | None = None) -> str | None:
     """Render, compose and store one reply; held instead of pending when over a limit.
 
     Returns the outbox status (`pending` or `held`), or None (with a `reply_skipped`
-    event) when `refusal` forbids the reply or a
-    header value is unusable.
+    event) when `refusal` forbids the reply, a header value is unusable, or the template
+    fails to render. A template failure is not the mail's: the mail and its case are
+    recorded, the case is flagged `needs_triage` and the digest lists it with the reason
+    under the message that went unanswered (`message`).
     """
     refused = refusal(session, settings, reply, case)
     if refused:
@@ -157,7 +177,17 @@ def queue_reply(session: Session, settings: Settings, renderer: Renderer, reply:
     # A status request from an address not on file learns nothing, not even the reference.
     case_ref = "" if reply.template == "status_neutral" else (case.ref if case else "")
     context["case_ref"] = case_ref
-    rendered = renderer.render(reply.template, reply.language, context)
+    try:
+        rendered = renderer.render(reply.template, reply.language, context)
+    except RulesError as err:
+        log.error("reply %s not sent%s: the template failed: %s", reply.template,
+                  f" on case {case.ref}" if case else "", err)
+        if case is not None and "needs_triage" not in case.flags:
+            case.flags = sorted({*case.flags, "needs_triage"})
+        add_event(session, "reply_skipped", case=case, message=message, template=reply.template,
+                  reason=f"reply {reply.template} not sent, its template failed: {err}"[:1000],
+                  flags=["needs_triage"])
+        return None
     domain = settings.smtp.from_address.rpartition("@")[2] or "localhost"
     message_id = make_message_id(domain)
     references = [*mail.references[-10:], mail.message_id] if mail.message_id else list(mail.references[-10:])

@@ -1,27 +1,42 @@
 """Routing with the live rule set: hot reload between batches, investigator choice.
 
-A changed rules/ directory is loaded completely or not at all: an invalid edit
-keeps the last good rules in force, logs the problems and records them for the
-digest.
+Rules and templates are reloaded together, completely or not at all: when a file in rules/
+or templates/ changed, everything on disk is checked as `mailbot rules check` checks it (the
+rules against the template names on disk, every template rendered, the digest templates),
+and put in force only when it passes. An invalid edit keeps the last good rules and
+templates in force (the templates from memory), logs the problems and records them for the
+digest once; it is tried again when any of the files changes.
+
+The set in force is saved in the database (`last_good_rules`). When the files are invalid
+at start, the robot starts on the saved set instead of not at all; with none saved it
+refuses to start, as before.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
 
 from . import store
 from .assign import InvestigatorLoad, Pick, explain_pick
+from .db import LastGoodRules, describe_error, utcnow
 from .decide import RoutingOutcome
 from .errors import RulesError
 from .model import Classification, Investigator, Mail
+from .render import Renderer, TemplateSet, read_templates
 from .route import Routing, route
-from .rules import RuleSet, load_rules, rules_fingerprint
+from .rules import FILES, RuleSet, RulesInvalid, read_rule_files
+from .rules_check import check_contents
 from .services import Service
 
 log = logging.getLogger("mailbot.rules")
@@ -40,30 +55,173 @@ class RoutedComplaint:
         return self.pick.investigator if self.pick else None
 
 
+RuleFiles = Mapping[str, bytes | None]
+
+
 class RoutingStage:
+    """The rules in force (and, with a `renderer`, the templates in force).
+
+    `renderer`: the templates are reloaded with the rules and the rules are checked against
+    its template names; without one, against `template_names` (None: not checked).
+    `sessions`: the set in force is saved there, and started on when the files are invalid.
+    """
+
     def __init__(self, rules_dir: Path, *, template_names: frozenset[str] | None = None,
-                 ruleset: RuleSet | None = None) -> None:
-        self.rules_dir = rules_dir
-        self.template_names = template_names
-        self.ruleset = ruleset or load_rules(rules_dir, template_names=template_names)
-        self._fingerprint = rules_fingerprint(rules_dir)
+                 ruleset: RuleSet | None = None, renderer: Renderer | None = None,
+                 sessions: sessionmaker | None = None) -> None:
+        self.rules_dir = Path(rules_dir)
+        self.renderer = renderer
+        self.sessions = sessions if renderer is not None else None
+        self._template_names = template_names
         self.last_error: str | None = None
+        self._lock = threading.Lock()
+        self._saved: str | None = None  # the set last saved in (or read from) the database
+        self._save_failed: str | None = None
+        self._start_error: str | None = None  # recorded as an event at the first poll
+        files = read_rule_files(self.rules_dir)
+        templates = read_templates(renderer.templates_dir) if renderer is not None else None
+        self._seen = _state(files, templates)  # what reload_if_changed last looked at
+        self._files: RuleFiles = files  # the rule files in force, saved with the templates
+        if ruleset is not None:  # given, not read: nothing to save
+            self.ruleset, self.sessions = ruleset, None
+            return
+        try:
+            self.ruleset, candidate = self._check(files, templates)
+        except RulesInvalid as err:
+            self._start_on_last_good(err)
+            return
+        if candidate is not None and renderer is not None:
+            renderer.use(candidate)
+
+    @property
+    def template_names(self) -> frozenset[str] | None:
+        """The names the rules may use: the templates in force."""
+        return self.renderer.names() if self.renderer is not None else self._template_names
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the rules and templates in force together."""
+        templates = self.renderer.fingerprint if self.renderer is not None else ""
+        return hashlib.sha256(f"{self.ruleset.fingerprint}\0{templates}".encode()).hexdigest()
 
     def reload_if_changed(self) -> bool:
-        """Swap in the new rules if the files changed and are valid; True when swapped."""
-        fingerprint = rules_fingerprint(self.rules_dir)
-        if fingerprint == self._fingerprint:
+        """Swap in the rules and templates on disk if a file changed and all of it is valid;
+        True when swapped. Also saves the set in force in the database when not yet done."""
+        with self._lock:
+            swapped = self._reload()
+            self._save()
+        return swapped
+
+    def _reload(self) -> bool:
+        files = read_rule_files(self.rules_dir)
+        templates = read_templates(self.renderer.templates_dir) if self.renderer is not None else None
+        seen = _state(files, templates)
+        if seen == self._seen:
             return False
-        self._fingerprint = fingerprint
         try:
-            ruleset = load_rules(self.rules_dir, template_names=self.template_names)
-        except RulesError as err:
-            self.last_error = str(err)
-            log.error("rules not reloaded, the last good rules stay in force:\n%s", err)
+            ruleset, candidate = self._check(files, templates)
+        except RulesInvalid as err:
+            if self._moved(templates):
+                return False  # edited while being checked: checked again at the next poll
+            self._seen, self.last_error = seen, str(err)
+            log.error("rules not reloaded, the last good rules and templates stay in force:\n%s", err)
             return False
-        self.ruleset, self.last_error = ruleset, None
-        log.info("rules reloaded (%s)", ruleset.fingerprint[:12])
-        return True
+        if self._moved(templates):
+            return False
+        self._seen, self.last_error = seen, None
+        changed = []
+        if ruleset.fingerprint != self.ruleset.fingerprint:
+            changed.append(f"rules {ruleset.fingerprint[:12]}")
+        if candidate is not None and self.renderer is not None and candidate.fingerprint != self.renderer.fingerprint:
+            changed.append(f"templates {candidate.fingerprint[:12]}")
+            self.renderer.use(candidate)
+        self.ruleset, self._files = ruleset, files
+        log.info("rules reloaded (%s)", ", ".join(changed) or "the files are back to the set in force")
+        return bool(changed)
+
+    def _moved(self, templates: TemplateSet | None) -> bool:
+        """The templates changed since they were read (the digest check reads the folder)."""
+        return (templates is not None and self.renderer is not None
+                and templates.fingerprint != self.renderer.fingerprint
+                and read_templates(self.renderer.templates_dir).fingerprint != templates.fingerprint)
+
+    def _check(self, files: RuleFiles, templates: TemplateSet | None, *,
+               on_disk: bool = True) -> tuple[RuleSet, Renderer | None]:
+        """The rule set and a renderer over `templates`, when `mailbot rules check` would pass
+        on them; RulesInvalid listing every problem otherwise."""
+        candidate = None
+        problems: list[str] = []
+        names = self._template_names
+        if templates is not None and self.renderer is not None:
+            candidate = (self.renderer if templates.fingerprint == self.renderer.fingerprint
+                         else Renderer(self.renderer.templates_dir, templates))
+            problems = template_problems(candidate, digest=on_disk)
+            names = candidate.names()
+        result = check_contents(files, label=self.rules_dir, template_names=names)
+        problems = result.problems + problems
+        if problems or result.ruleset is None:
+            raise RulesInvalid(problems or [f"{self.rules_dir}: rules could not be loaded"])
+        return result.ruleset, candidate
+
+    def _start_on_last_good(self, err: RulesInvalid) -> None:
+        """Start on the set saved in the database; without one (or an unusable one), `err`."""
+        saved = self._load_saved()
+        if saved is None:
+            raise err
+        fingerprint, saved_at, files, templates = saved
+        try:
+            ruleset, candidate = self._check(files, templates, on_disk=False)
+        except RulesInvalid as stale:
+            raise RulesInvalid([*err.problems, f"(the last good rules saved {saved_at:%Y-%m-%d %H:%M} "
+                                               f"cannot be used either: {stale.problems[0]})"]) from err
+        self.ruleset, self._files, self._saved = ruleset, files, fingerprint
+        if candidate is not None and self.renderer is not None:
+            self.renderer.use(candidate)
+        self.last_error = self._start_error = str(err)
+        log.error("rules/templates on disk refused (%d problem(s), first: %s); started on the last good set "
+                  "saved %s UTC (%s); run 'mailbot rules check'", len(err.problems), " ".join(err.problems[0].split()),
+                  f"{saved_at:%Y-%m-%d %H:%M}", fingerprint[:12])
+
+    def _load_saved(self) -> tuple[str, datetime, RuleFiles, TemplateSet] | None:
+        if self.sessions is None:
+            return None
+        try:
+            with self.sessions() as session:
+                row = session.execute(select(LastGoodRules).order_by(LastGoodRules.saved_at.desc())
+                                      .limit(1)).scalar_one_or_none()
+                if row is None:
+                    return None
+                files = {name: None if row.rules.get(name) is None else str(row.rules[name]).encode()
+                         for name in FILES}
+                templates = TemplateSet({str(k): str(v).encode() for k, v in row.templates["files"].items()},
+                                        frozenset(str(f) for f in row.templates["folders"]))
+                return row.fingerprint, row.saved_at, files, templates
+        except SQLAlchemyError as db_err:
+            log.error("the last good rules could not be read from the database: %s", describe_error(db_err))
+            return None
+
+    def _save(self) -> None:
+        """Record a start on the saved set (once), and save the set in force (once per set)."""
+        if self.sessions is None or self.renderer is None:
+            return
+        fingerprint = self.fingerprint
+        try:
+            if self._start_error is not None:
+                with self.sessions.begin() as session:  # shown in the next digest
+                    store.add_event(session, "rules_reload_failed", error=self._start_error[:4000],
+                                    started_on_last_good=(self._saved or "")[:12])
+                self._start_error = None
+            if self._saved != fingerprint:
+                try:
+                    with self.sessions.begin() as session:
+                        _save_set(session, fingerprint, self._files, self.renderer.templates)
+                except IntegrityError:
+                    pass  # another worker saved the same set at the same moment
+                self._saved = fingerprint
+        except SQLAlchemyError as err:  # the poll itself reports an unavailable database
+            if self._save_failed != describe_error(err):
+                log.warning("the rules in force could not be saved as the last good set: %s", describe_error(err))
+            self._save_failed = describe_error(err)
 
     def is_service_address(self, email: str) -> bool:
         """True for an address of a known service or agency: never auto-answered."""
@@ -133,6 +291,47 @@ class RoutingStage:
         if names:
             context["services"] = names
         return context
+
+
+_CHECKED: dict[tuple[str, str, bool], tuple[str, ...]] = {}
+
+
+def template_problems(renderer: Renderer, *, digest: bool = True) -> list[str]:
+    """What `mailbot rules check` says about the templates: every reply template rendered
+    (`Renderer.check`), and the digest templates in the folder (`digest.check_templates`).
+    Remembered per content: a second robot in the process (tests) does not render them again."""
+    from .digest import check_templates
+
+    key = (str(renderer.templates_dir), renderer.fingerprint, digest)
+    if key not in _CHECKED:
+        problems = renderer.check()
+        if digest and not renderer.templates.missing:
+            problems += check_templates(renderer.templates_dir)
+        if len(_CHECKED) >= 32:
+            _CHECKED.clear()
+        _CHECKED[key] = tuple(problems)
+    return list(_CHECKED[key])
+
+
+def _state(files: RuleFiles, templates: TemplateSet | None) -> tuple[str, str]:
+    from .rules import fingerprint_of
+
+    return fingerprint_of(files), templates.fingerprint if templates is not None else ""
+
+
+def _save_set(session: Session, fingerprint: str, files: RuleFiles, templates: TemplateSet) -> None:
+    """Keep `fingerprint`'s set as the only saved one (texts: a few hundred kB at most)."""
+    session.execute(delete(LastGoodRules).where(LastGoodRules.fingerprint != fingerprint))
+    row = session.get(LastGoodRules, fingerprint)
+    if row is not None:
+        row.saved_at = utcnow()
+        return
+    session.add(LastGoodRules(
+        fingerprint=fingerprint, saved_at=utcnow(),
+        rules={name: None if files.get(name) is None else (files[name] or b"").decode("utf-8", "replace")
+               for name in FILES},
+        templates={"files": {path: data.decode("utf-8", "replace") for path, data in templates.files.items()},
+                   "folders": sorted(templates.folders)}))
 
 
 def _party(service: Service, language: str = "nl") -> dict[str, str]:

@@ -7,12 +7,19 @@ Jobs (all in the office's time zone, `schedule.timezone`):
                      (the interval poll stays as a safety net and for lease take-over)
     lease            renews the leases this process holds
     outbox           every outbox_interval_seconds
-    digest           daily at digest_time (CronTrigger: right local time across DST)
+    digest           daily at digest_time (CronTrigger: right local time across DST); a
+                     failed digest is tried again every DIGEST_RETRY until it is queued,
+                     that same day; started after digest_time, the process queues
+                     yesterday's digest at once unless it is in the outbox already
     retention        daily at retention_time
 
-Jobs never overlap themselves (max_instances=1, coalesce). SIGTERM/SIGINT: the poll in
-flight finishes the message it is processing, commits, moves it, and stops; the leases
-are released so another worker takes over at once; the process exits 0.
+Jobs never overlap themselves (max_instances=1, coalesce). A job that fails (the database
+or a server is down) logs one line and tries again at its next run; failures go into the
+events, which are kept in memory while the database itself is down and stored once it is
+back. SIGTERM/SIGINT: the poll in flight finishes its batch (a batch still waiting for the
+parse worker is abandoned, uncommitted, and read again next time), the outbox sender
+finishes the SMTP transactions in flight and starts no new one; the leases are released
+so another worker takes over at once; the process exits 0.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from datetime import datetime, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -35,8 +42,13 @@ from .db import describe_error
 from .errors import MailbotError
 from .fetch import mailbox_name
 from .idle import IdleWatcher
+from .outbox import queued_with_prefix
 
 log = logging.getLogger("mailbot.run")
+
+DIGEST_RETRY = timedelta(minutes=5)  # a failed digest is tried again after this, that same day
+MAX_UNRECORDED = 100  # events kept in memory while the database is down
+LATE = timedelta(seconds=10)  # an event stored this much later says when it happened (noted_at)
 
 
 class DailyTrigger(CronTrigger):
@@ -69,6 +81,9 @@ class Runner:
         self.stop_event = threading.Event()
         self._locks = {mailbox_name(m): threading.Lock() for m in self.mailboxes}
         self._failing: dict[str, str] = {}
+        self._unrecorded: list[tuple[str, dict[str, object], datetime]] = []  # not stored yet
+        self._events_lock = threading.Lock()
+        self._digest_failed: date | None = None  # the day whose digest failure is recorded
         self._shutdown: threading.Thread | None = None
         defaults = {"max_instances": 1, "coalesce": True, "misfire_grace_time": 300}
         now = datetime.now(self.tz)
@@ -79,13 +94,18 @@ class Runner:
             if imap.idle:
                 self.scheduler.add_job(self.idle, "date", run_date=now, args=[imap], id=f"idle:{name}",
                                        max_instances=1, misfire_grace_time=None)
-        self.scheduler.add_job(self.app.leases.renew, IntervalTrigger(seconds=max(1, schedule.lease_seconds // 3)),
+        self.scheduler.add_job(self.renew_leases, IntervalTrigger(seconds=max(1, schedule.lease_seconds // 3)),
                                id="lease", **defaults)
         self.scheduler.add_job(self.send, IntervalTrigger(seconds=schedule.outbox_interval_seconds),
                                id="outbox", **defaults)
         self.scheduler.add_job(self.digest, daily(schedule.digest_time, self.tz), id="digest", **defaults)
         self.scheduler.add_job(self.retention, daily(schedule.retention_time, self.tz), id="retention",
                                **defaults)
+        local = self.app.clock().astimezone(self.tz)
+        if local.time() >= schedule.digest_time:  # today's digest ran before we started, or not
+            self.scheduler.add_job(self.digest, "date", run_date=now, id="digest-catch-up",
+                                   kwargs={"day": local.date() - timedelta(days=1), "catch_up": True},
+                                   misfire_grace_time=None)
 
     # -- jobs ------------------------------------------------------------------------
     def poll(self, imap: ImapSettings, *, wait: bool = False) -> None:
@@ -94,6 +114,7 @@ class Runner:
         lock = self._locks[name]
         if self.stop_event.is_set() or not lock.acquire(blocking=wait):
             return
+        failed = False
         try:
             if self.stop_event.is_set():
                 return
@@ -104,12 +125,14 @@ class Runner:
             if report is not None:
                 self._recovered(name)
         except MailbotError as err:
+            failed = True
             self._failed(name, str(err))
         except SQLAlchemyError as err:  # the database is down or refused the batch
+            failed = True
             self._failed(name, f"database: {describe_error(err)}")
         finally:
             lock.release()
-        if not self.stop_event.is_set():
+        if not failed and not self.stop_event.is_set():
             self.send()  # the replies just queued go out now, not at the next outbox tick
 
     def idle(self, imap: ImapSettings) -> None:
@@ -118,29 +141,60 @@ class Runner:
                     reissue_seconds=schedule.idle_reissue_seconds,
                     reconnect_max_seconds=schedule.reconnect_max_seconds).run()
 
-    def send(self) -> None:
+    def renew_leases(self) -> None:
         try:
-            report = self.app.send_outbox()
-            if report.sent or report.retried or report.failed:
-                log.info("outbox: sent=%d retrying=%d failed=%d", report.sent, report.retried, report.failed)
+            self.app.leases.renew()
+        except SQLAlchemyError as err:  # the poll notices a lease that is lost meanwhile
+            log.warning("leases not renewed: database: %s", describe_error(err))
+
+    def send(self) -> None:
+        """Send the outbox; on SIGTERM it starts no new message (`App.send_outbox`)."""
+        try:
+            report = self.app.send_outbox(stop=self.stop_event)
+            if report.sent or report.retried or report.failed or report.released:
+                log.info("outbox: sent=%d retrying=%d failed=%d%s", report.sent, report.retried, report.failed,
+                         f" released={report.released}" if report.released else "")
         except MailbotError as err:
             log.error("outbox failed: %s", err)
+        except SQLAlchemyError as err:
+            log.error("outbox failed: database: %s", describe_error(err))
 
-    def digest(self) -> None:
+    def digest(self, day: date | None = None, *, catch_up: bool = False) -> None:
+        """Queue (and send) the digest of `day` (default: yesterday); `catch_up` only when it
+        is not in the outbox yet. A failure is tried again every DIGEST_RETRY, that day."""
+        day = day or self.app.local_today() - timedelta(days=1)
         try:
-            queued = self.app.send_digest()
-            log.info("digest: %d queued", queued)
-        except MailbotError as err:
-            log.error("digest failed: %s", err)
-            self._event("digest_failed", error=str(err)[:500])
+            if catch_up:
+                with self.app.sessions() as session:  # digest.queue's Message-IDs (once=True)
+                    if queued_with_prefix(session, "digest", f"digest.{day.isoformat()}."):
+                        return
+            queued = self.app.send_digest(day)
+            log.log(logging.INFO if queued or not catch_up else logging.DEBUG,
+                    "digest of %s: %d queued", day.isoformat(), queued)
+            self._record_events()
+        except (MailbotError, SQLAlchemyError) as err:
+            error = f"database: {describe_error(err)}" if isinstance(err, SQLAlchemyError) else str(err)
+            retry = self.app.clock().astimezone(self.tz) + DIGEST_RETRY
+            if retry.date() > day + timedelta(days=1):
+                log.error("digest of %s failed, not retried after today (send it with "
+                          "'mailbot digest --send --date %s'): %s", day.isoformat(), day.isoformat(), error)
+            else:
+                log.error("digest of %s failed, retried at %s: %s", day.isoformat(), retry.strftime("%H:%M"),
+                          error)
+                self.scheduler.add_job(self.digest, "date", run_date=retry, id="digest-retry",
+                                       kwargs={"day": day}, replace_existing=True, misfire_grace_time=None)
+            if self._digest_failed != day:  # one event per day's digest, not one per retry
+                self._digest_failed = day
+                self._event("digest_failed", day=day.isoformat(), error=error[:500])
 
     def retention(self) -> None:
         try:
             report = self.app.run_retention()
             log.info("retention: %s", report.as_dict() | {"closed_cases": report.closed_cases.as_dict(with_refs=False)})
-        except MailbotError as err:
-            log.error("retention failed: %s", err)
-            self._event("retention_failed", error=str(err)[:500])
+        except (MailbotError, SQLAlchemyError) as err:
+            error = f"database: {describe_error(err)}" if isinstance(err, SQLAlchemyError) else str(err)
+            log.error("retention failed: %s", error)
+            self._event("retention_failed", error=error[:500])
 
     # -- errors, recorded once per outage ----------------------------------------------
     def _failed(self, name: str, error: str) -> None:
@@ -152,16 +206,38 @@ class Runner:
 
     def _recovered(self, name: str) -> None:
         if self._failing.pop(name, None) is not None:
+            log.info("poll %s recovered", name)
             self._event("poll_recovered", mailbox=name)
+        else:
+            self._record_events()  # a failure the database could not take before
 
     def _event(self, type_: str, **detail: object) -> None:
+        """Record an event; while the database is down it waits, in order, for the next try."""
+        with self._events_lock:
+            if len(self._unrecorded) >= MAX_UNRECORDED:
+                del self._unrecorded[0]
+            self._unrecorded.append((type_, detail, datetime.now(self.tz)))
+        self._record_events(type_)
+
+    def _record_events(self, new: str | None = None) -> None:
         from .store import add_event
 
-        try:
-            with self.app.sessions.begin() as session:
-                add_event(session, type_, case=None, message=None, **detail)
-        except Exception:  # noqa: BLE001 - the database may be what is failing
-            log.exception("could not record %s", type_)
+        with self._events_lock:
+            if not self._unrecorded:
+                return
+            now = datetime.now(self.tz)
+            try:
+                with self.app.sessions.begin() as session:
+                    for type_, detail, noted in self._unrecorded:
+                        if now - noted > LATE:  # stored late: when it happened
+                            detail = detail | {"noted_at": noted.isoformat(timespec="seconds")}
+                        add_event(session, type_, case=None, message=None, **detail)
+            except SQLAlchemyError as err:  # the database may be what is failing
+                log.log(logging.WARNING if new else logging.DEBUG,
+                        "%s not recorded yet (%d event(s) kept until the database is back): %s",
+                        new or "events", len(self._unrecorded), describe_error(err))
+                return
+            self._unrecorded.clear()
 
     # -- lifecycle -------------------------------------------------------------------
     def _on_signal(self, signum: int, _frame: Any) -> None:

@@ -28,6 +28,7 @@ from .errors import PermanentSendError, SendError
 
 
 _DEFAULT: Any = aiosmtplib.smtp.Default.token  # aiosmtplib's "use the client's timeout"
+QUIT_ON_STOP = 1.0  # seconds a stopping sender waits for the answer to QUIT
 
 
 class RecipientRejected(PermanentSendError):
@@ -42,11 +43,18 @@ class Envelope:
     data: bytes
 
 
+class Stop(Protocol):
+    """What the sender checks before each message (`threading.Event`: set on SIGTERM)."""
+
+    def is_set(self) -> bool: ...
+
+
 @dataclass(frozen=True)
 class SendResult:
     key: int
     error: SendError | None = None
-    attempted: bool = True  # False: not tried (too little claim time left); the row is released
+    # False: not tried (too little claim time left, or the robot is stopping); the row is released
+    attempted: bool = True
     # False: the server never saw this message (connecting, STARTTLS or login failed
     # first), so no attempt is charged for it.
     reached: bool = True
@@ -57,7 +65,8 @@ class SendResult:
 
 
 class Transport(Protocol):
-    def send_many(self, envelopes: Sequence[Envelope]) -> list[SendResult]: ...
+    def send_many(self, envelopes: Sequence[Envelope], *,
+                  stop: Stop | None = None) -> list[SendResult]: ...
 
 
 _ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
@@ -135,7 +144,9 @@ class SmtpTransport:
     only while time for both its replies is left (2 × `timeout_seconds`, at most half the
     claim), so a cut-off falls before end-of-data, and the server discards the message.
     A message is not started at all with less than that left: it comes back with
-    `attempted=False`. `claim_seconds` overrides the lease (tests).
+    `attempted=False`. Neither is one once `stop` is set (SIGTERM): a stop waits for the
+    transactions in flight only, at most about 2 × `timeout_seconds` plus the time to
+    connect, never for the rest of the batch. `claim_seconds` overrides the lease (tests).
     """
 
     def __init__(self, settings: SmtpSettings, *, tls_context: ssl.SSLContext | None = None,
@@ -165,12 +176,13 @@ class SmtpTransport:
         return client
 
     async def _worker(self, queue: asyncio.Queue[Envelope], results: list[SendResult],
-                      end: float) -> None:
-        """Send from `queue` until it is empty or `end` (monotonic: claim end − margin) is near."""
+                      end: float, stop: Stop | None = None) -> None:
+        """Send from `queue` until it is empty, `end` (monotonic: claim end − margin) is near,
+        or `stop` is set."""
         client: _ClaimBoundSMTP | None = None
         while not queue.empty():
             left = end - time.monotonic()
-            if left < self.data_reserve:
+            if left < self.data_reserve or (stop is not None and stop.is_set()):
                 break  # too late to start another message: the rest is released
             envelope = queue.get_nowait()
             connecting = client is None or not client.is_connected
@@ -205,13 +217,17 @@ class SmtpTransport:
                 results.append(SendResult(envelope.key, RecipientRejected(f"unusable address: {err}")))
         if client is not None and client.is_connected:
             try:
-                # QUIT must not hold up the recording of the results past the claim.
-                async with asyncio.timeout(max(end - time.monotonic(), 0)):
+                # QUIT must not hold up the recording of the results past the claim, nor a stop.
+                wait = max(end - time.monotonic(), 0)
+                if stop is not None and stop.is_set():
+                    wait = min(wait, QUIT_ON_STOP)
+                async with asyncio.timeout(wait):
                     await client.quit()
             except (aiosmtplib.SMTPException, *_CONNECTION_ERRORS):
                 _drop(client)
 
-    async def send_many_async(self, envelopes: Sequence[Envelope]) -> list[SendResult]:
+    async def send_many_async(self, envelopes: Sequence[Envelope], *,
+                              stop: Stop | None = None) -> list[SendResult]:
         queue: asyncio.Queue[Envelope] = asyncio.Queue()
         for envelope in envelopes:
             queue.put_nowait(envelope)
@@ -219,15 +235,16 @@ class SmtpTransport:
         # The outbox claimed the rows just before this call.
         end = time.monotonic() + self.claim_seconds - self.margin
         workers = min(self.settings.concurrency, len(envelopes)) or 1
-        await asyncio.gather(*(self._worker(queue, results, end) for _ in range(workers)))
+        await asyncio.gather(*(self._worker(queue, results, end, stop) for _ in range(workers)))
         done = {r.key for r in results}
         results += [SendResult(e.key, attempted=False) for e in envelopes if e.key not in done]
         return results
 
-    def send_many(self, envelopes: Sequence[Envelope]) -> list[SendResult]:
+    def send_many(self, envelopes: Sequence[Envelope], *,
+                  stop: Stop | None = None) -> list[SendResult]:
         if not envelopes:
             return []
-        return asyncio.run(self.send_many_async(envelopes))
+        return asyncio.run(self.send_many_async(envelopes, stop=stop))
 
 
 def _cut_off(err: BaseException, claim_seconds: float, connecting: bool) -> SendError:

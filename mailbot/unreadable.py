@@ -3,8 +3,9 @@
 Every complaint gets a first reaction, also one the robot cannot read: the citizen learns
 that it did not arrive as sent and how else to send it (smaller, in parts, by post). Only
 the header block is read, so the notice can go out whatever the body holds. The usual
-reply rules apply: automatic mail, our own addresses, services and dead addresses get none,
-and the per-address limit holds a loop's notices for staff. No I/O of its own.
+reply rules apply: automatic mail, our own addresses, services, dead addresses and forged
+senders (DMARC fail) get none, and the per-address limit holds a loop's notices for staff.
+No I/O of its own.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ def notice(raw: bytes, *, max_bytes: int, own_addresses: frozenset[str], default
     if mail is None:
         return None
     classification = classify(mail, own_addresses=own_addresses, default_language=default_language)
+    if classification.facts.spoofed:  # the claimed sender did not send it: no backscatter
+        return None
     to = recipient(mail, classification)
     if to is None:
         return None

@@ -98,8 +98,8 @@ def test_crash_after_smtp_send_before_mark(app, dovecot, smtp_sink):
     app.poll_once()
     real_send = app.transport.send_many
 
-    def send_then_die(envelopes):
-        real_send(envelopes)
+    def send_then_die(envelopes, **options):
+        real_send(envelopes, **options)
         raise Crash()
 
     app.transport.send_many = send_then_die

@@ -188,3 +188,32 @@ def test_a_poll_holds_at_most_the_byte_limit_of_mail_per_batch(make_app, sqlite_
     assert app.poll_once().processed == 10
     assert len(held) == 5 and max(held) <= 64 * 1024
     assert folder_count(dovecot, "INBOX") == 0
+
+
+# -- a failure late in one message must not spill into the next ------------------------------
+
+@pytest.mark.dovecot
+@pytest.mark.filterwarnings("error::sqlalchemy.exc.SAWarning")
+def test_a_message_failing_after_its_case_was_written_quarantines_only_itself(make_app, db_url, dovecot,
+                                                                               monkeypatch):
+    """The batch is redone with a savepoint per message. A message that fails after its case row
+    was inserted is rolled back; before, its Case object stayed in the session and, on SQLite
+    (which hands the same id out again), the next new complaint failed on it too."""
+    from mailbot import pipeline
+
+    app = make_app(db_url=db_url, imap=imap_config(dovecot))
+    real = pipeline.queue_reply
+
+    def failing_for_one(session, settings, renderer, reply, **kw):
+        if "ontploft" in reply.subject:
+            raise RuntimeError("injected failure after the case was written")
+        return real(session, settings, renderer, reply, **kw)
+
+    monkeypatch.setattr(pipeline, "queue_reply", failing_for_one)
+    append_all(dovecot, [complaint(sender="a@example.be", subject="Klacht een"),
+                         complaint(sender="b@example.be", subject="Klacht ontploft"),
+                         complaint(sender="c@example.be", subject="Klacht drie"),
+                         complaint(sender="d@example.be", subject="Klacht vier")])
+    report = app.poll_once()
+    assert (report.processed, report.quarantined) == (3, 1)
+    assert counts(app)["cases"] == 3

@@ -247,11 +247,11 @@ def test_result_after_the_lease_ran_out_is_not_recorded(app, smtp_sink):
     second: list = []
 
     class Slow:
-        def send_many(self, envelopes):
+        def send_many(self, envelopes, *, stop=None):
             # Meanwhile, after the lease, a second sender claims and sends the row.
             second.append(send_due(app.sessions, real, "klachten@vlaamseombudsdienst.be",
                                    max_attempts=3, now=now + timedelta(minutes=6)))
-            return real.send_many(envelopes)
+            return real.send_many(envelopes, stop=stop)
 
     report = send_due(app.sessions, Slow(), "klachten@vlaamseombudsdienst.be", max_attempts=3, now=now)
     assert report.sent == 0 and second[0].sent == 1
@@ -409,3 +409,43 @@ def test_a_slow_server_cannot_keep_a_reply_on_the_wire_past_the_claim(make_app, 
     server.delay = 0
     assert app.send_outbox(now=datetime.now(timezone.utc) + timedelta(minutes=1)).sent == 1
     assert len(server.received) == 1 and _statuses(app) == ["sent"]
+
+
+@pytest.fixture
+def quick_slow_smtp():
+    from aiosmtpd.controller import Controller
+    from servers import free_port
+
+    handler, port = SlowServer(0.3), free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield port, handler
+    controller.stop()
+
+
+def test_a_stop_releases_the_unstarted_rows(make_app, db_url, quick_slow_smtp):
+    """SIGTERM while the outbox goes out to a slow server: the reply in flight is sent and
+    marked, the others are released (due at once, no attempt spent) and not sent twice
+    later; a sender that is already stopping claims nothing."""
+    port, server = quick_slow_smtp
+    app = make_app(db_url=db_url, smtp={"port": port, "timeout_seconds": 5, "concurrency": 1})
+    queue_rows(app.sessions, 5)
+    stop = threading.Event()
+    threading.Timer(0.5, stop.set).start()
+    started = time.monotonic()
+    report = app.send_outbox(stop=stop)
+    assert time.monotonic() - started < 3
+    assert (report.sent, report.released, report.retried, report.failed) == (1, 4, 0, 0)
+    with app.sessions() as session:
+        rows = session.execute(select(Outbox).order_by(Outbox.id)).scalars().all()
+        assert [r.status for r in rows] == ["sent"] + ["pending"] * 4
+        assert [r.attempts for r in rows] == [1, 0, 0, 0, 0]
+        due = [r.next_attempt_at.replace(tzinfo=timezone.utc) for r in rows[1:]]
+    assert all(d <= datetime.now(timezone.utc) for d in due)
+    assert app.send_outbox(stop=stop).released == 0  # stopping: nothing is claimed
+    with app.sessions() as session:
+        assert [r.attempts for r in session.execute(select(Outbox)).scalars()] == [1, 0, 0, 0, 0]
+    server.delay = 0
+    assert app.send_outbox().sent == 4
+    time.sleep(0.2)
+    assert len(server.received) == 5

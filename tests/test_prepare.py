@@ -301,3 +301,32 @@ def test_closing_does_not_wait_on_a_worker_stuck_in_a_mail() -> None:
     started = time.monotonic()
     preparer.close()
     assert time.monotonic() - started < 20 and not _alive(worker)
+
+
+def test_a_stop_is_not_held_up_by_a_worker_stuck_in_a_mail() -> None:
+    """SIGTERM while the batch waits for a mail whose reading hangs: the wait ends within a
+    second, with `Stopped` (not a ParseError: the mail is not set aside), and the worker is
+    killed, not left for the whole parse timeout."""
+    import threading
+
+    from mailbot.prepare import Stopped
+
+    raws = _corpus(3)
+    stop = threading.Event()
+    preparer = Preparer(timeout=600, work=hang_or_crash)
+    try:
+        ahead = preparer.batch([raws[0], _marked(raws[1], HANG), raws[2]], OPTIONS, stop=stop)
+        assert ahead[0].result() == prepare(raws[0], OPTIONS)
+        [worker] = list(preparer._pool._processes)
+        threading.Timer(0.5, stop.set).start()
+        started = time.monotonic()
+        with pytest.raises(Stopped):
+            ahead[1].result()
+        assert time.monotonic() - started < 3
+        assert ahead[1].error is None and preparer._pool is None
+        deadline = time.monotonic() + 5
+        while _alive(worker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(worker)
+    finally:
+        preparer.close()

@@ -195,13 +195,17 @@ def test_sandbox_blocks_python_internals(copy: Path) -> None:
     assert len(problems) == 1 and problems[0].startswith("templates/direct_answer/nl.txt.j2:")
 
 
-def test_reload_after_edit(copy: Path) -> None:
-    """An edited template is picked up without a new Renderer (no restart on deploy)."""
+def test_edit_is_used_only_once_put_in_use(copy: Path) -> None:
+    """An edited file is not rendered until the reload check puts the new set in use (`use`):
+    until then the renderer keeps the set it read (the last good one); no new Renderer needed."""
+    from mailbot.render import read_templates
+
     renderer = Renderer(copy)
     assert renderer.render("status_neutral", "en", sample_context("status_neutral")).subject_prefix == "Your request"
     subject = copy / "status_neutral" / "en.subject.j2"
     subject.write_text("Your question\n", encoding="utf-8")
-    os.utime(subject, (subject.stat().st_atime, subject.stat().st_mtime + 5))
+    assert renderer.render("status_neutral", "en", sample_context("status_neutral")).subject_prefix == "Your request"
+    renderer.use(read_templates(copy))
     assert renderer.render("status_neutral", "en", sample_context("status_neutral")).subject_prefix == "Your question"
 
 

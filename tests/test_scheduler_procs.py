@@ -31,13 +31,16 @@ def write_config(tmp_path: Path, name: str = "config.yaml", **overrides) -> Path
 
 
 class RunProcess:
-    """`python -m mailbot.cli --config C run` with its log in a file."""
+    """`python -m mailbot.cli --config C run` with its log in a file; `command` replaces
+    `python -m mailbot.cli` (a launcher that patches the robot first), `env` adds variables."""
 
-    def __init__(self, config: Path, log: Path) -> None:
+    def __init__(self, config: Path, log: Path, *, command: list[str] | None = None,
+                 env: dict[str, str] | None = None) -> None:
         self.log = log
         self._out = open(log, "wb")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "mailbot.cli", "--config", str(config), "run"],
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        command = command or [sys.executable, "-m", "mailbot.cli"]
+        self.proc = subprocess.Popen([*command, "--config", str(config), "run"],
                                      stdout=self._out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
 
     @property

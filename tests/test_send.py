@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -200,6 +201,12 @@ class _Slow:
         self.received.append(envelope.content)
         return "250 OK"
 
+    quit_delay = 0.0  # the answer to QUIT, separately
+
+    async def handle_QUIT(self, server, session, envelope):  # noqa: N802
+        await asyncio.sleep(self.quit_delay)
+        return "221 Bye"
+
 
 @pytest.fixture
 def slow_server(request) -> Iterator[tuple[int, _Slow]]:
@@ -264,3 +271,23 @@ def test_a_server_that_never_greets_is_cut_off_by_the_claim():
         silent.close()
     assert type(result.error) is SendError and not result.reached
     assert "cut off while connecting" in str(result.error)
+
+
+@pytest.mark.parametrize("slow_server", [0.3], indirect=True)
+def test_a_stop_starts_no_new_message(slow_server):
+    """SIGTERM while a batch goes out to a slow server (about a second per message): the
+    message in flight is finished, no other is started; those come back unattempted (the
+    outbox releases them) and the server has exactly the one reported sent. Nor does the
+    stop wait long for the answer to QUIT."""
+    port, server = slow_server
+    server.quit_delay = 4
+    transport = _claim_bound(port, claim=120, timeout=5)
+    envelopes = [Envelope(i, "klachten@vlaamseombudsdienst.be", f"b{i}@example.be", MESSAGE) for i in range(6)]
+    stop = threading.Event()
+    threading.Timer(0.5, stop.set).start()
+    started = time.monotonic()
+    results = sorted(transport.send_many(envelopes, stop=stop), key=lambda r: r.key)
+    assert time.monotonic() - started < 3  # the rest of the batch would take about 6 s more
+    assert results[0].ok and all(not r.attempted and r.error is None for r in results[1:])
+    time.sleep(0.5)
+    assert len(server.received) == 1
