@@ -158,6 +158,13 @@ class Event(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
 
 
+def _recipient_key(context: Any) -> str:
+    """Column default of `Outbox.recipient_key`, for ORM and Core inserts alike."""
+    from .recipients import mailbox_key
+
+    return mailbox_key(context.get_current_parameters()["recipient"])
+
+
 class Outbox(Base):
     """A reply waiting to be sent; the complete MIME message is built at queue time."""
 
@@ -167,6 +174,9 @@ class Outbox(Base):
     message_pk: Mapped[int | None] = mapped_column(ForeignKey("message.id"))
     template: Mapped[str] = mapped_column(String(64))
     recipient: Mapped[str] = mapped_column(String(320), index=True)
+    # The recipient's mailbox: lower-cased, +tag dropped (migration 0007). The per-address
+    # reply limit counts by it, through its index: a LIKE on `recipient` scanned the table.
+    recipient_key: Mapped[str] = mapped_column(String(320), index=True, default=_recipient_key, server_default="")
     message_id: Mapped[str] = mapped_column(String(998), unique=True)
     mime: Mapped[bytes] = mapped_column(LargeBinary)
     status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|sent|failed|held

@@ -143,7 +143,7 @@ class Scrubber:
             return
         self._outbox.add(row.id)
         self.counts.outbox += 1
-        row.recipient, row.mime = alias, b""
+        row.recipient, row.recipient_key, row.mime = alias, alias, b""
         if row.status in WAITING:
             row.status, row.last_error = "cancelled", ERASED_NOTE
         elif row.last_error is not None:

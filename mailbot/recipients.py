@@ -35,3 +35,11 @@ def reply_recipient(mail: Mail, classification: Classification, *,
             or local in NON_PERSON_LOCALPARTS or is_service(email)):
         return None
     return target if target.email == email else Address(target.name, email)
+
+
+def mailbox_key(address: str) -> str:
+    """The mailbox an address delivers to: lower-cased, without its +tag (`desk+7@` is `desk@`)."""
+    local, at, domain = address.lower().rpartition("@")
+    if not at:
+        return address.lower()
+    return f"{local.split('+', 1)[0] or local}@{domain}"

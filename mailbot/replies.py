@@ -22,6 +22,7 @@ from .config import Settings
 from .db import Case, Message, Outbox, run, table_of
 from .errors import RulesError
 from .model import Address, Mail, Reply
+from .recipients import mailbox_key
 from .render import Renderer
 from .sanitize import HeaderError
 from .store import add_event
@@ -72,11 +73,11 @@ def over_limit(session: Session, *, recipient: str, case_id: int | None, now: da
     +tag variants (`desk+1@`, `desk+2@` are one mailbox): a robot answering from a new tag
     each time would otherwise never reach the limit.
     """
-    base, tagged = mailbox_of(recipient)
-    if not _lock_recipient(session, base):
+    key = mailbox_key(recipient)
+    if not _lock_recipient(session, key):
         return "the reply limits could not be checked (another worker holds the address)"
     counts = run(session, _RECENT_REPLIES, {
-        "case_id": case_id, "base": base, "tagged": tagged, "since": now - timedelta(hours=24)}).one()
+        "case_id": case_id, "key": key, "since": now - timedelta(hours=24)}).one()
     per_case, per_address = (int(n) for n in counts)
     if case_id is not None and per_case >= limits.per_case_per_day:
         return f"more than {limits.per_case_per_day} automatic replies for this case in 24 h"
@@ -85,18 +86,8 @@ def over_limit(session: Session, *, recipient: str, case_id: int | None, now: da
     return None
 
 
-def mailbox_of(address: str) -> tuple[str, str]:
-    """The address without its +tag, and a LIKE pattern for its tagged variants."""
-    local, at, domain = address.lower().rpartition("@")
-    if not at:
-        local, domain = address.lower(), ""
-    base_local = local.split("+", 1)[0] or local
-    escaped = base_local.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"{base_local}{at}{domain}", f"{escaped}+%{at}{domain}"
-
-
 # One statement for both tiers, built once; each side of the OR uses its own index.
-_SAME_MAILBOX = (Outbox.recipient == bindparam("base")) | Outbox.recipient.like(bindparam("tagged"), escape="\\")
+_SAME_MAILBOX = Outbox.recipient_key == bindparam("key")
 _RECENT_REPLIES = (
     select(func.count().filter(Outbox.case_id == bindparam("case_id")),
            func.count().filter(_SAME_MAILBOX))
