@@ -6,6 +6,7 @@ tests that need it are skipped with the reason.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -246,3 +247,36 @@ def drop_pg_schema(schema: str) -> None:
     with engine.begin() as conn:
         conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
     engine.dispose()
+
+
+class SlowSmtpHandler:
+    """aiosmtpd handler answering EHLO, MAIL, RCPT and the end of DATA after `delay` seconds
+    (the greeting and 354 at once), and QUIT after `quit_delay`; keeps what it received."""
+
+    def __init__(self, delay: float, quit_delay: float = 0.0) -> None:
+        self.delay, self.quit_delay = delay, quit_delay
+        self.received: list[bytes] = []
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # noqa: N802
+        await asyncio.sleep(self.delay)
+        session.host_name = hostname
+        return responses
+
+    async def handle_MAIL(self, server, session, envelope, address, options):  # noqa: N802
+        await asyncio.sleep(self.delay)
+        envelope.mail_from = address
+        return "250 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, options):  # noqa: N802
+        await asyncio.sleep(self.delay)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        await asyncio.sleep(self.delay)
+        self.received.append(envelope.content)
+        return "250 OK"
+
+    async def handle_QUIT(self, server, session, envelope):  # noqa: N802
+        await asyncio.sleep(self.quit_delay)
+        return "221 Bye"

@@ -5,7 +5,6 @@ Rows are put straight into the outbox (see `queue_rows`); replies go to a real a
 
 from __future__ import annotations
 
-import asyncio
 import random
 import threading
 import time
@@ -15,6 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from helpers import imap_config
+from servers import SlowSmtpHandler
 from mailbot.addresses import undeliverable
 from mailbot.db import AddressStatus, Case, Event, Outbox
 from mailbot.outbox import RetryPolicy, backoff, claim_due, send_due
@@ -344,32 +344,7 @@ def test_retry_policy_comes_from_config(make_app, smtp_sink, sqlite_url):
     assert RetryPolicy().lease == timedelta(minutes=5)
 
 
-class SlowServer:
-    """aiosmtpd handler that takes `delay` seconds over every reply but the greeting and 354."""
-
-    def __init__(self, delay: float) -> None:
-        self.delay = delay
-        self.received: list[bytes] = []
-
-    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # noqa: N802
-        await asyncio.sleep(self.delay)
-        session.host_name = hostname
-        return responses
-
-    async def handle_MAIL(self, server, session, envelope, address, options):  # noqa: N802
-        await asyncio.sleep(self.delay)
-        envelope.mail_from = address
-        return "250 OK"
-
-    async def handle_RCPT(self, server, session, envelope, address, options):  # noqa: N802
-        await asyncio.sleep(self.delay)
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802
-        await asyncio.sleep(self.delay)
-        self.received.append(envelope.content)
-        return "250 OK"
+SlowServer = SlowSmtpHandler  # the name test_run_stop imports
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import ssl
 import threading
@@ -17,7 +16,7 @@ from conftest import base_config
 from mailbot.config import settings_from_mapping
 from mailbot.errors import PermanentSendError, SendError
 from mailbot.send import Envelope, RecipientRejected, SmtpTransport, classify_error
-from servers import free_port
+from servers import SlowSmtpHandler, free_port
 
 from certs import certificates as _certificates  # test extra `cryptography` makes them
 
@@ -175,37 +174,7 @@ def test_a_delivered_message_reached_the_server(smtp_sink):
     assert [type(r.error) for r in results] == [SendError, type(None)] and all(r.reached for r in results)
 
 
-class _Slow:
-    """aiosmtpd handler answering EHLO, MAIL, RCPT and the end of DATA after `delay` seconds."""
-
-    def __init__(self, delay: float) -> None:
-        self.delay, self.received = delay, []
-
-    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # noqa: N802
-        await asyncio.sleep(self.delay)
-        session.host_name = hostname
-        return responses
-
-    async def handle_MAIL(self, server, session, envelope, address, options):  # noqa: N802
-        await asyncio.sleep(self.delay)
-        envelope.mail_from = address
-        return "250 OK"
-
-    async def handle_RCPT(self, server, session, envelope, address, options):  # noqa: N802
-        await asyncio.sleep(self.delay)
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802
-        await asyncio.sleep(self.delay)
-        self.received.append(envelope.content)
-        return "250 OK"
-
-    quit_delay = 0.0  # the answer to QUIT, separately
-
-    async def handle_QUIT(self, server, session, envelope):  # noqa: N802
-        await asyncio.sleep(self.quit_delay)
-        return "221 Bye"
+_Slow = SlowSmtpHandler
 
 
 @pytest.fixture
