@@ -103,9 +103,11 @@ class App:
         from . import digest
 
         day = day or self.local_today() - timedelta(days=1)
-        queued = digest.queue(self.sessions, self.settings, day, self.clock(), once=once)
+        templates = self.renderer.templates  # the set in force, as the replies use
+        queued = digest.queue(self.sessions, self.settings, day, self.clock(), once=once, templates=templates)
         for team in self.settings.digest.teams:
-            queued += digest.queue(self.sessions, self.settings, day, self.clock(), team=team, once=once)
+            queued += digest.queue(self.sessions, self.settings, day, self.clock(), team=team, once=once,
+                                   templates=templates)
         if queued:
             self.send_outbox()
         return queued

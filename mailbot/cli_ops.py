@@ -40,7 +40,8 @@ def digest(ctx: click.Context, day: datetime | None, to_stdout: bool, html_file:
     try:
         the_day: date = day.date() if day else app.local_today() - timedelta(days=1)
         if to_stdout or html_file:
-            rendered = digest_mod.build(app.sessions, app.settings, the_day, team=team)
+            rendered = digest_mod.build(app.sessions, app.settings, the_day, team=team,
+                                        templates=app.renderer.templates)
             if to_stdout:
                 click.echo(rendered.text, nl=False)
             if html_file:
@@ -72,7 +73,8 @@ def _send_digest(app: Any, day: date, team: str | None, force: bool) -> None:
     if team is None:
         queued = app.send_digest(day, once=not force)
     else:
-        queued = digest_mod.queue(app.sessions, app.settings, day, app.clock(), team=team, once=not force)
+        queued = digest_mod.queue(app.sessions, app.settings, day, app.clock(), team=team, once=not force,
+                                  templates=app.renderer.templates)
         if queued:
             app.send_outbox()
     with app.sessions() as session:

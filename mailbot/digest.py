@@ -23,7 +23,7 @@ from email.utils import format_datetime, formataddr
 from pathlib import Path
 from typing import Any
 
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateSyntaxError
+from jinja2 import DictLoader, FileSystemLoader, StrictUndefined, TemplateSyntaxError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -33,6 +33,7 @@ from .config import Settings
 from .db import Outbox
 from .digest_data import DigestData, collect
 from .errors import RulesError
+from .render import TemplateSet
 from .store import add_event
 
 log = logging.getLogger("mailbot.digest")
@@ -49,9 +50,16 @@ class RenderedDigest:
     html: str
 
 
-def environment(templates_dir: Path) -> ImmutableSandboxedEnvironment:
+def environment(templates_dir: Path, templates: TemplateSet | None = None) -> ImmutableSandboxedEnvironment:
+    """The digest's sandbox: from `templates`, the set in force (a broken `_digest` file on disk
+    is refused at reload like any template, and the last good one renders), else from disk."""
+    prefix = f"{TEMPLATE_DIR}/"
+    loader = (DictLoader({name[len(prefix):]: text.decode("utf-8") for name, text in templates.files.items()
+                          if name.startswith(prefix)})
+              if templates is not None and not templates.missing
+              else FileSystemLoader(str(Path(templates_dir) / TEMPLATE_DIR), encoding="utf-8"))
     env = ImmutableSandboxedEnvironment(
-        loader=FileSystemLoader(str(Path(templates_dir) / TEMPLATE_DIR), encoding="utf-8"),
+        loader=loader,
         undefined=StrictUndefined, autoescape=lambda name: bool(name) and name.endswith(".html.j2"),
         auto_reload=True, trim_blocks=True, lstrip_blocks=True)
     env.filters["oneline"] = lambda value: sanitize.clean_text(str(value))
@@ -78,9 +86,10 @@ def check_templates(templates_dir: Path) -> list[str]:
 _REQUIRED = ("nl.txt.j2", "nl.html.j2", "nl.subject.j2")
 
 
-def render(settings: Settings, data: DigestData, *, language: str = "nl") -> RenderedDigest:
+def render(settings: Settings, data: DigestData, *, language: str = "nl",
+           templates: TemplateSet | None = None) -> RenderedDigest:
     """Text, HTML and subject of one digest."""
-    env = environment(settings.templates_dir)
+    env = environment(settings.templates_dir, templates)
     context: dict[str, Any] = {"d": data, "office": settings.office.name, "colors": COLORS,
                                "working_days": settings.digest.first_reaction_working_days,
                                "day": data.day.strftime("%d-%m-%Y")}
@@ -95,9 +104,10 @@ def render(settings: Settings, data: DigestData, *, language: str = "nl") -> Ren
     return RenderedDigest(sanitize.header_text(subject), text.strip() + "\n", html.strip() + "\n")
 
 
-def build(sessions: sessionmaker, settings: Settings, day: date, *, team: str | None = None) -> RenderedDigest:
+def build(sessions: sessionmaker, settings: Settings, day: date, *, team: str | None = None,
+          templates: TemplateSet | None = None) -> RenderedDigest:
     with sessions() as session:
-        return render(settings, collect(session, settings, day, team=team))
+        return render(settings, collect(session, settings, day, team=team), templates=templates)
 
 
 def compose(settings: Settings, digest: RenderedDigest, recipient: str, message_id: str,
@@ -117,7 +127,8 @@ def compose(settings: Settings, digest: RenderedDigest, recipient: str, message_
 
 
 def queue(sessions: sessionmaker, settings: Settings, day: date, now: datetime, *,
-          team: str | None = None, recipients: list[str] | None = None, once: bool = True) -> int:
+          team: str | None = None, recipients: list[str] | None = None, once: bool = True,
+          templates: TemplateSet | None = None) -> int:
     """Queue the digest for each recipient; returns how many rows were queued.
 
     `once`: a deterministic Message-ID per (day, team, recipient): queueing again (another
@@ -126,7 +137,7 @@ def queue(sessions: sessionmaker, settings: Settings, day: date, now: datetime, 
     targets = recipients if recipients is not None else _recipients(settings, team)
     if not targets:
         return 0
-    digest = build(sessions, settings, day, team=team)
+    digest = build(sessions, settings, day, team=team, templates=templates)
     domain = settings.smtp.from_address.rpartition("@")[2] or "localhost"
     queued = 0
     for recipient in targets:

@@ -124,6 +124,20 @@ def test_broken_template_keeps_the_last_good_one(tmp_path, make_app, dovecot, sm
         assert len(session.execute(select(Case)).all()) == 3
 
 
+def test_broken_digest_template_keeps_the_last_good_digest(tmp_path, make_app, dovecot, smtp_sink, sqlite_url):
+    """The digest renders from the set in force too: a syntax error deployed in the digest
+    template is refused at the next poll, and the morning digest still goes out."""
+    app, _, templates = _app(tmp_path, make_app, dovecot, smtp_sink, sqlite_url,
+                             digest={"recipients": ["onthaal@vlaamseombudsdienst.be"]})
+    _poll(app, dovecot, complaint(sender="een@example.be"))
+    digest_text = templates / "_digest" / "nl.txt.j2"
+    digest_text.write_text(digest_text.read_text(encoding="utf-8") + "{% if d %}\n", encoding="utf-8")
+    _poll(app, dovecot, complaint(sender="twee@example.be"))
+    assert "_digest/nl.txt.j2" in (app.routing.last_error or "")
+    assert app.send_digest(app.local_today()) == 1
+    assert len(smtp_sink.messages) == 3  # two acknowledgments and the digest
+
+
 def test_deleted_template_keeps_the_last_good_copy(tmp_path, make_app, dovecot, smtp_sink, sqlite_url):
     """A template folder deleted while the robot needs it is refused; replies keep coming from
     the copy in memory."""
