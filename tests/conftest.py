@@ -12,7 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from servers import (  # noqa: E402
-    Dovecot, SmtpSink, drop_pg_schema, free_port, pg_schema_url, start_dovecot, unavailable,
+    Dovecot, SlowSmtpHandler, SmtpSink, drop_pg_schema, free_port, pg_schema_url, start_dovecot, unavailable,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,6 +47,19 @@ def smtp_sink() -> Iterator[SmtpSink]:
         unavailable(f"cannot start the aiosmtpd sink: {err}")
     yield sink
     sink.stop()
+
+
+@pytest.fixture
+def slow_smtp(request: pytest.FixtureRequest) -> Iterator[tuple[int, SlowSmtpHandler]]:
+    """(port, handler) of an aiosmtpd server answering each command after a delay: the
+    test's indirect parameter, else 0.4 s."""
+    from aiosmtpd.controller import Controller
+
+    handler, port = SlowSmtpHandler(getattr(request, "param", 0.4)), free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield port, handler
+    controller.stop()
 
 
 def _postgres_url() -> tuple[str, str]:

@@ -14,7 +14,6 @@ import pytest
 from sqlalchemy import select
 
 from helpers import imap_config
-from servers import SlowSmtpHandler
 from mailbot.addresses import undeliverable
 from mailbot.db import AddressStatus, Case, Event, Outbox
 from mailbot.outbox import RetryPolicy, backoff, claim_due, send_due
@@ -344,21 +343,7 @@ def test_retry_policy_comes_from_config(make_app, smtp_sink, sqlite_url):
     assert RetryPolicy().lease == timedelta(minutes=5)
 
 
-SlowServer = SlowSmtpHandler  # the name test_run_stop imports
-
-
-@pytest.fixture
-def slow_smtp():
-    from aiosmtpd.controller import Controller
-    from servers import free_port
-
-    handler, port = SlowServer(2.8), free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield port, handler
-    controller.stop()
-
-
+@pytest.mark.parametrize("slow_smtp", [2.8], indirect=True)
 def test_a_slow_server_cannot_keep_a_reply_on_the_wire_past_the_claim(make_app, sqlite_url, slow_smtp):
     """A server answering each command in 2.8 s (timeout 3 s) needs 11.2 s for one reply, more
     than the 10 s claim. The transaction is cut off before DATA, so when a second sender
@@ -386,23 +371,12 @@ def test_a_slow_server_cannot_keep_a_reply_on_the_wire_past_the_claim(make_app, 
     assert len(server.received) == 1 and _statuses(app) == ["sent"]
 
 
-@pytest.fixture
-def quick_slow_smtp():
-    from aiosmtpd.controller import Controller
-    from servers import free_port
-
-    handler, port = SlowServer(0.3), free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield port, handler
-    controller.stop()
-
-
-def test_a_stop_releases_the_unstarted_rows(make_app, db_url, quick_slow_smtp):
+@pytest.mark.parametrize("slow_smtp", [0.3], indirect=True)
+def test_a_stop_releases_the_unstarted_rows(make_app, db_url, slow_smtp):
     """SIGTERM while the outbox goes out to a slow server: the reply in flight is sent and
     marked, the others are released (due at once, no attempt spent) and not sent twice
     later; a sender that is already stopping claims nothing."""
-    port, server = quick_slow_smtp
+    port, server = slow_smtp
     app = make_app(db_url=db_url, smtp={"port": port, "timeout_seconds": 5, "concurrency": 1})
     queue_rows(app.sessions, 5)
     stop = threading.Event()

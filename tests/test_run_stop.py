@@ -15,24 +15,12 @@ from sqlalchemy import func, select
 from conftest import complaint
 from helpers import append_all, folder_count, imap_config
 from mailbot.db import Message, Outbox, make_engine, make_sessionmaker
-from servers import free_port
 from stuck_parser import STUCK
-from test_outbox import SlowServer, queue_rows
+from test_outbox import queue_rows
 from test_scheduler_procs import RunProcess, wait_until, write_config
 
 pytestmark = pytest.mark.dovecot
 TESTS = Path(__file__).resolve().parent
-
-
-@pytest.fixture
-def slow_smtp():
-    from aiosmtpd.controller import Controller
-
-    handler, port = SlowServer(0.4), free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield port, handler
-    controller.stop()
 
 
 def _alive(pid: int) -> bool:

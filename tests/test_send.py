@@ -16,7 +16,7 @@ from conftest import base_config
 from mailbot.config import settings_from_mapping
 from mailbot.errors import PermanentSendError, SendError
 from mailbot.send import Envelope, RecipientRejected, SmtpTransport, classify_error
-from servers import SlowSmtpHandler, free_port
+from servers import free_port
 
 from certs import certificates as _certificates  # test extra `cryptography` makes them
 
@@ -174,30 +174,16 @@ def test_a_delivered_message_reached_the_server(smtp_sink):
     assert [type(r.error) for r in results] == [SendError, type(None)] and all(r.reached for r in results)
 
 
-_Slow = SlowSmtpHandler
-
-
-@pytest.fixture
-def slow_server(request) -> Iterator[tuple[int, _Slow]]:
-    from aiosmtpd.controller import Controller
-
-    handler, port = _Slow(request.param), free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield port, handler
-    controller.stop()
-
-
 def _claim_bound(port: int, claim: float, timeout: float) -> SmtpTransport:
     config = base_config(smtp={"port": port, "security": "none", "timeout_seconds": timeout, "concurrency": 1})
     return SmtpTransport(settings_from_mapping(config).smtp, claim_seconds=claim)
 
 
-@pytest.mark.parametrize("slow_server", [0.6], indirect=True)
-def test_data_is_not_begun_without_time_for_its_replies(slow_server):
+@pytest.mark.parametrize("slow_smtp", [0.6], indirect=True)
+def test_data_is_not_begun_without_time_for_its_replies(slow_smtp):
     """EHLO, MAIL and RCPT eat the claim (3 s, 0.3 s margin): DATA is not begun, the message
     comes back as a transient failure the server saw, and the server has no copy."""
-    port, server = slow_server
+    port, server = slow_smtp
     transport = _claim_bound(port, claim=3, timeout=2)
     started = time.monotonic()
     [result] = transport.send_many([Envelope(1, "klachten@vlaamseombudsdienst.be", "jan@example.be", MESSAGE)])
@@ -208,11 +194,11 @@ def test_data_is_not_begun_without_time_for_its_replies(slow_server):
     assert server.received == []
 
 
-@pytest.mark.parametrize("slow_server", [0.3], indirect=True)
-def test_messages_are_started_only_while_the_claim_allows(slow_server):
+@pytest.mark.parametrize("slow_smtp", [0.3], indirect=True)
+def test_messages_are_started_only_while_the_claim_allows(slow_smtp):
     """With about a second per message and a 6 s claim, some messages go and the rest are cut
     off before DATA or released unstarted; the server got exactly the ones reported sent."""
-    port, server = slow_server
+    port, server = slow_smtp
     transport = _claim_bound(port, claim=6, timeout=1)
     envelopes = [Envelope(i, "klachten@vlaamseombudsdienst.be", f"b{i}@example.be", MESSAGE) for i in range(8)]
     started = time.monotonic()
@@ -242,13 +228,13 @@ def test_a_server_that_never_greets_is_cut_off_by_the_claim():
     assert "cut off while connecting" in str(result.error)
 
 
-@pytest.mark.parametrize("slow_server", [0.3], indirect=True)
-def test_a_stop_starts_no_new_message(slow_server):
+@pytest.mark.parametrize("slow_smtp", [0.3], indirect=True)
+def test_a_stop_starts_no_new_message(slow_smtp):
     """SIGTERM while a batch goes out to a slow server (about a second per message): the
     message in flight is finished, no other is started; those come back unattempted (the
     outbox releases them) and the server has exactly the one reported sent. Nor does the
     stop wait long for the answer to QUIT."""
-    port, server = slow_server
+    port, server = slow_smtp
     server.quit_delay = 4
     transport = _claim_bound(port, claim=120, timeout=5)
     envelopes = [Envelope(i, "klachten@vlaamseombudsdienst.be", f"b{i}@example.be", MESSAGE) for i in range(6)]
