@@ -21,10 +21,17 @@ from sqlalchemy.orm import (
 from sqlalchemy.sql.base import Executable
 
 from .errors import ConfigError
+from .recipients import mailbox_key
 
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def as_utc(value: datetime) -> datetime:
+    """A datetime read back from the database, with its zone: SQLite hands back naive
+    datetimes, and everything mailbot stores is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 class Base(DeclarativeBase):
@@ -160,8 +167,6 @@ class Event(Base):
 
 def _recipient_key(context: Any) -> str:
     """Column default of `Outbox.recipient_key`, for ORM and Core inserts alike."""
-    from .recipients import mailbox_key
-
     return mailbox_key(context.get_current_parameters()["recipient"])
 
 

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from . import intent
 from .automatic import by_subject_only
 from .config import Settings
-from .db import Case, Event, MailboxState, Message, Outbox
+from .db import Case, Event, MailboxState, Message, Outbox, as_utc
 from .holidays_be import subtract_working_days
 
 DECISION_SECTIONS = ("needs_triage", "multi_addressed", "agency_in_cc", "contact_wishes",
@@ -80,10 +80,6 @@ def day_window(day: date, tz: str) -> tuple[datetime, datetime]:
     return start.astimezone(timezone.utc), end.astimezone(timezone.utc)
 
 
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-
-
 def _who(name: str | None, email: str | None) -> str:
     return f"{name} <{email}>" if name and email else (email or name or "")
 
@@ -133,7 +129,7 @@ def collect(session: Session, settings: Settings, day: date, *, team: str | None
     for m in messages:
         first_of_day.setdefault(m.case_id, m.id)
     opened = {m.id for m in messages if m.case_id in cases and m.id == first_of_day[m.case_id]
-              and start <= _aware(cases[m.case_id].created_at) < end}
+              and start <= as_utc(cases[m.case_id].created_at) < end}
     added = {m.id: _added_flags(m, cases.get(m.case_id) if m.case_id else None, events.get(m.id) or {},
                                 linked.get(m.id, []), opened=m.id in opened) for m in messages}
     # A case opened today and flagged later today: its opening mail keeps needs_triage only
@@ -194,7 +190,7 @@ def collect(session: Session, settings: Settings, day: date, *, team: str | None
     if team is not None:  # a team digest counts the team's mail only
         sent = sent.join(Case, Outbox.case_id == Case.id).where(Case.team == team)
     totals = {"received": sum(1 for m in messages if mine(cases.get(m.case_id) if m.case_id else None)),
-              "new_cases": sum(1 for c in touched if start <= _aware(c.created_at) < end),
+              "new_cases": sum(1 for c in touched if start <= as_utc(c.created_at) < end),
               "replies_sent": session.execute(sent).scalar_one(),
               "needs_decision": sum(s.count for s in decisions)}
     return DigestData(day, team, decisions, info, totals, chart, chart_max)
@@ -238,7 +234,7 @@ def _added_flags(m: Message, case: Case | None, detail: dict, linked: list[dict]
         if (asked_status and "status_from_unknown_address" in case.flags
                 and (m.from_email or "").lower() != (case.citizen_email or "").lower()):
             added.add("status_from_unknown_address")
-        if case.status == "closed" and case.closed_at is not None and _aware(case.closed_at) <= _aware(m.received_at):
+        if case.status == "closed" and case.closed_at is not None and as_utc(case.closed_at) <= as_utc(m.received_at):
             added |= {"on_closed_case", "needs_triage"}
     return added
 
@@ -310,7 +306,7 @@ def _overdue(session: Session, settings: Settings, day: date, end: datetime, min
                                               Case.created_at < cutoff_end).order_by(Case.created_at)).scalars()
     zone = ZoneInfo(settings.schedule.timezone)
     return [Item(c.ref, c.subject, _who(c.citizen_name, c.citizen_email),
-                 f"binnengekomen {_aware(c.created_at).astimezone(zone):%d-%m-%Y}",
+                 f"binnengekomen {as_utc(c.created_at).astimezone(zone):%d-%m-%Y}",
                  tuple(x for x in (c.investigator_name or c.investigator_email or "",) if x))
             for c in rows if mine(c)]
 
@@ -324,7 +320,7 @@ OUTCOME_LABELS = {"refer_ombudsman": "doorverwezen naar de bevoegde ombudsdienst
 
 def _info(messages: list[Message], cases: dict[int, Case], touched: list[Case], start: datetime,
           end: datetime, mine, session: Session, events: dict[int, dict]) -> list[Section]:
-    new = [c for c in touched if start <= _aware(c.created_at) < end]
+    new = [c for c in touched if start <= as_utc(c.created_at) < end]
     groups: dict[str, list[Item]] = defaultdict(list)
     for c in new:
         label = " · ".join(x for x in (c.team or "", c.investigator_name or c.investigator_email or "") if x)
@@ -390,7 +386,7 @@ def _chart(session: Session, settings: Settings, day: date, team: str | None = N
     if team is not None:  # the team's cases only, like the rest of a team digest
         query = query.join(Case, Message.case_id == Case.id).where(Case.team == team)
     for received, kind in session.execute(query):
-        counts[_aware(received).astimezone(zone).date()][kind] += 1
+        counts[as_utc(received).astimezone(zone).date()][kind] += 1
     chart = []
     for offset in range(days):
         d = first + timedelta(days=offset)
@@ -415,7 +411,7 @@ def _sending(session: Session) -> dict:
         .where(Outbox.status == "pending", Outbox.last_error.is_not(None))
         .order_by(Outbox.next_attempt_at.desc()).limit(1)).first()
     return {"retrying": int(retrying or 0),
-            "oldest_pending_at": _aware(oldest).isoformat() if oldest else None,
+            "oldest_pending_at": as_utc(oldest).isoformat() if oldest else None,
             "last_error": latest.last_error[:300] if latest else None,
             "last_error_attempts": latest.attempts if latest else None}
 
@@ -426,8 +422,8 @@ def operational_status(session: Session, mailboxes: list[str], now: datetime) ->
     boxes = []
     for name in mailboxes:
         state = states.get(name)
-        last = _aware(state.last_poll_at) if state and state.last_poll_at else None
-        until = _aware(state.lease_until) if state and state.lease_until else None
+        last = as_utc(state.last_poll_at) if state and state.last_poll_at else None
+        until = as_utc(state.lease_until) if state and state.lease_until else None
         boxes.append({"mailbox": name, "last_poll_at": last.isoformat() if last else None,
                       "age_seconds": round((now - last).total_seconds()) if last else None,
                       "lease_owner": state.lease_owner if state and until and until > now else None})
@@ -440,7 +436,7 @@ def operational_status(session: Session, mailboxes: list[str], now: datetime) ->
         "sending": _sending(session),
         "quarantined": session.execute(select(func.count()).select_from(Message)
                                        .where(Message.quarantine_reason.is_not(None))).scalar_one(),
-        "last_errors": [{"at": _aware(e.created_at).isoformat(), "type": e.type,
+        "last_errors": [{"at": as_utc(e.created_at).isoformat(), "type": e.type,
                          "error": str(e.detail.get("error") or e.detail.get("template") or "")[:300]}
                         for e in errors],
     }

@@ -49,7 +49,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from .addresses import mark_undeliverable
-from .db import AddressStatus, Case, Outbox
+from .db import AddressStatus, Case, Outbox, as_utc
 from .deferred import Ref
 from .errors import MailbotError, PermanentSendError, SendError
 from .send import Envelope, RecipientRejected, SendResult, Stop, Transport
@@ -227,10 +227,7 @@ def _record(session: Session, row: Outbox, error: SendError | None, now: datetim
 
 
 def _age(row: Outbox, now: datetime) -> timedelta:
-    created = row.created_at
-    if created.tzinfo is None:  # SQLite gives naive UTC
-        created = created.replace(tzinfo=timezone.utc)
-    return max(now - created, timedelta(0))
+    return max(now - as_utc(row.created_at), timedelta(0))
 
 
 def _retry_later(row: Outbox, now: datetime, policy: RetryPolicy, report: SendReport) -> None:

@@ -19,13 +19,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .db import Case, Message
+from .db import Case, Message, as_utc
 
 UNKNOWN = "onbekend"
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def year_window(year: int, tz: str) -> tuple[datetime, datetime]:
@@ -46,7 +42,7 @@ def build_report(session: Session, year: int, *, tz: str = "Europe/Brussels",
         if kind == "agency_forward":
             agencies[_service(service_of, original)] += 1
     also: Counter[str] = Counter(s for c in cases for s in c.also_sent_to)
-    hours = sorted((_aware(c.first_reaction_at) - _aware(c.created_at)).total_seconds() / 3600
+    hours = sorted((as_utc(c.first_reaction_at) - as_utc(c.created_at)).total_seconds() / 3600
                    for c in cases if c.first_reaction_at is not None)
     return {
         "year": year,

@@ -51,6 +51,11 @@ MAX_UNRECORDED = 100  # events kept in memory while the database is down
 LATE = timedelta(seconds=10)  # an event stored this much later says when it happened (noted_at)
 
 
+def _told(err: Exception) -> str:
+    """One line for the log and the events: a database error without its SQL and parameters."""
+    return f"database: {describe_error(err)}" if isinstance(err, SQLAlchemyError) else str(err)
+
+
 class DailyTrigger(CronTrigger):
     """Once a day at a local time, also on DST days: CronTrigger alone fires twice when the
     time falls in the hour that repeats in autumn (02:00-03:00 in Brussels)."""
@@ -124,12 +129,9 @@ class Runner:
                          report.fetched, report.processed, report.quarantined, report.duplicates)
             if report is not None:
                 self._recovered(name)
-        except MailbotError as err:
+        except (MailbotError, SQLAlchemyError) as err:  # a server or the database is down
             failed = True
-            self._failed(name, str(err))
-        except SQLAlchemyError as err:  # the database is down or refused the batch
-            failed = True
-            self._failed(name, f"database: {describe_error(err)}")
+            self._failed(name, _told(err))
         finally:
             lock.release()
         if not failed and not self.stop_event.is_set():
@@ -145,7 +147,7 @@ class Runner:
         try:
             self.app.leases.renew()
         except SQLAlchemyError as err:  # the poll notices a lease that is lost meanwhile
-            log.warning("leases not renewed: database: %s", describe_error(err))
+            log.warning("leases not renewed: %s", _told(err))
 
     def send(self) -> None:
         """Send the outbox; on SIGTERM it starts no new message (`App.send_outbox`)."""
@@ -154,10 +156,8 @@ class Runner:
             if report.sent or report.retried or report.failed or report.released:
                 log.info("outbox: sent=%d retrying=%d failed=%d%s", report.sent, report.retried, report.failed,
                          f" released={report.released}" if report.released else "")
-        except MailbotError as err:
-            log.error("outbox failed: %s", err)
-        except SQLAlchemyError as err:
-            log.error("outbox failed: database: %s", describe_error(err))
+        except (MailbotError, SQLAlchemyError) as err:
+            log.error("outbox failed: %s", _told(err))
 
     def digest(self, day: date | None = None, *, catch_up: bool = False) -> None:
         """Queue (and send) the digest of `day` (default: yesterday); `catch_up` only when it
@@ -173,7 +173,7 @@ class Runner:
                     "digest of %s: %d queued", day.isoformat(), queued)
             self._record_events()
         except (MailbotError, SQLAlchemyError) as err:
-            error = f"database: {describe_error(err)}" if isinstance(err, SQLAlchemyError) else str(err)
+            error = _told(err)
             retry = self.app.clock().astimezone(self.tz) + DIGEST_RETRY
             if retry.date() > day + timedelta(days=1):
                 log.error("digest of %s failed, not retried after today (send it with "
@@ -192,7 +192,7 @@ class Runner:
             report = self.app.run_retention()
             log.info("retention: %s", report.as_dict() | {"closed_cases": report.closed_cases.as_dict(with_refs=False)})
         except (MailbotError, SQLAlchemyError) as err:
-            error = f"database: {describe_error(err)}" if isinstance(err, SQLAlchemyError) else str(err)
+            error = _told(err)
             log.error("retention failed: %s", error)
             self._event("retention_failed", error=error[:500])
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from . import deferred
 from .db import (
-    Case, CaseSequence, Event, Message, Outbox, RawMail, Receipt, per_transaction, run, table_of, utcnow,
+    Case, CaseSequence, Event, Message, Outbox, RawMail, Receipt, as_utc, per_transaction, run, table_of, utcnow,
 )
 
 
@@ -228,12 +228,7 @@ def _load_statement(emails: tuple[str, ...]) -> Any:
 
 
 def _aware(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; everything we store is UTC."""
-    if value is not None and value.tzinfo is None:
-        from datetime import timezone
-
-        return value.replace(tzinfo=timezone.utc)
-    return value
+    return as_utc(value) if value is not None else None
 
 
 def add_event(session: Session, type_: str, *, case: deferred.HasId | None = None,

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
-from .db import Case, Message
+from .db import Case, Message, as_utc
 
 
 def _iso(value: datetime | None) -> str | None:
     """ISO 8601 with its offset: SQLite hands back naive datetimes, stored in UTC."""
-    if value is None:
-        return None
-    return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).isoformat()
+    return as_utc(value).isoformat() if value is not None else None
 
 
 def message_dict(message: Message) -> dict[str, Any]:
