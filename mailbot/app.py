@@ -119,7 +119,7 @@ class App:
 
     def status(self) -> dict[str, Any]:
         """What `mailbot status` shows; `healthy` is False when a mailbox's poll is overdue."""
-        from .digest_data import operational_status
+        from .operational_status import operational_status
 
         names = [mailbox_name(m) for m in self.settings.all_mailboxes]
         with self.sessions() as session:

@@ -115,7 +115,7 @@ def refusal(session: Session, settings: Settings, reply: Reply, case: Case | Non
 
 
 def reply_context(settings: Settings, case: Case | None, reply: Reply, mail: Mail) -> dict[str, Any]:
-    """Every variable any template may use (see render.SAMPLES); callers add specifics."""
+    """Every variable any template may use (see template_vars.SAMPLES); callers add specifics."""
     office = settings.office
     investigator = None
     if case is not None and case.investigator_email:

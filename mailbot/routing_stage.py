@@ -7,7 +7,7 @@ and put in force only when it passes. An invalid edit keeps the last good rules 
 templates in force (the templates from memory), logs the problems and records them for the
 digest once; it is tried again when any of the files changes.
 
-The set in force is saved in the database (`last_good_rules`). When the files are invalid
+The set in force is saved in the database (`last_good`). When the files are invalid
 at start, the robot starts on the saved set instead of not at all; with none saved it
 refuses to start, as before.
 """
@@ -17,27 +17,26 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import store
 from .assign import InvestigatorLoad, Pick, explain_pick
-from .db import LastGoodRules, describe_error, utcnow
+from .db import describe_error
 from .decide import RoutingOutcome
-from .errors import RulesError
+from .last_good import RuleFiles, load_last_good, save_last_good
 from .model import Classification, Investigator, Mail
 from .render import Renderer, TemplateSet, read_templates
 from .route import Routing, route
-from .rules import FILES, RuleSet, RulesInvalid, read_rule_files
+from .rules import RuleSet, RulesInvalid, read_rule_files
 from .rules_check import check_contents
 from .services import Service
+from .template_check import template_problems
 
 log = logging.getLogger("mailbot.rules")
 
@@ -54,8 +53,6 @@ class RoutedComplaint:
     def investigator(self) -> Investigator | None:
         return self.pick.investigator if self.pick else None
 
-
-RuleFiles = Mapping[str, bytes | None]
 
 
 class RoutingStage:
@@ -165,7 +162,7 @@ class RoutingStage:
 
     def _start_on_last_good(self, err: RulesInvalid) -> None:
         """Start on the set saved in the database; without one (or an unusable one), `err`."""
-        saved = self._load_saved()
+        saved = load_last_good(self.sessions) if self.sessions is not None else None
         if saved is None:
             raise err
         fingerprint, saved_at, files, templates = saved
@@ -182,24 +179,6 @@ class RoutingStage:
                   "saved %s UTC (%s); run 'mailbot rules check'", len(err.problems), " ".join(err.problems[0].split()),
                   f"{saved_at:%Y-%m-%d %H:%M}", fingerprint[:12])
 
-    def _load_saved(self) -> tuple[str, datetime, RuleFiles, TemplateSet] | None:
-        if self.sessions is None:
-            return None
-        try:
-            with self.sessions() as session:
-                row = session.execute(select(LastGoodRules).order_by(LastGoodRules.saved_at.desc())
-                                      .limit(1)).scalar_one_or_none()
-                if row is None:
-                    return None
-                files = {name: None if row.rules.get(name) is None else str(row.rules[name]).encode()
-                         for name in FILES}
-                templates = TemplateSet({str(k): str(v).encode() for k, v in row.templates["files"].items()},
-                                        frozenset(str(f) for f in row.templates["folders"]))
-                return row.fingerprint, row.saved_at, files, templates
-        except SQLAlchemyError as db_err:
-            log.error("the last good rules could not be read from the database: %s", describe_error(db_err))
-            return None
-
     def _save(self) -> None:
         """Record a start on the saved set (once), and save the set in force (once per set)."""
         if self.sessions is None or self.renderer is None:
@@ -214,7 +193,7 @@ class RoutingStage:
             if self._saved != fingerprint:
                 try:
                     with self.sessions.begin() as session:
-                        _save_set(session, fingerprint, self._files, self.renderer.templates)
+                        save_last_good(session, fingerprint, self._files, self.renderer.templates)
                 except IntegrityError:
                     pass  # another worker saved the same set at the same moment
                 self._saved = fingerprint
@@ -293,45 +272,10 @@ class RoutingStage:
         return context
 
 
-_CHECKED: dict[tuple[str, str, bool], tuple[str, ...]] = {}
-
-
-def template_problems(renderer: Renderer, *, digest: bool = True) -> list[str]:
-    """What `mailbot rules check` says about the templates: every reply template rendered
-    (`Renderer.check`), and the digest templates in the folder (`digest.check_templates`).
-    Remembered per content: a second robot in the process (tests) does not render them again."""
-    from .digest import check_templates
-
-    key = (str(renderer.templates_dir), renderer.fingerprint, digest)
-    if key not in _CHECKED:
-        problems = renderer.check()
-        if digest and not renderer.templates.missing:
-            problems += check_templates(renderer.templates_dir)
-        if len(_CHECKED) >= 32:
-            _CHECKED.clear()
-        _CHECKED[key] = tuple(problems)
-    return list(_CHECKED[key])
-
-
 def _state(files: RuleFiles, templates: TemplateSet | None) -> tuple[str, str]:
     from .rules import fingerprint_of
 
     return fingerprint_of(files), templates.fingerprint if templates is not None else ""
-
-
-def _save_set(session: Session, fingerprint: str, files: RuleFiles, templates: TemplateSet) -> None:
-    """Keep `fingerprint`'s set as the only saved one (texts: a few hundred kB at most)."""
-    session.execute(delete(LastGoodRules).where(LastGoodRules.fingerprint != fingerprint))
-    row = session.get(LastGoodRules, fingerprint)
-    if row is not None:
-        row.saved_at = utcnow()
-        return
-    session.add(LastGoodRules(
-        fingerprint=fingerprint, saved_at=utcnow(),
-        rules={name: None if files.get(name) is None else (files[name] or b"").decode("utf-8", "replace")
-               for name in FILES},
-        templates={"files": {path: data.decode("utf-8", "replace") for path, data in templates.files.items()},
-                   "folders": sorted(templates.folders)}))
 
 
 def _party(service: Service, language: str = "nl") -> dict[str, str]:

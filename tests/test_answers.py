@@ -23,11 +23,12 @@ from mailbot.cli import cli
 from mailbot.db import Outbox
 from mailbot.model import Address, Classification, Kind, Mail
 from mailbot.pipeline import process_files
-from mailbot.render import LANGUAGES, Renderer, sample_context
+from mailbot.render import LANGUAGES, Renderer
 from mailbot.route import describe, route
 from mailbot.routing_stage import RoutingStage
 from mailbot.rules import load_rules, rules_from_texts
 from mailbot.rules_check import check_contents
+from mailbot.template_vars import sample_context
 
 SHIPPED = REPO / "rules"
 TEMPLATES = REPO / "templates"

@@ -15,9 +15,10 @@ from hypothesis import strategies as st
 
 from mailbot.compose import ComposedReply, build_subject, compose_reply, make_message_id, strip_reply_markers
 from mailbot.model import Address
-from mailbot.render import Renderer, RenderedReply, sample_context
+from mailbot.render import Renderer, RenderedReply
 from mailbot import sanitize
 from mailbot.sanitize import HeaderError
+from mailbot.template_vars import sample_context
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 REF = "VO-2026-000123"

@@ -18,7 +18,7 @@ from mailbot.config import settings_from_mapping
 from mailbot.db import Event, LastGoodRules, make_engine
 from mailbot.errors import RulesError
 from mailbot.migrate import upgrade
-from mailbot.render import sample_context
+from mailbot.template_vars import sample_context
 
 # The audit's broken deploy: a backslash in a double-quoted YAML string.
 BROKEN = 'rules:\n  - name: "broken \\A"\n'

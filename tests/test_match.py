@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from mailbot.match import (
-    Candidate, Found, MessageFacts, Policy, match_message, same_subject, specific_subject, text_scores,
-)
+from mailbot.match import Candidate, Found, MessageFacts, Policy, match_message
 from mailbot.model import Address, Kind
 from mailbot.normalize import body_key, lsh_keys, match_text, name_key, subject_key
+from mailbot.similarity import same_subject, specific_subject, text_scores
 
 NOW = datetime(2026, 11, 30, 10, 0, tzinfo=timezone.utc)
 SOFIE = Address("Sofie Maes", "sofie@example.be")

@@ -14,9 +14,10 @@ from pathlib import Path
 from datetime import datetime, timedelta, timezone
 
 from mailbot.config import MatchingSettings
-from mailbot.match import Candidate, Found, MessageFacts, Policy, match_message, text_scores
+from mailbot.match import Candidate, Found, MessageFacts, Policy, match_message
 from mailbot.model import Kind
 from mailbot.normalize import body_key, match_text, subject_key
+from mailbot.similarity import text_scores
 
 PAIRS = Path(__file__).parent / "data" / "matching" / "pairs.json"
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from mailbot.errors import RulesError
-from mailbot.render import LANGUAGES, SAMPLES, Renderer, sample_context
+from mailbot.render import LANGUAGES, Renderer
+from mailbot.template_vars import SAMPLES, sample_context
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 NAMES = ("ack_investigation", "referred_ombudsman", "referred_agency", "direct_answer", "ask_info",

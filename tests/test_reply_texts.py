@@ -24,9 +24,10 @@ from mailbot.decide import RoutingOutcome, decide
 from mailbot.model import (Address, Classification, Facts, ForwardedMessage, Investigator, Kind, Mail,
                            Match, Reply)
 from mailbot.pipeline import process_files
-from mailbot.render import LANGUAGES, Renderer, sample_context
+from mailbot.render import LANGUAGES, Renderer
 from mailbot.replies import reply_context
 from mailbot.route import Outcome
+from mailbot.template_vars import sample_context
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 QUICK = tuple(o for o in get_args(Outcome) if o != "investigation")

@@ -12,12 +12,13 @@ import pytest
 
 from mailbot.compose import strip_reply_markers
 from mailbot.model import Address, Mail
-from mailbot.render import LANGUAGES, Renderer, sample_context
+from mailbot.render import LANGUAGES, Renderer
 from mailbot.route import Routing
 from mailbot.routing_stage import RoutingStage
 from mailbot.rules import RulesInvalid, load_rules, rules_from_texts
 from mailbot.rules_check import check_contents, check_dir
 from mailbot.services import Service, services_in_text
+from mailbot.template_vars import sample_context
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = REPO / "rules"

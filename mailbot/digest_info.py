@@ -1,0 +1,106 @@
+"""The digest's sections on what the robot did (new cases, quick service, agency forwards,
+solutions, status requests) and the chart of incoming mail per day."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from . import intent
+from .config import Settings
+from .db import Case, Message, Outbox, as_utc
+from .digest_items import ChartDay, Item, Section, day_window, one_group, who
+
+CHART_KINDS = ("new_complaint", "follow_up", "agency_forward", "status_request", "automatic",
+               "unreadable")
+
+REPLY_STATES = {"sent": "antwoord verstuurd", "pending": "antwoord in de wachtrij",
+                "held": "antwoord tegengehouden", "failed": "antwoord mislukt"}
+OUTCOME_LABELS = {"refer_ombudsman": "doorverwezen naar de bevoegde ombudsdienst",
+                  "refer_agency": "doorverwezen naar de dienst zelf (eerstelijn)",
+                  "answer": "inhoudelijk beantwoord", "ask_info": "bijkomende informatie gevraagd"}
+
+
+def info_sections(messages: list[Message], cases: dict[int, Case], touched: list[Case], start: datetime,
+                  end: datetime, mine, session: Session, events: dict[int, dict]) -> list[Section]:
+    """What the robot did with the day's mail: new cases, quick service, agency forwards,
+    solutions, status requests."""
+    new = [c for c in touched if start <= as_utc(c.created_at) < end]
+    groups: dict[str, list[Item]] = defaultdict(list)
+    for c in new:
+        label = " · ".join(x for x in (c.team or "", c.investigator_name or c.investigator_email or "") if x)
+        groups[label or "niet toegewezen"].append(
+            Item(c.ref, c.subject, who(c.citizen_name, c.citizen_email),
+                 c.language + ("" if c.priority == "normal" else f", prioriteit {c.priority}")))
+    quick = [Item(c.ref, c.subject, who(c.citizen_name, c.citizen_email), OUTCOME_LABELS.get(c.outcome, c.outcome))
+             for c in new if c.outcome != "investigation"]
+    forwards = [Item(cases[m.case_id].ref if m.case_id in cases else "", m.original_subject or m.subject,
+                     m.original_sender or "", f"doorgestuurd door {who(m.from_name, m.from_email)}")
+                for m in messages if m.kind == "agency_forward" and mine(cases.get(m.case_id) if m.case_id else None)]
+    replies = defaultdict(list)
+    for row in session.execute(select(Outbox).where(Outbox.template.in_(("status", "status_neutral")),
+                                                    Outbox.created_at >= start, Outbox.created_at < end)).scalars():
+        replies[row.case_id].append(row)
+    status = []
+    for m in messages:
+        case = cases.get(m.case_id) if m.case_id else None
+        if m.kind == "status_request" and case is not None and mine(case):
+            rows = replies.get(case.id, [])
+            answer = ", ".join(REPLY_STATES.get(r.status, r.status) + ("" if r.template == "status" else
+                                                                       " (neutraal: ander adres)")
+                               for r in rows) or "geen automatisch antwoord"
+            status.append(Item(case.ref, m.subject, who(m.from_name, m.from_email), answer))
+    solutions = [item for m in messages if m.case_id in cases and mine(cases[m.case_id])
+                 for item in _solution(m, cases[m.case_id], events.get(m.id) or {})]
+    return [Section("new_cases", sorted(groups.items())), Section("quick_service", one_group(quick)),
+            Section("agency_forwards", one_group(forwards)), Section("solutions", one_group(solutions)),
+            Section("status_requests", one_group(status))]
+
+
+SOLUTION_LABELS = {"offered": "de dienst stelt een oplossing voor",
+                   "accepted": "de burger aanvaardt de oplossing van de dienst"}
+
+
+def _solution(m: Message, case: Case, detail: dict) -> list[Item]:
+    """News for the case (policy 4): the agency offered a solution, or the citizen accepts it.
+    Which message brought it: the decision's recorded flags, else the message's own text."""
+    if not {"solution_offered", "solution_accepted"} & set(case.flags):
+        return []
+    recorded = detail.get("flags")
+    if isinstance(recorded, (list, tuple)):
+        offered, accepted = "solution_offered" in recorded, "solution_accepted" in recorded
+    else:
+        facts = intent.detect_facts(f"{m.subject}\n{m.body_text or ''}")
+        offered, accepted = facts.solution_offered, facts.solution_accepted
+    if not (offered or accepted):
+        return []
+    agency = (f"dienst: {m.original_sender}",) if m.original_sender else ()
+    return [Item(case.ref, m.original_subject or m.subject, who(m.from_name, m.from_email),
+                 SOLUTION_LABELS["accepted" if accepted else "offered"], agency)]
+
+
+def incoming_chart(session: Session, settings: Settings, day: date,
+                   team: str | None = None) -> tuple[list[ChartDay], int]:
+    """Incoming mail per kind on each of the `chart_days` up to `day`, and the largest day total."""
+    days = settings.digest.chart_days
+    first = day - timedelta(days=days - 1)
+    start, _ = day_window(first, settings.schedule.timezone)
+    _, end = day_window(day, settings.schedule.timezone)
+    zone = ZoneInfo(settings.schedule.timezone)
+    counts: dict[date, Counter[str]] = defaultdict(Counter)
+    query = select(Message.received_at, Message.kind).where(
+        Message.direction == "in", Message.received_at >= start, Message.received_at < end)
+    if team is not None:  # the team's cases only, like the rest of a team digest
+        query = query.join(Case, Message.case_id == Case.id).where(Case.team == team)
+    for received, kind in session.execute(query):
+        counts[as_utc(received).astimezone(zone).date()][kind] += 1
+    chart = []
+    for offset in range(days):
+        d = first + timedelta(days=offset)
+        c = counts.get(d, Counter())
+        chart.append(ChartDay(d, tuple((k, c[k]) for k in CHART_KINDS if c[k]), sum(c.values())))
+    return chart, max((d.total for d in chart), default=0)
