@@ -19,6 +19,7 @@ from dataclasses import replace
 from mailbot import intent, language
 from mailbot.automatic import auto_reason
 from mailbot.model import Classification, ForwardedMessage, Kind, Mail
+from mailbot.parse import SEVERAL_FROM
 
 MIN_TEXT_FOR_LANGUAGE = 40  # below this the subject is added to the language sample
 _COMMENT = re.compile(r"\([^()]*\)")
@@ -32,6 +33,18 @@ def dmarc_failed(mail: Mail) -> bool:
         if name == "authentication-results":
             return bool(_DMARC_FAIL.search(_COMMENT.sub(" ", value[:4000])))
     return False
+
+
+def unproven_sender(mail: Mail) -> str | None:
+    """Why the From address is not proven, as the flag staff see, or None: our server's DMARC
+    verdict failed (`spoofed_sender`), or the From field names several mailboxes
+    (`multiple_from`): the server may have checked another author than the one taken as the
+    citizen (the first), so passing DMARC proves nothing about them."""
+    if dmarc_failed(mail):
+        return "spoofed_sender"
+    if SEVERAL_FROM in mail.defects:
+        return "multiple_from"
+    return None
 
 
 def _language_sample(subject: str, text: str) -> str:
@@ -72,9 +85,11 @@ def classify(
         kind = Kind.NEW_COMPLAINT
     if facts.status_request and kind is not Kind.STATUS_REQUEST:
         reasons.append("also asks for the status")
-    if dmarc_failed(mail):
+    unproven = unproven_sender(mail)
+    if unproven is not None:
         facts = replace(facts, spoofed=True)
-        reasons.append("sender not proven: dmarc=fail in Authentication-Results")
+        reasons.append("sender not proven: dmarc=fail in Authentication-Results" if unproven == "spoofed_sender"
+                       else "sender not proven: several From addresses")
     return Classification(kind=kind, language=lang, reasons=tuple(reasons), facts=facts)
 
 

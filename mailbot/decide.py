@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .classify import unproven_sender
 from .model import Address, Classification, Decision, Investigator, Kind, Mail, Match, Reply
 from .route import DEFAULT_TEMPLATES
 
@@ -181,12 +182,15 @@ def _fact_flags(classification: Classification) -> set[str]:
 def _spoofed(mail: Mail, classification: Classification, match: Match, case: CaseView | None,
              recipient: Address | None, reasons: list[str], routing: RoutingOutcome,
              investigator: Investigator | None) -> Decision:
-    """Our own server says the sender's domain did not vouch for this mail (DMARC fail):
-    record it for staff, but nothing with case details goes to the claimed address."""
-    flags = {"spoofed_sender", "needs_triage"}
-    # No reply at all: the claimed address did not send this; mailing it would be backscatter.
+    """The sender is not proven (`classify.unproven_sender`): our own server says the sender's
+    domain did not vouch for this mail (DMARC fail), or the From field names several authors.
+    Record it for staff, but nothing goes to the claimed address."""
+    flag = unproven_sender(mail) or "spoofed_sender"
+    flags = {flag, "needs_triage"}
+    # No reply at all: the claimed address may not have sent this; mailing it would be backscatter.
     replies: tuple[Reply, ...] = ()
-    reasons = [*reasons, "DMARC failed: nothing is sent to the claimed address"]
+    reasons = [*reasons, "DMARC failed: nothing is sent to the claimed address" if flag == "spoofed_sender"
+               else "several From addresses: nothing is sent to any of them"]
     if match.case_id is not None and case is not None:
         return Decision(Kind.FOLLOW_UP if classification.kind is not Kind.STATUS_REQUEST else classification.kind,
                         open_case=False, match=match, flags=tuple(sorted(flags)), replies=replies,

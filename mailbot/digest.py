@@ -7,8 +7,10 @@ names, reasons) is escaped.
 
 Sending: one outbox row per recipient (template `digest`, no case), so the digest gets
 the outbox's retries and backoff when SMTP is down. The scheduled digest has a Message-ID
-derived from the day, team and recipient: two `mailbot run` processes queueing the same
-digest collide on the outbox's unique Message-ID and only one copy is sent.
+derived from the day, team and recipient (`scheduled_message_id`): queueing it again (the
+retry, the catch-up after a restart, `digest --send`) adds only the recipients still without
+it, and two `mailbot run` processes queueing the same digest collide on the outbox's unique
+Message-ID, so only one copy is sent.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 
 from jinja2 import DictLoader, FileSystemLoader, StrictUndefined, TemplateSyntaxError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -132,18 +135,20 @@ def queue(sessions: sessionmaker, settings: Settings, day: date, now: datetime, 
     """Queue the digest for each recipient; returns how many rows were queued.
 
     `once`: a deterministic Message-ID per (day, team, recipient): queueing again (another
-    worker, a restart) adds nothing. Without it (`mailbot digest --send`) it is sent again.
+    worker, a restart after a crash half-way) adds only the recipients still without it, and
+    nothing is built when none is left. Without it (`digest --send --force`) it is sent again.
     """
     targets = recipients if recipients is not None else _recipients(settings, team)
+    if once:
+        with sessions() as session:
+            targets = _not_queued(session, settings, day, team, targets)
     if not targets:
         return 0
     digest = build(sessions, settings, day, team=team, templates=templates)
-    domain = settings.smtp.from_address.rpartition("@")[2] or "localhost"
     queued = 0
     for recipient in targets:
-        key = f"{day.isoformat()}|{team or ''}|{recipient.lower()}"
-        tag = hashlib.sha256(key.encode()).hexdigest()[:24] if once else uuid.uuid4().hex
-        bare = f"digest.{day.isoformat()}.{tag}@{domain}"
+        bare = (scheduled_message_id(settings, day, team, recipient) if once
+                else f"digest.{day.isoformat()}.{uuid.uuid4().hex}@{_domain(settings)}")
         try:
             mime = compose(settings, digest, recipient, f"<{bare}>", now)
         except sanitize.HeaderError as err:
@@ -167,6 +172,29 @@ def queue(sessions: sessionmaker, settings: Settings, day: date, now: datetime, 
     with sessions.begin() as session:
         _note(session, day, team, queued)
     return queued
+
+
+def scheduled_message_id(settings: Settings, day: date, team: str | None, recipient: str) -> str:
+    """The bare Message-ID of the scheduled digest of `day` for one recipient of the staff
+    digest (`team` None) or of a team's: the same in every process and at every try."""
+    key = f"{day.isoformat()}|{team or ''}|{recipient.lower()}"
+    return f"digest.{day.isoformat()}.{hashlib.sha256(key.encode()).hexdigest()[:24]}@{_domain(settings)}"
+
+
+def _not_queued(session: Session, settings: Settings, day: date, team: str | None,
+                recipients: list[str]) -> list[str]:
+    """`recipients` without those whose scheduled digest of `day` is in the outbox already,
+    whatever its status."""
+    ids = {recipient: scheduled_message_id(settings, day, team, recipient) for recipient in recipients}
+    if not ids:
+        return []
+    present = set(session.execute(select(Outbox.message_id).where(
+        Outbox.template == "digest", Outbox.message_id.in_(set(ids.values())))).scalars())
+    return [recipient for recipient in recipients if ids[recipient] not in present]
+
+
+def _domain(settings: Settings) -> str:
+    return settings.smtp.from_address.rpartition("@")[2] or "localhost"
 
 
 def _recipients(settings: Settings, team: str | None) -> list[str]:

@@ -11,17 +11,17 @@ from __future__ import annotations
 from .db import Case, Message, as_utc
 
 # Flags that put a message in "Te beoordelen"; bookkeeping flags are never shown as a reason.
-TRIAGE_FLAGS = frozenset({"needs_triage", "spoofed_sender", "status_from_unknown_address", "status_unmatched",
-                          "on_closed_case"})
+TRIAGE_FLAGS = frozenset({"needs_triage", "spoofed_sender", "multiple_from", "status_from_unknown_address",
+                          "status_unmatched", "on_closed_case"})
 QUIET_FLAGS = frozenset({"agency_in_cc_reminded", "multi_addressed_told"})
 # Flags a message can add that other sections already show (contact wishes, Cc, …).
 SHOWN_ELSEWHERE = frozenset({"multi_addressed", "possible_duplicate", "agency_in_cc", "anonymity_requested",
                              "prefers_phone", "alternative_email", "solution_offered", "solution_accepted",
                              "referred_by", "undeliverable"})
-TRIAGE_ORDER = ("spoofed_sender", "on_closed_case", "status_from_unknown_address", "status_unmatched")
+TRIAGE_ORDER = ("spoofed_sender", "multiple_from", "on_closed_case", "status_from_unknown_address", "status_unmatched")
 # Reasons decide/classify record on the message that tell a flag the decision added.
 REASON_FLAGS = (("DMARC failed", "spoofed_sender"), ("sender not proven: dmarc=fail", "spoofed_sender"),
-                ("message on a closed case", "on_closed_case"))
+                ("sender not proven: several From", "multiple_from"), ("message on a closed case", "on_closed_case"))
 STATUS_REASONS = ("status request in the text", "also asks for the status")
 
 

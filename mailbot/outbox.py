@@ -116,15 +116,6 @@ def claim_due(session: Session, now: datetime, limit: int,
     return rows
 
 
-def queued_with_prefix(session: Session, template: str, message_id_prefix: str) -> bool:
-    """Whether a message of `template` whose Message-ID starts with the prefix is in the
-    outbox, whatever its status (the digest of a day: `digest.queue` with once=True)."""
-    found = session.execute(select(Outbox.id).where(
-        Outbox.template == template, Outbox.message_id.startswith(message_id_prefix, autoescape=True))
-        .limit(1)).first()
-    return found is not None
-
-
 def send_due(sessions: sessionmaker[Session], transport: Transport, sender: str, *,
              max_attempts: int, now: datetime | None = None, batch: int = 200,
              policy: RetryPolicy | None = None, stop: Stop | None = None) -> SendReport:

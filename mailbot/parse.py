@@ -35,6 +35,9 @@ _MSGID = re.compile(r"<([^<>\s]+)>")
 # Message-IDs are indexed: PostgreSQL's btree rows hold at most 2,704 bytes, and a mail
 # must never fail on its own identifier. Longer or unprintable ones become their digest.
 MAX_ID_BYTES = 250
+# Noted in `Mail.defects` when the From field(s) name more than one mailbox (RFC 5322 allows
+# it with a Sender): our server's DMARC verdict may be about another one than `from_`, the first.
+SEVERAL_FROM = "SeveralFromMailboxes"
 # Labels that legacy mail mislabels: WHATWG maps them the same way browsers do.
 _CHARSET_ALIASES = {
     "latin-1": "cp1252", "latin1": "cp1252", "iso-8859-1": "cp1252", "iso8859-1": "cp1252",
@@ -279,13 +282,16 @@ def _to_mail(msg: Message, size: int, depth: int = 0) -> Mail:
     html = "\n".join(walk.html)
     text = plain if plain else (html_to_text(html) if html else "")
     defects = [type(d).__name__ for d in msg.defects]
+    authors = _addresses(raw.get("from", []))  # read from the raw field: encoded words cannot add or hide one
+    if len({a.email for a in authors}) > 1:
+        defects.append(SEVERAL_FROM)
     subject = first.get("subject", "")
     no_forwards: list[ForwardedMessage] = []
     inline = _guarded(lambda t: forwards.find_inline(t, subject), no_forwards, defects, text)
     return Mail(
         message_id=next(iter(_ids(first.get("message-id"))), ""),
         subject=subject,
-        from_=next(iter(_addresses(raw.get("from", []) or raw.get("sender", []))), None),
+        from_=next(iter(authors if "from" in raw else _addresses(raw.get("sender", []))), None),
         to=_addresses(raw.get("to", [])),
         cc=_addresses(raw.get("cc", [])),
         reply_to=_addresses(raw.get("reply-to", [])),

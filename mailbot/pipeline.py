@@ -25,20 +25,21 @@ from datetime import datetime, timezone
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from . import deferred, store
+from . import candidates, deferred, store
 from .addresses import preload_undeliverable, record_bounce, undeliverable_among
-from .db import Case, MailboxState, database_unavailable, describe_error
+from .db import Case, MailboxState, Message, database_unavailable, describe_error
 from .decide import CaseView, RoutingOutcome, decide
 from .errors import FetchError, ParseError, ReadingAborted
 from .fetch import Mailbox
+from .match import Found, find_references
 from .matching_stage import MatchingStage, Result as MatchResult
-from .model import Address, Classification, Decision, Kind, Mail, Match, Reply
+from .model import Address, Classification, Decision, Kind, Mail, Match
 from .prepare import Options, Prepared, Preparer, Stopped
 from .recipients import reply_recipient
 from .record import Source, add_receipt, apply_decision, quarantine, write_rows
 from .replies import queue_reply
 from .routing_stage import RoutedComplaint, RoutingStage
-from .unreadable import notice
+from .unreadable import Notice, notice
 
 log = logging.getLogger("mailbot.intake")
 
@@ -123,11 +124,11 @@ class Intake:
                 disposition = "quarantined" if existing.kind == str(Kind.UNREADABLE) else "duplicate"
                 add_receipt(session, source, existing, disposition)
                 return Outcome(disposition, existing.kind)
-            quarantine(session, raw, sha, source, str(err), now=now)
+            quarantined = quarantine(session, raw, sha, source, str(err), now=now)
             actions = ["quarantine"]
             # A mail whose reading was cut off is not read again here, not even its headers.
             if not quiet and not isinstance(err, ReadingAborted):
-                status = self._queue_notice(session, raw, now)
+                status = self._queue_notice(session, raw, now, quarantined)
                 if status is not None:
                     actions.append(f"{status}:undeliverable")
             return Outcome("quarantined", str(Kind.UNREADABLE), actions=tuple(actions))
@@ -203,19 +204,32 @@ class Intake:
             actions.insert(0, "thread")
         return Outcome("processed", str(decision.kind), case.ref if case else None, tuple(actions))
 
-    def unreadable_notice(self, session: Session, raw: bytes) -> tuple[Mail, Reply] | None:
-        """The notice that tells the sender of an unreadable mail it did not arrive, and the
-        mail's headers, or None (`unreadable.notice`); `rules explain` shows it too."""
+    def unreadable_notice(self, session: Session, raw: bytes) -> Notice | None:
+        """The notice that tells the sender of an unreadable mail it did not arrive, with the
+        mail's headers and the citizen's case it names, or None (`unreadable.notice`);
+        `rules explain` shows it too."""
         return notice(raw, max_bytes=self.settings.limits.max_message_bytes,
                       own_addresses=self.own_addresses, default_language=self.settings.default_language,
-                      recipient=lambda mail, classification: self.recipient(session, mail, classification))
+                      recipient=lambda mail, classification: self.recipient(session, mail, classification),
+                      cases=lambda mail: self._cases_in_headers(session, mail))
 
-    def _queue_notice(self, session: Session, raw: bytes, now: datetime) -> str | None:
+    def _cases_in_headers(self, session: Session, mail: Mail) -> Found:
+        """The cases a header block points to, by the look-ups matching uses: our reference in
+        the Subject, and In-Reply-To/References to a message of a case."""
+        refs = find_references(mail.subject, "", self.settings.office.reference_prefix)
+        return Found(by_reference=candidates.by_refs(session, refs),
+                     by_thread=candidates.by_message_ids(session, [*mail.in_reply_to, *reversed(mail.references)]))
+
+    def _queue_notice(self, session: Session, raw: bytes, now: datetime, quarantined: Message) -> str | None:
         found = self.unreadable_notice(session, raw)
         if found is None:
             return None
-        mail, reply = found
-        return queue_reply(session, self.settings, self.renderer, reply, case=None, mail=mail, now=now)
+        case = session.get(Case, found.case.case_id) if found.case is not None else None
+        if case is not None:  # the citizen's own case: staff find the unreadable mail on it
+            quarantined.case_id = case.id
+            store.add_event(session, "quarantined_on_case", case=case, message=quarantined)
+        return queue_reply(session, self.settings, self.renderer, found.reply, case=case, mail=found.mail,
+                           now=now, message=quarantined)
 
     def recipient(self, session: Session, mail: Mail, classification: Classification) -> Address | None:
         """Whom an automatic reply to `mail` goes to, or None (`recipients.reply_recipient`)."""

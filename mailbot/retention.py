@@ -2,8 +2,12 @@
 
 - cases closed more than `retention.closed_case_days` ago: pseudonymised (see `privacy`),
   their raw mail deleted;
-- quarantined mail older than `retention.quarantine_days`: raw bytes deleted, sender and
-  subject blanked (the reason stays, for the statistics);
+- quarantined mail older than `retention.quarantine_days`: pseudonymised like a closed
+  case's mail (raw bytes deleted unless another message still uses them; Message-ID,
+  addresses, subject, body and details blanked; its events reduced to technical keys), and
+  its reason cut to the category the statistics count (`reason_category`): an exception's
+  text may quote the mail. The row stays with its kind, dates, size and case. The notice
+  it got is a reply like any other: kept with its case, or as caseless data;
 - sent digests older than `retention.digest_days`: deleted from the outbox;
 - personal data that belongs to no case, older than `retention.caseless_days`: caseless
   messages in and out (automatic mail, subject-silenced mail, the undeliverable notice)
@@ -22,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, exists, func, or_, select
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -37,21 +41,43 @@ from .store import add_event
 # (digest_queued, retention_run, privacy_erase, sent_copy_failed); reasons, errors and
 # recipients go.
 CASELESS_EVENT_KEYS = SAFE_EVENT_KEYS | frozenset(PurgeCounts.__dataclass_fields__) - {"refs"} | frozenset({
-    "day", "recipients", "request", "quarantined_raw", "caseless", "folder", "copied", "missing",
-    "address_rejected"})
+    "day", "recipients", "request", "quarantined_raw", "quarantined_messages", "caseless", "folder", "copied",
+    "missing", "address_rejected"})
+
+# What an old quarantine reason is cut to, by how the robot words its reasons (parse, prepare,
+# pipeline, importer): the kind of failure, nothing the mail said.
+REASON_CATEGORIES = (
+    ("empty message", "empty message"),
+    ("message of ", "too large"),
+    ("message nested too deeply", "nested too deeply"),
+    ("unreadable message", "unreadable message"),
+    ("reading the message took longer", "reading took too long"),
+    ("reading the message made the parser crash", "parser crashed"),
+    ("processing failed", "processing failed"),
+)
+CATEGORIES = frozenset(category for _, category in REASON_CATEGORIES) | {"other"}
+
+
+def reason_category(reason: str) -> str:
+    """The category of a quarantine reason: "too large", "processing failed"…, or "other"."""
+    if reason in CATEGORIES:
+        return reason
+    return next((category for start, category in REASON_CATEGORIES if reason.startswith(start)), "other")
 
 
 @dataclass
 class RetentionReport:
     closed_cases: PurgeCounts = field(default_factory=PurgeCounts)
-    quarantined: int = 0
+    quarantined: int = 0  # raw mails of old quarantined messages deleted
+    quarantined_messages: int = 0  # old quarantined messages pseudonymised
     digests: int = 0
     caseless: PurgeCounts = field(default_factory=PurgeCounts)
     dry_run: bool = False
 
     def as_dict(self) -> dict:
         return {"dry_run": self.dry_run, "closed_cases": self.closed_cases.as_dict(),
-                "quarantined_raw_deleted": self.quarantined, "digests_deleted": self.digests,
+                "quarantined_raw_deleted": self.quarantined, "quarantined_blanked": self.quarantined_messages,
+                "digests_deleted": self.digests,
                 "caseless": self.caseless.as_dict(with_refs=False)}
 
     def lines(self) -> list[str]:
@@ -60,6 +86,7 @@ class RetentionReport:
         closed, caseless = self.closed_cases, self.caseless
         return [f"closed cases pseudonymised: {closed.cases} {verb} ({', '.join(closed.refs) or '-'})",
                 f"messages {verb} blanked: {closed.messages}; raw mails {verb} deleted: {closed.raw_mails}",
+                f"quarantined mails {verb} blanked: {self.quarantined_messages}; "
                 f"quarantined raw mails {verb} deleted: {self.quarantined}",
                 f"old digests {verb} deleted: {self.digests}",
                 f"caseless data {verb} purged: {caseless.messages} message(s), {caseless.outbox} outgoing "
@@ -82,17 +109,8 @@ def run_retention(sessions: sessionmaker, settings: Settings, now: datetime, *,
         scrub.delete_raw()
         report.closed_cases = scrub.counts
 
-        quarantine_before = now - timedelta(days=policy.quarantine_days)
-        stale = list(session.execute(select(Message).join(RawMail, RawMail.sha256 == Message.sha256).where(
-            Message.quarantine_reason.is_not(None), Message.received_at < quarantine_before)).scalars())
-        for message in stale:
-            message.from_email, message.from_name, message.subject, message.body_text = "", "", "", ""
-            message.to_addrs, message.cc_addrs = [], []
-        shas = {m.sha256 for m in stale}
-        if shas:
-            report.quarantined = session.execute(select(func.count()).select_from(RawMail)
-                                                 .where(RawMail.sha256.in_(shas))).scalar_one()
-            session.execute(delete(RawMail).where(RawMail.sha256.in_(shas)))
+        quarantined = expire_quarantined(session, now - timedelta(days=policy.quarantine_days))
+        report.quarantined, report.quarantined_messages = quarantined.raw_mails, quarantined.messages
 
         digest_before = now - timedelta(days=policy.digest_days)
         report.digests = session.execute(delete(Outbox).where(
@@ -106,10 +124,40 @@ def run_retention(sessions: sessionmaker, settings: Settings, now: datetime, *,
         else:
             counts, caseless = report.closed_cases, report.caseless
             add_event(session, "retention_run", cases=counts.cases, messages=counts.messages,
-                      raw_mails=counts.raw_mails, quarantined_raw=report.quarantined, digests=report.digests,
+                      raw_mails=counts.raw_mails, quarantined_raw=report.quarantined,
+                      quarantined_messages=report.quarantined_messages, digests=report.digests,
                       caseless={k: v for k, v in caseless.as_dict(with_refs=False).items() if v})
             session.commit()
     return report
+
+
+def expire_quarantined(session: Session, before: datetime) -> PurgeCounts:
+    """Quarantined mail received before `before`: what still holds anything personal (a field
+    `Scrubber.message` blanks, a reason not yet cut to its category) is pseudonymised, and the
+    raw bytes go once no other message needs them."""
+    scrub = Scrubber(session)
+    old = (Message.quarantine_reason.is_not(None), Message.received_at < before)
+    personal = list(session.execute(select(Message).where(
+        *old, or_(holds_personal_data(), Message.quarantine_reason.not_in(CATEGORIES)))
+        .order_by(Message.id)).scalars())
+    for message in personal:
+        scrub.message(message)
+        message.quarantine_reason = reason_category(message.quarantine_reason or "")
+        # Found by its content hash, never by Message-ID: none is kept, not even hashed, unless
+        # another message with these bytes holds the empty one already (the identity is unique).
+        if message.message_id and not _empty_id_taken(session, message):
+            message.message_id = ""
+    scrub.delete_raw()
+    # Raw bytes kept before because another message used them, or of mail with nothing else.
+    scrub.delete_raw(set(session.execute(select(Message.sha256).where(
+        *old, exists().where(RawMail.sha256 == Message.sha256))).scalars()))
+    return scrub.counts
+
+
+def _empty_id_taken(session: Session, message: Message) -> bool:
+    return session.execute(select(Message.id).where(
+        Message.id != message.id, Message.direction == message.direction, Message.message_id == "",
+        Message.sha256 == message.sha256).limit(1)).first() is not None
 
 
 def purge_caseless(session: Session, before: datetime) -> PurgeCounts:

@@ -10,7 +10,8 @@ Jobs (all in the office's time zone, `schedule.timezone`):
     digest           daily at digest_time (CronTrigger: right local time across DST); a
                      failed digest is tried again every DIGEST_RETRY until it is queued,
                      that same day; started after digest_time, the process queues
-                     yesterday's digest at once unless it is in the outbox already
+                     yesterday's digest at once for every recipient still without it
+                     (all of them, or those a crash half-way left out; `digest.queue`)
     retention        daily at retention_time
 
 Jobs never overlap themselves (max_instances=1, coalesce). A job that fails (the database
@@ -42,7 +43,6 @@ from .db import describe_error
 from .errors import MailbotError
 from .fetch import mailbox_name
 from .idle import IdleWatcher
-from .outbox import queued_with_prefix
 
 log = logging.getLogger("mailbot.run")
 
@@ -160,14 +160,12 @@ class Runner:
             log.error("outbox failed: %s", _told(err))
 
     def digest(self, day: date | None = None, *, catch_up: bool = False) -> None:
-        """Queue (and send) the digest of `day` (default: yesterday); `catch_up` only when it
-        is not in the outbox yet. A failure is tried again every DIGEST_RETRY, that day."""
+        """Queue (and send) the digest of `day` (default: yesterday) for every recipient that
+        does not have it yet (`digest.queue`, once per day, team and recipient); `catch_up`
+        (at start) logs nothing when none was missing. A failure is tried again every
+        DIGEST_RETRY, that day."""
         day = day or self.app.local_today() - timedelta(days=1)
         try:
-            if catch_up:
-                with self.app.sessions() as session:  # digest.queue's Message-IDs (once=True)
-                    if queued_with_prefix(session, "digest", f"digest.{day.isoformat()}."):
-                        return
             queued = self.app.send_digest(day)
             log.log(logging.INFO if queued or not catch_up else logging.DEBUG,
                     "digest of %s: %d queued", day.isoformat(), queued)

@@ -27,21 +27,22 @@ def _notice(raw: bytes, *, blocked=(), services=(), webform=()):
 
 def test_an_oversize_complaint_gets_the_too_large_notice_threaded_to_it():
     raw = complaint(subject="Klacht met bijlage", body="x" * BIG, message_id="<groot@mail.example.be>")
-    mail, reply = _notice(raw)
+    mail, reply, case = _notice(raw)
     assert (reply.template, reply.to, reply.context) == (
         "undeliverable", Address("Jan Peeters", "jan.peeters@example.be"), {"reason": "too_large"})
     assert (reply.subject, reply.language) == ("Klacht met bijlage", "nl")
     assert mail.message_id == "groot@mail.example.be" and mail.text == ""  # the body is never read
+    assert case is None  # no case looked up: none named
 
 
 def test_a_mail_under_the_limit_that_cannot_be_read_gets_the_unreadable_notice():
-    _, reply = _notice(complaint(body="kort"))
+    reply = _notice(complaint(body="kort")).reply
     assert reply.context == {"reason": "unreadable"}
 
 
 def test_a_french_subject_gets_the_french_notice():
-    _, reply = _notice(complaint(subject="Plainte concernant ma demande de prime au logement restée sans réponse",
-                                 body="x" * BIG))
+    reply = _notice(complaint(subject="Plainte concernant ma demande de prime au logement restée sans réponse",
+                              body="x" * BIG)).reply
     assert reply.language == "fr"
 
 
