@@ -152,14 +152,12 @@ def _quarantined(app: App) -> list[dict[str, Any]]:
 
 
 def _digest(app: App, output: Path) -> tuple[Path | None, str]:
-    """The triage digest as HTML, when the digest module is there."""
-    try:
-        from . import digest
-    except ImportError:
-        return None, "digest: not available"
+    """The triage digest as HTML and plain text."""
     try:
         from datetime import datetime
         from zoneinfo import ZoneInfo
+
+        from . import digest
 
         today = datetime.now(ZoneInfo(app.settings.schedule.timezone)).date()
         rendered = digest.build(app.sessions, app.settings, today)
@@ -261,7 +259,8 @@ def report_text(result: DemoResult) -> str:
     out += ["", "Quarantined:"] + [f"  {q['size']} bytes: {q['reason']}" for q in result.quarantined]
     out += ["", result.digest_note, "",
             "Files:",
-            f"  {result.output / 'inbox'}/      the scenario mails (try: mailbot rules explain FILE.eml)",
+            f"  {result.output / 'inbox'}/      the scenario mails; see how one was handled:",
+            f"      mailbot --config {result.output / 'config.yaml'} rules explain {result.output / 'inbox'}/FILE.eml",
             f"  {result.output / 'replies'}/    every reply the SMTP sink received, as .eml",
             f"  {result.output / 'cases.json'}  the cases as JSON (what `case list --json` gives)",
             f"  {result.output / 'mailbot.sqlite3'}  the database",

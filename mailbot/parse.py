@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hashlib
 import quopri
 import re
@@ -23,7 +24,7 @@ from mailbot import automatic, forwards, quotes
 from mailbot.errors import ParseError
 from mailbot.forwards import make_address
 from mailbot.htmltext import html_to_text
-from mailbot.model import Address, Attachment, ForwardedMessage, Mail
+from mailbot.model import Address, Attachment, Bounce, ForwardedMessage, Mail
 
 T = TypeVar("T")
 GUESS_SAMPLE = 64 * 1024  # bytes the charset detector looks at
@@ -32,6 +33,12 @@ _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?]*)\?=")
 _BETWEEN_WORDS = re.compile(r"(\?=)[ \t\r\n]+(=\?)")
 _FOLD = re.compile(r"\r?\n[ \t]*")
 _MSGID = re.compile(r"<([^<>\s]+)>")
+# Control characters mean nothing in a header once it is unfolded (line breaks and tabs are
+# only whitespace there) and PostgreSQL refuses NUL in text: a NUL in a From address failed
+# the whole batch. None reaches a header value, an address or a display name.
+_WHITESPACE_CONTROL = re.compile(r"[\t\n\r\x0b\x0c]")
+_OTHER_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
+_ANY_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Message-IDs are indexed: PostgreSQL's btree rows hold at most 2,704 bytes, and a mail
 # must never fail on its own identifier. Longer or unprintable ones become their digest.
 MAX_ID_BYTES = 250
@@ -104,9 +111,18 @@ def _unsurrogate(value: str) -> str:
         return decode_bytes(value.encode("ascii", "surrogateescape"))
 
 
+def header_text(value: str) -> str:
+    """`value` without control characters: the whitespace ones become spaces, the rest go."""
+    return _OTHER_CONTROL.sub("", _WHITESPACE_CONTROL.sub(" ", value))
+
+
 def decode_words(value: str) -> str:
-    """Decode RFC 2047 encoded-words leniently (bad padding, split multibyte, unknown charset)."""
-    value = _unsurrogate(value).replace("\x00", "")
+    """Decode RFC 2047 encoded-words leniently (bad padding, split multibyte, unknown charset);
+    the result is header text (no control characters)."""
+    return header_text(_decode_words(_unsurrogate(value).replace("\x00", "")))
+
+
+def _decode_words(value: str) -> str:
     if "=?" not in value:
         return value
     value = _BETWEEN_WORDS.sub(r"\1\2", value)  # whitespace between words is not text
@@ -153,7 +169,8 @@ def _addresses(raw_values: list[str]) -> tuple[Address, ...]:
     except Exception:  # the stdlib parser has raised on hostile input before
         pairs = []
     for name, addr in pairs:
-        address = make_address(decode_words(name), addr)
+        # No control character belongs in an address (the parser lets them through).
+        address = make_address(decode_words(name), _ANY_CONTROL.sub("", addr))
         if address is not None:
             found.setdefault(address, None)
     return tuple(found)
@@ -305,9 +322,19 @@ def _to_mail(msg: Message, size: int, depth: int = 0) -> Mail:
         attachments=tuple(walk.attachments),
         forwarded=tuple(walk.forwarded) + tuple(inline),
         size=size,
-        bounce=_guarded(automatic.parse_dsn, None, defects, msg),
+        bounce=_clean_bounce(_guarded(automatic.parse_dsn, None, defects, msg)),
         defects=tuple(defects),
     )
+
+
+def _clean_bounce(bounce: Bounce | None) -> Bounce | None:
+    """A DSN's fields are read from its text as written: its returned Message-ID is looked up
+    and its diagnostic stored, so both lose control characters like any header."""
+    if bounce is None:
+        return None
+    returned = _ANY_CONTROL.sub("", bounce.original_message_id)
+    return dataclasses.replace(bounce, original_message_id=bounded_id(returned) if returned else "",
+                               diagnostic=header_text(bounce.diagnostic))
 
 
 def parse_message(raw: bytes, *, max_bytes: int | None = None) -> Mail:

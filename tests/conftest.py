@@ -12,7 +12,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from servers import (  # noqa: E402
-    Dovecot, SlowSmtpHandler, SmtpSink, drop_pg_schema, free_port, pg_schema_url, start_dovecot, unavailable,
+    Dovecot, SlowSmtpHandler, SmtpSink, drop_pg_schema, free_port, pg_schema_url, pg_target, start_dovecot,
+    unavailable,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,7 +67,7 @@ def _postgres_url() -> tuple[str, str]:
     try:
         return pg_schema_url()
     except Exception as err:  # noqa: BLE001
-        unavailable(f"PostgreSQL on 127.0.0.1:5432 (database test) is not reachable: {err}")
+        unavailable(f"PostgreSQL {pg_target()} is not reachable: {err}")
         raise
 
 

@@ -53,7 +53,7 @@ def wait_for_greeting(port: int, prefix: bytes, timeout: float = 10.0) -> None:
 DOVECOT_CONF = """\
 base_dir = {root}/run
 state_dir = {root}/state
-instance_name = mailbot-test-{tag}
+instance_name = {instance}
 log_path = {root}/dovecot.log
 listen = 127.0.0.1
 protocols = imap
@@ -62,6 +62,8 @@ disable_plaintext_auth = no
 auth_mechanisms = plain login
 mail_location = maildir:~/Maildir
 mail_fsync = never
+# The process titles say which sessions are in IDLE (Dovecot.idling).
+verbose_proctitle = yes
 first_valid_uid = 0
 first_valid_gid = 0
 default_login_user = dovenull
@@ -115,6 +117,7 @@ class Dovecot:
     # With a certificate: STARTTLS on `port` and implicit TLS on `ssl_port`.
     tls: tuple[Path, Path] | None = None  # (certificate, key)
     ssl_port: int = 0
+    instance: str = field(default_factory=lambda: f"mailbot-test-{uuid.uuid4().hex[:8]}")
 
     def start(self) -> None:
         binary = shutil.which("dovecot") or "/usr/sbin/dovecot"
@@ -131,7 +134,7 @@ class Dovecot:
         ssl_settings = "ssl = no"
         if self.tls is not None:
             ssl_settings = f"ssl = yes\nssl_cert = <{self.tls[0]}\nssl_key = <{self.tls[1]}"
-        conf.write_text(DOVECOT_CONF.format(root=self.root, port=self.port, tag=uuid.uuid4().hex[:8],
+        conf.write_text(DOVECOT_CONF.format(root=self.root, port=self.port, instance=self.instance,
                                             uid=uid, gid=gid, ssl_settings=ssl_settings,
                                             ssl_port=self.ssl_port))
         with open(os.devnull, "wb") as devnull:
@@ -163,6 +166,19 @@ class Dovecot:
             subprocess.run([binary, "-c", str(conf)], check=True, stdout=devnull, stderr=devnull)
         wait_for_greeting(self.port, b"* OK")
         self.pid = int((self.root / "run" / "master.pid").read_text().strip())
+
+    def idling(self) -> int:
+        """How many of this server's IMAP sessions are in IDLE now: the server has answered
+        the command, so it reports new mail from then on."""
+        prefix, count = f"dovecot-{self.instance}/imap [".encode(), 0
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                title = cmdline.read_bytes()
+            except OSError:  # the process ended meanwhile
+                continue
+            if title.startswith(prefix) and b" IDLE]" in title:
+                count += 1
+        return count
 
     def client(self):
         import imapclient
@@ -226,6 +242,13 @@ class SmtpSink:
 
 
 PG_URL = os.environ.get("MAILBOT_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def pg_target() -> str:
+    """The PostgreSQL the tests use, for messages: MAILBOT_TEST_PG or the default, password hidden."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(PG_URL).render_as_string(hide_password=True)
 
 
 def pg_schema_url() -> tuple[str, str]:

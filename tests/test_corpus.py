@@ -70,9 +70,14 @@ def test_list_mail_labelled_human_is_automatic(name: str) -> None:
     assert classify(parse_message((CORPUS / name).read_bytes())).auto_reason == "mailing list: list-id"
 
 
+TALON_REPLY_TEXTS = 2  # plain/talon__iphone and plain/talon__sparrow
+
+
 def test_talon_reply_texts() -> None:
     """talon's expected reply texts equal our new text up to the signature, which talon keeps and we drop."""
-    for expected in CORPUS.rglob("*.reply_text"):
+    texts = sorted(CORPUS.rglob("*.reply_text"))
+    assert len(texts) == TALON_REPLY_TEXTS, texts  # none found would pass the loop unseen
+    for expected in texts:
         eml = next(CORPUS.rglob(expected.name.split(".")[0] + "*.eml"))
         got = parse_message(eml.read_bytes()).new_text
         want = re.split(r"(?m)^(?:-- ?$|Sent from my )", expected.read_text(encoding="utf-8"))[0]

@@ -129,15 +129,12 @@ def test_demo_quarantines_the_oversize_mail_and_ignores_automatic_mail(demo):
     assert "els.janssens@example.be" not in citizens and "scanner@example.be" not in citizens
 
 
-def test_demo_writes_the_digest_when_available(demo):
-    """The digest is written as HTML (or the report says it is not available)."""
-    try:
-        import mailbot.digest  # noqa: F401
-    except ImportError:
-        assert "digest: not available" in demo["proc"].stdout
-        return
+def test_demo_writes_the_digest(demo):
+    """The digest is written as HTML and plain text, and the report points to it."""
     html = (demo["output"] / "digest.html").read_text(encoding="utf-8")
     assert "<html" in html.lower() and "VO-" in html
+    assert "VO-" in (demo["output"] / "digest.txt").read_text(encoding="utf-8")
+    assert "Digest for staff:" in demo["proc"].stdout and "digest: not available" not in demo["proc"].stdout
 
 
 def test_demo_json_prints_the_cases(tmp_path):

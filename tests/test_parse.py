@@ -127,3 +127,45 @@ def test_broken_base64_encoded_word_does_not_fail() -> None:
 def test_unknown_charset_falls_back() -> None:
     """An unknown charset label still yields text."""
     assert decode_bytes("café".encode("latin-1"), "x-unknown") == "café"
+
+
+CONTROLS = "".join(map(chr, [*range(0x00, 0x09), *range(0x0E, 0x20), 0x7F]))  # all but whitespace ones
+
+
+@pytest.mark.parametrize("control", list(CONTROLS), ids=[f"{ord(c):02x}" for c in CONTROLS])
+def test_control_characters_never_survive_in_header_values_addresses_and_names(control: str) -> None:
+    """A control character anywhere in the header block is gone from every header value,
+    address, display name and Message-ID of the `Mail`; the text around it is kept."""
+    c = control
+    raw = (f"From: \"Jan{c} Peeters\" <jan{c}.peeters@exam{c}ple.be>\r\nTo: <{c}klachten@vlaamseombudsdienst.be>\r\n"
+           f"Cc: =?utf-8?q?Ann={ord(c):02X}_Smet?= <ann@example.be>\r\nReply-To: <jan@example.be{c}>\r\n"
+           f"Subject: Klacht{c} over =?utf-8?q?mijn={ord(c):02X}_toelage?=\r\nMessage-ID: <id{c}1@example.be>\r\n"
+           f"In-Reply-To: <vorige{c}@example.be>\r\nReferences: <eerste@example.be> <vorige{c}@example.be>\r\n"
+           "Content-Type: text/plain\r\n\r\nGeachte\r\n").encode()
+    mail = parse_message(raw)
+    assert (mail.from_.name, mail.from_.email) == ("Jan Peeters", "jan.peeters@example.be")
+    assert [str(a) for a in (*mail.to, *mail.cc, *mail.reply_to)] == [
+        "klachten@vlaamseombudsdienst.be", "Ann Smet <ann@example.be>", "jan@example.be"]
+    assert mail.subject == "Klacht over mijn toelage"
+    assert (mail.message_id, mail.in_reply_to, mail.references) == (
+        "id1@example.be", ("vorige@example.be",), ("eerste@example.be", "vorige@example.be"))
+    assert not any(c in value for _, value in mail.headers)
+
+
+@pytest.mark.parametrize("control", ["\r", "\n", "\t", "\x0b", "\x0c"], ids=["cr", "lf", "tab", "vt", "ff"])
+def test_whitespace_controls_in_a_header_value_become_spaces(control: str) -> None:
+    """Encoded (or bare) line breaks and tabs in a header are only whitespace: a space."""
+    code = f"={ord(control):02X}"
+    mail = parse_message(f"From: =?utf-8?q?Jan{code}Peeters?= <jan@example.be>\r\n"
+                         f"Subject: =?utf-8?q?Klacht{code}Bcc:_x@evil.example?=\r\n\r\nGeachte\r\n".encode())
+    assert (mail.from_.name, mail.subject) == ("Jan Peeters", "Klacht Bcc: x@evil.example")
+
+
+def test_a_bounce_keeps_no_control_characters() -> None:
+    """The returned Message-ID (looked up) and the diagnostic (stored) of a delivery report
+    lose their control characters like any header."""
+    raw = load("bounce_our_reply.eml").replace(b"Message-ID: <VO-2026-000123.1@", b"Message-ID: <VO-2026-000123.1\x00@")
+    raw = raw.replace(b"Recipient address rejected:", b"Recipient\x00 address\x07 rejected:")
+    bounce = parse_message(raw).bounce
+    assert bounce is not None and bounce.original_message_id == "VO-2026-000123.1@vlaamseombudsdienst.be"
+    assert bounce.diagnostic == "550 5.1.1 <jan.peters@example.be>: Recipient address rejected: User unknown"

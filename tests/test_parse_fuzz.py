@@ -1,10 +1,13 @@
-"""Property tests: random and mutated MIME never raise anything but ParseError, and finish fast."""
+"""Property tests: random and mutated MIME never raise anything but ParseError, and never hang.
+
+Speed is measured in benchmarks/ (parse_bench.py, hostile.py), not here: a bound per
+message failed on a loaded machine. The timeout below only catches a hang."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -14,7 +17,11 @@ from mailbot.parse import parse_message
 
 DATA = Path(__file__).parent / "data"
 SEEDS = [p.read_bytes() for p in sorted(DATA.rglob("*.eml"))]
-MAX_SECONDS = 2.0  # per message; real mail takes about a millisecond
+# Each test takes a few seconds for its 300 examples (real mail: about a millisecond each);
+# ten times that is a hang (pytest-timeout, a test dependency). The thread method ends the
+# run with every stack: after the signal method's one alarm, hypothesis replays the example
+# that hung, and it would hang again with no alarm left.
+pytestmark = pytest.mark.timeout(60, method="thread")
 TOKENS = [
     b"Content-Type: multipart/mixed; boundary=b\r\n", b"--b\r\n", b"--b--\r\n", b"Content-Type: message/rfc822\r\n",
     b"Content-Transfer-Encoding: base64\r\n", b"Content-Transfer-Encoding: quoted-printable\r\n",
@@ -28,18 +35,16 @@ TOKENS = [
 
 
 def _check(raw: bytes) -> None:
-    start = time.perf_counter()
     try:
         classify(parse_message(raw))
     except ParseError:
         pass
-    assert time.perf_counter() - start < MAX_SECONDS
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=4000))
 def test_random_bytes(raw: bytes) -> None:
-    """Arbitrary bytes give a Mail or a ParseError, quickly."""
+    """Arbitrary bytes give a Mail or a ParseError."""
     _check(raw)
 
 
