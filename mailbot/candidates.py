@@ -2,7 +2,9 @@
 
 Every query is bounded by an index and a LIMIT (case reference, Message-ID, citizen
 address or name key with created_at, case_key (kind, value, created_at)), so the cost of
-matching one message does not grow with the number of cases.
+matching one message does not grow with the number of cases. Identity and MinHash look-ups
+read only cases created by `until` (`match_model.Policy.latest_case`): a mail imported from
+an old mailbox is not matched by identity or text to a case opened long after it.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import CompoundSelect, bindparam, func, insert, literal, select, union_all
+from sqlalchemy import CompoundSelect, bindparam, func, insert, literal, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from .db import Case, CaseKey, Message, run, table_of
-from .match import Candidate
+from .match_model import Candidate
 
 IDENTITY_LIMIT = 20  # most recent cases of one citizen (address, and name key) considered
 BAND_LIMIT = 20  # most recent cases per MinHash band key considered
@@ -61,11 +63,15 @@ def by_message_ids(session: Session, message_ids: Sequence[str]) -> list[tuple[s
     return [(m, found[m]) for m in ids if m in found]
 
 
-def by_identity(session: Session, email: str, name_key: str, since: datetime) -> list[Candidate]:
-    """The citizen's recent cases: same address, then same name key from another address."""
+def by_identity(session: Session, email: str, name_key: str, since: datetime,
+                until: datetime) -> list[Candidate]:
+    """The citizen's cases created by `until`: of the same address, those still open whatever
+    their age and those created since `since`; then of the same name key from another
+    address, those created since `since` (a name is weaker evidence than an address, and a
+    common name has many old cases)."""
     if not (email or name_key):
         return []
-    params = {"email": email or None, "name_key": name_key or None, "since": since}
+    params = {"email": email or None, "name_key": name_key or None, "since": since, "until": until}
     found: dict[int, Candidate] = {}
     for row in run(session, _BY_IDENTITY, params):  # address matches come first
         columns: Sequence[Any] = row[1:]  # after the `source` column of the union
@@ -73,28 +79,32 @@ def by_identity(session: Session, email: str, name_key: str, since: datetime) ->
     return list(found.values())
 
 
-def _recent_by(column: Any, key: str, source: int) -> Any:
+def _cases_by(column: Any, key: str, source: int, *, open_ones: bool) -> Any:
+    since = Case.created_at >= bindparam("since")
     inner = (select(literal(source).label("source"), *_COLUMNS)
-             .where(column == bindparam(key), Case.created_at >= bindparam("since"))
+             .where(column == bindparam(key), Case.created_at <= bindparam("until"),
+                    or_(since, Case.status == "open") if open_ones else since)
              .order_by(Case.created_at.desc()).limit(IDENTITY_LIMIT).subquery())
     return select(inner)
 
 
 # Built once (constructing a statement costs more than SQLite answering it); one round
-# trip for both look-ups, each through its own (column, created_at) index.
-_IDENTITY = union_all(_recent_by(Case.citizen_email, "email", 0),
-                      _recent_by(Case.citizen_name_key, "name_key", 1)).subquery()
+# trip for both look-ups, each through its own (column, created_at) index, newest first:
+# the address look-up reads that address's cases, the open ones of any age among them.
+_IDENTITY = union_all(_cases_by(Case.citizen_email, "email", 0, open_ones=True),
+                      _cases_by(Case.citizen_name_key, "name_key", 1, open_ones=False)).subquery()
 _BY_IDENTITY = select(_IDENTITY).order_by(_IDENTITY.c.source)
 
 
 @lru_cache(maxsize=32)
-def _keys_statement(count: int, with_since: bool) -> CompoundSelect:
+def _keys_statement(count: int, with_period: bool) -> CompoundSelect:
     parts = []
     for i in range(count):
         query = select(literal(i).label("i"), CaseKey.case_id.label("case_id")).where(
             CaseKey.kind == bindparam("kind"), CaseKey.value == bindparam(f"v{i}"))
-        if with_since:
-            query = query.where(CaseKey.created_at >= bindparam("since"))
+        if with_period:
+            query = query.where(CaseKey.created_at >= bindparam("since"),
+                                CaseKey.created_at <= bindparam("until"))
         inner = query.order_by(CaseKey.created_at.desc()).limit(bindparam("limit")).subquery()
         parts.append(select(inner.c.i, inner.c.case_id))
     return union_all(*parts)
@@ -102,11 +112,13 @@ def _keys_statement(count: int, with_since: bool) -> CompoundSelect:
 
 def by_agency_refs(session: Session, values: Sequence[str]) -> list[tuple[str, Candidate]]:
     """(service:reference, case) for agency file numbers remembered on cases."""
-    return _cases_by_keys(session, "agency_ref", values, None, REF_LIMIT)
+    return _cases_by_keys(session, "agency_ref", values, REF_LIMIT)
 
 
-def similar(session: Session, band_keys: Sequence[str], since: datetime) -> list[Candidate]:
-    """Recent cases sharing a MinHash band with the text: near-duplicates from anyone.
+def similar(session: Session, band_keys: Sequence[str], since: datetime,
+            until: datetime) -> list[Candidate]:
+    """Cases created between `since` and `until` sharing a MinHash band with the text:
+    near-duplicates from anyone.
 
     The `SIMILAR_LIMIT` cases sharing the most bands, newest first among equals: the more
     bands two texts share, the closer they are, so a campaign of one text sent by
@@ -115,7 +127,7 @@ def similar(session: Session, band_keys: Sequence[str], since: datetime) -> list
     wanted = list(dict.fromkeys(band_keys))
     if not wanted:
         return []
-    params = _key_params("lsh", wanted, BAND_LIMIT, since) | {"top": SIMILAR_LIMIT}
+    params = _key_params("lsh", wanted, BAND_LIMIT) | {"since": since, "until": until, "top": SIMILAR_LIMIT}
     return [candidate(row) for row in run(session, _similar_statement(len(wanted)), params)]
 
 
@@ -129,7 +141,7 @@ def _similar_statement(count: int) -> Any:
             .order_by(best.c.shared.desc(), Case.id.desc()))
 
 
-def _cases_by_keys(session: Session, kind: str, values: Iterable[str], since: datetime | None,
+def _cases_by_keys(session: Session, kind: str, values: Iterable[str],
                    limit: int) -> list[tuple[str, Candidate]]:
     """(value, case) for case keys equal to one of `values`, newest first, `limit` per value.
 
@@ -140,20 +152,18 @@ def _cases_by_keys(session: Session, kind: str, values: Iterable[str], since: da
     wanted = list(dict.fromkeys(values))
     if not wanted:
         return []
-    rows = run(session, _cases_by_keys_statement(len(wanted), since is not None),
-               _key_params(kind, wanted, limit, since))
+    rows = run(session, _cases_by_keys_statement(len(wanted)), _key_params(kind, wanted, limit))
     return [(wanted[row[0]], candidate(row[1:])) for row in rows]
 
 
-def _key_params(kind: str, values: list[str], limit: int, since: datetime | None) -> dict[str, object]:
-    """The parameters of `_keys_statement`: one `v<i>` per value."""
-    return {"kind": kind, "limit": limit, "since": since,
-            **{f"v{i}": value for i, value in enumerate(values)}}
+def _key_params(kind: str, values: list[str], limit: int) -> dict[str, object]:
+    """The parameters of `_keys_statement` but its period: one `v<i>` per value."""
+    return {"kind": kind, "limit": limit, **{f"v{i}": value for i, value in enumerate(values)}}
 
 
 @lru_cache(maxsize=32)
-def _cases_by_keys_statement(count: int, with_since: bool) -> Any:
-    keys = _keys_statement(count, with_since).subquery()
+def _cases_by_keys_statement(count: int) -> Any:
+    keys = _keys_statement(count, False).subquery()
     return (select(keys.c.i, *_COLUMNS).join_from(keys, Case, Case.id == keys.c.case_id)
             .order_by(keys.c.i, Case.id.desc()))
 

@@ -5,20 +5,29 @@ Evidence is tried strongest first, and the first that holds decides:
   (a) our case reference, only from someone who may use it (the case's citizen, a
       co-recipient, a known service); a stranger's reference → a new case for triage;
   (b) In-Reply-To/References to a Message-ID of the case;
-  (c) a forwarded agency message from the citizen → their open case about that agency;
+  (c) a forwarded agency message from the citizen → their open case about that agency,
+      when the letter is the case's (`agency_forward`); someone else's letter → a new case
+      for triage unless its text ties it;
   (d) an agency's own file number remembered on a case (same trust rule as (a));
   (e) a status request from the address of the citizen's only open case;
-  (f) fuzzy text similarity (rapidfuzz, batch `cdist`) against the citizen's recent cases
-      (same address or same name key) and against recent near-duplicates from anyone
-      (MinHash bands). Same address and score ≥ fuzzy_threshold → joins the case (a new
-      complaint inside the duplicate window is flagged possible_duplicate); another address
-      ≥ fuzzy_threshold inside the window → a new case flagged possible_duplicate with
-      duplicate_of; triage_threshold ≤ score < fuzzy_threshold (or a closed case) → a new
-      case flagged needs_triage with the candidates listed;
-  (g) a mail from the address of the citizen's only open case with the same specific
-      subject (after Re:/Fwd:/AW:/TR: prefixes; not a generic "klacht", "vraag" or an empty
-      one) joins it, whatever its body: a follow-up that adds news shares little text with
-      the complaint. Not for a referral or a web form (the sender is not the citizen).
+  (f) fuzzy text similarity (rapidfuzz, batch `cdist`) against the citizen's open and
+      recent cases (same address, or same name key) and against recent near-duplicates
+      from anyone (MinHash bands). Same address and score ≥ fuzzy_threshold → joins the case
+      (a new complaint inside the duplicate window is flagged possible_duplicate); another
+      address ≥ fuzzy_threshold inside the window, in the complainants' own words too and
+      not about different agencies → a new case flagged possible_duplicate with duplicate_of
+      (one of the same name first). Else a score ≥ triage_threshold (below fuzzy_threshold,
+      or a closed case) of the same address, or of the same name not about another agency
+      → a new case flagged needs_triage with the candidates (the same name: unless flagged
+      possible_duplicate already);
+  (g) a mail from the citizen's address with the specific subject of exactly one of their
+      open cases (after Re:/Fwd:/AW:/TR: prefixes; not a generic "klacht", "vraag" or an
+      empty one) joins it, whatever its body: a follow-up that adds news shares little text
+      with the complaint. Not for a referral or a web form (the sender is not the citizen).
+
+(c), (e), (f) and (g) consider only cases created by `Policy.latest_case` (the duplicate
+window after the mail was received): an old mailbox imported after live mail does not join
+newer cases by identity or text. A reference or a Message-ID, (a), (b), (d), still does.
 
 Every Evidence detail of a candidate starts with the case reference. A referral whose
 citizen has no address is never joined to a case by identity; it opens a case flagged
@@ -28,74 +37,16 @@ needs_triage, the first evidence (method "referral") saying why.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from dataclasses import replace
+from datetime import datetime, timedelta
 
-from .model import Address, CaseCandidate, Evidence, Kind, Match
-from .similarity import same_subject, text_scores
+from .agency_forward import agency_forward
+from .match_model import Candidate, Found, MessageFacts, Policy, Result, aware, created_by
+from .model import CaseCandidate, Evidence, Kind, Match
+from .similarity import own_scores, same_subject, text_scores
 
 NO_MATCH = Match(case_id=None, ref=None)
 SHOWN_CANDIDATES = 5  # candidates listed for staff and explain
-
-
-@dataclass(frozen=True)
-class Candidate(CaseCandidate):
-    """A case as the matcher sees it: CaseCandidate plus what matching remembered.
-
-    `text` is the case's normalised "subject\\nbody" (`normalize.match_text`)."""
-
-    name_key: str = ""
-    agencies: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Policy:
-    """The thresholds from `settings.matching`."""
-
-    fuzzy_threshold: float = 70.0
-    triage_threshold: float = 55.0
-    duplicate_window_days: int = 30
-    recent_case_days: int = 365
-
-
-@dataclass(frozen=True)
-class MessageFacts:
-    """What matching needs to know of one message (built by the stage)."""
-
-    sender: str  # From address, lower-cased ("" when none)
-    kind: Kind
-    received_at: datetime
-    sender_is_service: bool = False  # an ombudsman service or agency: may quote references
-    identity: Address | None = None  # the complainant: the sender, or the citizen of a referral
-    name_key: str = ""  # normalize.name_key of the complainant's display name
-    subject: str = ""  # normalize.subject_key
-    body: str = ""  # normalize.body_key (the citizen's text, and any forwarded text)
-    referred_by: str | None = None  # service id of the ombudsman service that referred the citizen
-    forward_agencies: tuple[str, ...] = ()  # agencies whose mail the sender forwarded
-    flags: tuple[str, ...] = ()  # from To/Cc: multi_addressed, agency_in_cc
-    also_sent_to: tuple[str, ...] = ()  # service ids in To/Cc
-
-    @property
-    def identity_email(self) -> str:
-        return self.identity.email if self.identity else self.sender
-
-
-@dataclass(frozen=True)
-class Found:
-    """Candidate cases loaded by indexed queries, per kind of evidence."""
-
-    by_reference: Sequence[CaseCandidate] = ()
-    by_thread: Sequence[tuple[str, CaseCandidate]] = ()
-    by_agency_ref: Sequence[tuple[str, CaseCandidate]] = ()  # ("service:REF", case)
-    identity: Sequence[Candidate] = ()  # the complainant's recent cases (address or name key)
-    similar: Sequence[Candidate] = ()  # recent cases sharing a MinHash band
-
-
-@dataclass(frozen=True)
-class Result:
-    match: Match
-    considered: tuple[Evidence, ...] = field(default=())  # every candidate scored, best first
 
 
 def reference_pattern(prefix: str) -> re.Pattern[str]:
@@ -149,14 +100,19 @@ def match_message(facts: MessageFacts, found: Found, policy: Policy = Policy(),
         return Result(Match(None, None, tuple(weak[:1]), needs_triage=True, candidates=tuple(weak))
                       if weak else NO_MATCH, tuple(weak))
 
+    # Identity and text: no case opened well after the mail was written (an old mailbox
+    # imported after live mail does not thread into newer cases).
+    latest = policy.latest_case(facts.received_at)
+    found = replace(found, identity=[c for c in found.identity if created_by(c, latest)],
+                    similar=[c for c in found.similar if created_by(c, latest)])
     identity = facts.identity_email
     own_open = [c for c in found.identity
                 if identity and c.citizen_email == identity and c.status == "open"]
     considered: list[Evidence] = []
     if facts.forward_agencies and not facts.referred_by:  # (c)
-        evidence = _agency_forward(facts, own_open)
-        if evidence is not None:
-            case, ev = evidence
+        forward = agency_forward(facts, own_open)
+        if forward is not None:
+            case, ev = forward
             considered.append(ev)
             if ev.score >= policy.fuzzy_threshold:
                 return join(case, ev)
@@ -169,26 +125,6 @@ def match_message(facts: MessageFacts, found: Found, policy: Policy = Policy(),
         return join(own_open[0], Evidence("identity", f"{own_open[0].ref}: status request from the "
                                                       "address of the citizen's only open case", 90.0))
     return _fuzzy(facts, found, policy, weak + considered, join)
-
-
-def _agency_forward(facts: MessageFacts, own_open: list[Candidate]) -> tuple[Candidate, Evidence] | None:
-    agencies = set(facts.forward_agencies)
-    names = ", ".join(facts.forward_agencies)
-    about = [c for c in own_open if agencies & set(c.agencies)]
-    if len(about) == 1:
-        return about[0], Evidence("agency-forward", f"{about[0].ref}: forwarded mail from {names}; "
-                                                    "the citizen's open case about it", 90.0)
-    if len(about) > 1:
-        scores = text_scores(facts.subject, facts.body, [c.text for c in about])
-        best = max(range(len(about)), key=lambda i: scores[i][2])
-        score = 60.0 + 0.4 * scores[best][2]
-        return about[best], Evidence("agency-forward", f"{about[best].ref}: forwarded mail from {names}; "
-                                     f"one of {len(about)} open cases about it (text {scores[best][2]:.0f})",
-                                     round(score, 1))
-    if len(own_open) == 1 and not own_open[0].agencies:
-        return own_open[0], Evidence("agency-forward", f"{own_open[0].ref}: forwarded mail from {names}; "
-                                     "the citizen's only open case, no agency recorded on it", 85.0)
-    return None
 
 
 def _fuzzy(facts: MessageFacts, found: Found, policy: Policy, weak: list[Evidence], join) -> Result:
@@ -204,8 +140,8 @@ def _fuzzy(facts: MessageFacts, found: Found, policy: Policy, weak: list[Evidenc
     texts = {case.case_id: (s_body, score) for case, (_, s_body, score) in zip(cases, scores)}
     for case, (s_subject, s_body, score) in zip(cases, scores):
         same = case.citizen_email == identity
-        who = ("same address" if same else "same name, other address"
-               if facts.name_key and case.name_key == facts.name_key else "other sender")
+        who = ("same address" if same else "same name, other address" if _same_name(facts, case)
+               else "other sender")
         detail = (f"{case.ref}: {who}, {case.status}; subject {s_subject:.0f}, body {s_body:.0f}")
         scored.append((score, case, Evidence("fuzzy", detail, round(score, 1))))
     scored.sort(key=lambda s: (-s[0], -_ts(s[1].created_at)))
@@ -217,7 +153,7 @@ def _fuzzy(facts: MessageFacts, found: Found, policy: Policy, weak: list[Evidenc
         if (not identity or case.citizen_email != identity or score < policy.fuzzy_threshold
                 or case.status != "open"):
             continue
-        within = case.created_at is None or _aware(case.created_at) >= window
+        within = _since(case.created_at, window)
         if facts.referred_by:  # the citizen wrote to both services
             return _with(join(case, evidence, ("multi_addressed",), referrer), considered)
         if facts.kind is Kind.NEW_COMPLAINT and within:
@@ -227,54 +163,85 @@ def _fuzzy(facts: MessageFacts, found: Found, policy: Policy, weak: list[Evidenc
 
     by_subject = _same_subject(facts, found, identity)  # (g), when it says more than the text
     if by_subject is not None and texts.get(by_subject[0].case_id, (0.0, 0.0))[1] < SAME_SUBJECT_SCORE:
-        case, subject_score = by_subject
+        case, subject_score, which = by_subject
         body = f", body {texts[case.case_id][0]:.0f}" if case.case_id in texts else ""
-        evidence = Evidence("identity", f"{case.ref}: same address, the citizen's only open case, "
+        evidence = Evidence("identity", f"{case.ref}: same address, {which}, "
                                         f"same subject ({subject_score:.0f}{body})", SAME_SUBJECT_SCORE)
         if evidence.score >= policy.fuzzy_threshold:
             return _with(join(case, evidence), considered)
         weak.append(evidence)  # a stricter office threshold: staff decide
 
     # Not joined: a new case. Flag what staff must look at.
-    triage = [e for e in weak if e.method in ("reference", "agency-reference")
+    duplicate_of, duplicate = _duplicate(facts, scored, policy, window)
+    triage = [e for e in weak if e.method in ("reference", "agency-reference", "agency-forward")
               or e.score >= policy.triage_threshold]
-    triage += [e for score, case, e in scored if identity and case.citizen_email == identity
-               and score >= policy.triage_threshold]
-    extra_flags = list(referral_flags)
+    triage += [e for score, case, e in scored
+               if identity and case.citizen_email == identity and score >= policy.triage_threshold]
+    # The same name at another address may be the citizen writing from elsewhere: listed, and
+    # flagged needs_triage unless a possible duplicate has staff look at the case already.
+    same_name = [e for score, case, e in scored
+                 if score >= policy.triage_threshold and case is not duplicate_of
+                 and case.citizen_email != identity and _same_name(facts, case)
+                 and not _other_agencies(facts, case)]
+    extra_flags = [*referral_flags, *(("possible_duplicate",) if duplicate_of else ())]
     if facts.referred_by and not identity:  # nobody to answer: staff find the citizen
         name = facts.identity.name if facts.identity else ""
         triage.insert(0, Evidence("referral", f"{facts.referred_by}: forwarded complaint of "
                                               f"{name or 'an unnamed citizen'} with no e-mail address, "
                                               "none stated in the cover note", 0.0))
-    duplicate: list[Evidence] = []
-    duplicate_of: CaseCandidate | None = None
-    for score, case, evidence in scored:  # someone else sent (nearly) the same complaint
-        if (case.citizen_email != identity and score >= policy.fuzzy_threshold
-                and (case.created_at is None or _aware(case.created_at) >= window)):
-            extra_flags.append("possible_duplicate")
-            duplicate_of, duplicate = case, [evidence]
-            break
-    match = Match(None, None, tuple(triage[:1] or duplicate), needs_triage=bool(triage),
+    elif facts.webform and not identity:  # the citizen left the form's e-mail field empty
+        name = facts.identity.name if facts.identity else ""
+        triage.insert(0, Evidence("webform", f"web form complaint of {name or 'an unnamed citizen'} "
+                                             "with no e-mail address: contact by phone or post", 0.0))
+    flagged = triage + ([] if duplicate_of else same_name)
+    match = Match(None, None, tuple(flagged[:1] or duplicate), needs_triage=bool(flagged),
                   flags=_merge(tuple(facts.flags), tuple(extra_flags)),
                   also_sent_to=_merge(tuple(facts.also_sent_to), referrer),
                   duplicate_of_id=duplicate_of.case_id if duplicate_of else None,
                   duplicate_of_ref=duplicate_of.ref if duplicate_of else None,
-                  citizen=facts.identity if facts.referred_by and identity else None,
-                  candidates=tuple((triage + duplicate)[:SHOWN_CANDIDATES]))
+                  citizen=facts.identity if (facts.referred_by and identity) or (facts.webform and not identity)
+                  else None,
+                  candidates=tuple((triage + same_name + duplicate)[:SHOWN_CANDIDATES]))
     return Result(match, considered or tuple(weak))
 
 
-def _same_subject(facts: MessageFacts, found: Found, identity: str) -> tuple[Candidate, float] | None:
-    """(g) The citizen's only open case when this mail, from the citizen's own address, has
-    the case's specific subject; None otherwise (several open cases: the subject alone
-    cannot say which, and a subject shared by two of them proves nothing)."""
+def _duplicate(facts: MessageFacts, scored: list[tuple[float, Candidate, Evidence]], policy: Policy,
+               window: datetime) -> tuple[Candidate | None, list[Evidence]]:
+    """Someone else's recent case with (nearly) the same complaint: the same text, and the same
+    in the complainants' own words (not a letter both forwarded, not a web form's fixed text),
+    unless the two name different agencies. One of the same name first: likelier the same person."""
+    for score, case, evidence in sorted(scored, key=lambda s: not _same_name(facts, s[1])):
+        if (case.citizen_email == facts.identity_email or score < policy.fuzzy_threshold
+                or not _since(case.created_at, window) or _other_agencies(facts, case)):
+            continue
+        [(_, _, own)] = own_scores(*facts.own, [case.text])
+        if own >= policy.fuzzy_threshold:
+            return case, [replace(evidence, detail=f"{evidence.detail}, own words {own:.0f}")]
+    return None, []
+
+
+def _same_name(facts: MessageFacts, case: Candidate) -> bool:
+    return bool(facts.name_key) and case.name_key == facts.name_key
+
+
+def _other_agencies(facts: MessageFacts, case: Candidate) -> bool:
+    """Whether the mail and the case name different agencies: two complaints, however alike."""
+    return bool(facts.agencies and case.agencies and not set(facts.agencies) & set(case.agencies))
+
+
+def _same_subject(facts: MessageFacts, found: Found, identity: str) -> tuple[Candidate, float, str] | None:
+    """(g) The citizen's one open case with this mail's specific subject, the subject score,
+    and which case it is; None when none or several have it (a subject two cases share
+    cannot say which) or the mail is not from the citizen's own address."""
     if not identity or facts.sender != identity or facts.referred_by:
         return None
     own_open = [c for c in found.identity if c.citizen_email == identity and c.status == "open"]
-    if len(own_open) != 1:
+    hits = [(c, score) for c in own_open if (score := same_subject(facts.subject, c.text)) >= SAME_SUBJECT]
+    if len(hits) != 1:
         return None
-    score = same_subject(facts.subject, own_open[0].text)
-    return (own_open[0], score) if score >= SAME_SUBJECT else None
+    which = ("the citizen's only open case" if len(own_open) == 1
+             else f"the only one of the citizen's {len(own_open)} open cases with this subject")
+    return hits[0][0], hits[0][1], which
 
 
 def _with(result: Result, considered: tuple[Evidence, ...]) -> Result:
@@ -285,9 +252,9 @@ def _merge(first: tuple[str, ...], second: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys((*first, *second)))
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+def _since(moment: datetime | None, window: datetime) -> bool:
+    return moment is None or aware(moment) >= window
 
 
 def _ts(moment: datetime | None) -> float:
-    return _aware(moment).timestamp() if moment else 0.0
+    return aware(moment).timestamp() if moment else 0.0

@@ -21,13 +21,13 @@ from sqlalchemy.orm import Session
 from . import candidates, store
 from .classify import for_referral
 from .db import Case, Message
-from .match import (
-    Found, MessageFacts, Policy, Result, find_references, match_message, may_use_reference,
-    reference_pattern,
-)
+from .forwards import is_forward_subject
+from .match import find_references, match_message, may_use_reference, reference_pattern
+from .match_model import Found, MessageFacts, Policy, Result
 from .model import Address, Classification, ForwardedMessage, Kind, Mail, Match
 from .normalize import body_key, lsh_keys, match_text, name_key, subject_key
 from .services import Service, agency_references, detect_services, service_for_address
+from .webform import form_name, longest_answer
 
 AGENCY_KINDS = ("agency", "first_line")
 # An address in a cover note; starts only at the beginning of a word (see normalize._EMAIL).
@@ -58,14 +58,26 @@ def agency_ids(ruleset: Any, email: str) -> list[str]:
     return list(dict.fromkeys(s.id for s in found))
 
 
+def involved_agencies(ruleset: Any, mail: Mail) -> tuple[str, ...]:
+    """The agencies a mail names or involves (sender, recipients, forwarded senders, text,
+    file numbers), with the agency owning each address's domain."""
+    agencies: list[str] = []
+    for detection in detect_services(ruleset, mail):
+        if detection.service.kind in AGENCY_KINDS:
+            agencies.append(detection.service.id)
+            if detection.where in ("from", "to", "cc", "forwarded"):
+                agencies += agency_ids(ruleset, detection.detail)
+    return tuple(dict.fromkeys(agencies))
+
+
 def observe(mail: Mail, kind: Kind, ruleset: Any, *, own: frozenset[str], prefix: str,
             now: datetime, webform_senders: frozenset[str] = frozenset()) -> Observed:
     """The facts of a message: who complains, about which agency, to whom else, what text."""
     sender = mail.from_.email if mail.from_ else ""
     sender_service: Service | None = service_for_address(ruleset, sender) if sender else None
     identity = mail.from_
-    if sender in webform_senders and mail.reply_to:
-        identity = mail.reply_to[0]
+    if sender in webform_senders:  # the form robot is not the citizen: the address they filled in
+        identity = mail.reply_to[0] if mail.reply_to else Address(form_name(mail.new_text or mail.text), "")
     forwarded = [f for f in mail.forwarded if not (f.sender and f.sender.email in own)]
     subject, body = mail.subject, mail.new_text or mail.text
     referred_by = None
@@ -79,10 +91,15 @@ def observe(mail: Mail, kind: Kind, ruleset: Any, *, own: frozenset[str], prefix
             identity = referred_citizen(citizen.sender, mail, ruleset, own)
             subject, body = citizen.subject or subject, citizen.body
     forward_agencies: list[str] = []
+    forward_to: list[Address] = []
+    own_subject: str | None = None  # None: all of the subject, the body, is the complainant's
+    own_body: str | None = None
     if referred_by is None:
         for part in forwarded:
-            if part.sender is not None:
-                forward_agencies += agency_ids(ruleset, part.sender.email)
+            ids = agency_ids(ruleset, part.sender.email) if part.sender is not None else []
+            forward_agencies += ids
+            forward_to += part.to if ids else ()
+        own_subject, own_body = own_words(mail, forwarded, identity, webform=sender in webform_senders)
         if forwarded:
             body = "\n".join([body, *(f.body for f in forwarded)])
     flags: list[str] = []
@@ -101,8 +118,30 @@ def observe(mail: Mail, kind: Kind, ruleset: Any, *, own: frozenset[str], prefix
         identity=identity, name_key=name_key(identity.name if identity else ""),
         subject=subject_key(subject, reference_pattern(prefix)), body=norm_body,
         referred_by=referred_by, forward_agencies=tuple(dict.fromkeys(forward_agencies)),
-        flags=tuple(dict.fromkeys(flags)), also_sent_to=tuple(dict.fromkeys(also)))
+        forward_to=tuple(dict.fromkeys(forward_to)), flags=tuple(dict.fromkeys(flags)),
+        also_sent_to=tuple(dict.fromkeys(also)), agencies=involved_agencies(ruleset, mail),
+        own_subject=own_subject, own_body=own_body, webform=sender in webform_senders)
     return Observed(facts, refs, tuple(lsh_keys(norm_body)), referral)
+
+
+def own_words(mail: Mail, forwarded: list[ForwardedMessage], complainant: Address | None, *,
+              webform: bool) -> tuple[str | None, str | None]:
+    """(subject, body) keys of the complainant's own words where not all of the mail is theirs
+    (None: all of it is): of a web form, the longest answer and not the robot's subject; of
+    a forward, the note and what they forwarded of their own, not a "Fwd:" subject."""
+    if webform:
+        return "", body_key(longest_answer(mail.new_text or mail.text))
+    theirs = [f for f in forwarded if f.sender is not None and complainant is not None
+              and _same_person(f.sender, complainant)]
+    if len(theirs) == len(forwarded):
+        return None, None
+    subject = "" if is_forward_subject(mail.subject) else None
+    return subject, body_key("\n".join([mail.new_text, *(f.body for f in theirs)]))
+
+
+def _same_person(one: Address, other: Address) -> bool:
+    return bool(one.email) and one.email == other.email or bool(name_key(one.name)) and (
+        name_key(one.name) == name_key(other.name))
 
 
 def referred_citizen(named: Address, mail: Mail, ruleset: Any, own: frozenset[str]) -> Address:
@@ -137,7 +176,7 @@ class MatchingStage:
         own = frozenset({self.settings.smtp.from_address.lower(), self.settings.imap.username.lower()})
         observed = observe(mail, kind, self.routing.ruleset, own=own, now=self.clock(),
                            prefix=self.settings.office.reference_prefix,
-                           webform_senders=frozenset(self.settings.webform_senders))
+                           webform_senders=frozenset(a.lower() for a in self.settings.webform_senders))
         self._last = (mail, observed)
         return observed
 
@@ -177,14 +216,15 @@ class MatchingStage:
         if settled or automatic:
             return match_message(facts, found, policy, automatic=automatic)
         now = facts.received_at
+        until = policy.latest_case(now)  # no case opened well after the mail (an import)
         identity = facts.identity.email if facts.identity else facts.sender
         found = Found(
             by_reference=found.by_reference, by_thread=found.by_thread,
             by_agency_ref=candidates.by_agency_refs(session, observed.agency_refs),
             identity=candidates.by_identity(session, identity, facts.name_key,
-                                            now - timedelta(days=policy.recent_case_days)),
+                                            now - timedelta(days=policy.recent_case_days), until),
             similar=candidates.similar(session, observed.lsh,
-                                       now - timedelta(days=policy.duplicate_window_days)))
+                                       now - timedelta(days=policy.duplicate_window_days), until))
         return match_message(facts, found, policy)
 
     def complete(self, session: Session, case: Case | None, message: Message, mail: Mail,
@@ -202,20 +242,14 @@ class MatchingStage:
         own = {self.settings.smtp.from_address.lower(), self.settings.imap.username.lower()}
         if case.id is None:  # opened by this message
             case.citizen_name_key = name_key(case.citizen_name)
-            case.match_text = match_text(facts.subject, facts.body)
+            case.match_text = match_text(facts.subject, facts.body, facts.own_body)
         if facts.sender == case.citizen_email:  # people the citizen writes with
             people = {a.email for a in mail.recipients if a.email not in own
                       and a.email != case.citizen_email and service_for_address(ruleset, a.email) is None}
             if people - set(case.co_recipients or ()):
                 case.co_recipients = sorted(set(case.co_recipients or ()) | people)[:50]
-        agencies: list[str] = []
-        for detection in detect_services(ruleset, mail):
-            if detection.service.kind in AGENCY_KINDS:
-                agencies.append(detection.service.id)
-                if detection.where in ("from", "to", "cc", "forwarded"):
-                    agencies += agency_ids(ruleset, detection.detail)
-        if set(agencies) - set(case.match_agencies or ()):
-            case.match_agencies = sorted(set(case.match_agencies or ()) | set(agencies))
+        if set(facts.agencies) - set(case.match_agencies or ()):
+            case.match_agencies = sorted(set(case.match_agencies or ()) | set(facts.agencies))
         if not (match.candidates or match.duplicate_of_id is not None):
             return None
         review = {"candidates": [{"method": e.method, "detail": e.detail, "score": e.score}

@@ -93,14 +93,19 @@ def name_key(name: str) -> str:
     return " ".join(parts)[:200] if len(parts) >= 2 else ""
 
 
-def match_text(subject_norm: str, body_norm: str) -> str:
-    """What is stored on a case for later comparisons: "subject\\nbody"."""
-    return f"{subject_norm}\n{body_norm}"
+def match_text(subject_norm: str, body_norm: str, own_body: str | None = None) -> str:
+    """What is stored on a case for later comparisons: "subject\\nbody", and "\\nown body"
+    when the complainant's own words are not all of the body (a forward, a web form)."""
+    text = f"{subject_norm}\n{body_norm}"
+    return text if own_body is None or own_body == body_norm else f"{text}\n{own_body}"
 
 
-def split_match_text(text: str) -> tuple[str, str]:
-    subject, _, body = (text or "").partition("\n")
-    return subject, body
+def split_match_text(text: str) -> tuple[str, str, str]:
+    """(subject, body, own body) of a stored match_text; the own body is the body when the
+    text has no third line (all of it was the complainant's, or it was stored before)."""
+    subject, _, rest = (text or "").partition("\n")
+    body, has_own, own = rest.partition("\n")
+    return subject, body, own if has_own else body
 
 
 def _token_hash(token: str) -> int:

@@ -1,7 +1,7 @@
 """How alike a message's text is to a case's, and whether a subject names what a mail is about.
 
-Pure, over the normalised texts of `normalize` (`match_text`: "subject\\nbody"); the scores
-are rapidfuzz ratios 0..100. `match` decides what they mean.
+Pure, over the normalised texts of `normalize` (`match_text`: "subject\\nbody[\\nown body]");
+the scores are rapidfuzz ratios 0..100. `match` decides what they mean.
 """
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rapidfuzz import fuzz, process
+
+from .normalize import split_match_text
 
 # Words that say what a mail is, not what it is about (nl, fr, en, de; folded, after
 # normalize.STOP_WORDS): a subject made of these alone is generic and proves no thread.
@@ -52,10 +54,22 @@ def text_scores(subject: str, body: str, texts: Sequence[str]) -> list[tuple[flo
     body is compared with token_sort_ratio (a three-word mail is a subset of anything) and
     weighs half with the subject; with no body on either side the subject alone counts 0.8.
     """
-    if not texts:
+    parts = [split_match_text(t) for t in texts]
+    return _scores(subject, body, [p[0] for p in parts], [p[1] for p in parts])
+
+
+def own_scores(subject: str, body: str, texts: Sequence[str]) -> list[tuple[float, float, float]]:
+    """As `text_scores`, between the complainant's own words and each case's own words: a
+    letter two citizens both forwarded, or the text around a web form's answers, is not
+    what either of them wrote."""
+    parts = [split_match_text(t) for t in texts]
+    return _scores(subject, body, [p[0] for p in parts], [p[2] for p in parts])
+
+
+def _scores(subject: str, body: str, subjects: list[str],
+            bodies: list[str]) -> list[tuple[float, float, float]]:
+    if not subjects:
         return []
-    parts = [t.partition("\n") for t in texts]
-    subjects, bodies = [p[0] for p in parts], [p[2] for p in parts]
     s = process.cdist([subject], subjects, scorer=fuzz.token_set_ratio, workers=1)[0]
     b = process.cdist([body], bodies, scorer=fuzz.token_set_ratio, workers=1)[0]
     short = body.count(" ") + 1 < MIN_BODY_WORDS

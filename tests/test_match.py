@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
-from mailbot.match import Candidate, Found, MessageFacts, Policy, match_message
+from mailbot.match import match_message
+from mailbot.match_model import Candidate, Found, MessageFacts, Policy
 from mailbot.model import Address, Kind
-from mailbot.normalize import body_key, lsh_keys, match_text, name_key, subject_key
-from mailbot.similarity import same_subject, specific_subject, text_scores
+from mailbot.normalize import body_key, lsh_keys, match_text, name_key, split_match_text, subject_key
+from mailbot.similarity import own_scores, same_subject, specific_subject, text_scores
+from mailbot.webform import longest_answer
 
 NOW = datetime(2026, 11, 30, 10, 0, tzinfo=timezone.utc)
 SOFIE = Address("Sofie Maes", "sofie@example.be")
@@ -87,6 +90,46 @@ def test_agency_forward_to_the_only_open_case_without_agency():
     assert match_message(f, Found(identity=[case()])).match.case_id == 1
 
 
+FOR_FATIMA = "Ik schrijf namens mevrouw Fatima El Amrani: de VDAB stopte haar begeleiding zonder reden."
+
+
+def test_agency_forward_addressed_to_someone_else_is_not_joined_for_the_agency_alone():
+    """A forwarded VDAB letter addressed to another person does not join the sender's case
+    about VDAB: a new case for triage naming it. Addressed to the citizen, to the citizen's
+    name at another address, or to the person the case is written for, it joins."""
+    vdab = case(subject="Klacht VDAB begeleiding", body=FOR_FATIMA, agencies=("vdab",))
+
+    def forward(to: Address) -> MessageFacts:
+        return facts(kind=Kind.AGENCY_FORWARD, subject="Fwd: Beslissing", body="Geachte, u was afwezig.",
+                     forward_agencies=("vdab",), forward_to=(to,))
+
+    other = match_message(forward(Address("", "bram.hermans@example.be")), Found(identity=[vdab])).match
+    assert other.case_id is None and other.needs_triage
+    assert other.candidates[0].method == "agency-forward" and other.candidates[0].detail.startswith(vdab.ref)
+    for to in (Address("", SOFIE.email), Address("Sofie Maes", "sofie@work.example"),
+               Address("", "fatima.elamrani@example.be"), Address("Fatima El Amrani", "f@example.be")):
+        assert match_message(forward(to), Found(identity=[vdab])).match.case_id == 1, to
+
+
+def test_agency_forward_addressed_to_someone_else_joins_on_its_text():
+    """Someone else's letter whose text is the case's (a copy of the complaint) still joins."""
+    f = facts(kind=Kind.AGENCY_FORWARD, body=STUDIE, forward_agencies=("agodi",),
+              forward_to=(Address("", "someone.else@example.be"),))
+    m = match_message(f, Found(identity=[case(agencies=("agodi",))])).match
+    assert m.case_id == 1 and m.evidence[0].method == "agency-forward"
+
+
+def test_cases_opened_long_after_the_mail_are_not_its_case_by_identity_or_text():
+    """An old mail (an import) is not joined to, nor a duplicate of, a case opened more than
+    the duplicate window after it was received; by our reference it still is. Within the
+    window it is (an archive is not in date order)."""
+    later, other = case(age_days=-40), case(2, email="other@example.be", age_days=-40)
+    m = match_message(facts(), Found(identity=[later], similar=[other])).match
+    assert m.case_id is None and not m.flags and not m.needs_triage
+    assert match_message(facts(), Found(by_reference=[later])).match.case_id == 1
+    assert match_message(facts(), Found(identity=[case(age_days=-20)])).match.case_id == 1
+
+
 def test_agency_reference_joins_for_the_citizen_and_not_for_a_stranger():
     """An agency file number remembered on a case threads the citizen's mail; a stranger's is triaged."""
     found = Found(by_agency_ref=[("de-lijn:DL-2026417", case())])
@@ -142,6 +185,41 @@ def test_same_text_from_another_address_is_a_new_flagged_case():
     assert m.duplicate_of_ref == case().ref  # for the review event, without another query
 
 
+def test_same_text_about_different_agencies_is_not_a_duplicate():
+    """Another address, the same text, but the two complaints name different agencies: no
+    possible_duplicate. About the same agency, or one names none: flagged."""
+    other = facts(sender=Address("", "sofie73@gmail.example"), agencies=("vdab",))
+    assert match_message(other, Found(similar=[case(agencies=("de-lijn",))])).match.duplicate_of_id is None
+    for agencies in (("vdab", "de-lijn"), ()):
+        assert match_message(other, Found(similar=[case(agencies=agencies)])).match.duplicate_of_id == 1
+
+
+def test_duplicate_across_citizens_is_judged_on_their_own_words():
+    """The same forwarded letter with different notes of two citizens is no duplicate: what
+    counts is what each wrote, on the message's side and on the case's."""
+    letter = STUDIE  # stands for a standard letter both forwarded
+    note = facts(sender=Address("", "koen@example.be"), body=f"Wat moet ik hiermee? {letter}",
+                 own_subject="", own_body=body_key("Wat moet ik hiermee? Mijn dochter is ingeschreven."))
+    assert match_message(note, Found(similar=[case()])).match.duplicate_of_id is None
+    stored = replace(case(), text=match_text(subject_key("Klacht studietoelage"), body_key(letter),
+                                             body_key("Zie hieronder, mijn zoon zit wel op school.")))
+    other = facts(sender=Address("", "koen@example.be"))
+    assert match_message(other, Found(similar=[stored])).match.duplicate_of_id is None
+    [(_, _, own)] = own_scores(*note.own, [stored.text])
+    assert own < Policy().triage_threshold
+
+
+def test_similar_complaint_of_the_same_name_from_another_address_is_triaged():
+    """Same name, another address, similar text but no duplicate: a new case flagged
+    needs_triage listing that case; another name is not listed."""
+    work = facts(sender=Address("Sofie Maes", "sofie@work.example"), body=REWORDED)
+    m = match_message(work, Found(identity=[case(age_days=60)])).match
+    assert m.case_id is None and m.needs_triage and not m.flags
+    assert m.candidates[0].detail.startswith("VO-2026-000001: same name, other address")
+    stranger = facts(sender=Address("Piet Claes", "piet@example.org"), body=REWORDED)
+    assert not match_message(stranger, Found(similar=[case(age_days=60)])).match.needs_triage
+
+
 def test_referral_joins_the_citizens_case_as_multi_addressed():
     """A referral whose citizen already wrote to us joins that case, multi_addressed, referrer in also_sent_to."""
     f = facts(sender=Address("", "ombudsdienst@stad.gent"), identity=SOFIE, referred_by="ombudsdienst-gent",
@@ -177,9 +255,17 @@ def test_same_subject_prefixes_are_ignored():
         assert match_message(facts(subject=subject, body=NEWS), Found(identity=[case()])).match.case_id == 1
 
 
-def test_same_subject_does_not_choose_among_several_open_cases():
-    """With two open cases the subject alone does not decide: a new case, listed for triage."""
+def test_same_subject_joins_the_one_of_several_open_cases_that_has_it():
+    """With two open cases, a "Re: <subject of one of them>" joins that one."""
     cases = [case(1), case(2, subject="Boete tram", body=TRAM)]
+    m = match_message(facts(subject="Re: Klacht studietoelage", body=NEWS), Found(identity=cases)).match
+    assert m.case_id == 1 and m.evidence[0].method == "identity"
+    assert "the only one of the citizen's 2 open cases with this subject" in m.evidence[0].detail
+
+
+def test_same_subject_does_not_choose_between_open_cases_sharing_it():
+    """When two open cases have the subject, it does not say which: a new case."""
+    cases = [case(1), case(2, body=TRAM)]
     m = match_message(facts(subject="Re: Klacht studietoelage", body=NEWS), Found(identity=cases)).match
     assert m.case_id is None
 
@@ -243,6 +329,30 @@ def test_normalisation_removes_prefixes_references_and_accents():
         "decision prime"
     assert name_key("Peeters, Jan") == name_key("jan PEETERS") == "jan peeters"
     assert name_key("Jan") == ""
+
+
+def test_stored_text_keeps_the_complainants_own_words_apart():
+    """A case's match_text has a third line with the complainant's own words only when they
+    are not the whole body; a text stored without it is all the complainant's."""
+    assert match_text("s", "a b c", "a b c") == match_text("s", "a b c") == "s\na b c"
+    assert split_match_text(match_text("s", "note letter", "note")) == ("s", "note letter", "note")
+    assert split_match_text(match_text("s", "letter", "")) == ("s", "letter", "")
+    assert split_match_text("s\nbody") == ("s", "body", "body")
+    assert text_scores("s", "note letter", [match_text("s", "note letter", "note")])[0][1] == 100.0
+
+
+def test_web_form_answer_is_the_longest_field():
+    """A web form's own words: the longest answer, on the label's line or in the paragraphs
+    below it up to a paragraph with field lines (the consent footer); a text without fields whole."""
+    form = ("Naam: An Janssens\nAdres: Kerkstraat 5, 9000 Gent\nBetrokken dienst: De Lijn\n\nUw klacht:\n"
+            "Geachte,\n\nDe bus 58 rijdt niet meer langs onze halte.\n\n"
+            "Dit bericht werd verstuurd via het klachtenformulier op https://www.example.be/form.\n"
+            "Toestemming verwerking persoonsgegevens: ja\n")
+    assert longest_answer(form) == "Geachte,\n\nDe bus 58 rijdt niet meer langs onze halte."
+    assert longest_answer("Klacht: de bus rijdt niet\nNaam: An") == "de bus rijdt niet"
+    assert longest_answer("Uw klacht:\n\nTekst van de robot.\nNaam: An Janssens") == "An Janssens"
+    plain = "Gewoon een mail, zie https://www.example.be."
+    assert longest_answer(plain) == plain
 
 
 def test_minhash_bands_are_stable_and_shared_by_near_duplicates():

@@ -14,7 +14,8 @@ from pathlib import Path
 from datetime import datetime, timedelta, timezone
 
 from mailbot.config import MatchingSettings
-from mailbot.match import Candidate, Found, MessageFacts, Policy, match_message
+from mailbot.match import match_message
+from mailbot.match_model import Candidate, Found, MessageFacts, Policy
 from mailbot.model import Kind
 from mailbot.normalize import body_key, match_text, subject_key
 from mailbot.similarity import text_scores

@@ -10,8 +10,11 @@ from sqlalchemy import event, select
 
 from conftest import complaint
 from mailbot import candidates
-from mailbot.db import Case, CaseKey, Outbox
+from mailbot.db import Case, CaseKey, Message, Outbox
 from mailbot.explain import explain
+from mailbot.import_sources import Item
+from mailbot.importer import ImportClock, Importer
+from mailbot.match_model import Policy
 from mailbot.migrate import alembic_config
 from mailbot.model import Classification, Kind
 from mailbot.parse import parse_message
@@ -60,11 +63,63 @@ def test_near_duplicates_compared_are_those_sharing_most_bands(make_app, db_url,
         one_band = case(101, bands[:1])
     since = now - timedelta(days=30)
     with app.sessions() as session:
-        every_band = [c.case_id for c in candidates.similar(session, bands, since)]
-        three_bands = [c.case_id for c in candidates.similar(session, bands[:3], since)]
+        every_band = [c.case_id for c in candidates.similar(session, bands, since, now)]
+        three_bands = [c.case_id for c in candidates.similar(session, bands[:3], since, now)]
     assert every_band == sorted(campaign, reverse=True)[:5]
     assert three_bands == [partial, *sorted(campaign, reverse=True)[:4]]
     assert old not in every_band + three_bands and one_band not in every_band + three_bands
+
+
+def test_identity_candidates_are_open_cases_of_any_age_and_recent_ones_created_by_the_mail(make_app, db_url):
+    """The address's cases: open ones whatever their age and recent ones, none created after
+    `until` (an imported old mail); the name key's from another address: recent ones only."""
+    app = make_app(db_url=db_url)
+    now = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
+    with app.sessions.begin() as session:
+        def case(number: int, email: str, days_ago: int, status: str = "open") -> int:
+            row = Case(ref=f"VO-2026-{number:06d}", citizen_email=email, citizen_name_key="maes sofie",
+                       status=status, created_at=now - timedelta(days=days_ago))
+            session.add(row)
+            session.flush()
+            return row.id
+
+        open_old, open_recent = case(1, "sofie@example.be", 400), case(2, "sofie@example.be", 10)
+        case(3, "sofie@example.be", 400, "closed")
+        case(4, "sofie@example.be", -40)  # opened well after the mail
+        closed_recent, named_old = case(5, "sofie@example.be", 20, "closed"), case(6, "sofie@work.example", 400)
+        named_recent = case(7, "sofie@work.example", 5)
+    with app.sessions() as session:
+        found = candidates.by_identity(session, "sofie@example.be", "maes sofie", now - timedelta(days=365),
+                                       Policy().latest_case(now))
+    assert [c.case_id for c in found] == [open_recent, closed_recent, open_old, named_recent]
+    assert named_old not in [c.case_id for c in found]
+
+
+def test_old_mailbox_imported_after_live_mail_keeps_to_its_own_cases(make_app, db_url):
+    """The office imports its 2019 mailbox after the robot went live: the citizen's 2019
+    complaint and its reply make a 2019 case of their own, not follow-ups of her live case."""
+    clock = ImportClock()
+    app = make_app(db_url=db_url, clock=clock)
+    body = BODY.replace(" Mijn dossier bij De Lijn heeft nummer DL-1234567 maar dat staat hier los van.", "")
+    live = complaint(name="Sofie Maes", sender="sofie@example.be", subject="Studietoelage nog niet beslist",
+                     body=body)
+    process_files(app.intake, [live])
+
+    def old(subject: str, body: str, date: str) -> bytes:
+        return complaint(name="Sofie Maes", sender="sofie@example.be", subject=subject, body=body).replace(
+            b"Mon, 23 Nov 2026 10:00:00 +0100", date.encode())
+
+    archive = [old("Studietoelage nog niet beslist", body.replace("maart", "april"),
+                   "Mon, 15 Jul 2019 10:00:00 +0200"),
+               old("Re: Studietoelage nog niet beslist", "Bedankt, het is intussen opgelost.\n\nSofie",
+                   "Mon, 9 Sep 2019 10:00:00 +0200")]
+    Importer(app, clock).run("import:2019", 1, iter(Item(i + 1, raw, i, len(raw)) for i, raw in enumerate(archive)))
+    with app.sessions() as session:
+        live_case, old_case = session.execute(select(Case).order_by(Case.created_at.desc())).scalars().all()
+        by_case = session.execute(select(Message.case_id, Message.received_at).where(Message.direction == "in")
+                                  .order_by(Message.received_at)).all()
+    assert old_case.created_at.year == 2019 and live_case.flags == []
+    assert [case_id for case_id, _ in by_case] == [old_case.id, old_case.id, live_case.id]
 
 
 def test_candidate_queries_never_scan_a_table(make_app, sqlite_url):

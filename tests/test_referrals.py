@@ -12,7 +12,8 @@ from sqlalchemy import select
 from mailbot.classify import classify, for_referral
 from mailbot.db import Case, Message, Outbox
 from mailbot.decide import decide
-from mailbot.match import Found, match_message
+from mailbot.match import match_message
+from mailbot.match_model import Found
 from mailbot.matching_stage import observe
 from mailbot.model import Address, Classification, Facts, Kind, Mail
 from mailbot.parse import parse_message

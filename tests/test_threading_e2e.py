@@ -36,11 +36,14 @@ class Clock:
         return self.now
 
 
+FORM = "formulier@vlaamseombudsdienst.be"  # the office's web form robot (citizen in Reply-To)
+
+
 @pytest.fixture
 def app(make_app, dovecot, smtp_sink, db_url):
     app = make_app(imap={"port": dovecot.port, "username": dovecot.username,
                          "password": dovecot.password},
-                   smtp={"port": smtp_sink.port}, db_url=db_url)
+                   smtp={"port": smtp_sink.port}, db_url=db_url, webform_senders=[FORM])
     app.intake.clock = app.intake.matching.clock = Clock()
     return app
 
@@ -231,3 +234,159 @@ def test_same_message_id_twice_is_one_message(app, dovecot):
     report = poll(app, dovecot, raw, copy)
     assert (report.processed, report.duplicates) == (1, 1)
     assert counts(app)["cases"] == 1 and counts(app)["incoming"] == 1
+
+
+# -- defects an audit found -------------------------------------------------------------
+
+LIES = ("Lies Wouters - OCMW Gent", "lies.wouters@ocmwgent.be")  # a social worker writing for clients
+FOR_FATIMA = ("Geachte,\n\nIk schrijf u namens mijn cliënte mevrouw Fatima El Amrani. De VDAB heeft haar "
+              "begeleiding stopgezet zonder haar te verwittigen, waardoor zij haar uitkering dreigt te "
+              "verliezen. Zij heeft geen brief ontvangen en haar consulent antwoordt niet.\n\n"
+              "Met vriendelijke groeten,\nLies Wouters\nMaatschappelijk werker OCMW Gent")
+
+
+def _vdab_letter(note: str, to: str, letter: str) -> str:
+    return (f"{note}\n\n---------- Forwarded message ---------\nFrom: VDAB <info@vdab.be>\n"
+            f"Date: Mon, 7 Dec 2026\nSubject: Beslissing\nTo: {to}\n\n{letter}\nVDAB\n")
+
+
+def test_forwarded_letter_to_another_person_does_not_join_the_senders_case(app, dovecot):
+    """A social worker's case about VDAB for one client: a VDAB letter she forwards that is
+    addressed to another person opens a new case for triage naming the first case; a letter
+    addressed to the client her case names joins that case."""
+    poll(app, dovecot, mail(LIES, "Klacht VDAB begeleiding mevrouw El Amrani", FOR_FATIMA))
+    [fatima] = cases(app)
+    poll(app, dovecot, mail(LIES, "Fwd: Beslissing sanctie - dhr. Hermans", _vdab_letter(
+        "Ik schrijf u nu namens een andere cliënt, de heer Bram Hermans. Hij ontving onderstaande brief.",
+        "<bram.hermans@example.be>", "Geachte heer Hermans,\nU bent niet verschenen op uw afspraak. "
+        "Wij geven uw dossier door aan de RVA.")), days=20)
+    first, bram = cases(app)
+    assert first.id == fatima.id and "needs_triage" in bram.flags
+    [candidate] = incoming(app)[-1].details["match"]["candidates"]
+    assert candidate["method"] == "agency-forward" and candidate["detail"].startswith(fatima.ref)
+    poll(app, dovecot, mail(LIES, "Fwd: Beslissing", _vdab_letter(
+        "Hierbij het antwoord voor mevrouw El Amrani.", "Fatima El Amrani <fatima.elamrani@example.be>",
+        "Geachte mevrouw,\nUw begeleiding wordt hervat op 4 januari.")), days=1)
+    assert len(cases(app)) == 2
+    last = incoming(app)[-1]
+    assert (last.case_id, last.kind) == (fatima.id, "agency_forward")
+
+
+def test_case_open_longer_than_recent_case_days_still_threads(app, dovecot):
+    """A case still open after 400 days (more than matching.recent_case_days): the agency's
+    forwarded answer and a status request from the citizen join it."""
+    tom = ("Tom Wouters", "tom.wouters@example.be")
+    poll(app, dovecot, mail(tom, "Bus 58 stopt niet meer aan onze halte", BUS))
+    [case] = cases(app)
+    poll(app, dovecot, mail(tom, "Fwd: Uw melding", "Eindelijk antwoord, zie hieronder.\n\n"
+                            "---------- Forwarded message ---------\nFrom: De Lijn <klantendienst@delijn.be>\n"
+                            "Date: Mon, 3 Jan 2028\nSubject: Uw melding\nTo: <tom.wouters@example.be>\n\n"
+                            "Beste meneer,\nDe halte wordt vanaf februari opnieuw bediend.\nDe Lijn\n"), days=400)
+    poll(app, dovecot, mail(tom, "Stand van zaken", "Goedendag, wat is de stand van zaken van mijn klacht? Tom"),
+         days=1)
+    assert len(cases(app)) == 1
+    assert [m.kind for m in incoming(app)][1:] == ["agency_forward", "status_request"]
+    assert all(m.case_id == case.id for m in incoming(app))
+
+
+def test_reply_with_the_subject_of_one_of_two_open_cases_joins_it(app, dovecot):
+    """The citizen has two open cases; a top-posted "Re: <subject of one>" with news joins that one."""
+    poll(app, dovecot, mail(SOFIE, "Studietoelage nog altijd niet beslist", STUDIE))
+    poll(app, dovecot, mail(SOFIE, "Bus 58 stopt niet meer aan Kerkstraat", BUS), days=1)
+    studie, _ = cases(app)
+    quoted = "\n".join("> " + line for line in STUDIE.splitlines())
+    poll(app, dovecot, mail(SOFIE, "Re: Studietoelage nog altijd niet beslist",
+                            "Nog een update: het Departement vraagt nu een kopie van mijn identiteitskaart.\n\n"
+                            f"Op di 24 nov 2026 om 10:00 schreef Sofie Maes <{SOFIE[1]}>:\n{quoted}"), days=1)
+    assert len(cases(app)) == 2
+    last = incoming(app)[-1]
+    assert (last.case_id, last.kind) == (studie.id, "follow_up")
+
+
+STANDARD_LETTER = (
+    "Geachte mevrouw, geachte heer,\n\nUit onze gegevens blijkt dat uw kind niet langer voldoet aan de "
+    "voorwaarden voor het schooltoeslag van het Groeipakket. Wij hebben geen bewijs van inschrijving ontvangen "
+    "voor het schooljaar 2026-2027. Daarom zetten wij de uitbetaling stop vanaf 1 januari 2027. Indien u niet "
+    "akkoord gaat met deze beslissing, kan u binnen de drie maanden bezwaar indienen via het formulier op onze "
+    "website.\n\nMet vriendelijke groeten,\nAgentschap Opgroeien - Afdeling Groeipakket\n")
+
+
+def test_citizens_forwarding_the_same_agency_letter_are_not_duplicates(app, dovecot):
+    """Two citizens forward the agency's same standard letter, each with a note of their own:
+    two cases, neither a possible_duplicate of the other."""
+    for who, note in ((("An Janssens", "an.janssens@example.be"), "Beste, zie hieronder. Mijn zoon zit wel "
+                       "degelijk op school. An"),
+                      (("Koen Claes", "koen.claes@telenet.be"), "Hallo, wat moet ik hiermee? Mijn dochter "
+                       "is ingeschreven. Koen")):
+        poll(app, dovecot, mail(who, "Fwd: Stopzetting schooltoeslag Groeipakket",
+                                f"{note}\n\n---------- Forwarded message ---------\nFrom: Groeipakket "
+                                f"<info@opgroeien.be>\nDate: Mon, 16 Nov 2026\nSubject: Stopzetting "
+                                f"schooltoeslag Groeipakket\nTo: <{who[1]}>\n\n{STANDARD_LETTER}"), days=2)
+    first, second = cases(app)
+    assert "possible_duplicate" not in second.flags and second.duplicate_of_id is None
+
+
+def _form(name: str, email: str, agency: str, text: str) -> bytes:
+    body = (f"Naam: {name}\nAdres: Kerkstraat 5, 9000 Gent\nTelefoon: 0470 12 34 56\nE-mailadres: {email}\n"
+            f"Betrokken dienst: {agency}\nHebt u al contact gehad met de dienst: ja\n\nUw klacht:\n{text}\n\n"
+            "Dit bericht werd verstuurd via het klachtenformulier op www.vlaamseombudsdienst.be.\n"
+            "U ontvangt binnen de vijf werkdagen een ontvangstbevestiging.\n"
+            "Toestemming verwerking persoonsgegevens: ja\nIk verklaar dat deze gegevens juist zijn: ja\n")
+    return mail(("Klachtenformulier", FORM), f"Klachtenformulier: {agency}", body,
+                headers=f"Reply-To: {name} <{email}>\r\n")
+
+
+def test_web_form_complaints_of_different_citizens_are_not_duplicates(app, dovecot):
+    """Short complaints of different citizens through the web form, about different agencies
+    and about the same one, share the form's text: none is a possible_duplicate."""
+    for name, email, agency, text in (
+            ("An Janssens", "an.j@example.be", "De Lijn", "De bus 58 rijdt niet meer langs onze halte."),
+            ("Marie Dubois", "marie.d@example.be", "VDAB", "Mijn opleiding werd zonder reden stopgezet."),
+            ("Wim Aerts", "wim.a@example.be", "De Lijn", "Tram 4 heeft elke ochtend een half uur vertraging.")):
+        poll(app, dovecot, _form(name, email, agency, text), days=1)
+    assert [c.citizen_email for c in cases(app)] == ["an.j@example.be", "marie.d@example.be", "wim.a@example.be"]
+    assert not any("possible_duplicate" in c.flags or c.duplicate_of_id for c in cases(app))
+
+
+def test_web_form_complaints_without_an_address_are_separate_cases_for_staff(app, dovecot, smtp_sink):
+    """Citizens who leave the form's e-mail field empty (no Reply-To): each complaint is its own
+    case under the name filled in, with no address and flagged for staff to phone or write;
+    the form robot's address is nobody's identity, and nothing is mailed to it."""
+    for name, text in (("An Janssens", "Mijn groeipakket voor mijn zoon werd stopgezet. Dat klopt niet."),
+                       ("Koen Claes", "Het groeipakket van mijn dochter is stopgezet, zogezegd omdat zij niet "
+                                      "ingeschreven is in een school. Fout.")):
+        raw = _form(name, "", "Agentschap Opgroeien", text).replace(f"Reply-To: {name} <>\r\n".encode(), b"")
+        poll(app, dovecot, raw, days=1)
+    an, koen = cases(app)
+    assert [(c.citizen_name, c.citizen_email) for c in (an, koen)] == [("An Janssens", ""), ("Koen Claes", "")]
+    assert "needs_triage" in an.flags and "needs_triage" in koen.flags
+    assert koen.duplicate_of_id is None and "possible_duplicate" not in koen.flags
+    with app.sessions() as session:
+        assert session.execute(select(Outbox.recipient)).scalars().all() == []
+    assert smtp_sink.messages == []
+
+
+def test_same_web_form_complaint_from_a_second_address_is_a_possible_duplicate(app, dovecot):
+    """The same complaint through the web form from two addresses is still flagged possible_duplicate."""
+    poll(app, dovecot, _form("Sofie Maes", SOFIE[1], "Departement Onderwijs", STUDIE))
+    poll(app, dovecot, _form("Sofie Maes", "sofie.maes73@gmail.example", "Departement Onderwijs", STUDIE), days=2)
+    first, second = cases(app)
+    assert "possible_duplicate" in second.flags and second.duplicate_of_id == first.id
+
+
+def test_similar_complaint_from_another_address_of_the_same_name_is_flagged_for_triage(app, dovecot):
+    """The same citizen (same name) writes from her work address, past the duplicate window, a
+    complaint much like her open case: a new case flagged needs_triage that names that case."""
+    home, work = ("An Janssens", "an.janssens@example.be"), ("An Janssens", "an.janssens@acme-corp.be")
+    poll(app, dovecot, mail(home, "Groeipakket stopgezet", "Geachte,\n\nIk ontving van het Agentschap Opgroeien "
+                            "een brief dat mijn groeipakket voor mijn zoon vanaf januari wordt stopgezet omdat hij "
+                            "niet meer ingeschreven zou zijn in een school. Dat klopt niet: hij zit in het vijfde "
+                            "jaar in het Sint-Lievenscollege.\n\nMet vriendelijke groeten,\nAn Janssens"))
+    poll(app, dovecot, mail(work, "Groeipakket zoon", "Beste,\n\nHet Agentschap Opgroeien schreef mij dat het "
+                            "groeipakket van mijn zoon stopt vanaf januari, omdat hij niet ingeschreven zou zijn. "
+                            "Hij volgt wel degelijk les in het vijfde jaar van het Sint-Lievenscollege. Kunt u "
+                            "helpen?\n\nAn Janssens"), days=45)
+    first, second = cases(app)
+    assert second.citizen_email == work[1] and "needs_triage" in second.flags
+    [candidate] = incoming(app)[-1].details["match"]["candidates"]
+    assert candidate["detail"].startswith(f"{first.ref}: same name, other address")
