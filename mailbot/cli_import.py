@@ -5,10 +5,14 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TextIO
+from zoneinfo import ZoneInfo
 
 import click
+
+from .imported_cases import OPEN_DAYS, default_cutoff
 
 
 class ProgressBar:
@@ -62,13 +66,19 @@ class ProgressBar:
 @click.argument("path", required=False, type=click.Path(exists=True, path_type=Path))
 @click.option("--imap-folder", help="import this folder of the configured IMAP server instead (read-only)")
 @click.option("--batch-size", default=200, show_default=True, help="messages per database commit")
+@click.option("--open-after", type=click.DateTime(formats=["%Y-%m-%d"]), metavar="DATE",
+              help=f"imported cases with a message on or after DATE stay open, older ones are closed "
+                   f"[default: {OPEN_DAYS} days before today]")
 @click.pass_context
-def import_command(ctx: click.Context, path: Path | None, imap_folder: str | None, batch_size: int) -> None:
-    """Backfill cases from an mbox file, a Maildir or an IMAP folder. Sends no reply; resumable."""
+def import_command(ctx: click.Context, path: Path | None, imap_folder: str | None, batch_size: int,
+                   open_after: datetime | None) -> None:
+    """Backfill cases from an mbox file (or a file of one message), a Maildir or an IMAP folder.
+    Sends no reply; resumable."""
     from .app import create_app
     from .config import default_config_path, load_settings
     from .db import make_engine
-    from .importer import ImportClock, Importer, imap_items, iter_mbox, maildir_items, report_lines
+    from .import_sources import SourceError, imap_items, maildir_items, mbox_items
+    from .importer import ImportClock, Importer, report_lines
     from .migrate import upgrade
 
     if (path is None) == (imap_folder is None):
@@ -76,26 +86,41 @@ def import_command(ctx: click.Context, path: Path | None, imap_folder: str | Non
     if logging.getLogger().level > logging.DEBUG:  # `mailbot -v import` keeps the migration log
         logging.getLogger("alembic").setLevel(logging.WARNING)
     settings = load_settings(default_config_path((ctx.find_root().obj or {}).get("config_path")))
+    max_bytes = settings.limits.max_message_bytes
+    # Cases whose last message is older were dealt with before mailbot (`imported_cases`).
+    cutoff = (datetime.combine(open_after.date(), datetime.min.time(), ZoneInfo(settings.schedule.timezone))
+              if open_after else default_cutoff(datetime.now(timezone.utc)))
+    close = None
+    if imap_folder is None and path is not None and not path.is_dir():
+        handle = path.open("rb")
+        close = handle.close
+        try:  # refused before anything is written: not an mbox, nor one message
+            items = mbox_items(handle, max_bytes=max_bytes)
+        except SourceError as err:
+            handle.close()
+            raise click.ClickException(f"{path}: {err}") from err
     engine = make_engine(settings.database.url)
     upgrade(engine)
     clock = ImportClock()
     app = create_app(settings, engine=engine, clock=clock)
-    close = None
     try:
         if imap_folder is not None:
-            name, uidvalidity, total, items, close = imap_items(settings.imap, imap_folder)
+            name, uidvalidity, total, items, close = imap_items(settings.imap, imap_folder, max_bytes=max_bytes)
             where = f"IMAP folder {imap_folder!r}"
         elif path is not None and path.is_dir():
             name, uidvalidity, where = f"import:{path.resolve()}", 0, f"Maildir {path}"
-            total, items = maildir_items(path)
+            total, items = maildir_items(path, max_bytes=max_bytes)
         else:
             assert path is not None
             name, uidvalidity, where = f"import:{path.resolve()}", 0, f"mbox {path}"
-            handle = path.open("rb")
-            close = handle.close
-            total, items = path.stat().st_size, iter_mbox(handle)
+            total = path.stat().st_size
         importer = Importer(app, clock, batch_size=batch_size, progress=ProgressBar(total))
-        report = importer.run(name, uidvalidity, items)
+        try:
+            report = importer.run(name, uidvalidity, items)
+        except SourceError as err:
+            raise click.ClickException(f"{path}: {err}") from err
+        if not report.interrupted:
+            report.closed, report.closed_before = importer.close_old_cases(cutoff), cutoff
     finally:
         if close is not None:
             close()

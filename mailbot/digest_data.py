@@ -23,6 +23,7 @@ from .digest_flags import TRIAGE_FLAGS, added_flags, triage_labels
 from .digest_info import incoming_chart, info_sections
 from .digest_items import ChartDay, Item, Section, day_window, one_group, who
 from .holidays_be import subtract_working_days
+from .imported_cases import opened_by_import
 
 
 @dataclass
@@ -131,7 +132,7 @@ def collect(session: Session, settings: Settings, day: date, *, team: str | None
                                                    Event.created_at < end).order_by(Event.id)).scalars()
     decisions.append(Section("rules_failed", one_group([_rules_error(str(e.detail.get("error", "")))
                                                         for e in failures if intake_wide])))
-    decisions.append(Section("overdue", one_group(_overdue(session, settings, day, end, mine))))
+    decisions.append(_overdue(session, settings, day, team))
     info = info_sections(messages, cases, touched, start, end, mine, session, events)
     chart, chart_max = incoming_chart(session, settings, day, team)
     sent = select(func.count()).select_from(Outbox).where(
@@ -186,14 +187,39 @@ def _undeliverable(session: Session, start: datetime, end: datetime, messages: l
     return items
 
 
-def _overdue(session: Session, settings: Settings, day: date, end: datetime, mine) -> list[Item]:
+OVERDUE_LISTED = 100  # the oldest ones listed; the section counts them all
+
+
+@dataclass
+class CountedSection(Section):
+    """A section that lists some of its items (the rest in a last line) and counts all."""
+
+    total: int = 0
+
+    @property
+    def count(self) -> int:
+        return self.total
+
+
+def _overdue(session: Session, settings: Settings, day: date, team: str | None) -> Section:
+    """Cases still without a first reaction after the working days allowed, oldest first.
+    Imported cases never are: the office answered them before mailbot, outside it."""
     digest = settings.digest
     cutoff = subtract_working_days(day, digest.first_reaction_working_days, digest.extra_holidays)
     _, cutoff_end = day_window(cutoff, settings.schedule.timezone)
-    rows = session.execute(select(Case).where(Case.first_reaction_at.is_(None), Case.status != "closed",
-                                              Case.created_at < cutoff_end).order_by(Case.created_at)).scalars()
+    waiting = [Case.first_reaction_at.is_(None), Case.status != "closed", Case.created_at < cutoff_end,
+               ~opened_by_import()]
+    if team is not None:
+        waiting.append(Case.team == team)
+    total = session.execute(select(func.count()).select_from(Case).where(*waiting)).scalar_one()
+    rows = session.execute(select(Case).where(*waiting).order_by(Case.created_at, Case.id)
+                           .limit(OVERDUE_LISTED)).scalars()
     zone = ZoneInfo(settings.schedule.timezone)
-    return [Item(c.ref, c.subject, who(c.citizen_name, c.citizen_email),
-                 f"binnengekomen {as_utc(c.created_at).astimezone(zone):%d-%m-%Y}",
-                 tuple(x for x in (c.investigator_name or c.investigator_email or "",) if x))
-            for c in rows if mine(c)]
+    items = [Item(c.ref, c.subject, who(c.citizen_name, c.citizen_email),
+                  f"binnengekomen {as_utc(c.created_at).astimezone(zone):%d-%m-%Y}",
+                  tuple(x for x in (c.investigator_name or c.investigator_email or "",) if x))
+             for c in rows]
+    groups = one_group(items)
+    if total > len(items):
+        groups.append((f"… en nog {total - len(items)} dossiers, recenter dan de {len(items)} hierboven", []))
+    return CountedSection("overdue", groups, total=total)

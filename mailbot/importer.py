@@ -1,46 +1,48 @@
 """`mailbot import`: backfill cases and threads from an old mailbox, without replying.
 
-Sources: an mbox file (streamed: one batch in memory at a time), a Maildir, or a folder of
-the configured IMAP server (read-only: nothing is moved). Every message goes through the
-normal intake with `quiet=True`: cases, threads, flags and events are recorded; no reply is
-queued. Each message leaves a receipt keyed by `Source(mailbox="import:<where>", uidvalidity,
-uid)`, committed in batches, so an interrupted import resumes where it stopped and a second
-run skips everything already done. Mail that cannot be read is quarantined (a
-row with the reason, shown in the digest) and counted in the final report.
+Sources (`import_sources`): an mbox file (streamed: one batch in memory at a time) or a
+file holding one message, a Maildir, or a folder of the configured IMAP server (read-only:
+nothing is moved). Every message goes through the normal intake with `quiet=True`: cases,
+threads, flags and events are recorded; no reply is queued. Each message leaves a receipt
+keyed by `Source(mailbox="import:<where>", uidvalidity, uid)`, committed in batches, so an
+interrupted import resumes where it stopped and a second run skips everything already done.
+Mail that cannot be read, or is over `limits.max_message_bytes` (only its head is read),
+is quarantined (a row with the reason, shown in the digest) and counted in the final
+report; a Maildir entry that cannot be opened at all is named, counted and skipped.
+The cases an import opens are the office's past work (`imported_cases`): marked, and
+closed at the end when their last message is older than the cut-off.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import mailbox
 import re
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import deferred, store
 from .db import Message, Receipt, database_unavailable, describe_error
+from .import_sources import Item
+from .imported_cases import close_old_imported, mark_imported
 from .pipeline import BATCH_BYTES
 from .prepare import Prepared
 from .record import Source, add_receipt, quarantine
 
 if TYPE_CHECKING:
     from .app import App
-    from .config import ImapSettings
     from .pipeline import Outcome
 
 log = logging.getLogger("mailbot.import")
-
+UNOPENED_LISTED = 10  # names of unopened entries kept for the report
 
 
 class Progress(Protocol):
@@ -50,11 +52,7 @@ class Progress(Protocol):
     def finish(self) -> None: ...
 
 
-# (uid, raw bytes, position for the progress bar)
-Item = tuple[int, bytes, int]
-
 _DATE = re.compile(rb"^Date:[ \t]*(.+(?:\r?\n[ \t].*)*)", re.I | re.M)
-_FROM_QUOTED = re.compile(rb"^>+From ")
 
 
 @dataclass
@@ -66,6 +64,11 @@ class ImportReport:
     problems: Counter[str] = field(default_factory=Counter)   # quarantine reasons, abridged
     opened: int = 0           # new cases
     joined: int = 0           # messages threaded into an existing case
+    unopened: int = 0         # entries that could not be read at all (skipped, no receipt)
+    unopened_names: list[str] = field(default_factory=list)  # the first UNOPENED_LISTED, why
+    closed: int = 0           # imported cases closed at the end (`imported_cases`)
+    closed_before: datetime | None = None  # ... as their last message came before this
+    opened_refs: list[str] = field(default_factory=list)  # of one batch: to be marked imported
     interrupted: bool = False
     seconds: float = 0.0
 
@@ -100,90 +103,6 @@ class ImportClock:
             self.current = when.astimezone(timezone.utc)
 
 
-# -- sources ---------------------------------------------------------------------------
-
-
-def iter_mbox(handle: BinaryIO) -> Iterator[Item]:
-    """Messages of an mbox stream, in order, `>From ` lines unescaped (mboxrd).
-
-    Each is numbered by its content (`content_uid`), not its position: a mail client that
-    compacts the file or appends to it between two runs shifts the positions, and a resumed
-    import would take new mail at an old position for mail it already has.
-    """
-    started, blank_before, position = False, True, 0
-    lines: list[bytes] = []
-    for line in handle:
-        if line.startswith(b"From ") and blank_before:
-            if started:
-                raw = _join(lines)
-                yield content_uid(raw), raw, position
-            started, lines = True, []
-        elif started:
-            lines.append(line[1:] if _FROM_QUOTED.match(line) else line)
-        position += len(line)
-        blank_before = line in (b"\n", b"\r\n")
-    if started:
-        raw = _join(lines)
-        yield content_uid(raw), raw, position
-
-
-def content_uid(raw: bytes) -> int:
-    """A stable 63-bit number for a message's bytes."""
-    return int.from_bytes(hashlib.sha256(raw).digest()[:8], "big") >> 1
-
-
-def _join(lines: list[bytes]) -> bytes:
-    if lines and lines[-1] in (b"\n", b"\r\n"):
-        lines = lines[:-1]  # the separator line before the next "From "
-    return b"".join(lines)
-
-
-def maildir_uid(key: str) -> int:
-    """A stable 63-bit number for a Maildir file: its unique name, without the flags."""
-    unique = key.split(":", 1)[0]
-    return int.from_bytes(hashlib.sha256(unique.encode()).digest()[:8], "big") >> 1
-
-
-def maildir_items(path: Path) -> tuple[int, Iterator[Item]]:
-    box = mailbox.Maildir(path, factory=None, create=False)
-    keys = sorted(box.keys())
-
-    def items() -> Iterator[Item]:
-        for number, key in enumerate(keys, 1):
-            with box.get_file(key) as handle:
-                yield maildir_uid(key), handle.read(), number
-
-    return len(keys), items()
-
-
-def imap_items(settings: ImapSettings, folder: str) -> tuple[str, int, int, Iterator[Item], Callable[[], None]]:
-    """(name, uidvalidity, count, items, close) for an IMAP folder opened read-only."""
-    from .fetch import connect_imap, mailbox_name
-
-    client = connect_imap(settings)
-    selected = client.select_folder(folder, readonly=True)
-    uidvalidity = int(selected[b"UIDVALIDITY"])
-    uids = sorted(client.search(["ALL"]))
-    name = mailbox_name(settings.model_copy(update={"folder": folder}))
-
-    def items() -> Iterator[Item]:
-        for start in range(0, len(uids), 100):
-            chunk = uids[start:start + 100]
-            response = client.fetch(chunk, ["BODY.PEEK[]"])
-            for number, uid in enumerate(chunk, start + 1):
-                data = response.get(uid, {}).get(b"BODY[]")
-                if data is not None:
-                    yield uid, bytes(data), number
-
-    def close() -> None:
-        try:
-            client.logout()
-        except Exception:  # noqa: BLE001 - the connection may be gone
-            pass
-
-    return name, uidvalidity, len(uids), items(), close
-
-
 # -- the import loop -------------------------------------------------------------------
 
 
@@ -196,6 +115,7 @@ class Importer:
         self.clock = clock
         self.batch_size = batch_size
         self.progress = progress
+        self.max_bytes = app.settings.limits.max_message_bytes
 
     def done_uids(self, name: str, uidvalidity: int) -> set[int]:
         with self.app.sessions() as session:
@@ -208,22 +128,24 @@ class Importer:
         report = ImportReport()
         started = time.monotonic()
         done = self.done_uids(name, uidvalidity)
-        batch: list[tuple[Source, bytes]] = []
+        batch: list[tuple[Source, Item]] = []
         held = 0
         try:
-            for uid, raw, position in items:
+            for item in items:
                 report.seen += 1
-                if uid in done:  # imported before, or the same bytes twice in one mbox
+                if item.problem:
+                    _unopened(report, item.problem)
+                elif item.uid in done:  # imported before, or the same bytes twice in one mbox
                     report.skipped += 1
                 else:
-                    done.add(uid)
-                    batch.append((Source(name, uidvalidity, uid), raw))
-                    held += len(raw)
+                    done.add(item.uid)
+                    batch.append((Source(name, uidvalidity, item.uid), item))
+                    held += len(item.raw)
                     if len(batch) >= self.batch_size or held >= BATCH_BYTES:
                         _merge(report, self._record(batch))
                         batch, held = [], 0
                 if self.progress is not None:
-                    self.progress.update(report.seen, position)
+                    self.progress.update(report.seen, item.position)
             if batch:
                 _merge(report, self._record(batch))
         except KeyboardInterrupt:
@@ -234,21 +156,33 @@ class Importer:
                 self.progress.finish()
         return report
 
-    def _record(self, batch: list[tuple[Source, bytes]]) -> ImportReport:
+    def close_old_cases(self, before: datetime) -> int:
+        """Close the imported cases whose last message came before `before`
+        (`imported_cases`); run once the import is complete."""
+        return close_old_imported(self.app.sessions, before=before, now=datetime.now(timezone.utc))
+
+    def _record(self, batch: list[tuple[Source, Item]]) -> ImportReport:
         """One transaction for the batch, without a savepoint per message (two statements
         and a flush fewer each); when a message fails, the batch is rolled back and recorded
         again with a savepoint per message, so only that one is quarantined. The batch is
-        parsed ahead in the parse worker, also the watchdog for mail whose reading hangs."""
+        parsed ahead in the parse worker, also the watchdog for mail whose reading hangs;
+        mail over the size limit is not parsed: it is quarantined as too large."""
         intake = self.app.intake
-        todo = list(zip(batch, intake.preparer.batch([raw for _, raw in batch], intake.prepare_options)))
+        readable = [item.raw for _, item in batch if not self._too_large(item)]
+        ahead = iter(intake.preparer.batch(readable, intake.prepare_options))
+        todo = [(source, item, None if self._too_large(item) else next(ahead)) for source, item in batch]
         counted = ImportReport()
         try:
             with self.app.sessions.begin() as session:
-                store.lock_identities(session, (raw for _, raw in batch))
-                for (source, raw), prepared in todo:
-                    self.clock.set_from(raw)
-                    outcome = intake.process(session, raw, source, quiet=True, prepared=prepared)
+                store.lock_identities(session, readable)
+                for source, item, prepared in todo:
+                    self.clock.set_from(item.raw)
+                    if prepared is None:
+                        self._quarantine(session, source, item, self._size_reason(item), counted)
+                        continue
+                    outcome = intake.process(session, item.raw, source, quiet=True, prepared=prepared)
                     _count(session, outcome, counted)
+                mark_imported(session, counted.opened_refs)
             return counted
         except Exception as err:  # noqa: BLE001 - find the failing message below
             if database_unavailable(err):
@@ -257,34 +191,61 @@ class Importer:
                      type(err).__name__)
         counted = ImportReport()
         with self.app.sessions.begin() as session:
-            store.lock_identities(session, (raw for _, raw in batch))
-            for (source, raw), prepared in todo:
-                self._one(session, source, raw, counted, prepared)
+            store.lock_identities(session, readable)
+            for source, item, prepared in todo:
+                self._one(session, source, item, counted, prepared)
+            mark_imported(session, counted.opened_refs)
         return counted
 
-    def _one(self, session: Session, source: Source, raw: bytes, pending: ImportReport,
-             prepared: Prepared | None = None) -> None:
-        self.clock.set_from(raw)
+    def _one(self, session: Session, source: Source, item: Item, pending: ImportReport,
+             prepared: Prepared | None) -> None:
+        self.clock.set_from(item.raw)
+        if prepared is None:
+            self._quarantine(session, source, item, self._size_reason(item), pending)
+            return
         try:
             with deferred.savepoint(session):
-                outcome = self.app.intake.process(session, raw, source, quiet=True, prepared=prepared)
+                outcome = self.app.intake.process(session, item.raw, source, quiet=True, prepared=prepared)
         except Exception as err:  # noqa: BLE001 - one bad message must not stop the import
             if database_unavailable(err):
                 raise
             reason = f"processing failed: {describe_error(err)}"
             log.debug("import %s uid=%s: %s\n%s", source.mailbox, source.uid, reason,
                       traceback.format_exc(limit=5))
-            sha = hashlib.sha256(raw).hexdigest()
             with deferred.savepoint(session):
-                existing = store.incoming_by_identity(session, "", sha, "")
-                if existing is None:
-                    quarantine(session, raw, sha, source, reason, now=self.clock())
-                else:
-                    add_receipt(session, source, existing, "quarantined")
-            pending.outcomes["quarantined"] += 1
-            pending.problems[_abridge(reason)] += 1
+                self._quarantine(session, source, item, reason, pending)
             return
         _count(session, outcome, pending)
+
+    def _too_large(self, item: Item) -> bool:
+        return item.size > self.max_bytes
+
+    def _size_reason(self, item: Item) -> str:
+        # The wording of the parser's own limit (parse_message), which a poll quarantines with.
+        return f"message of {item.size} bytes exceeds the limit of {self.max_bytes}"
+
+    def _quarantine(self, session: Session, source: Source, item: Item, reason: str,
+                    pending: ImportReport) -> None:
+        """Quarantine `item` (of a message too large to read, only its head is kept, with its
+        true size), or receipt it to the quarantined copy already there. Dated now, not by
+        the mail's Date: the digest lists what was quarantined on its day."""
+        sha = store.content_sha(item.raw)
+        existing = store.incoming_by_identity(session, "", sha, "")
+        if existing is None:
+            message = quarantine(session, item.raw, sha, source, reason, now=datetime.now(timezone.utc))
+            message.size = item.size
+        else:
+            add_receipt(session, source, existing, "quarantined")
+        pending.outcomes["quarantined"] += 1
+        pending.kinds["unreadable"] += 1
+        pending.problems[_abridge(reason)] += 1
+
+
+def _unopened(report: ImportReport, problem: str) -> None:
+    log.warning("import: skipped, could not be read: %s", problem)
+    report.unopened += 1
+    if len(report.unopened_names) < UNOPENED_LISTED:
+        report.unopened_names.append(problem)
 
 
 def _count(session: Session, outcome: Outcome, counted: ImportReport) -> None:
@@ -294,6 +255,8 @@ def _count(session: Session, outcome: Outcome, counted: ImportReport) -> None:
         counted.problems[_abridge(_last_reason(session))] += 1
     if "open_case" in outcome.actions:
         counted.opened += 1
+        if outcome.case_ref:
+            counted.opened_refs.append(outcome.case_ref)
     elif outcome.case_ref:
         counted.joined += 1
 
@@ -331,6 +294,15 @@ def report_lines(report: ImportReport, where: str) -> list[str]:
     if report.problems:
         lines.append("  could not read (quarantined, listed in the digest):")
         lines += [f"    {n} × {reason}" for reason, n in report.problems.most_common(10)]
+    if report.unopened:
+        lines.append(f"  {report.unopened} could not be opened, skipped (run the import again once they can be read):")
+        lines += [f"    {name}" for name in report.unopened_names]
+        if report.unopened > len(report.unopened_names):
+            lines.append(f"    … and {report.unopened - len(report.unopened_names)} more (see the warnings)")
+    if report.closed_before is not None:
+        lines.append(f"  {report.closed} imported cases closed: their last message is from before "
+                     f"{report.closed_before:%Y-%m-%d} (--open-after); newer ones stay open")
     if report.interrupted:
-        lines.append("  run the same command again to resume: finished batches are kept")
+        lines.append("  run the same command again to resume: finished batches are kept; "
+                     "old imported cases are closed once the import is complete")
     return lines

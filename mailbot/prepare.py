@@ -59,10 +59,26 @@ class Options:
 
 
 def prepare(raw: bytes, options: Options) -> tuple[Mail, Classification]:
-    """Parse and classify one message (raises ParseError for unreadable mail). Pure."""
+    """Parse and classify one message (raises ParseError for unreadable mail). Pure.
+
+    A mail with no sender is unreadable too, unless it is automatic (a bounce without From
+    still tells which address failed): binary garbage, a text file, or a mail that lost its
+    headers would open a case for nobody, which no reply can reach and no later mail can join.
+    """
     mail = parse_message(raw, max_bytes=options.max_bytes)
-    return mail, classify(mail, own_addresses=options.own_addresses,
-                          default_language=options.default_language)
+    classification = classify(mail, own_addresses=options.own_addresses,
+                              default_language=options.default_language)
+    if mail.from_ is None and not classification.is_automatic:
+        raise ParseError(no_sender_reason(mail))
+    return mail, classification
+
+
+def no_sender_reason(mail: Mail) -> str:
+    """The quarantine reason for a mail without sender; it starts as the parser's own
+    "unreadable message" reasons do, the category retention keeps of it."""
+    if not any(mail.header(name) for name in ("date", "subject", "message-id", "to")):
+        return "unreadable message: no e-mail headers (no From, Date, Subject, Message-ID or To)"
+    return "unreadable message: no sender (no From address)"
 
 
 Work = Callable[[bytes, Options], tuple[Mail, Classification]]

@@ -76,14 +76,56 @@ def mark_moved(session: Session, receipt_ids: Iterable[int]) -> None:
         session.execute(update(Receipt).where(Receipt.id.in_(ids)).values(moved=True))
 
 
-def incoming_by_identity(session: Session, message_id: str, sha256: str,
-                         from_email: str) -> Row[tuple[int, str]] | None:
-    """(id, kind) of a message we already have: same bytes, or same Message-ID from the
-    same sender (a second copy through a distribution list differs only in its trace headers)."""
-    if message_id:
-        return run(session, _BY_MESSAGE_ID, {"message_id": message_id, "sha256": sha256,
-                                                "from_email": from_email}).first()
-    return run(session, _BY_SHA, {"sha256": sha256}).first()
+def incoming_by_identity(session: Session, message_id: str, sha256: str, from_email: str,
+                         raw: bytes | None = None) -> Row[tuple[int, str, str]] | None:
+    """(id, kind, sha256) of a message we already have: the same bytes; or the same
+    Message-ID from the same sender with the same content (`body_digest`): a mail the MTA
+    delivered twice, or to two of our mailboxes, differs only in its trace headers. A web
+    form or scan-to-mail device that reuses its Message-ID sends another citizen's mail,
+    with other content: a mail of its own. Without `raw`, the content is not compared."""
+    if not message_id:
+        return run(session, _BY_SHA, {"sha256": sha256}).first()
+    same = run(session, _BY_MESSAGE_ID, {"message_id": message_id, "sha256": sha256}).first()
+    if same is not None:
+        return same
+    copies = run(session, _BY_SENDER, {"message_id": message_id, "from_email": from_email}).all()
+    if raw is None:
+        return copies[0] if copies else None
+    content = body_digest(raw)
+    return next((copy for copy in copies if _stored_body_digest(session, copy.sha256) == content), None)
+
+
+def content_sha(raw: bytes) -> str:
+    """The content hash a message is known by (`Message.sha256`, `RawMail`): of its bytes
+    with CRLF line ends, the form IMAP delivers, so a copy with LF ends (from an mbox, a
+    Maildir file, a tool) is the same mail. Mail from IMAP hashes as its raw bytes."""
+    bare = raw.count(b"\n") != raw.count(b"\r\n")  # two C scans; no copy for IMAP's CRLF mail
+    return hashlib.sha256(_BARE_LF.sub(b"\r\n", raw) if bare else raw).hexdigest()
+
+
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+
+
+def body_digest(raw: bytes) -> str:
+    """What "the same mail" means for two copies with one Message-ID: the bytes after the
+    header block (the text and every attachment), whatever the line ends and trailing
+    blank lines (an mbox copy has LF and a separator line, an IMAP copy CRLF)."""
+    body = raw[_header_end(raw):].replace(b"\r\n", b"\n").rstrip(b"\n")
+    return hashlib.sha256(body).hexdigest()
+
+
+def _stored_body_digest(session: Session, sha256: str) -> str | None:
+    """`body_digest` of a message we have, from its raw bytes (None when they are gone)."""
+    data = per_transaction(session, _RAW_PENDING).get(sha256)  # stored in this transaction
+    if data is None:
+        data = run(session, _RAW_DATA, {"sha256": sha256}, flush=False).scalar()
+    return body_digest(data) if data is not None else None
+
+
+def _header_end(raw: bytes) -> int:
+    """Where the header block ends (after its blank line), or the end of `raw`."""
+    ends = [i + len(mark) for mark in (b"\r\n\r\n", b"\n\n") if (i := raw.find(mark)) >= 0]
+    return min(ends) if ends else len(raw)
 
 
 def lock_identities(session: Session, raws: Iterable[bytes]) -> None:
@@ -114,20 +156,22 @@ def _identity_key(raw: bytes) -> int | None:
     """A 32-bit key for the Message-ID header (read from the raw header block: the mails
     are still being parsed); the copies of one mail share their Message-ID header."""
     head = raw[:65536]
-    end = head.find(b"\n\n")
-    crlf_end = head.find(b"\r\n\r\n")
-    ends = [i for i in (end, crlf_end) if i >= 0]
-    found = _HEADER_MESSAGE_ID.search(head, 0, min(ends) if ends else len(head))
+    found = _HEADER_MESSAGE_ID.search(head, 0, _header_end(head))
     if found is None:
         return None
     return int.from_bytes(hashlib.sha256(found.group(1)).digest()[:4], "big", signed=True)
 
 
-_INCOMING = select(Message.id, Message.kind).where(Message.direction == "in")
-_BY_MESSAGE_ID = _INCOMING.where(
-    Message.message_id == bindparam("message_id"),
-    (Message.sha256 == bindparam("sha256")) | (Message.from_email == bindparam("from_email"))).limit(1)
+_INCOMING = select(Message.id, Message.kind, Message.sha256).where(Message.direction == "in")
+_BY_MESSAGE_ID = _INCOMING.where(Message.message_id == bindparam("message_id"),
+                                 Message.sha256 == bindparam("sha256")).limit(1)
+# A web form that reuses one Message-ID has many: the content is compared with the latest.
+SAME_ID_COMPARED = 20
+_BY_SENDER = (_INCOMING.where(Message.message_id == bindparam("message_id"),
+                              Message.from_email == bindparam("from_email"))
+              .order_by(Message.id.desc()).limit(SAME_ID_COMPARED))
 _BY_SHA = _INCOMING.where(Message.sha256 == bindparam("sha256")).limit(1)
+_RAW_DATA = select(RawMail.data).where(RawMail.sha256 == bindparam("sha256"))
 
 
 RAW_HELD_BYTES = 8 * 1024 * 1024  # raw mail kept for the bulk insert at commit, per transaction
@@ -147,9 +191,11 @@ def store_raw(session: Session, sha256: str, data: bytes) -> None:
         return
     held["bytes"] = total
     deferred.add(session, table_of(RawMail), row, statement=statement)
+    per_transaction(session, _RAW_PENDING)[sha256] = data  # the identity check may compare it
 
 
 _RAW_HELD = "mailbot.raw_held"  # this transaction's bytes waiting in `deferred`
+_RAW_PENDING = "mailbot.raw_pending"  # sha256 → those bytes
 
 
 @lru_cache(maxsize=4)
@@ -259,6 +305,18 @@ def close_case(session: Session, case: Case, *, now: datetime, by: str, note: st
     case.status, case.closed_at, case.updated_at = CLOSED, now, now
     add_event(session, "case_closed", case=case, by=by, note=note, old=previous, new=CLOSED)
     return True
+
+
+def close_open_cases(session: Session, case_ids: Sequence[int], *, now: datetime, by: str, note: str = "") -> int:
+    """`close_case` for many open cases at once (an import closes thousands): one UPDATE,
+    the same events, written in bulk. Cases not open are left as they are; how many closed."""
+    closed = list(session.execute(
+        update(Case).where(Case.id.in_(list(case_ids)), Case.status == "open")
+        .values(status=CLOSED, closed_at=now, updated_at=now).returning(Case.id)
+        .execution_options(synchronize_session=False)).scalars())
+    for case_id in closed:
+        add_event(session, "case_closed", case=deferred.Ref(case_id), by=by, note=note, old="open", new=CLOSED)
+    return len(closed)
 
 
 def reopen_case(session: Session, case: Case, *, now: datetime, by: str, note: str = "") -> bool:

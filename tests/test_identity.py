@@ -217,3 +217,83 @@ def test_a_message_failing_after_its_case_was_written_quarantines_only_itself(ma
     report = app.poll_once()
     assert (report.processed, report.quarantined) == (3, 1)
     assert counts(app)["cases"] == 3
+
+
+# -- a Message-ID seen before: the same mail again, or another mail ---------------------------
+
+FORM = "formulier@vlaamseombudsdienst.be"
+FORM_ID = "<20261123100000@form.vlaamseombudsdienst.be>"
+
+
+def form_mail(name: str, email: str, text: str) -> bytes:
+    """A web form's mail as IMAP delivers it; the form reuses one Message-ID for every mail."""
+    raw = complaint(sender=FORM, name="Klachtenformulier", subject="Klachtenformulier", message_id=FORM_ID,
+                    body=f"Naam: {name}\n\nUw klacht:\n{text}", extra_headers=f"Reply-To: {name} <{email}>\r\n")
+    return raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+AN = form_mail("An Janssens", "an.j@example.be", "De bus 58 stopt niet meer aan onze halte in de Kerkstraat.")
+KOEN = form_mail("Koen Claes", "koen.c@example.be", "Mijn groeipakket is al twee maanden niet betaald.")
+
+
+def test_a_reused_message_id_is_the_same_mail_only_with_the_same_content(make_app, db_url):
+    """The identity check: another citizen's mail under the form's reused Message-ID is a mail of
+    its own (before, a duplicate: no case, no acknowledgment); the same mail delivered again
+    (other trace headers), or its LF copy from an mbox, is the mail we have."""
+    from mailbot import store
+    from mailbot.pipeline import process_files
+
+    app = make_app(db_url=db_url, webform_senders=[FORM])
+    process_files(app.intake, [AN])
+    mid = FORM_ID.strip("<>")
+    with app.sessions() as session:
+        def known(raw: bytes):
+            return store.incoming_by_identity(session, mid, store.content_sha(raw), FORM, raw)
+
+        assert known(KOEN) is None
+        again = b"Received: from mx2.example.be by mx1.vlaamseombudsdienst.be; Mon, 23 Nov 2026 10:01:00 +0100\r\n" + AN
+        assert known(again) is not None and known(AN.replace(b"\r\n", b"\n") + b"\n") is not None
+
+
+def test_the_content_is_compared_with_a_copy_recorded_in_the_same_transaction(make_app, sqlite_url):
+    """The first copy's bytes are not in the database before commit (written in bulk then): the
+    comparison finds them among the bytes the transaction holds."""
+    from mailbot import store
+
+    app = make_app(db_url=sqlite_url, webform_senders=[FORM])
+    again = b"Received: from mx2.example.be\r\n" + AN
+    with app.sessions.begin() as session:
+        app.intake.process(session, AN)
+        found = store.incoming_by_identity(session, FORM_ID.strip("<>"), store.content_sha(again), FORM, again)
+        assert found is not None
+
+
+def test_the_content_hash_is_that_of_the_mail_as_imap_delivers_it():
+    """An LF copy hashes as the CRLF one; mail from IMAP keeps the hash it was stored under."""
+    import hashlib
+
+    from mailbot.store import content_sha
+
+    assert content_sha(AN.replace(b"\r\n", b"\n")) == content_sha(AN) == hashlib.sha256(AN).hexdigest()
+    assert content_sha(KOEN) != content_sha(AN)
+
+
+@pytest.mark.dovecot
+def test_a_web_form_that_reuses_its_message_id_gets_a_case_and_a_reply_per_citizen(make_app, db_url, dovecot):
+    app = make_app(db_url=db_url, imap=imap_config(dovecot), webform_senders=[FORM])
+    append_all(dovecot, [AN, KOEN])
+    report = app.poll_once()
+    assert (report.processed, report.duplicates) == (2, 0)
+    with app.sessions() as session:
+        recipients = sorted(session.execute(select(Outbox.recipient)).scalars())
+    assert counts(app)["cases"] == 2 and recipients == ["an.j@example.be", "koen.c@example.be"]
+
+
+@pytest.mark.dovecot
+def test_a_mail_delivered_twice_is_one_case(make_app, db_url, dovecot):
+    """The MTA delivered the form's mail twice (another Received line): one case, one reply."""
+    app = make_app(db_url=db_url, imap=imap_config(dovecot), webform_senders=[FORM])
+    append_all(dovecot, [AN, b"Received: from mx2.example.be by mx1.vlaamseombudsdienst.be\r\n" + AN])
+    report = app.poll_once()
+    assert (report.processed, report.duplicates) == (1, 1)
+    assert counts(app) | {"sent": 0} == {"cases": 1, "incoming": 1, "outbox": 1, "sent": 0}

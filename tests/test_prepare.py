@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from conftest import base_config, complaint
 from faulty_parsers import CRASH, HANG, hang_or_crash, no_worker_runs, slow_first
-from helpers import append_all, folder_count
+from helpers import append_all, counts, folder_count
 from mailbot.db import Case, Message
 from mailbot.errors import ParseError
 from mailbot.prepare import MIN_BATCH, Options, Preparer, prepare
@@ -175,7 +175,8 @@ def test_worker_ends_when_the_robot_is_killed(tmp_path: Path) -> None:
         from mailbot.prepare import Options, Preparer
         options = Options(1_000_000, frozenset(), "nl")
         preparer = Preparer(workers=1)
-        [p.result() for p in preparer.batch([b"Subject: x\\r\\n\\r\\nklacht\\r\\n"] * 20, options)]
+        mail = b"From: burger@example.be\\r\\nSubject: x\\r\\n\\r\\nklacht\\r\\n"
+        [p.result() for p in preparer.batch([mail] * 20, options)]
         print(*preparer._pool._processes, flush=True)
         time.sleep(60)
     """)
@@ -192,7 +193,7 @@ def test_a_stuck_worker_of_a_killed_robot_ends_by_itself(tmp_path: Path) -> None
         from faulty_parsers import HOG, hog_the_interpreter
         preparer = Preparer(timeout=60, work=hog_the_interpreter)
         preparer.backstop = 3
-        mail = b"Subject: x\\r\\n\\r\\nklacht\\r\\n"
+        mail = b"From: burger@example.be\\r\\nSubject: x\\r\\n\\r\\nklacht\\r\\n"
         ahead = preparer.batch([mail, HOG + b"\\r\\n" + mail], Options(1_000_000, frozenset(), "nl"))
         ahead[0].result()
         print(*preparer._pool._processes, flush=True)
@@ -249,6 +250,40 @@ def test_poll_with_a_batch_parsed_ahead(make_app, dovecot, smtp_sink, db_url) ->
                                   .where(Message.quarantine_reason.is_not(None))).scalars().all()
     assert len(reasons) == 1 and "exceeds the limit of 20000" in reasons[0]
     assert folder_count(dovecot, "INBOX") == 0
+
+
+def test_a_mail_without_a_sender_is_unreadable_unless_automatic() -> None:
+    """Binary garbage, a text without headers and a mail whose From was lost would open a
+    case for nobody: they are unreadable, with the reason. A bounce without From is still
+    read (it tells which address failed)."""
+    garbage = bytes((n * 7919) % 251 for n in range(3000))
+    with pytest.raises(ParseError, match="^unreadable message: no e-mail headers"):
+        prepare(garbage, OPTIONS)
+    with pytest.raises(ParseError, match="^unreadable message: no e-mail headers"):
+        prepare(b"Geachte,\r\n\r\nik heb een klacht over de bus.\r\n", OPTIONS)
+    with pytest.raises(ParseError, match="^unreadable message: no sender"):
+        prepare(complaint().replace(b"From: Jan Peeters <jan.peeters@example.be>\r\n", b""), OPTIONS)
+    bounce = (b"To: klachten@vlaamseombudsdienst.be\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+              b"Auto-Submitted: auto-replied\r\n\r\nThe mail could not be delivered.\r\n")
+    assert prepare(bounce, OPTIONS)[1].is_automatic
+
+
+@pytest.mark.dovecot
+def test_poll_quarantines_a_mail_without_a_sender(make_app, dovecot, db_url) -> None:
+    """Through the real poll, as through the import: no case for nobody, the mail in the
+    quarantine folder with its reason, no reply."""
+    app = make_app(imap={"port": dovecot.port, "username": dovecot.username, "password": dovecot.password},
+                   db_url=db_url)
+    append_all(dovecot, [complaint(sender="burger@example.be"),
+                         b"Geachte,\r\n\r\nik heb een klacht over de bus.\r\n\r\nJan\r\n"])
+    report = app.poll_once()
+    assert (report.processed, report.quarantined) == (1, 1)
+    with app.sessions() as session:
+        assert session.execute(select(Case.citizen_email)).scalars().all() == ["burger@example.be"]
+        reason = session.execute(select(Message.quarantine_reason)
+                                 .where(Message.quarantine_reason.is_not(None))).scalar_one()
+    assert reason.startswith("unreadable message: no e-mail headers")
+    assert counts(app)["outbox"] == 1 and folder_count(dovecot, "Quarantine") == 1
 
 
 @pytest.mark.dovecot
