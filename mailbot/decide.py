@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .classify import unproven_sender
+from .intent import SHORT_MAIL, fold
 from .model import Address, Classification, Decision, Investigator, Kind, Mail, Match, Reply
 from .route import DEFAULT_TEMPLATES
 
@@ -16,6 +17,14 @@ OUTCOME_TEMPLATES = DEFAULT_TEMPLATES
 REMINDED = "agency_in_cc_reminded"  # flag: the once-per-case agency-in-Cc reminder went out
 MULTI_TOLD = "multi_addressed_told"  # flag: the citizen was told of a multi_addressed found later
 ON_CLOSED = "on_closed_case"  # flag: mail came in on the case after it was closed (digest: triage)
+FOREIGN_REFERENCE = "reference_from_unknown_address"  # flag: quotes a case not on file for the sender
+NO_REPLY_ADDRESS = "no_reply_address"  # flag: a reply was due, but the address on file may not be answered
+# A receipt that names no case and promises nothing (replies.NO_CASE_DETAILS): for mail that
+# may concern a case the sender's address is not on file for.
+NEUTRAL_RECEIPT = "receipt_neutral"
+CLOSED_RECEIPT = "closed_case_received"  # to the address on file: the case is closed, staff decide
+STATUS_OVERVIEW = "status_overview"  # the status of each of the sender's open cases
+MAX_OVERVIEW = 10  # open cases one status overview lists; with more, staff answer
 
 
 @dataclass(frozen=True)
@@ -48,8 +57,12 @@ def decide(mail: Mail, classification: Classification, match: Match, *,
            recipient: Address | None, case: CaseView | None = None,
            routing: RoutingOutcome = RoutingOutcome(),
            investigator: Investigator | None = None,
-           agency_in_copy: Mapping[str, str] | None = None) -> Decision:
-    """The actions for `mail`. `recipient` is None when nobody may be answered."""
+           agency_in_copy: Mapping[str, str] | None = None,
+           own_cases: Sequence[CaseView] = ()) -> Decision:
+    """The actions for `mail`. `recipient` is None when nobody may be answered.
+
+    `own_cases`: the open cases on file for the recipient's address, loaded for a status
+    request that matched no case (`_status_overview`)."""
     reasons = list(classification.reasons) + [f"{e.method}: {e.detail} ({e.score:.0f})"
                                               for e in match.evidence]
     if classification.kind in (Kind.AUTOMATIC, Kind.UNREADABLE):
@@ -63,18 +76,31 @@ def decide(mail: Mail, classification: Classification, match: Match, *,
         return _spoofed(mail, classification, match, case, recipient, reasons, routing, investigator)
     if match.case_id is not None and case is not None:
         return _join_case(mail, classification, match, case, recipient, reasons, agency_in_copy)
+    overview = _status_overview(mail, classification, match, recipient, own_cases, reasons)
+    if overview is not None:
+        return overview
 
     flags = set(routing.flags) | _fact_flags(classification) | set(match.flags)
     if match.needs_triage:
         flags.add("needs_triage")
-    if routing.outcome == "investigation" and investigator is None:
+    outcome = routing.outcome
+    foreign = foreign_reference(match) if classification.kind is not Kind.STATUS_REQUEST else None
+    if foreign is not None:
+        # Maybe the citizen of that case writing from another address, maybe not: no new
+        # investigation is announced and nothing of that case is told (a neutral receipt);
+        # staff decide whether the mail joins that case, so nobody is assigned yet.
+        investigator, outcome = None, "investigation"
+        flags.update({"needs_triage", FOREIGN_REFERENCE})
+        reasons.append(f"{foreign} quoted from an address not on file for it: neutral receipt, "
+                       "no investigator yet; staff decide whether it belongs to that case")
+    elif routing.outcome == "investigation" and investigator is None:
         # Nobody active and present to assign (everyone absent): the acknowledgment says an
         # investigator follows; the digest lists the case under needs_triage for staff.
         flags.add("needs_triage")
         reasons.append("no investigator available: assign one")
     # A complaint referred to us by another service is the citizen's: answer them.
     citizen = match.citizen or recipient or mail.from_
-    if match.citizen is not None:
+    if match.citizen is not None and match.citizen.email:  # never an address-less citizen
         recipient = match.citizen
     replies: tuple[Reply, ...] = ()
     template = routing.template or OUTCOME_TEMPLATES.get(routing.outcome, "ack_investigation")
@@ -85,19 +111,48 @@ def decide(mail: Mail, classification: Classification, match: Match, *,
         flags.update({"needs_triage", "status_unmatched"})
         if match.needs_triage:  # they quoted a reference that is not theirs
             flags.add("status_from_unknown_address")
+    elif foreign is not None:
+        template = NEUTRAL_RECEIPT
     if recipient is not None:
         replies = (Reply(template, recipient, classification.language, mail.subject,
                          dict(routing.context)),)
     # "Contact the agency first" and "stop writing to the agency" contradict each other: a
     # referral to the agency gets no reminder (the rules refer nobody who has it in To/Cc).
-    if recipient is not None and "agency_in_cc" in flags and routing.outcome != "refer_agency":
+    if (recipient is not None and "agency_in_cc" in flags and routing.outcome != "refer_agency"
+            and foreign is None):
         replies += (_agency_reminder(mail, classification.language, recipient, agency_in_copy),)
         flags.add(REMINDED)
     reasons += [f"rule {name} fired" for name in routing.rules_fired]
     return Decision(Kind.NEW_COMPLAINT, open_case=True, match=match, investigator=investigator,
                     flags=tuple(sorted(flags)), replies=replies, reasons=tuple(reasons),
-                    citizen=citizen, outcome=routing.outcome, team=routing.team,
+                    citizen=citizen, outcome=outcome, team=routing.team,
                     tags=routing.tags, priority=routing.priority, notify=routing.notify)
+
+
+def foreign_reference(match: Match) -> str | None:
+    """The case reference the mail quotes from an address not on file for that case (matching
+    keeps it as weak "reference" evidence, its detail starting with the reference), or None."""
+    return next((e.detail.split()[0] for e in match.candidates if e.method == "reference" and e.detail), None)
+
+
+def _status_overview(mail: Mail, classification: Classification, match: Match, recipient: Address | None,
+                     own_cases: Sequence[CaseView], reasons: list[str]) -> Decision | None:
+    """"Is er al nieuws?" from the address on file of several open cases, naming none of them:
+    the status of each, and no new case. All of them are on file at the address the reply goes
+    to, so it tells nobody about someone else's case. Only for a short mail: a longer one may
+    carry a new complaint, which opens a case as usual."""
+    if (classification.kind is not Kind.STATUS_REQUEST or recipient is None or match.citizen is not None
+            or foreign_reference(match) is not None):
+        return None
+    mine = [c for c in own_cases if c.citizen_email.lower() == recipient.email.lower() and c.status != "closed"]
+    text = f"{mail.subject}\n{mail.new_text or mail.text}"[:4 * SHORT_MAIL]  # measured as intent measures it
+    if not 0 < len(mine) <= MAX_OVERVIEW or len(fold(text)) > SHORT_MAIL:
+        return None
+    refs = [c.ref for c in mine]
+    reply = Reply(STATUS_OVERVIEW, recipient, classification.language, mail.subject, {"case_refs": refs})
+    why = (f"status request from the address on file of {len(refs)} open case(s) ({', '.join(refs)}), "
+           "naming none: the status of each, no new case")
+    return Decision(Kind.STATUS_REQUEST, open_case=False, match=match, replies=(reply,), reasons=(*reasons, why))
 
 
 def speaks_for_citizen(mail: Mail, classification: Classification, match: Match, citizen_email: str) -> bool:
@@ -118,37 +173,51 @@ def _join_case(mail: Mail, classification: Classification, match: Match, case: C
     flags = (_fact_flags(classification) if own else set()) | set(match.flags)
     kind = classification.kind if classification.kind in (
         Kind.STATUS_REQUEST, Kind.AGENCY_FORWARD) else Kind.FOLLOW_UP
-    sender = mail.from_.email if mail.from_ else ""
+    sender = mail.from_.email.lower() if mail.from_ else ""
+    on_file_email = case.citizen_email.lower()
+    # Written by the address on file, which may be answered (`recipients.reply_recipient`: for
+    # a web form, the citizen in its Reply-To). Case details go to no other address.
+    from_file = recipient is not None and bool(on_file_email) and recipient.email.lower() == on_file_email
+    # The address on file wrote but may not be answered (a web-form robot, undeliverable…).
+    unanswerable = recipient is None and bool(sender) and sender == on_file_email
     replies: list[Reply] = []
     language = case.language
-    on_file = Address(mail.from_.name if mail.from_ and sender == case.citizen_email else "",
-                      case.citizen_email)
+    on_file = Address(recipient.name if from_file and recipient else "", case.citizen_email)
     closed = case.status == "closed"
     if closed:
-        # Threaded, never reopened by the robot: staff decide (the digest's triage). Only
-        # a status question is answered (the status reply says the case is closed); the
-        # other replies promise handling that a closed case does not get.
+        # Threaded, never reopened by the robot: staff decide (the digest's triage). The
+        # replies that promise handling are not sent; a receipt (below) or the status reply
+        # (which says the case is closed) is.
         flags.update({"needs_triage", ON_CLOSED})
         reasons.append("message on a closed case: threaded, not reopened; staff decide")
-    if kind is Kind.AGENCY_FORWARD and recipient is not None and sender == case.citizen_email and not closed:
+    if kind is Kind.AGENCY_FORWARD and from_file and recipient is not None and not closed:
         replies.append(Reply("forward_added", recipient, language, mail.subject))
     # A status question, alone or inside a forwarded agency message, gets the status reply.
     if kind is Kind.STATUS_REQUEST or (kind is Kind.AGENCY_FORWARD and classification.facts.status_request):
-        if sender == case.citizen_email:
-            # Case details go only to the address on file, never to a new one.
+        if from_file:
             replies.append(Reply("status", on_file, language, mail.subject))
+        elif unanswerable:
+            flags.update({"needs_triage", NO_REPLY_ADDRESS})
+            reasons.append("status request from the address on file, which may not be answered: staff answer")
         else:
             flags.add("status_from_unknown_address")
             if recipient is not None:
                 replies.append(Reply("status_neutral", recipient, language, mail.subject))
+    elif closed:
+        # Every complaint gets a first reaction, also one sent on a closed case: the address
+        # on file hears that staff decide; anyone else a receipt that names no case.
+        if from_file:
+            replies.append(Reply(CLOSED_RECEIPT, on_file, language, mail.subject))
+        elif recipient is not None:
+            replies.append(Reply(NEUTRAL_RECEIPT, recipient, classification.language, mail.subject))
     if (recipient is not None and "agency_in_cc" in flags and REMINDED not in case.flags
-            and sender == case.citizen_email and not closed):
+            and from_file and not closed):
         replies.append(_agency_reminder(mail, language, recipient, agency_in_copy))
         flags.add(REMINDED)
     # Found out later (another ombudsman in Cc, or a referral joining the case): tell the
     # citizen once per case, at the address on file; the sender may be the other service.
     if ("multi_addressed" in flags and "multi_addressed" not in case.flags
-            and MULTI_TOLD not in case.flags and case.citizen_email and not closed):
+            and MULTI_TOLD not in case.flags and case.citizen_email and not closed and not unanswerable):
         # No service names here (decide knows only ids): the template's generic wording.
         replies.append(Reply("multi_addressed", on_file, language, mail.subject, {"services": []}))
         flags.add(MULTI_TOLD)

@@ -12,13 +12,17 @@ from .db import Case, Message, as_utc
 
 # Flags that put a message in "Te beoordelen"; bookkeeping flags are never shown as a reason.
 TRIAGE_FLAGS = frozenset({"needs_triage", "spoofed_sender", "multiple_from", "status_from_unknown_address",
-                          "status_unmatched", "on_closed_case"})
+                          "status_unmatched", "on_closed_case", "reference_from_unknown_address",
+                          "no_reply_address"})
 QUIET_FLAGS = frozenset({"agency_in_cc_reminded", "multi_addressed_told"})
 # Flags a message can add that other sections already show (contact wishes, Cc, …).
 SHOWN_ELSEWHERE = frozenset({"multi_addressed", "possible_duplicate", "agency_in_cc", "anonymity_requested",
                              "prefers_phone", "alternative_email", "solution_offered", "solution_accepted",
                              "referred_by", "undeliverable"})
-TRIAGE_ORDER = ("spoofed_sender", "multiple_from", "on_closed_case", "status_from_unknown_address", "status_unmatched")
+TRIAGE_ORDER = ("spoofed_sender", "multiple_from", "on_closed_case", "status_from_unknown_address", "status_unmatched",
+                "reference_from_unknown_address", "no_reply_address")
+# The neutral answer a flag's sender got (its outbox state is shown with the flag).
+NEUTRAL_REPLIES = (("reference_from_unknown_address", "receipt_neutral"),)
 # Reasons decide/classify record on the message that tell a flag the decision added.
 REASON_FLAGS = (("DMARC failed", "spoofed_sender"), ("sender not proven: dmarc=fail", "spoofed_sender"),
                 ("sender not proven: several From", "multiple_from"), ("message on a closed case", "on_closed_case"))
@@ -62,9 +66,12 @@ def triage_labels(m: Message, added: set[str], replies_to: dict[str, list[tuple[
     shown += sorted(added - TRIAGE_FLAGS - QUIET_FLAGS - SHOWN_ELSEWHERE)  # e.g. a flag staff have no label for
     if not shown and "needs_triage" in added and not opened:
         shown.append("needs_triage")  # a reason not recorded: at least say it was flagged
-    if {"status_from_unknown_address", "status_unmatched"} & added or ("spoofed_sender" in added
-                                                                       and m.kind == "status_request"):
+    neutral = next((template for flag, template in NEUTRAL_REPLIES if flag in added), None)
+    if neutral is None and ({"status_from_unknown_address", "status_unmatched"} & added
+                            or ("spoofed_sender" in added and m.kind == "status_request")):
+        neutral = "status_neutral"
+    if neutral is not None:
         states = [status for template, status in replies_to.get(m.message_id or "", [])
-                  if template == "status_neutral"]
+                  if template == neutral]
         shown.append(f"reply_{states[-1]}" if states else "no_reply")
     return tuple(shown)

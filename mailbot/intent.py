@@ -124,6 +124,10 @@ _FR_CONTACTED = r"\b(?:contacte|ecrit|telephone|appele|relance|signale|reclame|p
 _DE_WE_HAVE = r"\b(?:(?:ich|wir) (?:habe|haben|hatte|hatten)|(?:habe|haben|hatte|hatten) (?:ich|wir))\b"
 _DE_ALREADY = r"\b(?:bereits|schon|mehrfach|mehrmals|wiederholt|zweimal|dreimal|viermal|(?:zwei|drei|vier|\d+|mehrere|einige) ?male?)\b"
 _DE_CONTACTED = r"\b(?:beschwert|kontaktiert|geschrieben|angeschrieben|angerufen|gemailt|gemeldet|gewandt|gewendet|reklamiert|eine beschwerde eingereicht)\b"
+# "Ik heb dat gemeld bij De Lijn": reported to someone, without "al"; never across a negation.
+_NL_REPORTED = r"\b(?:gemeld|gesignaleerd|aangekaart|aangegeven|doorgegeven)\b"
+_FR_REPORTED = r"\b(?:signale|rapporte|declare|notifie)e?s?\b"
+_EN_REPORTED = r"\b(?:reported|notified|flagged|raised)\b"
 _FIRST_LINE = (
     r"(al|reeds|eerst) (een )?klacht (ingediend|neergelegd|gestuurd) bij", r"(al|reeds) (contact|klacht) .{0,40}(opgenomen|ingediend)",
     r"(al|reeds|eerst) (bij|naar) .{0,40}(geklaagd|gemaild|geschreven|gebeld)", r"klachtendienst .{0,60}(geantwoord|reactie|antwoord)",
@@ -145,7 +149,20 @@ _FIRST_LINE = (
     r"\b(les|leur|l'administration) (ai )?deja .{0,30}(ecrit|contacte|telephone|relance)",
     r"(sans|aucune) reponse\b", r"(never|no) (reply|response|answer) (from|received)", r"\bwithout (?:an? |any )?(?:answer|reply|response)\b",
     r"\bkeine (antwort|reaktion) (erhalten|bekommen)", r"\bohne (?:eine |jede )?(?:antwort|reaktion)\b",
+    # Reported to someone: "ik heb dat gemeld bij De Lijn", "ik heb het bij De Lijn gemeld".
+    rf"{_NL_WE_HAVE}{_AFFIRMED_SHORT}{_NL_REPORTED} (?:bij|aan)\b",
+    rf"{_NL_WE_HAVE}{_AFFIRMED_SHORT}\b(?:bij|aan)\b{_AFFIRMED_SHORT}{_NL_REPORTED}",
+    rf"\b(?:je l'ai|nous l'avons|j'ai|nous avons|je les ai|nous les avons){_AFFIRMED_SHORT}{_FR_REPORTED}{_AFFIRMED_SHORT}\b(?:a|au|aux|aupres)\b",
+    rf"\b(?:i|we)(?: have| had|'ve|'d)?(?: already)? {_EN_REPORTED}{_AFFIRMED_SHORT}\bto\b",
+    rf"{_DE_WE_HAVE} (?:es|das|dies|dies auch|das problem|den fehler|den mangel|den vorfall|den schaden)\b{_AFFIRMED_SHORT}\bgemeldet\b",
+    rf"{_DE_WE_HAVE}{_AFFIRMED_SHORT}\bbei\b{_AFFIRMED_SHORT}\bgemeldet\b",
 )
+# A web form's own question, answered yes on its line: "Hebt u al contact gehad met de dienst: ja".
+_CONTACT_WORD = r"\b(?:contact|contacted|contacte|gecontacteerd|kontakt|kontaktiert)\b"
+_AGENCY_WORD = (r"\b(?:dienst|overheidsdienst|instantie|administratie|bestuur|service|administration|agency|"
+                r"department|authority|behorde|dienststelle|verwaltung|stelle|amt)\b")
+_FORM_CONTACT_QUESTION = re.compile(f"{_CONTACT_WORD}.{{0,40}}{_AGENCY_WORD}|{_AGENCY_WORD}.{{0,40}}{_CONTACT_WORD}")
+_FORM_LINE = re.compile(r"^(?P<question>[^:?]{3,120})[:?]+ ?(?P<answer>ja|oui|yes)\b")
 _OFFERED = (
     r"(stelt|stellen|bieden|biedt) .{0,40}(voor|aan)\b.{0,40}(oplossing|terugbetaling|compensatie|regeling)",
     r"(bieden|biedt|stellen|stelt) (u |je )?.{0,40}(oplossing|terugbetaling|compensatie|regeling|schadevergoeding).{0,20}\b(aan|voor)\b",
@@ -248,6 +265,18 @@ def alternative_email(text: str, known: frozenset[str]) -> str | None:
     return None
 
 
+def form_says_contacted(text: str) -> bool:
+    """A web form line asking whether the agency was contacted, answered yes on that line
+    ("Contact met de dienst: ja"); "nee" or an empty answer is no contact."""
+    for line in text.splitlines():
+        if ":" not in line and "?" not in line:
+            continue
+        found = _FORM_LINE.match(fold(line))
+        if found and _FORM_CONTACT_QUESTION.search(found.group("question")):
+            return True
+    return False
+
+
 def detect_facts(text: str, *, known_addresses: frozenset[str] = frozenset(), forwarded_text: str = "") -> Facts:
     """The facts stated in `text` (the new text); the agency's offer may sit in `forwarded_text`."""
     text = text[:MAX_FACT_TEXT]
@@ -262,7 +291,7 @@ def detect_facts(text: str, *, known_addresses: frozenset[str] = frozenset(), fo
         prefers_phone=bool(_PATTERNS["phone"].search(folded)),
         alternative_email=alternative_email(text, known_addresses),
         anonymity_requested=bool(_PATTERNS["anon"].search(folded)),
-        first_line_contact=bool(_PATTERNS["first"].search(folded)),
+        first_line_contact=bool(_PATTERNS["first"].search(folded)) or form_says_contacted(text),
         solution_offered=bool(_PATTERNS["offered"].search(folded + " " + fold(forwarded_text[:MAX_FACT_TEXT]))),
         solution_accepted=bool(_PATTERNS["accepted"].search(folded)),
     )

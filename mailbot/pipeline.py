@@ -14,7 +14,6 @@ the reason and the others go on.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import threading
 import time
@@ -23,15 +22,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import candidates, deferred, store
 from .addresses import preload_undeliverable, record_bounce, undeliverable_among
 from .db import Case, MailboxState, Message, database_unavailable, describe_error
-from .decide import CaseView, RoutingOutcome, decide
+from .decide import MAX_OVERVIEW, CaseView, RoutingOutcome, decide
 from .errors import FetchError, ParseError, ReadingAborted
 from .fetch import Mailbox
-from .match import Found, find_references
+from .match import find_references
+from .match_model import Found
 from .matching_stage import MatchingStage, Result as MatchResult
 from .model import Address, Classification, Decision, Kind, Mail, Match
 from .prepare import Options, Prepared, Preparer, Stopped
@@ -114,7 +115,7 @@ class Intake:
         if (source is not None and not known_new
                 and store.receipt(session, source.mailbox, source.uidvalidity, source.uid) is not None):
             return Outcome("known")
-        sha = hashlib.sha256(raw).hexdigest()
+        sha = store.content_sha(raw)
         now = self.clock()
         try:
             mail, classification = (prepared or Prepared(raw, self.prepare_options)).result()
@@ -133,7 +134,7 @@ class Intake:
                     actions.append(f"{status}:undeliverable")
             return Outcome("quarantined", str(Kind.UNREADABLE), actions=tuple(actions))
         sender = mail.from_.email if mail.from_ else ""
-        existing = store.incoming_by_identity(session, mail.message_id, sha, sender)
+        existing = store.incoming_by_identity(session, mail.message_id, sha, sender, raw)
         # A mail quarantined after a processing failure and moved back to the inbox by
         # staff (once the cause is fixed) is processed again.
         if existing is not None and existing.kind != str(Kind.UNREADABLE):
@@ -152,6 +153,9 @@ class Intake:
         case_view = (CaseView(case_row.ref, case_row.citizen_email, case_row.language,
                               frozenset(case_row.flags), case_row.status) if case_row else None)
         recipient = self.recipient(session, mail, classification)
+        own_cases = (self.open_cases_on_file(session, recipient.email)
+                     if case_row is None and recipient is not None and classification.kind is Kind.STATUS_REQUEST
+                     else ())
         routed = None
         if case_row is None and not classification.is_automatic:
             # A mail that opens a case is a new complaint for routing, even when it
@@ -162,8 +166,16 @@ class Intake:
                           routing=routed.outcome if routed else RoutingOutcome(),
                           investigator=routed.investigator if routed else None,
                           agency_in_copy=self.routing.agency_in_copy(
-                              mail, case_view.language if case_view else classification.language))
+                              mail, case_view.language if case_view else classification.language),
+                          own_cases=own_cases)
         return Plan(matched, case_row, routed, decision)
+
+    def open_cases_on_file(self, session: Session, email: str) -> tuple[CaseView, ...]:
+        """The cases not closed whose address on file is `email`, oldest first, one more than a
+        status overview lists (decide: "Is er al nieuws?" that names none of them)."""
+        rows = session.execute(select(Case).where(Case.citizen_email == email, Case.status != "closed")
+                               .order_by(Case.created_at, Case.id).limit(MAX_OVERVIEW + 1)).scalars()
+        return tuple(CaseView(c.ref, c.citizen_email, c.language, frozenset(c.flags), c.status) for c in rows)
 
     def _decide_and_record(self, session: Session, mail: Mail, classification: Classification,
                            raw: bytes, sha: str, source: Source | None, now: datetime,
@@ -370,7 +382,7 @@ class Intake:
             reason = f"processing failed: {describe_error(err)}"
             log.error("uid=%s quarantined: %s\n%s", source.uid, reason, traceback.format_exc(limit=5))
             with deferred.savepoint(session):
-                sha = hashlib.sha256(raw).hexdigest()
+                sha = store.content_sha(raw)
                 existing = store.incoming_by_identity(session, "", sha, "")
                 if existing is None:
                     quarantine(session, raw, sha, source, reason, now=self.clock())

@@ -20,6 +20,7 @@ from .addresses import undeliverable
 from .compose import compose_reply, greeting_name, make_message_id
 from .config import Settings
 from .db import Case, Message, Outbox, run, table_of
+from .decide import NEUTRAL_RECEIPT, STATUS_OVERVIEW
 from .errors import RulesError
 from .model import Address, Mail, Reply
 from .recipients import mailbox_key
@@ -29,8 +30,9 @@ from .store import add_event
 
 log = logging.getLogger("mailbot.replies")
 
-# Templates that say nothing about a case: they may go to an address not on file.
-NO_CASE_DETAILS = frozenset({"status_neutral"})
+# Templates that say nothing about a case, not even its reference: they may go to an address
+# not on file.
+NO_CASE_DETAILS = frozenset({"status_neutral", NEUTRAL_RECEIPT})
 
 
 @dataclass(frozen=True)
@@ -99,13 +101,15 @@ def refusal(session: Session, settings: Settings, reply: Reply, case: Case | Non
     """Why `reply` must not be sent at all, or None: the last check before the outbox.
 
     decide and recipients already choose the recipient; this guards their result:
-    never ourselves, never an undeliverable address, and a reply that may name the
-    case only to the address on file for the case.
+    never ourselves, never a web-form robot (it reaches no citizen), never an undeliverable
+    address, and a reply that may name the case only to the address on file for the case.
     """
     email = reply.to.email.lower()
     own = {settings.smtp.from_address.lower(), settings.imap.username.lower()}
     if email in own:
         return "the recipient is one of our own addresses"
+    if email in {w.lower() for w in settings.webform_senders}:
+        return "the recipient is a web form's sender address, not the citizen"
     if undeliverable(session, email):
         return "the address is marked undeliverable"
     if (case is not None and reply.template not in NO_CASE_DETAILS
@@ -141,6 +145,7 @@ def reply_context(settings: Settings, case: Case | None, reply: Reply, mail: Mai
                       if forwarded and forwarded.sender else "",
                       "subject": forwarded.subject if forwarded else "",
                       "date": forwarded.date.strftime("%d-%m-%Y") if forwarded and forwarded.date else ""},
+        "cases": [],  # status_overview: `overview_cases`
         "reason": "unreadable", "max_size_mb": settings.limits.max_message_bytes // (1024 * 1024),
         "max_size_kb": settings.limits.max_message_bytes // 1024,
     }
@@ -152,12 +157,15 @@ def queue_reply(session: Session, settings: Settings, renderer: Renderer, reply:
     """Render, compose and store one reply; held instead of pending when over a limit.
 
     Returns the outbox status (`pending` or `held`), or None (with a `reply_skipped`
-    event) when `refusal` forbids the reply, a header value is unusable, or the template
-    fails to render. A template failure is not the mail's: the mail and its case are
-    recorded, the case is flagged `needs_triage` and the digest lists it with the reason
-    under the message that went unanswered (`message`).
+    event) when `refusal` forbids the reply, or (`_unanswered`: flagged for staff) the
+    template fails to render or a header value is unusable.
     """
     refused = refusal(session, settings, reply, case)
+    if reply.template == STATUS_OVERVIEW and not refused:
+        listed = overview_cases(session, reply)
+        if len(listed) != len(reply.context.get("case_refs") or ()) or not listed:
+            refused = "a case of the status overview is not on file for the recipient"
+        extra_context = {**(extra_context or {}), "cases": listed}
     if refused:
         add_event(session, "reply_skipped", case=case, template=reply.template, reason=refused)
         return None
@@ -166,21 +174,13 @@ def queue_reply(session: Session, settings: Settings, renderer: Renderer, reply:
         reply = replace(reply, subject=forwarded_subject(reply, mail))
     context = reply_context(settings, case, reply, mail) | dict(reply.context) | (extra_context or {})
     # A status request from an address not on file learns nothing, not even the reference.
-    case_ref = "" if reply.template == "status_neutral" else (case.ref if case else "")
+    case_ref = "" if reply.template in NO_CASE_DETAILS else (case.ref if case else "")
     context["case_ref"] = case_ref
     try:
         rendered = renderer.render(reply.template, reply.language, context)
     except RulesError as err:
-        log.error("reply %s not sent%s: the template failed: %s", reply.template,
-                  f" on case {case.ref}" if case else "", err)
-        if case is not None and "needs_triage" not in case.flags:
-            case.flags = sorted({*case.flags, "needs_triage"})
-        add_event(session, "reply_skipped", case=case, message=message, template=reply.template,
-                  reason=f"reply {reply.template} not sent, its template failed: {err}"[:1000],
-                  flags=["needs_triage"])
+        _unanswered(session, case, message, reply.template, f"its template failed: {err}")
         return None
-    domain = settings.smtp.from_address.rpartition("@")[2] or "localhost"
-    message_id = make_message_id(domain)
     references = [*mail.references[-10:], mail.message_id] if mail.message_id else list(mail.references[-10:])
     in_reply_to = mail.message_id or None
     if cover:  # nor its Message-ID: a reply "to" it would thread under a mail they do not have
@@ -189,6 +189,7 @@ def queue_reply(session: Session, settings: Settings, renderer: Renderer, reply:
     investigator = (Address(case.investigator_name or "", case.investigator_email)
                     if case and case.investigator_email and reply.template not in NO_CASE_DETAILS else None)
     try:
+        message_id = make_message_id(settings.smtp.from_address.rpartition("@")[2] or "localhost")
         composed = compose_reply(
             rendered=rendered, from_address=settings.smtp.from_address,
             from_name=settings.smtp.from_name or settings.office.name, to=reply.to,
@@ -196,8 +197,8 @@ def queue_reply(session: Session, settings: Settings, renderer: Renderer, reply:
             original_subject=reply.subject, in_reply_to=in_reply_to,
             references=references, message_id=message_id, date=now,
         )
-    except HeaderError as err:
-        add_event(session, "reply_skipped", case=case, template=reply.template, reason=str(err))
+    except HeaderError as err:  # an address or our own From that no header can carry
+        _unanswered(session, case, message, reply.template, f"a header could not be written: {err}")
         return None
     data = bytes(composed)
     bare_id = message_id.strip("<>")
@@ -220,6 +221,31 @@ def queue_reply(session: Session, settings: Settings, renderer: Renderer, reply:
     add_event(session, "reply_held" if held else "reply_queued", case=case,
               template=reply.template, language=rendered.language, reason=held)
     return status
+
+
+def _unanswered(session: Session, case: Case | None, message: Message | None, template: str, why: str) -> None:
+    """A reply that could not be made is not the mail's fault: the mail and its case stay
+    recorded, the case is flagged `needs_triage` and the digest lists the reason under the
+    message that went unanswered."""
+    log.error("reply %s not sent%s: %s", template, f" on case {case.ref}" if case else "", why)
+    if case is not None and "needs_triage" not in case.flags:
+        case.flags = sorted({*case.flags, "needs_triage"})
+    add_event(session, "reply_skipped", case=case, message=message, template=template,
+              reason=f"reply {template} not sent, {why}"[:1000], flags=["needs_triage"])
+
+
+def overview_cases(session: Session, reply: Reply) -> list[dict[str, Any]]:
+    """The cases of a status overview (`decide._status_overview`), as its template shows them:
+    only those on file for the recipient, checked again here where the database is."""
+    refs = [str(r) for r in reply.context.get("case_refs") or ()]
+    if not refs:
+        return []
+    rows = session.execute(select(Case).where(Case.ref.in_(refs))).scalars()
+    mine = {c.ref: c for c in rows if (c.citizen_email or "").lower() == reply.to.email.lower()}
+    return [{"ref": c.ref, "subject": c.subject, "status": c.status, "outcome": c.outcome,
+             "investigator": {"name": c.investigator_name or "", "email": c.investigator_email or "",
+                              "phone": c.investigator_phone or ""}}
+            for c in (mine[r] for r in refs if r in mine)]
 
 
 def referral_cover(case: Case | None, reply: Reply, mail: Mail) -> bool:

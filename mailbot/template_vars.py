@@ -51,6 +51,17 @@ SAMPLES: dict[str, dict[str, Any]] = {
     # is told what was done. investigator may be None while nobody is assigned.
     "status": {"status": "investigating", "outcome": "investigation", "investigator": _INVESTIGATOR},
     "status_neutral": {},
+    # Names no case: the mail may concern a case the sender's address is not on file for.
+    "receipt_neutral": {},
+    # Mail from the address on file of a closed case: staff decide whether to reopen it.
+    "closed_case_received": {},
+    # cases: the sender's open cases (none closed), each with its status as the status reply has it.
+    "status_overview": {"cases": [
+        {"ref": "VO-2026-000123", "subject": "Terugbetaling studietoelage", "status": "investigating",
+         "outcome": "investigation", "investigator": _INVESTIGATOR},
+        {"ref": "VO-2026-000245", "subject": "Bus 58 stopt niet meer", "status": "open",
+         "outcome": "refer_agency", "investigator": {"name": "", "email": "", "phone": ""}},
+    ]},
     # reason: too_large | unreadable; the limit in MB (int, 0 under 1 MB) and in kB (int).
     "undeliverable": {"reason": "too_large", "max_size_mb": 25, "max_size_kb": 25600},
 }

@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 from .classify import classify
 from .errors import ParseError
-from .match import Found
+from .match_model import Found
 from .model import Address, CaseCandidate, Classification, Mail, Reply
 from .parse import parse_message
 

@@ -209,12 +209,14 @@ def _received_reasons(app) -> list[str]:
 
 def test_follow_up_on_a_closed_case_is_threaded_flagged_and_not_reopened(app):
     """A citizen's follow-up quoting the reference joins the closed case, which stays closed
-    and is flagged needs_triage with the reason; no new case is opened."""
+    and is flagged needs_triage with the reason; no new case is opened; the citizen gets the
+    closed-case receipt."""
     ref = _ref(app)
     _close(app, ref)
     [outcome] = process_files(app.intake, [complaint(subject=f"Re: Uw klacht [{ref}]",
                                                      body="In bijlage nog een kopie van mijn aanvraag.\n\nJan")])
-    assert (outcome.kind, outcome.case_ref, outcome.actions) == ("follow_up", ref, ("thread",))
+    assert (outcome.kind, outcome.case_ref, outcome.actions) == (
+        "follow_up", ref, ("thread", "pending:closed_case_received"))
     case = _case(app, ref)
     assert case.status == "closed" and _aware(case.closed_at) == T0
     assert {"needs_triage", ON_CLOSED} <= set(case.flags)
@@ -246,7 +248,8 @@ def test_status_request_on_a_closed_case_gets_the_status_reply_and_is_flagged(ap
 
 def test_forwarded_agency_mail_on_a_closed_case_is_threaded_without_forward_added(app):
     """A forwarded letter of the agency joins the closed case; the citizen is not told it was
-    "added to your file, keep us informed" (the case is not being handled): staff decide."""
+    "added to your file, keep us informed" (the case is not being handled) but gets the
+    closed-case receipt: staff decide."""
     ref = _ref(app)
     _close(app, ref)
     forward = (f"Beste,\n\nHieronder de brief van het departement over dossier {ref}.\n\nJan Peeters\n\n"
@@ -256,7 +259,7 @@ def test_forwarded_agency_mail_on_a_closed_case_is_threaded_without_forward_adde
                "Onderwerp: Uw aanvraag\n\nUw aanvraag is goedgekeurd.\n")
     [outcome] = process_files(app.intake, [complaint(subject="FW: Uw aanvraag", body=forward)])
     assert (outcome.kind, outcome.case_ref) == ("agency_forward", ref)
-    assert _replies(app) == ["ack_investigation"]
+    assert _replies(app) == ["ack_investigation", "closed_case_received"]
     case = _case(app, ref)
     assert case.status == "closed" and {"needs_triage", ON_CLOSED} <= set(case.flags)
 
@@ -269,13 +272,14 @@ def _mail(subject: str = "Re: [VO-2026-000001]") -> Mail:
 @pytest.mark.parametrize("kind", [Kind.FOLLOW_UP, Kind.STATUS_REQUEST, Kind.AGENCY_FORWARD])
 def test_decide_flags_every_message_on_a_closed_case(kind):
     """decide: any citizen message joining a closed case flags needs_triage and says why; the
-    only reply is the status reply to a status question."""
+    only reply is the status reply to a status question, else the closed-case receipt."""
     case = CaseView("VO-2026-000001", CITIZEN, "nl", status="closed")
     decision = decide(_mail(), Classification(kind=kind, language="nl", facts=Facts()),
                       Match(1, case.ref), recipient=Address("Jan", CITIZEN), case=case)
     assert decision.open_case is False and {"needs_triage", ON_CLOSED} <= set(decision.flags)
     assert any("closed case" in r for r in decision.reasons)
-    assert [r.template for r in decision.replies] == (["status"] if kind is Kind.STATUS_REQUEST else [])
+    assert [r.template for r in decision.replies] == (
+        ["status"] if kind is Kind.STATUS_REQUEST else ["closed_case_received"])
 
 
 def test_decide_sends_no_agency_or_multi_addressed_reminder_on_a_closed_case():
@@ -288,4 +292,5 @@ def test_decide_sends_no_agency_or_multi_addressed_reminder_on_a_closed_case():
     sent_open = decide(_mail(), facts, match, recipient=Address("Jan", CITIZEN), case=open_case)
     sent_closed = decide(_mail(), facts, match, recipient=Address("Jan", CITIZEN), case=closed)
     assert [r.template for r in sent_open.replies] == ["agency_in_cc", "multi_addressed"]
-    assert sent_closed.replies == () and {"agency_in_cc", "multi_addressed"} <= set(sent_closed.flags)
+    assert [r.template for r in sent_closed.replies] == ["closed_case_received"]
+    assert {"agency_in_cc", "multi_addressed"} <= set(sent_closed.flags)

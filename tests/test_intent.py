@@ -288,3 +288,48 @@ def test_hostile_text_is_read_in_bounded_time(text: str) -> None:
     started = time.perf_counter()
     detect_facts(text)
     assert time.perf_counter() - started < 1.5
+
+
+# -- audit C, item 5: "gemeld bij", reported to, and the web form's own question -------------------
+
+@pytest.mark.parametrize("text", [
+    "Ik heb dat gemeld bij De Lijn, dossiernummer bij hen is DL-2026417, maar ze antwoorden niet.",
+    "Ik heb het probleem bij De Lijn gemeld.",
+    "Daarom heb ik het gemeld aan de stad.",
+    "Je l'ai signalé à De Lijn.",
+    "J'ai signalé le problème à la commune.",
+    "Nous l'avons signalé au service.",
+    "I reported it to De Lijn.",
+    "We have reported the problem to the agency.",
+    "Ich habe es bei der Stadt gemeldet.",
+    "Ich habe das der Behörde gemeldet.",
+    "Naam: An Janssens\nHebt u al contact gehad met de dienst: ja\n\nUw klacht:\nDe bus stopt niet meer.",
+    "Contact met de dienst: ja",
+    "Avez-vous déjà contacté le service concerné : oui",
+    "Have you contacted the agency? Yes",
+    "Kontakt mit der Behörde: ja",
+])
+def test_reported_to_the_agency_and_form_answers_are_first_line_contact(text: str) -> None:
+    """Reporting the problem to someone, and a web form's "contact with the agency: yes", mean contact."""
+    assert detect_facts(text).first_line_contact
+
+
+@pytest.mark.parametrize("text", [
+    "Ik heb het nog niet gemeld.",
+    "Ik heb het nog niet gemeld bij De Lijn.",
+    "Ik heb dat nooit aan De Lijn gemeld.",
+    "Je ne l'ai pas signalé à la commune.",
+    "I have not reported it to the agency.",
+    "I haven't reported it to them yet.",
+    "Ich habe es noch nicht gemeldet.",
+    "Ich habe es nicht bei der Stadt gemeldet.",
+    "Hebt u al contact gehad met de dienst: nee",
+    "Contact met de dienst: nee",
+    "Hebt u al contact gehad met de dienst:\nJa, ik wil graag een antwoord.",
+    "Contact met de dienst: jammer genoeg niet",
+    "Betrokken dienst: De Lijn\nToestemming verwerking persoonsgegevens: ja",
+    "Ik heb gemerkt dat de bus niet meer stopt.",
+])
+def test_not_reported_or_answered_no_is_no_first_line_contact(text: str) -> None:
+    """A negation, a "nee", an empty answer or another form question with "ja" is no contact."""
+    assert not detect_facts(text).first_line_contact

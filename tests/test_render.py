@@ -15,7 +15,8 @@ from mailbot.template_vars import SAMPLES, sample_context
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 NAMES = ("ack_investigation", "referred_ombudsman", "referred_agency", "direct_answer", "ask_info",
-         "multi_addressed", "agency_in_cc", "forward_added", "status", "status_neutral", "undeliverable")
+         "multi_addressed", "agency_in_cc", "forward_added", "status", "status_neutral", "undeliverable",
+         "receipt_neutral", "closed_case_received", "status_overview")
 PREFIXES = {"nl": "Uw klacht", "fr": "Votre plainte", "en": "Your complaint", "de": "Ihre Beschwerde"}
 
 
@@ -52,7 +53,7 @@ def test_every_template_renders(renderer: Renderer, name: str, language: str) ->
     assert "Vlaamse Ombudsdienst" in reply.text and "Vlaamse Ombudsdienst" in reply.html
     assert reply.html.startswith("<!DOCTYPE html>") and f'<html lang="{language}">' in reply.html
     assert "{{" not in reply.text and "{%" not in reply.text and "\n\n\n" not in reply.text
-    if name not in ("status_neutral", "undeliverable"):
+    if name not in ("status_neutral", "undeliverable", "receipt_neutral", "status_overview"):
         assert reply.subject_prefix == PREFIXES[language]
         assert "VO-2026-000123" in reply.text and "VO-2026-000123" in reply.html
 
