@@ -9,22 +9,46 @@ from pathlib import Path
 
 import click
 from sqlalchemy import select
-from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import selectinload
 
 from .config import Settings, default_config_path, load_settings
 from .db import describe_error
+from .db_check import hint
 from .errors import MailbotError
 
 
 def _settings(ctx: click.Context) -> Settings:
-    return load_settings(default_config_path(ctx.obj.get("config_path")))
+    settings = load_settings(default_config_path(ctx.obj.get("config_path")))
+    ctx.obj["database_url"] = settings.database.url  # for the error line (MailbotGroup)
+    return settings
 
 
-def _app(ctx: click.Context):
+def _app(ctx: click.Context, *, routes_mail: bool = False):
+    """The app; `routes_mail`: the command applies the rules (run, poll). Any other only
+    reads or edits records, and a refusal of the rules on disk is a warning there: the robot
+    itself reports it as an error, where it matters."""
     from .app import create_app
 
-    return create_app(_settings(ctx))
+    settings = _settings(ctx)
+    if routes_mail:
+        return create_app(settings)
+    rules_log = logging.getLogger("mailbot.rules")
+    demote = _AtMostWarning()
+    rules_log.addFilter(demote)
+    try:
+        return create_app(settings)
+    finally:
+        rules_log.removeFilter(demote)
+
+
+class _AtMostWarning(logging.Filter):
+    """Lowers ERROR records to WARNING."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.WARNING:
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
 
 
 class MailbotGroup(click.Group):
@@ -37,14 +61,11 @@ class MailbotGroup(click.Group):
             click.echo(f"mailbot: {err}", err=True)
             sys.exit(2)
         except SQLAlchemyError as err:
-            click.echo(f"mailbot: database: {describe_error(err)}{_schema_hint(err)}", err=True)
+            obj = ctx.obj or {}
+            url = obj.get("database_url")
+            click.echo(f"mailbot: database: {describe_error(err, url)}"
+                       f"{hint(err, url, upgrading=bool(obj.get('upgrading')))}", err=True)
             sys.exit(2)
-
-
-def _schema_hint(err: SQLAlchemyError) -> str:
-    missing = isinstance(err, (OperationalError, ProgrammingError)) and (
-        "no such table" in str(err.orig) or "does not exist" in str(err.orig))
-    return " (run 'mailbot db upgrade' first)" if missing else ""
 
 
 @click.group(cls=MailbotGroup)
@@ -76,6 +97,7 @@ def db_upgrade(ctx: click.Context) -> None:
     from .migrate import upgrade
 
     settings = _settings(ctx)
+    ctx.obj["upgrading"] = True  # an error here is not answered with "run 'mailbot db upgrade'"
     engine = make_engine(settings.database.url)
     upgrade(engine)
     engine.dispose()
@@ -87,7 +109,7 @@ def db_upgrade(ctx: click.Context) -> None:
 @click.pass_context
 def poll(ctx: click.Context, once: bool) -> None:
     """Fetch and process the inbox, then send the outbox."""
-    app = _app(ctx)
+    app = _app(ctx, routes_mail=True)
     try:
         report = app.poll_once()
         sent = app.send_outbox()
@@ -106,7 +128,7 @@ def run(ctx: click.Context) -> None:
     """Long-running: poll, send the outbox, digest and retention on a schedule."""
     from .scheduler import Runner
 
-    app = _app(ctx)
+    app = _app(ctx, routes_mail=True)
     try:
         Runner(app).run()
     finally:

@@ -91,36 +91,54 @@ def _send_digest(app: Any, day: date, team: str | None, force: bool) -> None:
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True)
-@click.option("--check", is_flag=True, help="exit 1 when a mailbox's last poll is too old (health check)")
+@click.option("--check", is_flag=True, help="exit 1 when a mailbox's last successful poll is too old or a "
+              "reply has waited more than 10 minutes to be sent (health check)")
 @click.pass_context
 def status(ctx: click.Context, as_json: bool, check: bool) -> None:
-    """Last successful poll per mailbox, outbox queue, quarantine, last errors."""
+    """Last successful poll per mailbox, outbox queue and sending, quarantine, last errors."""
+    from .operational_status import max_reply_wait, problems
+
     app = _app(ctx)
     try:
         data = app.status()
     finally:
         app.close()
+    data["max_reply_wait_seconds"] = max_reply_wait(app.settings.schedule.outbox_interval_seconds)
+    data["problems"] = problems(data)
+    data["healthy"] = not data["problems"]
     if as_json:
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
     else:
-        for box in data["mailboxes"]:
-            age = "never" if box["age_seconds"] is None else f"{box['age_seconds']}s ago"
-            click.echo(f"mailbox {box['mailbox']}: last poll {age}"
-                       + (f", polled by {box['lease_owner']}" if box["lease_owner"] else ""))
-        queue = data["outbox"]
-        click.echo(f"outbox: {queue['pending']} pending, {queue['held']} held, {queue['failed']} failed")
-        sending = data["sending"]
-        if sending["last_error"]:
-            tried = sending["last_error_attempts"]  # 0: the server was never reached
-            click.echo(f"smtp: {sending['retrying']} to retry, the oldest waiting since "
-                       f"{sending['oldest_pending_at']}; last error"
-                       f"{f' (attempt {tried})' if tried else ''}: {sending['last_error']}")
-        click.echo(f"quarantined: {data['quarantined']}")
-        for error in data["last_errors"]:
-            click.echo(f"error {error['at']} {error['type']}: {error['error']}")
-        click.echo("healthy" if data["healthy"] else f"UNHEALTHY: no poll in {data['max_poll_age_seconds']}s")
+        for line in _status_lines(data):
+            click.echo(line)
     if check and not data["healthy"]:
         sys.exit(1)
+
+
+def _status_lines(data: dict[str, Any]) -> list[str]:
+    lines = []
+    for box in data["mailboxes"]:
+        age = "never" if box["age_seconds"] is None else f"{box['age_seconds']}s ago"
+        lines.append(f"mailbox {box['mailbox']}: last poll {age}"
+                     + (f", polled by {box['lease_owner']}" if box["lease_owner"] else ""))
+    queue = data["outbox"]
+    lines.append(f"outbox: {queue['pending']} pending, {queue['held']} held, {queue['failed']} failed")
+    sending = data["sending"]
+    if sending["oldest_pending_at"]:
+        lines.append(f"smtp: {sending['retrying']} to retry, the oldest waiting since "
+                     f"{sending['oldest_pending_at']}, its next try at {sending['next_attempt_at']}")
+    if sending["last_error"]:
+        tried = sending["last_error_attempts"]  # 0: the server was never reached
+        lines.append(f"smtp: the waiting replies' last error{f' (attempt {tried})' if tried else ''}: "
+                     f"{sending['last_error']}")
+    if sending["last_sent_at"]:
+        lines.append(f"smtp: last reply accepted by the server at {sending['last_sent_at']}")
+    lines.append(f"quarantined: {data['quarantined']}")
+    for error in data["last_errors"]:
+        recovered = f" (recovered at {error['recovered_at']})" if error["recovered_at"] else ""
+        lines.append(f"error {error['at']} {error['type']}: {error['error']}{recovered}")
+    lines += ["healthy"] if data["healthy"] else [f"UNHEALTHY: {problem}" for problem in data["problems"]]
+    return lines
 
 
 @click.command()

@@ -44,8 +44,21 @@ def outbox_list(ctx: click.Context, statuses: tuple[str, ...], limit: int, as_js
     if not rows:
         click.echo("no replies")
     for row in rows:
+        next_try = f", next try {row['next_attempt_at']}" if row["next_attempt_at"] else ""
         click.echo(f"{row['id']:>7}  {row['status']:<9} {row['case_ref'] or '-':<16} {row['template']:<20} "
-                   f"{row['recipient']}  ({row['attempts']} attempts) {(row['last_error'] or '')[:80]}")
+                   f"{row['recipient']}  ({row['attempts']} attempts{next_try}) "
+                   f"{clip(row['last_error'] or '', 100)}")
+
+
+def clip(text: str, width: int) -> str:
+    """`text` on one line, cut at a word boundary with an ellipsis when longer than `width`."""
+    flat = " ".join(text.split())
+    if len(flat) <= width:
+        return flat
+    cut = flat[:width]
+    if flat[width] != " " and " " in cut:  # the cut falls inside a word: drop that word
+        cut = cut.rsplit(" ", 1)[0]
+    return cut.rstrip(" ,;:(") + "…"
 
 
 def _decide(ctx: click.Context, action_name: str, ids: tuple[int, ...], every: bool, by: str | None,

@@ -40,6 +40,40 @@ class _Section(BaseModel):
 Security = Literal["none", "starttls", "ssl"]
 
 
+def _plain_address(value: str, *, name_key: str = "") -> str:
+    """A digest recipient is a bare address: one with a display name ("Onthaal <onthaal@…>")
+    would be refused when the digest is sent, every morning, not at start-up. `name_key`:
+    the key where a display name belongs instead, named in the error."""
+    from email.utils import parseaddr
+
+    from pydantic_core import PydanticCustomError
+
+    from .sanitize import HeaderError, check_address, is_valid_address
+
+    try:
+        check_address(value)
+    except HeaderError:
+        name, bare = parseaddr(value)
+        hint = ""
+        if bare != value.strip() and is_valid_address(bare):
+            hint = f" (write the address alone: {bare}"
+            hint += f", and the name in {name_key}: {name})" if name_key and name else ")"
+        raise PydanticCustomError("address", "not a plain e-mail address: {value}{hint}",
+                                  {"value": repr(value), "hint": hint}) from None
+    return value.strip()
+
+
+def _office_address(value: str) -> str:
+    """smtp.from_address: every reply's From and the domain of its Message-ID. With a
+    display name in it, each reply failed while being queued and the complaint was
+    quarantined as unreadable; the name has its own key."""
+    return _plain_address(value, name_key="smtp.from_name")
+
+
+Recipient = Annotated[str, AfterValidator(_plain_address)]
+OfficeAddress = Annotated[str, AfterValidator(_office_address)]
+
+
 class ImapSettings(_Section):
     host: str
     port: int = Field(993, ge=1, le=65535)
@@ -62,8 +96,8 @@ class SmtpSettings(_Section):
     security: Security = "starttls"
     username: str | None = None
     password: SecretStr | None = None
-    from_address: str
-    from_name: str = ""
+    from_address: OfficeAddress
+    from_name: str = ""  # the display name in From (from_address is the address alone)
     timeout_seconds: float = Field(30.0, gt=0)
     concurrency: int = Field(4, ge=1, le=64)
     # Extra CA certificates (PEM) to trust, for a relay with a private CA; None: the system's.
@@ -76,6 +110,12 @@ class SmtpSettings(_Section):
     retry_max_seconds: float = Field(7200.0, gt=0)
 
 
+# The databases mailbot runs on, with the drivers it installs (pyproject.toml): `postgresql://`
+# and `postgres://` get psycopg (`db.make_engine`). Any other would fail at the first connect,
+# with a traceback about a missing module.
+SUPPORTED_DATABASES = frozenset({"sqlite", "sqlite+pysqlite", "postgresql", "postgres", "postgresql+psycopg"})
+
+
 class DatabaseSettings(_Section):
     # May hold a password: kept out of repr, and errors never quote it.
     url: str = Field("sqlite:///mailbot.sqlite3", repr=False)
@@ -83,14 +123,20 @@ class DatabaseSettings(_Section):
     @field_validator("url")
     @classmethod
     def _parses(cls, value: str) -> str:
+        from pydantic_core import PydanticCustomError
         from sqlalchemy.engine import make_url
         from sqlalchemy.exc import ArgumentError
 
         try:
-            make_url(value)
+            url = make_url(value)
         except (ArgumentError, ValueError):
-            raise ValueError("not a database URL (dialect://user:password@host:port/database "
-                             "or sqlite:///file)") from None
+            raise PydanticCustomError("database_url", "not a database URL (dialect://user:password@host:port/"
+                                      "database or sqlite:///file)") from None
+        if url.drivername not in SUPPORTED_DATABASES:
+            raise PydanticCustomError(
+                "database_url", "unsupported database {name}: mailbot runs on SQLite (sqlite:///file) or "
+                "PostgreSQL with psycopg (postgresql://user:password@host:port/database)",
+                {"name": repr(url.drivername)})
         return value
 
 
@@ -126,28 +172,6 @@ class ScheduleSettings(_Section):
         except (ZoneInfoNotFoundError, ValueError) as err:
             raise ValueError(f"unknown time zone {value!r}") from err
         return value
-
-
-def _plain_address(value: str) -> str:
-    """A digest recipient is a bare address: one with a display name ("Onthaal <onthaal@…>")
-    would be refused when the digest is sent, every morning, not at start-up."""
-    from email.utils import parseaddr
-
-    from pydantic_core import PydanticCustomError
-
-    from .sanitize import HeaderError, check_address, is_valid_address
-
-    try:
-        check_address(value)
-    except HeaderError:
-        bare = parseaddr(value)[1]
-        hint = f" (write the address alone: {bare})" if bare != value.strip() and is_valid_address(bare) else ""
-        raise PydanticCustomError("address", "not a plain e-mail address: {value}{hint}",
-                                  {"value": repr(value), "hint": hint}) from None
-    return value.strip()
-
-
-Recipient = Annotated[str, AfterValidator(_plain_address)]
 
 
 class DigestSettings(_Section):

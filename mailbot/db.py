@@ -20,6 +20,7 @@ from sqlalchemy.orm import (
 )
 from sqlalchemy.sql.base import Executable
 
+from .db_check import sqlite_file, sqlite_open_cause, sqlite_unusable
 from .errors import ConfigError
 from .recipients import mailbox_key
 
@@ -269,7 +270,10 @@ def _create_private(path: str | None) -> None:
     if not path or path == ":memory:" or path.startswith("file:") or os.path.exists(path):
         return
     if os.path.isdir(os.path.dirname(os.path.abspath(path))):
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        except OSError:
+            pass  # a folder we may not write in: the first connect fails, and describe_error says why
 
 
 def database_unavailable(err: BaseException) -> bool:
@@ -284,13 +288,18 @@ def database_unavailable(err: BaseException) -> bool:
     return err.connection_invalidated or not sqlstate or sqlstate[:2] not in _STATEMENT_CLASSES
 
 
-def describe_error(err: BaseException) -> str:
+def describe_error(err: BaseException, url: str | None = None) -> str:
     """`Type: message` for quarantine reasons and the event log. A database error is told
     by its driver's first line: SQLAlchemy's own text carries the statement's parameters,
-    which hold the mail's content."""
+    which hold the mail's content. With the database `url`, a SQLite file that cannot be
+    opened is named, with the likely cause (SQLite's own text names neither)."""
     if isinstance(err, StatementError) and err.orig is not None:
         lines = str(err.orig).strip().splitlines()
-        return f"{type(err.orig).__name__}: {lines[0] if lines else ''}"[:500]
+        told = f"{type(err.orig).__name__}: {lines[0] if lines else ''}"
+        path = sqlite_file(url)
+        if path is not None and sqlite_unusable(err):
+            told += f" ({sqlite_open_cause(path)})"
+        return told[:500]
     return f"{type(err).__name__}: {err}"[:500]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import ssl
 from collections.abc import Iterator, Sequence
@@ -13,6 +14,8 @@ from imapclient.exceptions import IMAPClientError, LoginError
 
 from .config import ImapSettings
 from .errors import FetchError
+
+log = logging.getLogger("mailbot.fetch")
 
 _NETWORK_ERRORS = (IMAPClientError, OSError, socket.timeout, ssl.SSLError, EOFError)
 
@@ -57,8 +60,20 @@ def connect_imap(settings: ImapSettings, *, ssl_context: ssl.SSLContext | None =
     except LoginError as err:
         raise FetchError(f"IMAP login as {settings.username} on {settings.host} refused") from err
     except _NETWORK_ERRORS as err:
-        raise FetchError(f"IMAP connection to {settings.host}:{settings.port} failed: {err}") from err
+        raise FetchError(f"IMAP connection to {settings.host}:{settings.port} failed: {err}"
+                         f"{_tls_hint(err)}") from err
     return client
+
+
+def _tls_hint(err: BaseException) -> str:
+    """What to change in config.yaml for the two TLS failures an administrator meets at set-up."""
+    if isinstance(err, ssl.SSLCertVerificationError):
+        return (" (the server's certificate is not trusted: set imap.ca_file to the CA certificate "
+                "(PEM) that signed it; changing imap.security does not help)")
+    if isinstance(err, ssl.SSLError) and err.reason == "WRONG_VERSION_NUMBER":
+        return (" (imap.port and imap.security do not match: the server does not speak TLS on this "
+                "port; 993 is ssl, 143 is starttls or none)")
+    return ""
 
 
 class ImapMailbox:
@@ -72,6 +87,8 @@ class ImapMailbox:
             for folder in (settings.processed_folder, settings.quarantine_folder):
                 if not self._client.folder_exists(folder):
                     self._client.create_folder(folder)
+                    log.warning("IMAP folder %r did not exist on %s: created it (check imap.processed_folder "
+                                "and imap.quarantine_folder for a typo)", folder, self.name)
             selected = self._client.select_folder(settings.folder)
             self.uidvalidity = int(selected[b"UIDVALIDITY"])
             self._can_move = self._client.has_capability("MOVE")
@@ -134,6 +151,7 @@ class ImapMailbox:
         try:
             if not self._client.folder_exists(folder):
                 self._client.create_folder(folder)
+                log.warning("IMAP folder %r did not exist on %s: created it", folder, self.name)
             self._client.append(folder, raw, flags=[imapclient.SEEN])
         except _NETWORK_ERRORS as err:
             raise FetchError(f"IMAP APPEND to {folder!r} failed: {err}") from err
@@ -163,6 +181,15 @@ class ImapMailbox:
                 self._client.idle_done()
         except _NETWORK_ERRORS as err:
             raise FetchError(f"IMAP IDLE on {self.settings.folder!r} failed: {err}") from err
+
+    def uidnext(self) -> int:
+        """The UID the next message delivered to the folder will get: it moves with every delivery.
+        NOOP first: for the selected folder the server answers from the session's last view."""
+        try:
+            self._client.noop()
+            return int(self._client.folder_status(self.settings.folder, [b"UIDNEXT"])[b"UIDNEXT"])
+        except _NETWORK_ERRORS as err:
+            raise FetchError(f"IMAP STATUS of {self.settings.folder!r} failed: {err}") from err
 
     def abort(self) -> None:
         """Drop a connection known to be dead, without a LOGOUT that could wait for a timeout."""

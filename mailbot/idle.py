@@ -3,7 +3,8 @@
 One watcher per mailbox runs on its own IMAP connection and never touches a message: when
 the server reports new mail it calls `on_mail()` (the scheduler's poll of that mailbox).
 IDLE is re-issued every `reissue_seconds` (servers drop an IDLE after 30 minutes; RFC 2177
-asks for less than 29) and each re-issue polls once too, as a safety net. When the server
+asks for less than 29) and each re-issue polls once too, as a safety net; mail delivered
+while a poll runs is caught by comparing UIDNEXT before and after it. When the server
 drops the connection the watcher reconnects with exponential backoff, capped, and polls
 after reconnecting, so mail that came in meanwhile is not left waiting.
 """
@@ -25,6 +26,7 @@ log = logging.getLogger("mailbot.idle")
 
 class IdleConnection(Protocol):
     def idle_wait(self, seconds: float, stop: object | None = None) -> bool: ...
+    def uidnext(self) -> int: ...
     def abort(self) -> None: ...
     def close(self) -> None: ...
 
@@ -65,7 +67,6 @@ class IdleWatcher:
                 log.info("idle: reconnected after %d failed attempt(s)", failures)
             failures = 0
             try:
-                self._wake()  # whatever arrived while we were not listening
                 self._listen(connection)
             except FetchError as err:
                 connection.abort()
@@ -76,9 +77,20 @@ class IdleWatcher:
                 connection.close()
 
     def _listen(self, connection: IdleConnection) -> None:
+        """Poll, then IDLE until news; again and again. Mail delivered while a poll runs is
+        reported by no IDLE (the server told of it before IDLE began), so the mailbox's
+        UIDNEXT is compared before and after each poll: if it moved, poll once more."""
+        seen = connection.uidnext()
+        self._wake()  # whatever arrived while we were not listening
         while not self.stop.is_set():
+            latest = connection.uidnext()
+            if latest != seen:  # delivered during the poll: perhaps after its search
+                seen = latest
+                self._wake()
+                continue
             connection.idle_wait(self.reissue_seconds, self.stop)
             if not self.stop.is_set():
+                seen = connection.uidnext()
                 self._wake()  # new mail, or the periodic re-issue: poll either way
 
     def _wake(self) -> None:

@@ -43,9 +43,10 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Protocol
+from typing import Protocol, cast
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session, sessionmaker
 
 from .addresses import mark_undeliverable
@@ -70,6 +71,7 @@ class SendReport:
     retried: int = 0
     failed: int = 0
     released: int = 0  # claimed but not attempted (time budget, or a stop): due again at once
+    woken: int = 0  # waiting for an unreachable server, due at once when it answered again (once per call)
     sent_ids: list[int] = field(default_factory=list)  # outbox rows sent by this call
 
 
@@ -140,11 +142,25 @@ def send_due(sessions: sessionmaker[Session], transport: Transport, sender: str,
                 continue
             return report
         results = transport.send_many(envelopes, stop=stop)
+        reached = any(r.attempted and r.reached for r in results)
         with sessions.begin() as session:
             _record_all(session, results, token, moment, policy, report)
-        if (len(claimed) < batch or now is not None
-                or not any(r.attempted and r.reached for r in results)):
+            woken = _wake_unreached(session, moment) if reached and not report.woken else 0
+        report.woken += woken
+        if (len(claimed) < batch and not woken) or now is not None or not reached:
             return report
+
+
+def _wake_unreached(session: Session, now: datetime) -> int:
+    """The server answers again: replies that wait only because it could not be reached
+    (never an attempt, an error recorded) are due now instead of at the end of their
+    back-off, and their stale error goes (`mailbot status` shows it while it is news)."""
+    woken = session.execute(
+        update(Outbox).where(Outbox.status == "pending", Outbox.attempts == 0, Outbox.last_error.is_not(None),
+                             Outbox.next_attempt_at > now)
+        .values(next_attempt_at=now, last_error=None)
+        .execution_options(synchronize_session=False))
+    return cast(CursorResult, woken).rowcount or 0
 
 
 def _drop_blocked(session: Session, rows: list[Outbox], envelopes: list[Envelope],

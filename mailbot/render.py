@@ -252,7 +252,7 @@ class Renderer:
         files = loaded.templates.files
         problems: list[str] = []
         if loaded.templates.missing:
-            return [f"{self.templates_dir.name}: templates directory missing"]
+            return [f"{self.templates_dir}: templates directory missing"]
         for lang in languages:
             if f"{SHARED_DIR}/{lang}.subject.j2" not in files:
                 problems.append(f"{self._display(f'{SHARED_DIR}/{lang}.subject.j2')}:1: subject prefix missing")

@@ -173,7 +173,7 @@ def _check_routing(file: CheckedFile, routing: RoutingFile, services: ServicesFi
             _check_referrals(file, rule, at, known)
         if people is not None:
             _check_assign(file, rule, at, people)
-        if template_names is not None:
+        if template_names:  # none at all: the missing templates folder is the one problem to tell
             _check_templates(file, rule, at, template_names)
 
 

@@ -14,6 +14,13 @@ Jobs (all in the office's time zone, `schedule.timezone`):
                      (all of them, or those a crash half-way left out; `digest.queue`)
     retention        daily at retention_time
 
+Before the jobs start, the database is checked once: a schema that `mailbot db upgrade` has
+not brought up to this version, a SQLite file that cannot be opened, a missing role or
+database or a refused login end the process at once with one line (exit 2: systemd's
+Restart=on-failure and the operator see it), instead of failing every job forever. A server
+that is down or restarting is waited for (START_RETRY, doubling to START_RETRY_MAX), as the
+jobs wait out an outage later; SIGTERM ends the wait.
+
 Jobs never overlap themselves (max_instances=1, coalesce). A job that fails (the database
 or a server is down) logs one line and tries again at its next run; failures go into the
 events, which are kept in memory while the database itself is down and stored once it is
@@ -39,8 +46,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.exc import SQLAlchemyError
 
 from .config import ImapSettings, Settings
-from .db import describe_error
-from .errors import MailbotError
+from .db import database_unavailable, describe_error
+from .db_check import startup_problem, waiting_cannot_help
+from .errors import MailbotError, StoreError
 from .fetch import mailbox_name
 from .idle import IdleWatcher
 
@@ -49,11 +57,12 @@ log = logging.getLogger("mailbot.run")
 DIGEST_RETRY = timedelta(minutes=5)  # a failed digest is tried again after this, that same day
 MAX_UNRECORDED = 100  # events kept in memory while the database is down
 LATE = timedelta(seconds=10)  # an event stored this much later says when it happened (noted_at)
-
-
-def _told(err: Exception) -> str:
-    """One line for the log and the events: a database error without its SQL and parameters."""
-    return f"database: {describe_error(err)}" if isinstance(err, SQLAlchemyError) else str(err)
+# A database that is down at start is tried again after START_RETRY seconds, doubling up to
+# START_RETRY_MAX, for as long as it takes, as the jobs wait out an outage once running:
+# without it no job can do anything, and a process that exited instead would come back only
+# if its unit or container restarts it, and within systemd's start limit.
+START_RETRY = 5.0
+START_RETRY_MAX = 60.0
 
 
 class DailyTrigger(CronTrigger):
@@ -112,6 +121,13 @@ class Runner:
                                    kwargs={"day": local.date() - timedelta(days=1), "catch_up": True},
                                    misfire_grace_time=None)
 
+    def _told(self, err: Exception) -> str:
+        """One line for the log and the events: a database error without its SQL and parameters
+        (a SQLite file that cannot be opened is named, with the likely cause)."""
+        if isinstance(err, SQLAlchemyError):
+            return f"database: {describe_error(err, self.app.settings.database.url)}"
+        return str(err)
+
     # -- jobs ------------------------------------------------------------------------
     def poll(self, imap: ImapSettings, *, wait: bool = False) -> None:
         """Poll one mailbox. Interval polls skip when one is running; IDLE wake-ups wait."""
@@ -131,7 +147,7 @@ class Runner:
                 self._recovered(name)
         except (MailbotError, SQLAlchemyError) as err:  # a server or the database is down
             failed = True
-            self._failed(name, _told(err))
+            self._failed(name, self._told(err))
         finally:
             lock.release()
         if not failed and not self.stop_event.is_set():
@@ -147,7 +163,7 @@ class Runner:
         try:
             self.app.leases.renew()
         except SQLAlchemyError as err:  # the poll notices a lease that is lost meanwhile
-            log.warning("leases not renewed: %s", _told(err))
+            log.warning("leases not renewed: %s", self._told(err))
 
     def send(self) -> None:
         """Send the outbox; on SIGTERM it starts no new message (`App.send_outbox`)."""
@@ -157,7 +173,7 @@ class Runner:
                 log.info("outbox: sent=%d retrying=%d failed=%d%s", report.sent, report.retried, report.failed,
                          f" released={report.released}" if report.released else "")
         except (MailbotError, SQLAlchemyError) as err:
-            log.error("outbox failed: %s", _told(err))
+            log.error("outbox failed: %s", self._told(err))
 
     def digest(self, day: date | None = None, *, catch_up: bool = False) -> None:
         """Queue (and send) the digest of `day` (default: yesterday) for every recipient that
@@ -171,14 +187,14 @@ class Runner:
                     "digest of %s: %d queued", day.isoformat(), queued)
             self._record_events()
         except (MailbotError, SQLAlchemyError) as err:
-            error = _told(err)
+            error = self._told(err)
             retry = self.app.clock().astimezone(self.tz) + DIGEST_RETRY
             if retry.date() > day + timedelta(days=1):
                 log.error("digest of %s failed, not retried after today (send it with "
                           "'mailbot digest --send --date %s'): %s", day.isoformat(), day.isoformat(), error)
             else:
-                log.error("digest of %s failed, retried at %s: %s", day.isoformat(), retry.strftime("%H:%M"),
-                          error)
+                log.error("digest of %s failed, retried at %s %s: %s", day.isoformat(), retry.strftime("%H:%M"),
+                          self.app.settings.schedule.timezone, error)
                 self.scheduler.add_job(self.digest, "date", run_date=retry, id="digest-retry",
                                        kwargs={"day": day}, replace_existing=True, misfire_grace_time=None)
             if self._digest_failed != day:  # one event per day's digest, not one per retry
@@ -190,7 +206,7 @@ class Runner:
             report = self.app.run_retention()
             log.info("retention: %s", report.as_dict() | {"closed_cases": report.closed_cases.as_dict(with_refs=False)})
         except (MailbotError, SQLAlchemyError) as err:
-            error = _told(err)
+            error = self._told(err)
             log.error("retention failed: %s", error)
             self._event("retention_failed", error=error[:500])
 
@@ -239,18 +255,56 @@ class Runner:
 
     # -- lifecycle -------------------------------------------------------------------
     def _on_signal(self, signum: int, _frame: Any) -> None:
-        if self._shutdown is not None:
+        if self._shutdown is not None or self.stop_event.is_set():
+            return
+        self.stop_event.set()
+        if not self.scheduler.running:  # still checking the database: nothing in flight
+            log.info("signal %d: stopping", signum)
             return
         log.info("signal %d: finishing the message in flight, then stopping", signum)
-        self.stop_event.set()
         self._shutdown = threading.Thread(target=self.scheduler.shutdown, kwargs={"wait": True}, daemon=True)
         self._shutdown.start()
+
+    def database_ready(self) -> bool:
+        """Check the database once before the jobs start: True when it can work; False when
+        stopped while waiting for it. Raises StoreError for a schema that is not at this
+        version (never upgraded, or by a newer version) or a SQLite file this user may not
+        write, and the SQLAlchemyError itself when
+        the database refuses us for good (MailbotGroup adds what to do): exit 2."""
+        delay = START_RETRY
+        while not self.stop_event.is_set():
+            try:
+                problem = startup_problem(self.app.engine)
+            except SQLAlchemyError as err:
+                if not database_unavailable(err) or waiting_cannot_help(err):
+                    raise
+                log.warning("database not reachable at start, tried again in %gs: %s", delay, self._told(err))
+                self.stop_event.wait(delay)
+                delay = min(delay * 2, START_RETRY_MAX)
+                continue
+            if problem is not None:
+                raise StoreError(f"database: {problem}")
+            return True
+        return False
+
+    def _cadence(self) -> str:
+        """How the mailboxes are watched, for the start-up line."""
+        every = f"{self.app.settings.schedule.poll_interval_seconds}s"
+        idle = sum(m.idle for m in self.mailboxes)
+        if not idle:
+            return f"poll every {every}"
+        if idle == len(self.mailboxes):
+            return f"IMAP IDLE, with a poll every {every} as a safety net"
+        return f"IMAP IDLE on {idle} of them, poll every {every}"
 
     def run(self) -> None:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
-        log.info("mailbot running: %d mailbox(es), poll every %ss, owner %s", len(self.mailboxes),
-                 self.app.settings.schedule.poll_interval_seconds, self.app.leases.owner)
+        if not self.database_ready() or self.stop_event.is_set():
+            log.info("mailbot stopped")
+            return
+        log.info("mailbot running: %d mailbox(es), %s, owner %s", len(self.mailboxes), self._cadence(),
+                 self.app.leases.owner)
         self.scheduler.start()
         if self._shutdown is not None:
             self._shutdown.join()

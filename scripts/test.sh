@@ -11,6 +11,23 @@ if ! command -v dovecot >/dev/null 2>&1; then
   (service dovecot stop || true) >/dev/null 2>&1
 fi
 
+# A system Python that refuses pip installs (Debian's own: PEP 668 "externally managed", or no
+# pip at all) gets a virtualenv in .venv, first on PATH for everything below.
+externally_managed() {
+  python3 -c 'import os, sys, sysconfig
+sys.exit(not (sys.prefix == sys.base_prefix
+              and os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED"))))'
+}
+if ! python3 -m pip --version >/dev/null 2>&1 || externally_managed; then
+  if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+  fi
+  [ -x .venv/bin/python3 ] || python3 -m venv .venv
+  export PATH="$PWD/.venv/bin:$PATH"
+fi
+
 python3 -m pip install -q --disable-pip-version-check -e ".[test]"
 
 # PostgreSQL is part of the development machines; start it if it is installed but down.

@@ -255,3 +255,40 @@ def test_digest_team_recipients_are_checked_too():
         settings_from_mapping(config)
     config["digest"]["teams"]["wonen"] = ["wonen@vlaamseombudsdienst.be"]
     assert settings_from_mapping(config).digest.teams == {"wonen": ["wonen@vlaamseombudsdienst.be"]}
+
+
+@pytest.mark.parametrize(("value", "told"), [
+    ("Klachten <klachten@vlaamseombudsdienst.be>",
+     "'Klachten <klachten@vlaamseombudsdienst.be>' (write the address alone: klachten@vlaamseombudsdienst.be, "
+     "and the name in smtp.from_name: Klachten)"),
+    ("<klachten@vlaamseombudsdienst.be>",
+     "'<klachten@vlaamseombudsdienst.be>' (write the address alone: klachten@vlaamseombudsdienst.be)"),
+    ("klachten", "'klachten'"),
+])
+def test_smtp_from_address_must_be_the_address_alone(value, told):
+    """smtp.from_address is every reply's From and its Message-ID's domain: a display name in
+    it is refused at load, saying that the name has its own key (smtp.from_name)."""
+    with pytest.raises(ConfigError) as caught:
+        settings_from_mapping(base_config(smtp={"from_address": value}))
+    assert str(caught.value) == f"invalid configuration: smtp.from_address: not a plain e-mail address: {told}"
+    plain = settings_from_mapping(base_config(smtp={"from_address": " klachten@vlaamseombudsdienst.be "}))
+    assert plain.smtp.from_address == "klachten@vlaamseombudsdienst.be"
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///mailbot.sqlite3", "sqlite+pysqlite:///x.sqlite3",
+                                 "postgresql://u:p@db/mailbot", "postgres://u:p@db/mailbot",
+                                 "postgresql+psycopg://u:p@db/mailbot"])
+def test_the_databases_mailbot_installs_drivers_for_are_accepted(url):
+    """SQLite and PostgreSQL through psycopg (the driver pyproject.toml installs) load."""
+    assert settings_from_mapping(base_config(db_url=url)).database.url == url
+
+
+def test_another_database_or_driver_is_refused_naming_the_key():
+    """MySQL or PostgreSQL through a driver mailbot does not install is refused at load, in
+    one message naming database.url and never quoting the URL (it may hold the password)."""
+    with pytest.raises(ConfigError) as caught:
+        settings_from_mapping(base_config(db_url="postgresql+asyncpg://mailbot:Xk9-secret@db/mailbot"))
+    assert str(caught.value).startswith("invalid configuration: database.url: unsupported database "
+                                        "'postgresql+asyncpg': mailbot runs on SQLite (sqlite:///file) or "
+                                        "PostgreSQL with psycopg")
+    assert "Xk9-secret" not in str(caught.value)

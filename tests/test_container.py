@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -28,8 +29,66 @@ def test_dockerfile_is_multi_stage_non_root_with_healthcheck():
     users = re.findall(r"^USER\s+(\S+)", text, re.M)
     assert users and users[-1].split(":")[0] not in ("root", "0")
     assert re.search(r'^HEALTHCHECK .*"mailbot", "status", "--check"', text, re.M)
-    assert re.search(r'^ENTRYPOINT \["mailbot"\]', text, re.M)
+    assert re.search(r'^COPY --chmod=0755 docker/entrypoint.sh /usr/local/bin/mailbot-entrypoint$', text, re.M)
+    assert re.search(r'^ENTRYPOINT \["mailbot-entrypoint"\]\nCMD \["run"\]$', text, re.M)
     assert "gcc" not in text and "build-essential" not in text
+
+
+def test_image_keeps_its_data_in_the_volume():
+    """/data is a volume owned by the robot, and the default SQLite path next to
+    /app/config.yaml is a link into it: a new container (an upgrade) finds every case."""
+    text = _dockerfile()
+    assert re.search(r'^VOLUME \["/data"\]$', text, re.M)
+    assert "install -d -o 10001 -g 10001 /app /data" in text
+    assert "ln -s /data/mailbot.sqlite3 /app/mailbot.sqlite3" in text
+    assert re.search(r"^USER 10001:10001$", text, re.M)
+
+
+def test_the_default_database_path_follows_the_link_into_the_volume(tmp_path):
+    """The image's layout in a temporary folder: `mailbot db upgrade` with the shipped
+    config.yaml (database `sqlite:///mailbot.sqlite3`, relative to the config's folder)
+    writes the database through the link into the data folder, not beside the config."""
+    app_dir, data_dir = tmp_path / "app", tmp_path / "data"
+    app_dir.mkdir()
+    data_dir.mkdir()
+    shutil.copy2(REPO / "config.yaml", app_dir / "config.yaml")
+    (app_dir / "mailbot.sqlite3").symlink_to(data_dir / "mailbot.sqlite3")
+    env = {**os.environ, "MAILBOT_IMAP_HOST": "imap.example.org", "MAILBOT_IMAP_PASSWORD": "x",
+           "MAILBOT_SMTP_HOST": "smtp.example.org", "MAILBOT_SMTP_PASSWORD": "y"}
+    result = subprocess.run([sys.executable, "-m", "mailbot", "--config", str(app_dir / "config.yaml"),
+                             "db", "upgrade"], capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    assert (data_dir / "mailbot.sqlite3").is_file() and (app_dir / "mailbot.sqlite3").is_symlink()
+    assert sorted(p.name for p in app_dir.iterdir()) == ["config.yaml", "mailbot.sqlite3"]
+
+
+def _entrypoint(tmp_path, *args: str, upgrade_fails: bool = False, **env: str) -> list[str]:
+    """Run docker/entrypoint.sh with a stand-in `mailbot` that logs its arguments; the calls."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    log = tmp_path / "calls"
+    log.write_text("")
+    fake = bin_dir / "mailbot"
+    fake.write_text(f'#!/bin/sh\necho "$*" >> {log}\n'
+                    + ('case "$*" in *"db upgrade"*) exit 2;; esac\n' if upgrade_fails else ""))
+    fake.chmod(0o755)
+    result = subprocess.run(["bash", str(REPO / "docker" / "entrypoint.sh"), *args], capture_output=True,
+                            text=True, timeout=30,
+                            env={**os.environ, **env, "PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    return log.read_text().splitlines() + ([f"exit {result.returncode}"] if result.returncode else [])
+
+
+def test_entrypoint_upgrades_the_schema_before_run_only(tmp_path):
+    """`run` (the image's command) is preceded by `db upgrade` with the same global options;
+    other commands run alone; MAILBOT_DB_UPGRADE=no leaves the upgrade to a migrator; a
+    failing upgrade stops the container before the robot starts."""
+    assert _entrypoint(tmp_path, "run") == ["db upgrade", "run"]
+    assert _entrypoint(tmp_path, "-v", "--config", "/etc/mb.yaml", "run") == [
+        "-v --config /etc/mb.yaml db upgrade", "-v --config /etc/mb.yaml run"]
+    assert _entrypoint(tmp_path, "case", "list") == ["case list"]
+    assert _entrypoint(tmp_path, "demo") == ["demo"]
+    assert _entrypoint(tmp_path, "run", MAILBOT_DB_UPGRADE="no") == ["run"]
+    assert _entrypoint(tmp_path, "run", upgrade_fails=True) == ["db upgrade", "exit 2"]
 
 
 def test_dockerfile_copies_only_what_exists_and_is_not_ignored():
@@ -59,6 +118,8 @@ def test_compose_runs_mailbot_with_postgres_and_dovecot():
     assert {"mailbot", "postgres", "dovecot", "mailpit", "migrate"} <= set(services)
     mailbot = services["mailbot"]
     assert mailbot["build"] == "." and mailbot["command"] == ["run"]
+    assert mailbot["stop_grace_period"] == "2m"  # a stop waits for the SMTP transactions in flight
+    assert "mailbot-data:/data" in mailbot["volumes"] and "mailbot-data" in compose["volumes"]
     assert mailbot["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert services["migrate"]["command"] == ["db", "upgrade"]
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"

@@ -45,10 +45,27 @@ def test_poll_over_tls(make_app, tls_dovecot, smtp_sink, sqlite_url, security):
     assert folder_count(server, "Processed") == 1
 
 
-def test_untrusted_certificate_is_a_clear_error(make_app, tls_dovecot, sqlite_url):
-    """Without the CA the connection is refused with a FetchError naming the certificate problem."""
+@pytest.mark.parametrize("security", ["starttls", "ssl"])
+def test_untrusted_certificate_names_imap_ca_file(make_app, tls_dovecot, sqlite_url, security):
+    """Without the CA the connection is refused with a FetchError that names the certificate
+    problem and the fix (imap.ca_file), over STARTTLS as over implicit TLS: switching
+    `security` is no way out."""
     server, _ca = tls_dovecot
-    app = make_app(imap={"port": server.ssl_port, "security": "ssl",
+    port = server.port if security == "starttls" else server.ssl_port
+    app = make_app(imap={"port": port, "security": security,
                          "username": server.username, "password": server.password}, db_url=sqlite_url)
-    with pytest.raises(FetchError, match="CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
+    with pytest.raises(FetchError, match="CERTIFICATE_VERIFY_FAILED|certificate verify failed") as caught:
         ImapMailbox(app.settings.imap)
+    assert "set imap.ca_file" in str(caught.value) and "port and imap.security" not in str(caught.value)
+
+
+def test_implicit_tls_on_the_plain_port_names_the_mismatch(make_app, tls_dovecot, sqlite_url):
+    """`security: ssl` on the port where the server greets in plain text (143, STARTTLS) fails
+    with WRONG_VERSION_NUMBER; the error says that port and security do not match."""
+    server, ca = tls_dovecot
+    app = make_app(imap={"port": server.port, "security": "ssl", "ca_file": str(ca),
+                         "username": server.username, "password": server.password}, db_url=sqlite_url)
+    with pytest.raises(FetchError, match="WRONG_VERSION_NUMBER") as caught:
+        ImapMailbox(app.settings.imap)
+    assert "imap.port and imap.security do not match" in str(caught.value)
+    assert "993 is ssl, 143 is starttls or none" in str(caught.value)

@@ -73,6 +73,7 @@ def test_a_database_outage_is_one_line_per_job_and_recorded_once_it_is_back(
     assert sum(m.startswith(f"poll {name} failed: database: OperationalError") for m in problems) == 2
     assert sum(m.startswith("outbox failed: database: OperationalError") for m in problems) == 1
     assert sum(m.startswith("digest of ") and "failed, retried at" in m for m in problems) == 1
+    assert any(" Europe/Brussels: database: " in m for m in problems)  # local time, zone named
     assert sum(m.startswith("retention failed: database: OperationalError") for m in problems) == 1
     assert len(problems) <= 7 + 4  # at most one "not recorded yet" per event type besides
     assert runner.scheduler.get_job("digest-retry") is not None
