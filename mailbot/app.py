@@ -14,6 +14,7 @@ from sqlalchemy.orm import sessionmaker
 
 from .config import ImapSettings, Settings
 from .db import make_engine, make_sessionmaker
+from .errors import FetchError
 from .fetch import ImapMailbox, Mailbox, mailbox_name
 from .lease import Leases, StopWhen, StoppableMailbox, merge_reports
 from .outbox import RetryPolicy, SendReport, copy_sent, send_due
@@ -64,11 +65,27 @@ class App:
             return self.intake.run_once(mailbox, stop=stop)
         total = PollReport()
         for imap in self.settings.all_mailboxes:
-            report = self.poll_mailbox(imap, stop=stop)
+            try:
+                report = self.poll_mailbox(imap, stop=stop)
+            except FetchError as err:  # `mailbot status` tells it, as it tells `mailbot run`'s
+                self._note_poll_failure(mailbox_name(imap), str(err))
+                raise
             if report is None:
                 total.busy_mailboxes.append(mailbox_name(imap))
             merge_reports(total, report)
         return total
+
+    def _note_poll_failure(self, name: str, error: str) -> None:
+        """A `poll_failed` event for `mailbot status`; best effort: the database may be down too."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from .store import add_event
+
+        try:
+            with self.sessions.begin() as session:
+                add_event(session, "poll_failed", mailbox=name, error=error[:500])
+        except SQLAlchemyError as err:
+            log.debug("poll failure of %s not recorded: %s", name, err)
 
     def poll_mailbox(self, imap: ImapSettings, *, stop: threading.Event | None = None,
                      keep_lease: bool = False) -> PollReport | None:

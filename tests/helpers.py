@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import func, select
 
 from mailbot.db import Case, Message, Outbox
@@ -40,3 +42,14 @@ def counts(app) -> dict[str, int]:
 
 def imap_config(dovecot) -> dict:
     return {"port": dovecot.port, "username": dovecot.username, "password": dovecot.password}
+
+
+class SettableClock:
+    """A clock the test moves by hand (`clock.now += timedelta(days=1)`), for the pipeline's stages."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+

@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import select
 
 from conftest import complaint
-from helpers import append_all
+from helpers import SettableClock, append_all
 from mailbot import digest, store
 from mailbot.db import Case, Event, Message, Outbox
 from mailbot.decide import (
@@ -47,13 +47,6 @@ GROEIPAKKET = ("Geachte,\n\nIk ontving van het Agentschap Opgroeien een brief da
                "niet: hij zit in het vijfde jaar. Ik heb hen al twee keer gemaild zonder antwoord.\n\n"
                "Met vriendelijke groeten,\nAn Janssens")
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 # ------------------------------------------------------------------ pure decisions
@@ -226,7 +219,7 @@ def test_new_texts_say_the_same_in_both_parts_of_every_language(renderer, langua
 @pytest.fixture
 def local_app(make_app, sqlite_url):
     app = make_app(db_url=sqlite_url, webform_senders=[FORM])
-    app.intake.clock = app.intake.matching.clock = Clock()
+    app.intake.clock = app.intake.matching.clock = SettableClock(START)
     return app
 
 
@@ -313,7 +306,7 @@ def _text(reply: bytes | EmailMessage, part: str = "plain") -> str:
 def app(make_app, dovecot, smtp_sink, db_url):
     app = make_app(imap={"port": dovecot.port, "username": dovecot.username, "password": dovecot.password},
                    smtp={"port": smtp_sink.port}, db_url=db_url, webform_senders=[FORM])
-    app.intake.clock = app.intake.matching.clock = Clock()
+    app.intake.clock = app.intake.matching.clock = SettableClock(START)
     return app
 
 

@@ -151,3 +151,18 @@ def test_clip_keeps_short_text_and_cuts_long_text_at_a_word():
     assert clip("Connect call failed to the server", 12) == "Connect call…"
     assert clip("Connect call failed", 13) == "Connect call…"
     assert clip("Aaaaaaaaaaaaaaaaaaaa", 8) == "Aaaaaaaa…"
+
+
+def test_a_failed_poll_once_is_told_by_status(make_app, sqlite_url, tmp_path):
+    """`poll --once` from cron against an IMAP server that does not answer: the run fails with
+    one line, and `mailbot status` lists the failure, as it does for `mailbot run`."""
+    app = make_app(db_url=sqlite_url)  # imap port 1: connection refused
+    run = _cli(tmp_path, sqlite_url)
+    result = CliRunner().invoke(cli, ["--config", str(tmp_path / "config.yaml"), "poll", "--once"], obj={})
+    assert result.exit_code != 0
+    [error] = json.loads(run("status", "--json").output)["last_errors"]
+    assert error["type"] == "poll_failed" and error["recovered_at"] is None
+    assert "refused" in error["error"].lower() or "connect" in error["error"].lower()
+    with app.sessions() as session:
+        [event] = session.execute(select(Event).where(Event.type == "poll_failed")).scalars()
+        assert event.detail["mailbox"] == mailbox_name(app.settings.imap)

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from conftest import complaint
-from helpers import append_all, counts
+from helpers import SettableClock, append_all, counts
 from mailbot.db import Case, CaseKey, Message, Outbox
 
 pytestmark = pytest.mark.dovecot
@@ -28,13 +28,6 @@ BUS = ("Beste,\n\nSinds september stopt bus 58 van De Lijn niet meer aan de halt
        "bij De Lijn kreeg dossiernummer DL-2026417.\n\nTom Wouters")
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
 
 FORM = "formulier@vlaamseombudsdienst.be"  # the office's web form robot (citizen in Reply-To)
 
@@ -44,7 +37,7 @@ def app(make_app, dovecot, smtp_sink, db_url):
     app = make_app(imap={"port": dovecot.port, "username": dovecot.username,
                          "password": dovecot.password},
                    smtp={"port": smtp_sink.port}, db_url=db_url, webform_senders=[FORM])
-    app.intake.clock = app.intake.matching.clock = Clock()
+    app.intake.clock = app.intake.matching.clock = SettableClock(START)
     return app
 
 
