@@ -12,8 +12,7 @@ import secrets
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from dataclasses import dataclass
-from email import quoprimime
-from email.header import Header
+from email import base64mime, quoprimime
 from email.utils import format_datetime, formataddr
 from functools import lru_cache
 
@@ -22,6 +21,11 @@ from .model import Address
 from .render import RenderedReply
 
 _FOLD_AT = 78  # RFC 5322's recommended line length; 998 is the hard limit
+# RFC 2047 §2: an encoded word is at most 75 characters, a line holding one at most 76.
+# Mail programs may show a longer word undecoded ("=?utf-8?b?...") instead of the name.
+_WORD_MAX, _WORD_LINE = 75, 76
+_WORD_MIN = 24  # room for any one character in either encoding; less and the word goes to a new line
+_Q_LITERAL = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-!*+/ ")  # " " becomes "_"
 
 # Reply/forward markers mail programs put in front of a subject, in our four languages
 # and a few common others: Re, Fw, Fwd, Antw, Doorst, Doorgestuurd, Weitergeleitet, TR, Transféré,
@@ -132,11 +136,15 @@ def greeting_name(address: Address) -> str:
     return address.name
 
 
-def _header_address(address: Address | tuple[str, str]) -> str:
-    """`Name <addr>` with the name RFC 2047-encoded when it is not plain ASCII."""
+def _header_address(header: str, address: Address | tuple[str, str]) -> str:
+    """`Header: Name <addr>`; a name that is not plain ASCII becomes RFC 2047 encoded words."""
     name, email = (address.name, address.email) if isinstance(address, Address) else address
     addr_spec = sanitize.check_address(email)
-    return formataddr((sanitize.display_name(name), addr_spec), charset="utf-8")
+    name = sanitize.display_name(name)
+    if name.isascii():  # formataddr quotes a name with specials ("Dupont, Jean")
+        return _header_line(header, formataddr((name, addr_spec)))
+    # Encoded as a whole: a phrase cannot mix encoded words with quoted ASCII specials.
+    return _fold(header, [(name, True), (f"<{addr_spec}>", False)])
 
 
 @dataclass(frozen=True)
@@ -169,11 +177,11 @@ def compose_reply(*, rendered: RenderedReply, from_address: str, from_name: str,
     own_id = sanitize.message_id(message_id)
     if own_id is None or "@" not in own_id:
         raise sanitize.HeaderError(f"bad Message-ID for our reply: {message_id!r}")
-    headers = [("From", _header_address((from_name, from_address))), ("To", _header_address(to))]
+    addresses = [_header_address("From", (from_name, from_address)), _header_address("To", to)]
     if reply_to is not None:
-        headers.append(("Reply-To", _header_address(reply_to)))
+        addresses.append(_header_address("Reply-To", reply_to))
     subject = build_subject(rendered.subject_prefix, case_ref, original_subject, language=rendered.language)
-    headers += [("Subject", subject),
+    headers = [("Subject", subject),
                 ("Date", format_datetime(date if date.tzinfo else date.replace(tzinfo=timezone.utc))),
                 ("Message-ID", own_id)]
     parent = sanitize.message_id(in_reply_to) if in_reply_to else None
@@ -187,7 +195,7 @@ def compose_reply(*, rendered: RenderedReply, from_address: str, from_name: str,
     boundary = f"=_{secrets.token_hex(16)}"  # "=_" never occurs in quoted-printable text
     headers += [("Content-Language", rendered.language), ("MIME-Version", "1.0"),
                 ("Content-Type", f'multipart/alternative; boundary="{boundary}"')]
-    wire = [*(_header_line(name, value) for name, value in headers), "",
+    wire = [*addresses, *(_header_line(name, value) for name, value in headers), "",
             f"--{boundary}", *_text_part(rendered.text, "plain"),
             f"--{boundary}", *_text_part(rendered.html, "html"),
             f"--{boundary}--", ""]
@@ -195,17 +203,55 @@ def compose_reply(*, rendered: RenderedReply, from_address: str, from_name: str,
 
 
 def _header_line(name: str, value: str) -> str:
-    """`Name: value`, RFC 2047-encoded when not ASCII, folded at spaces near 78 columns."""
-    if not value.isascii():
-        return f"{name}: " + Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
-    first, *rest = value.split(" ")
-    lines, line = [], f"{name}: {first}"  # never folded right after the colon
-    for word in rest:
-        if len(line) + 1 + len(word) > _FOLD_AT:
-            lines.append(line)
-            line = ""
-        line += " " + word
+    """`Name: value`, RFC 2047-encoded as a whole when not ASCII, folded near 78 columns."""
+    return _fold(name, [(value, True)] if not value.isascii() else [(word, False) for word in value.split(" ")])
+
+
+def _fold(name: str, atoms: Sequence[tuple[str, bool]]) -> str:
+    """`Name: atom atom ...`, folded at spaces near 78 columns, never right after the colon.
+
+    An atom flagged True is text to encode: as many encoded words as the limits need
+    (RFC 2047 §2: a word at most 75 characters, a line holding one at most 76), folded
+    between them, where decoders drop the space (§6.2). Non-ASCII text is one such atom,
+    never mixed with plain words: some decoders lose the space at a fold between the two.
+    """
+    lines, line, bare, has_word = [], f"{name}:", True, False  # has_word: line holds an encoded word
+    for text, encode in atoms:
+        if not encode:
+            if not bare and len(line) + 1 + len(text) > (_WORD_LINE if has_word else _FOLD_AT):
+                lines.append(line)
+                line, has_word = "", False
+            line, bare = f"{line} {text}", False
+            continue
+        data = text.encode("utf-8")
+        scheme = "q" if len(quoprimime.header_encode(data)) <= len(base64mime.header_encode(data)) else "b"
+        while text:
+            room = min(_WORD_MAX, _WORD_LINE - len(line) - 1)
+            if room < _WORD_MIN and not bare:
+                lines.append(line)
+                line, room = "", _WORD_MAX
+            word, text = _encoded_word(text, room, scheme)
+            line, bare, has_word = f"{line} {word}", False, True
     return "\r\n".join([*lines, line])
+
+
+def _encoded_word(text: str, room: int, scheme: str) -> tuple[str, str]:
+    """The longest start of `text` (at least one character) that encodes within `room`
+    characters, encoded, and the rest. Never splits a character's UTF-8 bytes, and cuts
+    after a space when one is near: Python's address parser puts a space between two
+    encoded words of a name, "Mü ller" is worse than a double space between two words."""
+    budget, used, end, after_space = room - len("=?utf-8?q??="), 0, 0, 0
+    for char in text:
+        data = char.encode("utf-8")
+        more = used + (sum(1 if byte in _Q_LITERAL else 3 for byte in data) if scheme == "q" else len(data))
+        if end and (more if scheme == "q" else -(-more // 3) * 4) > budget:
+            end = after_space if after_space > end // 2 else end
+            break
+        used, end = more, end + 1
+        after_space = end if char == " " else after_space
+    chunk = text[:end].encode("utf-8")
+    encode = quoprimime.header_encode if scheme == "q" else base64mime.header_encode
+    return encode(chunk, "utf-8"), text[end:]
 
 
 def _text_part(body: str, subtype: str) -> list[str]:

@@ -147,6 +147,14 @@ class OfficeSettings(_Section):
     address: str = ""
     website: str = ""
 
+    @field_validator("website")
+    @classmethod
+    def _a_link(cls, value: str) -> str:
+        # Replies link to it: "www.example.be" would be a broken relative link in the HTML part.
+        if value and not value.lower().startswith(("https://", "http://")):
+            raise ValueError(f"not a web address: {value!r} (write it with https://)")
+        return value
+
 
 class ScheduleSettings(_Section):
     poll_interval_seconds: int = Field(60, ge=1)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import textwrap
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -61,6 +62,13 @@ def _paragraphs(value: object) -> Markup:
         Markup("<p>{}</p>").format(Markup("<br>\n").join(escape(line) for line in block.split("\n")))
         for block in blocks if block.strip()
     )
+
+
+def _reflow(value: object, width: int = 74) -> str:
+    """A text paragraph that inserts a name of any length: its lines joined and wrapped again
+    at `width`, never inside a word (nor at a no-break space), ending in a newline."""
+    words = " ".join(w for w in re.split(r"[ \t\r\n]+", str(value)) if w)
+    return textwrap.fill(words, width=width, break_long_words=False, break_on_hyphens=False) + "\n"
 
 
 def _oneline(value: object) -> str:
@@ -155,6 +163,7 @@ class _Loaded:
         )
         self.env.filters["paragraphs"] = _paragraphs
         self.env.filters["oneline"] = _oneline
+        self.env.filters["reflow"] = _reflow
         listing: dict[str, set[str]] = {}
         for path in templates.files:
             folder, _, name = path.rpartition("/")

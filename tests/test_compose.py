@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
-from email import policy
+from email import message_from_bytes, policy
+from email.header import decode_header, make_header
 from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
@@ -254,7 +255,13 @@ def test_round_trip_through_the_standard_parser(text: str, html: str, subject: s
     assert max(len(line) for line in raw.split(b"\r\n")) <= 998
     back = parse(msg)
     assert back.defects == [] and back["Subject"] == msg.subject == build_subject("Uw klacht", REF, subject)
-    assert back["To"].addresses[0].display_name == sanitize.display_name(name)
+    expected, shown = sanitize.display_name(name), back["To"].addresses[0].display_name
+    if expected.isascii():
+        assert shown == expected
+    else:  # Python's address parser puts a space between encoded words; RFC 2047 §6.2 drops it
+        assert shown.replace(" ", "") == expected.replace(" ", "")
+        to = str(message_from_bytes(raw)["To"]).replace("\r\n", "")
+        assert str(make_header(decode_header(to))) == f"{expected} <jan@example.org>"
     assert back["Content-Language"] == language
     plain, rich = back.get_body(("plain",)), back.get_body(("html",))
     assert plain is not None and rich is not None

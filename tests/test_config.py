@@ -57,6 +57,14 @@ def test_invalid_security_and_timezone_are_refused():
     assert "imap.security" in str(err.value) and "schedule.timezone" in str(err.value)
 
 
+def test_office_website_must_be_a_web_address():
+    """Replies link to office.website: without a scheme the HTML part would hold a broken link."""
+    with pytest.raises(ConfigError) as err:
+        settings_from_mapping(base_config(office={"website": "www.vlaamseombudsdienst.be"}))
+    assert "office.website" in str(err.value) and "https://" in str(err.value)
+    assert settings_from_mapping(base_config(office={"website": ""})).office.website == ""
+
+
 def test_password_never_in_repr_or_logs(caplog):
     """The password does not appear in repr, str, or a logged settings object."""
     settings = settings_from_mapping(base_config(imap={"password": "hunter2-very-secret"}))

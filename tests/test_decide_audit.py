@@ -179,7 +179,7 @@ def test_mail_on_a_closed_case_gets_a_receipt_on_file_and_a_neutral_one_elsewher
 # ------------------------------------------------------------------ the texts, four languages
 
 RECEIVED = {"nl": "goed ontvangen", "fr": "bien reçu", "en": "received your message", "de": "Nachricht erhalten"}
-CLOSED = {"nl": "is afgesloten", "fr": "est clôturé", "en": "has been closed", "de": "ist abgeschlossen"}
+CLOSED = {"nl": "is afgesloten", "fr": "est clôturé", "en": "has already been closed", "de": "ist abgeschlossen"}
 NEUTRAL_PREFIX = {"nl": "Uw bericht", "fr": "Votre message", "en": "Your message", "de": "Ihre Nachricht"}
 OVERVIEW_PREFIX = {"nl": "Uw vraag", "fr": "Votre demande", "en": "Your request", "de": "Ihre Anfrage"}
 

@@ -103,7 +103,7 @@ def test_status_without_investigator_and_unknown_status(renderer: Renderer) -> N
     context = {**sample_context("status"), "investigator": None, "status": "on_hold"}
     reply = renderer.render("status", "en", context)
     assert "not yet been assigned" in reply.text and "on_hold" not in reply.text + reply.html
-    assert "Current status: your case is being dealt with." in reply.text
+    assert "Current status: your complaint is being dealt with." in reply.text
 
 
 def test_optional_parts_disappear(renderer: Renderer) -> None:

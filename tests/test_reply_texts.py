@@ -37,7 +37,7 @@ PROMISES = {"nl": ("Zodra er nieuws is", "nog niet aan een onderzoeker"),
             "fr": ("Dès que nous avons du nouveau", "pas encore été attribué"),
             "en": ("As soon as there is news", "not yet been assigned"),
             "de": ("Sobald es Neues gibt", "noch keiner Sachbearbeiterin")}
-NOW = {"nl": "Stand van zaken:", "fr": "État du dossier :", "en": "Current status:", "de": "Aktueller Stand:"}
+NOW = {"nl": "Stand van zaken:", "fr": "État du dossier\u00a0:", "en": "Current status:", "de": "Aktueller Stand:"}
 
 
 @pytest.fixture(scope="module")
@@ -127,9 +127,9 @@ def test_german_status_labels_start_with_a_capital(renderer):
 
 
 def test_english_status_says_is_being_handled_by(renderer):
-    """English: "Your case is being handled by", not "is handled by"."""
+    """English: "Your complaint is being handled by", not "is handled by"."""
     text = " ".join(render(renderer, "status", "en").text.split())
-    assert "Your case is being handled by An Peeters" in text
+    assert "Your complaint is being handled by An Peeters" in text
     assert "is handled by" not in text
 
 
@@ -192,7 +192,7 @@ def test_forwarded_sender_is_shown_by_name_or_address(renderer):
     assert nameless["forwarded"]["sender"] == "klantendienst@delijn.be"
     for language in LANGUAGES:
         reply = renderer.render("forward_added", language, {**sample_context("forward_added"), **named})
-        assert "(Klantendienst De Lijn)" in reply.text and "&lt;" not in reply.html
+        assert "(Klantendienst De Lijn)" in " ".join(reply.text.split()) and "&lt;" not in reply.html  # rewrapped
         assert "delijn.be" not in reply.text and "delijn.be" not in reply.html
 
 
@@ -294,7 +294,7 @@ def test_subject_with_reference_is_unchanged():
     ("multi_addressed", "fr", {}, "d'autres plaignants doivent attendre plus longtemps", "y compris pour"),
     ("multi_addressed", "fr", {}, "même si ce n'est qu'après un premier examen qu'il apparaît", "même s'il n'apparaît"),
     ("multi_addressed", "de", {}, "andere Beschwerdeführer müssen länger", "auch für andere"),
-    ("multi_addressed", "en", {}, "other complainants have to wait longer", "time is lost"),
+    ("multi_addressed", "en", {}, "other people have to wait longer", "time is lost"),
     ("referred_agency", "de", {}, "können wir als Ombudsdienst vermitteln", "kann der Ombudsdienst"),
     ("referred_ombudsman", "de", {"we_forwarded": True}, "diese Ombudsstelle wird sich", "diese Stelle wird"),
 ])
