@@ -92,7 +92,7 @@ def test_a_forged_oversize_mail_on_the_case_gets_nothing(opened, smtp_sink):
 
 @pytest.mark.parametrize("language, sentence", [
     ("nl", "Vermeld daarbij uw dossiernummer {ref}."), ("fr", "Veuillez mentionner votre numéro de dossier {ref}."),
-    ("en", "Please quote your case reference {ref}."), ("de", "Bitte geben Sie dabei Ihr Aktenzeichen {ref} an.")])
+    ("en", "Please quote your reference number {ref}."), ("de", "Bitte geben Sie dabei Ihr Aktenzeichen {ref} an.")])
 def test_the_notice_names_the_case_in_every_language(opened, language, sentence):
     app, ref, _ = opened
     with app.sessions() as session:
