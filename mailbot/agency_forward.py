@@ -27,23 +27,26 @@ def agency_forward(facts: MessageFacts, own_open: list[Candidate]) -> tuple[Cand
         return None
     theirs = [c for c in about if addressed_to_case(facts, c)]
     if not theirs:  # someone else's letter: only its text ties it to a case
-        scores = text_scores(facts.subject, facts.body, [c.text for c in about])
-        best = max(range(len(about)), key=lambda i: scores[i][2])
+        case, score = _closest(facts, about)
         to = ", ".join(a.email or a.name for a in facts.forward_to)
-        return about[best], Evidence("agency-forward", f"{about[best].ref}: forwarded mail from {names} "
-                                     f"addressed to {to}, not to the case's citizen "
-                                     f"(text {scores[best][2]:.0f})", round(scores[best][2], 1))
+        return case, Evidence("agency-forward", f"{case.ref}: forwarded mail from {names} addressed to {to}, "
+                              f"not to the case's citizen (text {score:.0f})", round(score, 1))
     if len(theirs) == 1 and unknown_agency:
         return theirs[0], Evidence("agency-forward", f"{theirs[0].ref}: forwarded mail from {names}; "
                                    "the citizen's only open case, no agency recorded on it", 85.0)
     if len(theirs) == 1:
         return theirs[0], Evidence("agency-forward", f"{theirs[0].ref}: forwarded mail from {names}; "
                                    "the citizen's open case about it", 90.0)
-    scores = text_scores(facts.subject, facts.body, [c.text for c in theirs])
-    best = max(range(len(theirs)), key=lambda i: scores[i][2])
-    return theirs[best], Evidence("agency-forward", f"{theirs[best].ref}: forwarded mail from {names}; "
-                                  f"one of {len(theirs)} open cases about it (text {scores[best][2]:.0f})",
-                                  round(60.0 + 0.4 * scores[best][2], 1))
+    case, score = _closest(facts, theirs)
+    return case, Evidence("agency-forward", f"{case.ref}: forwarded mail from {names}; one of {len(theirs)} "
+                          f"open cases about it (text {score:.0f})", round(60.0 + 0.4 * score, 1))
+
+
+def _closest(facts: MessageFacts, cases: list[Candidate]) -> tuple[Candidate, float]:
+    """The case whose text is most like the mail's (the first of equals), with the combined score."""
+    scores = text_scores(facts.subject, facts.body, [c.text for c in cases])
+    best = max(range(len(cases)), key=lambda i: scores[i][2])
+    return cases[best], scores[best][2]
 
 
 def addressed_to_case(facts: MessageFacts, case: Candidate) -> bool:

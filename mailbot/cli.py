@@ -187,13 +187,15 @@ def case_show(ctx: click.Context, ref: str, as_json: bool) -> None:
 
 _BY = click.option("--by", help="who decides, for the audit trail (default: the login name)")
 _NOTE = click.option("--note", default="", help="why, for the audit trail (no personal data)")
+_CHANGED_JSON = click.option("--json", "as_json", is_flag=True,
+                             help="the case as `case show --json`, plus `changed`")
 
 
 @case.command("close")
 @click.argument("ref")
 @_NOTE
 @_BY
-@click.option("--json", "as_json", is_flag=True, help="the case as `case show --json`, plus `changed`")
+@_CHANGED_JSON
 @click.pass_context
 def case_close(ctx: click.Context, ref: str, note: str, by: str | None, as_json: bool) -> None:
     """Close a case: its personal data is pseudonymised `retention.closed_case_days` later.
@@ -207,7 +209,7 @@ def case_close(ctx: click.Context, ref: str, note: str, by: str | None, as_json:
 @click.argument("ref")
 @_NOTE
 @_BY
-@click.option("--json", "as_json", is_flag=True, help="the case as `case show --json`, plus `changed`")
+@_CHANGED_JSON
 @click.pass_context
 def case_reopen(ctx: click.Context, ref: str, note: str, by: str | None, as_json: bool) -> None:
     """Open a closed case again (retention no longer applies). Reopening an open case

@@ -6,7 +6,6 @@ import json
 import os
 import sys
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import click

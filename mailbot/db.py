@@ -6,13 +6,14 @@ from __future__ import annotations
 import os
 from datetime import datetime, timezone
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import (
     JSON, BigInteger, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Table, Text,
     UniqueConstraint, create_engine, event, insert, inspect,
 )
-from sqlalchemy.engine import CursorResult, Engine, make_url
+from sqlalchemy.engine import CursorResult, Engine
 from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError, StatementError
 from sqlalchemy.orm import (
     DeclarativeBase, Mapped, Mapper, Session, make_transient_to_detached, mapped_column, relationship,
@@ -33,6 +34,12 @@ def as_utc(value: datetime) -> datetime:
     """A datetime read back from the database, with its zone: SQLite hands back naive
     datetimes, and everything mailbot stores is UTC."""
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def utc_iso(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC with its offset, for JSON: also from a PostgreSQL session in another
+    time zone."""
+    return as_utc(value).astimezone(timezone.utc).isoformat() if value is not None else None
 
 
 class Base(DeclarativeBase):
@@ -231,7 +238,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 def _make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
-        _create_private(make_url(url).database)
+        _create_private(sqlite_file(url))
         kwargs.setdefault("connect_args", {"timeout": 30})
         engine = create_engine(url, **kwargs)
 
@@ -264,12 +271,12 @@ def _make_engine(url: str, **kwargs: Any) -> Engine:
 _STATEMENT_CLASSES = frozenset({"54"})
 
 
-def _create_private(path: str | None) -> None:
+def _create_private(path: Path | None) -> None:
     """A new SQLite file is created readable by its owner only: it holds personal data,
     whatever the umask (SQLite gives its -wal and -shm files the same mode)."""
-    if not path or path == ":memory:" or path.startswith("file:") or os.path.exists(path):
+    if path is None or path.exists():
         return
-    if os.path.isdir(os.path.dirname(os.path.abspath(path))):
+    if path.absolute().parent.is_dir():
         try:
             os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
         except OSError:

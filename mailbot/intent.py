@@ -90,7 +90,7 @@ _ANONYMITY = (
     r"\b(?:graag|liefst|wens|wil|verkies)(?: graag| liever| ook| echt| uitdrukkelijk)? anoniem\b",
     rf"\b(?:vraag|verzoek|wens|wil)\w*{_SHORT}\banonimiteit\b", r"\banonimiteit (?:vragen|verzoeken|wensen|bewaren|behouden|garanderen|respecteren)\b",
     r"(mijn )?(naam|identiteit|gegevens) niet (door|mee)?(geven|gedeeld|delen|bekend)",
-    rf"\b(?:naam|identiteit|persoonsgegevens|gegevens) niet (?:te |door te |mee te |bekend te |kenbaar te )?(?:vermelden|doorgeven|meedelen|bekendmaken|delen|noemen|geven|weten|kennen|doorspelen)\b",
+    r"\b(?:naam|identiteit|persoonsgegevens|gegevens) niet (?:te |door te |mee te |bekend te |kenbaar te )?(?:vermelden|doorgeven|meedelen|bekendmaken|delen|noemen|geven|weten|kennen|doorspelen)\b",
     # A modal makes it a wish: "mijn naam mag niet doorgegeven worden", not "werd niet doorgegeven".
     rf"{_ANON_ID_NL}{_SHORT}\b(?:mag|mogen|moet|moeten) (?:echt |zeker |absoluut |in geen geval )?niet\b{_GAP}\b(?:doorgegeven|vermeld|meegedeeld|bekendgemaakt|bekend gemaakt|gedeeld|genoemd|kenbaar gemaakt|geweten|doorgespeeld)\b",
     rf"\b(?:wil|wens|verkies|hoop)(?: liever| echt)? niet dat\b{_GAP}\b(?:weet|weten|te weten komt|te weten komen|ontdekt|ontdekken|hoort|horen)\b",

@@ -3,12 +3,12 @@ quarantine count and the last errors, each with the success that ended it, if an
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from .db import Event, MailboxState, Message, Outbox, as_utc
+from .db import Event, MailboxState, Message, Outbox, as_utc, utc_iso
 
 ERROR_EVENTS = ("poll_failed", "reply_failed", "rules_reload_failed", "digest_failed", "retention_failed")
 # The success that ends each kind of failure: a later event of this type (for a poll, of the
@@ -20,11 +20,6 @@ RECOVERY_EVENTS = {"poll_failed": "poll_recovered", "digest_failed": "digest_que
 # fails. Replies normally leave within a minute (the outbox runs every 30 s, a first retry
 # comes 15-30 s after a failure), so only an outage of several minutes gets near this.
 MIN_REPLY_WAIT_SECONDS = 600
-
-
-def _iso(value: datetime | None) -> str | None:
-    """In UTC, also from a PostgreSQL session in another time zone."""
-    return as_utc(value).astimezone(timezone.utc).isoformat() if value else None
 
 
 def _sending(session: Session, now: datetime) -> dict:
@@ -44,12 +39,12 @@ def _sending(session: Session, now: datetime) -> dict:
     last_sent = session.execute(select(func.max(Outbox.sent_at)).where(Outbox.status == "sent")).scalar_one()
     waited = max(now - as_utc(oldest.created_at), timedelta(0)) if oldest else None
     return {"retrying": int(retrying or 0),
-            "oldest_pending_at": _iso(oldest.created_at) if oldest else None,
+            "oldest_pending_at": utc_iso(oldest.created_at) if oldest else None,
             "oldest_pending_seconds": round(waited.total_seconds()) if waited is not None else None,
-            "next_attempt_at": _iso(oldest.next_attempt_at) if oldest else None,
+            "next_attempt_at": utc_iso(oldest.next_attempt_at) if oldest else None,
             "last_error": latest.last_error[:300] if latest else None,
             "last_error_attempts": latest.attempts if latest else None,
-            "last_sent_at": _iso(last_sent)}
+            "last_sent_at": utc_iso(last_sent)}
 
 
 def _recovered_at(session: Session, error: Event, last_polls: dict[str, datetime]) -> datetime | None:
@@ -104,7 +99,7 @@ def operational_status(session: Session, mailboxes: list[str], now: datetime) ->
         state = states.get(name)
         last = last_polls.get(name)
         until = as_utc(state.lease_until) if state and state.lease_until else None
-        boxes.append({"mailbox": name, "last_poll_at": _iso(last),
+        boxes.append({"mailbox": name, "last_poll_at": utc_iso(last),
                       "age_seconds": round((now - last).total_seconds()) if last else None,
                       "lease_owner": state.lease_owner if state and until and until > now else None})
     queue = dict(session.execute(select(Outbox.status, func.count()).group_by(Outbox.status)).all())
@@ -116,8 +111,8 @@ def operational_status(session: Session, mailboxes: list[str], now: datetime) ->
         "sending": _sending(session, now),
         "quarantined": session.execute(select(func.count()).select_from(Message)
                                        .where(Message.quarantine_reason.is_not(None))).scalar_one(),
-        "last_errors": [{"at": _iso(e.created_at), "type": e.type,
+        "last_errors": [{"at": utc_iso(e.created_at), "type": e.type,
                          "error": str(e.detail.get("error") or e.detail.get("template") or "")[:300],
-                         "recovered_at": _iso(_recovered_at(session, e, last_polls))}
+                         "recovered_at": utc_iso(_recovered_at(session, e, last_polls))}
                         for e in errors],
     }

@@ -71,7 +71,7 @@ class SendReport:
     retried: int = 0
     failed: int = 0
     released: int = 0  # claimed but not attempted (time budget, or a stop): due again at once
-    woken: int = 0  # waiting for an unreachable server, due at once when it answered again (once per call)
+    woken: int = 0  # waiting for an unreachable server, due at once when it answered again
     sent_ids: list[int] = field(default_factory=list)  # outbox rows sent by this call
 
 
@@ -128,6 +128,7 @@ def send_due(sessions: sessionmaker[Session], transport: Transport, sender: str,
     """
     policy = policy or RetryPolicy(max_attempts=max_attempts)
     report = SendReport()
+    woke = False  # the replies waiting for an unreachable server are woken once per call
     while True:
         if stop is not None and stop.is_set():
             return report
@@ -145,7 +146,8 @@ def send_due(sessions: sessionmaker[Session], transport: Transport, sender: str,
         reached = any(r.attempted and r.reached for r in results)
         with sessions.begin() as session:
             _record_all(session, results, token, moment, policy, report)
-            woken = _wake_unreached(session, moment) if reached and not report.woken else 0
+            woken = _wake_unreached(session, moment) if reached and not woke else 0
+        woke = woke or reached
         report.woken += woken
         if (len(claimed) < batch and not woken) or now is not None or not reached:
             return report

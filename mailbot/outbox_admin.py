@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .addresses import mark_deliverable, undeliverable
-from .db import Case, Outbox, as_utc
+from .db import Case, Outbox, utc_iso
 from .deferred import Ref
 from .store import add_event
 
@@ -113,12 +113,7 @@ def listing(session: Session, statuses: Sequence[str], limit: int) -> list[dict[
                            .order_by(Outbox.id).limit(limit)).all()
     return [{"id": row.id, "status": row.status, "case_ref": ref, "template": row.template,
              "recipient": row.recipient, "attempts": row.attempts,
-             "created_at": _utc_iso(row.created_at),
-             "next_attempt_at": _utc_iso(row.next_attempt_at) if row.status == "pending" else None,
+             "created_at": utc_iso(row.created_at),
+             "next_attempt_at": utc_iso(row.next_attempt_at) if row.status == "pending" else None,
              "last_error": row.last_error} for row, ref in rows]
 
-
-def _utc_iso(value: datetime | None) -> str | None:
-    """With its zone (SQLite hands back naive UTC), in UTC also from a PostgreSQL session in
-    another time zone."""
-    return as_utc(value).astimezone(timezone.utc).isoformat() if value else None

@@ -171,14 +171,17 @@ class Preparer:
 
     def _abandon(self, prepared: Prepared) -> NoReturn:
         """Stop waiting: kill the worker (it may be stuck in a mail) and give the batch up."""
-        pool = prepared.pool
+        self._drop(prepared.pool, kill=True)
+        log.info("stopping: the parse worker is stopped, its batch is left for the next poll")
+        raise Stopped("stopping while a message was being read")
+
+    def _drop(self, pool: ProcessPoolExecutor | None, *, kill: bool) -> None:
+        """Stop `pool` (killing it when it may hang) and stop handing it work."""
         with self._lock:
             if self._pool is pool:
                 self._pool = None
         if pool is not None:
-            _stop(pool, kill=True)
-        log.info("stopping: the parse worker is stopped, its batch is left for the next poll")
-        raise Stopped("stopping while a message was being read")
+            _stop(pool, kill=kill)
 
     def _submit(self, batch: Sequence[Prepared]) -> None:
         pool = self._pool_for(MIN_BATCH)
@@ -198,11 +201,7 @@ class Preparer:
         """Drop `failed`'s worker (killing it when it hangs) and submit what it still owed of
         the last batch to a new one, `failed` itself only when it gets another chance."""
         pool = failed.pool
-        with self._lock:
-            if self._pool is pool:
-                self._pool = None
-        if pool is not None:
-            _stop(pool, kill=kill)
+        self._drop(pool, kill=kill)
         owed = [p for p in (ref() for ref in self._ahead)
                 if p is not None and p is not failed and p.pool is pool and _lost(p)]
         failed.pool = failed.future = None

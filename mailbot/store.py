@@ -247,7 +247,7 @@ def investigator_loads(session: Session, emails: Iterable[str]) -> dict[str, tup
     if emails not in read:
         row = run(session, _load_statement(emails)).one()
         counts, lasts = row[:len(emails)], row[len(emails):]
-        read[emails] = {email: (int(count or 0), _aware(last))
+        read[emails] = {email: (int(count or 0), as_utc(last) if last else None)
                         for email, count, last in zip(emails, counts, lasts)}
     return dict(read[emails])
 
@@ -271,10 +271,6 @@ def _load_statement(emails: tuple[str, ...]) -> Any:
     last_assigned = [select(func.max(Case.created_at)).where(Case.investigator_email == email)
                      .scalar_subquery() for email in emails]
     return select(*open_counts, *last_assigned)
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    return as_utc(value) if value is not None else None
 
 
 def add_event(session: Session, type_: str, *, case: deferred.HasId | None = None,

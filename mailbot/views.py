@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from .db import Case, Message, as_utc
-
-
-def _iso(value: datetime | None) -> str | None:
-    """ISO 8601 with its offset: SQLite hands back naive datetimes, stored in UTC."""
-    return as_utc(value).isoformat() if value is not None else None
+from .db import Case, Message, utc_iso
 
 
 def message_dict(message: Message) -> dict[str, Any]:
@@ -20,7 +14,7 @@ def message_dict(message: Message) -> dict[str, Any]:
         "kind": message.kind,
         "from": message.from_email,
         "subject": message.subject,
-        "received_at": _iso(message.received_at),
+        "received_at": utc_iso(message.received_at),
         "original_sender": message.original_sender,
     }
 
@@ -37,8 +31,8 @@ def case_dict(case: Case, *, with_messages: bool = True) -> dict[str, Any]:
         "language": case.language,
         "subject": case.subject,
         "outcome": case.outcome,
-        "created_at": _iso(case.created_at),
-        "closed_at": _iso(case.closed_at),
+        "created_at": utc_iso(case.created_at),
+        "closed_at": utc_iso(case.closed_at),
         "flags": sorted(case.flags),
         "also_sent_to": list(case.also_sent_to),
         "duplicate_of": case.duplicate_of.ref if case.duplicate_of else None,

@@ -184,7 +184,7 @@ def test_answer_text_is_joined_into_paragraphs_and_questions_into_one_line() -> 
     rule = rules_from_texts(investigators=PEOPLE, routing=routing).routing[0]
     assert rule.then.answer_text is not None
     assert rule.then.answer_text.nl == "Eerste regel loopt door.\n\n- een punt met vervolg\n- nog een punt"
-    questions = ruleset(f"ask_info: true, questions: {{nl: ['  wat  er\n    gebeurde '], fr: [a], en: [b], de: [c]}}")
+    questions = ruleset("ask_info: true, questions: {nl: ['  wat  er\n    gebeurde '], fr: [a], en: [b], de: [c]}")
     assert questions.routing[0].then.questions.nl == ("wat er gebeurde",)  # type: ignore[union-attr]
 
 

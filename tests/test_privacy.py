@@ -46,7 +46,6 @@ def test_erase_pseudonymises_every_case_and_message_of_the_address(tmp_path, mak
 
 from datetime import date, datetime, timezone  # noqa: E402
 
-from mailbot import digest  # noqa: E402
 from mailbot.db import AddressStatus, RawMail  # noqa: E402
 from mailbot.privacy import erase  # noqa: E402
 from personal_scan import _texts, dump, scan  # noqa: E402

@@ -17,7 +17,7 @@ from helpers import append_all, folder_count, imap_config
 from mailbot.db import Message, Outbox, make_engine, make_sessionmaker
 from stuck_parser import STUCK
 from test_outbox import queue_rows
-from test_scheduler_procs import RunProcess, wait_until, write_config
+from test_scheduler_procs import RunProcess, run_until, wait_until, write_config
 
 pytestmark = pytest.mark.dovecot
 TESTS = Path(__file__).resolve().parent
@@ -91,12 +91,8 @@ def test_sigterm_does_not_wait_for_a_parse_worker_stuck_in_a_mail(tmp_path, dove
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(Message)).scalar_one() == 0
 
-    again = RunProcess(config, tmp_path / "again.log")  # the plain parser: nothing hangs
-    try:
-        wait_until(lambda: folder_count(dovecot, "Processed") == 4, 60, "the batch to be read again")
-        assert again.terminate() == 0
-    finally:
-        again.stop_quietly()
+    run_until(config, tmp_path / "again.log", lambda: folder_count(dovecot, "Processed") == 4,  # the plain parser
+              "the batch to be read again")
     with engine.connect() as conn:
         ids = conn.execute(select(Message.message_id).where(Message.direction == "in")).scalars().all()
     engine.dispose()

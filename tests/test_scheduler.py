@@ -12,7 +12,7 @@ from conftest import complaint
 from helpers import append_all, folder_count, imap_config
 from mailbot.db import Message
 from mailbot.scheduler import Runner, daily
-from test_scheduler_procs import RunProcess, wait_until, write_config
+from test_scheduler_procs import RunProcess, run_until, wait_until, write_config
 
 BRUSSELS = ZoneInfo("Europe/Brussels")
 
@@ -94,12 +94,7 @@ def test_sigterm_mid_batch_finishes_the_message_in_flight(tmp_path, dovecot, smt
     client.logout()
     assert all(not f for f in flags.values())  # untouched: not even \Seen
 
-    again = RunProcess(config, tmp_path / "again.log")
-    try:
-        wait_until(lambda: folder_count(dovecot, "INBOX") == 0, 60, "the rest to be processed")
-        assert again.terminate() == 0
-    finally:
-        again.stop_quietly()
+    run_until(config, tmp_path / "again.log", lambda: folder_count(dovecot, "INBOX") == 0, "the rest to be processed")
     with engine.connect() as conn:
         ids = conn.execute(select(Message.message_id).where(Message.direction == "in")).scalars().all()
     engine.dispose()

@@ -74,6 +74,16 @@ class RunProcess:
         self._out.close()
 
 
+def run_until(config: Path, log: Path, done: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    """Start `mailbot run`, wait until `done()`, and stop it with SIGTERM: it exits 0."""
+    run = RunProcess(config, log)
+    try:
+        wait_until(done, timeout, what)
+        assert run.terminate() == 0
+    finally:
+        run.stop_quietly()
+
+
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
