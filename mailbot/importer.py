@@ -252,7 +252,7 @@ def _count(session: Session, outcome: Outcome, counted: ImportReport) -> None:
     counted.outcomes[outcome.disposition] += 1
     counted.kinds[outcome.kind or "-"] += 1
     if outcome.disposition == "quarantined":
-        counted.problems[_abridge(_last_reason(session))] += 1
+        counted.problems[_abridge(_redate_last_quarantined(session))] += 1
     if "open_case" in outcome.actions:
         counted.opened += 1
         if outcome.case_ref:
@@ -269,10 +269,16 @@ def _merge(report: ImportReport, batch: ImportReport) -> None:
     report.joined += batch.joined
 
 
-def _last_reason(session: Session) -> str:
-    row = session.execute(select(Message.quarantine_reason).where(Message.quarantine_reason.is_not(None))
-                          .order_by(Message.id.desc()).limit(1)).scalar()
-    return row or "unreadable"
+def _redate_last_quarantined(session: Session) -> str:
+    """The reason of the message the pipeline just quarantined, which is re-dated to now: the
+    import's clock dated it by its own Date, so the digest would never list it and retention
+    would empty it before anyone looked (as `_quarantine` does for mail too large to read)."""
+    message = session.execute(select(Message).where(Message.quarantine_reason.is_not(None))
+                              .order_by(Message.id.desc()).limit(1)).scalar()
+    if message is None:
+        return "unreadable"
+    message.received_at = datetime.now(timezone.utc)
+    return message.quarantine_reason or "unreadable"
 
 
 def _abridge(reason: str) -> str:

@@ -9,6 +9,7 @@ import os
 from datetime import date, datetime, timedelta, timezone
 from email.utils import format_datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -393,3 +394,25 @@ def test_garbage_and_headerless_text_in_an_mbox_are_quarantined_not_cases(tmp_pa
                                          .where(Message.quarantine_reason.is_not(None))))
     assert all(r.startswith("unreadable message: no ") for r in reasons) and len(reasons) == 2
     assert [email for (email,) in _rows(config, select(Case.citizen_email))] == ["burger1@example.be"]
+
+
+def test_old_mail_the_pipeline_quarantines_is_dated_by_the_import_and_listed_in_its_digest(tmp_path):
+    """Mail from 2016 with no sender is quarantined by the pipeline under the import's clock,
+    which dated it 2016: the digest never listed it (the import report says it does) and
+    retention emptied it at its next run. It is now dated by the import, like mail too large
+    to read."""
+    config = _config(tmp_path)
+    no_sender = b"\r\n".join(line for line in letter(2).split(b"\r\n") if not line.startswith(b"From:"))
+    result = _import(config, str(mbox(tmp_path / "archief.mbox", [letter(1), no_sender])))
+    assert result.exit_code == 0 and "1 could not be read" in result.output, result.output
+    (received,) = [r for (r,) in _rows(config, select(Message.received_at)
+                                       .where(Message.quarantine_reason.is_not(None)))]
+    assert abs(received.replace(tzinfo=timezone.utc) - datetime.now(timezone.utc)) < timedelta(minutes=5)
+    app = _app(config)
+    try:
+        with app.sessions() as session:
+            today = datetime.now(ZoneInfo(app.settings.schedule.timezone)).date()
+            section = next(s for s in collect(session, app.settings, today).decisions if s.key == "quarantined")
+    finally:
+        app.close()
+    assert [item.detail for _, items in section.groups for item in items] == ["unreadable message: no sender (no From address)"]
