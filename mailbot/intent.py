@@ -15,17 +15,21 @@ import phonenumbers
 from mailbot.model import Facts
 
 
-def _gap(limit: int, *, affirmed: bool = False) -> str:
+def _gap(limit: int, *, affirmed: bool = False, not_to_us: bool = False) -> str:
     """Up to `limit` characters inside one sentence, never `.*`: texts run to MAX_FACT_TEXT.
     A full stop before a letter or digit ("0486/55.44.33", "a.u.b.") does not end the sentence.
-    `affirmed` gaps do not cross a negation: "ik heb hen nog niet gemaild" is no contact."""
+    `affirmed` gaps do not cross a negation: "ik heb hen nog niet gemaild" is no contact.
+    `not_to_us` gaps do not cross "u"/"jullie": "ik heb u al gemeld dat…" told us, not the agency."""
     char = r"(?:[^.!?]|\.(?=\w))"
     if affirmed:
         char = rf"(?:(?!\b(?:niet|nooit|geen|not|never|nicht|nie|keine?n?|pas|jamais)\b){char})"
+    if not_to_us:
+        char = rf"(?:(?!\b(?:u|jullie|ombudsman|ombudsdienst)\b){char})"
     return f"{char}{{0,{limit}}}"
 
 
 _GAP, _SHORT, _AFFIRMED, _AFFIRMED_SHORT = _gap(40), _gap(20), _gap(40, affirmed=True), _gap(20, affirmed=True)
+_NL_AFFIRMED, _NL_AFFIRMED_SHORT = _gap(40, affirmed=True, not_to_us=True), _gap(20, affirmed=True, not_to_us=True)
 _NL_CASE = r"\b(?:mijn|ons|onze|het) (?:dossier|klacht)\b"
 _NL_ABOUT = r"(?:in|over|van|omtrent|rond|voor|bij|ivm|in verband met|betreffende|aangaande|met betrekking tot)"
 _FR_CASE = r"\b(?:mon|ma|notre) (?:dossier|plainte|reclamation)\b"
@@ -115,7 +119,8 @@ _ANONYMITY = (
     rf"{_ANON_ID_DE}{_SHORT}\b(?:soll|sollte|darf|durfen|sollen) (?:bitte )?(?:nicht|keinesfalls|auf keinen fall)\b{_GAP}\b(?:weitergegeben|weitergeleitet|mitgeteilt|genannt|offengelegt|bekanntgegeben|preisgegeben)\b",
 )
 # "Ik heb <agency> al drie keer gemaild": subject, adverb and verb with short gaps between them.
-_NL_WE_HAVE = r"\b(?:(?:ik|wij|we) (?:heb|hebben|had|hadden)|(?:heb|hebben|had|hadden) (?:ik|wij|we))\b"
+# The verb first only inside a sentence ("daarom heb ik"): at its start it asks ("Heb ik al gemeld dat…?").
+_NL_WE_HAVE = r"\b(?:(?:ik|wij|we) (?:heb|hebben|had|hadden)|(?<![.!?] )(?<!^)(?:heb|hebben|had|hadden) (?:ik|wij|we))\b"
 _NL_ALREADY = r"\b(?:al|reeds|eerder|meermaals|herhaaldelijk|(?:\d+|een paar|twee|drie|vier|vijf|zes|tien|meerdere|verschillende|talloze|vele|heel wat) (?:keer|keren|maal|malen))\b"
 _NL_CONTACTED = r"\b(?:gemaild|gemailed|gebeld|opgebeld|geschreven|aangeschreven|gecontacteerd|gemeld|geklaagd|contact opgenomen|aangesproken|een (?:klacht|brief|mail|e-mail) (?:ingediend|gestuurd))\b"
 _EN_CONTACTED = r"(?:wrote|written|contacted|e-?mailed|mailed|called|phoned|rang|complained|reported|reached out|filed a complaint)"
@@ -131,7 +136,7 @@ _EN_REPORTED = r"\b(?:reported|notified|flagged|raised)\b"
 _FIRST_LINE = (
     r"(al|reeds|eerst) (een )?klacht (ingediend|neergelegd|gestuurd) bij", r"(al|reeds) (contact|klacht) .{0,40}(opgenomen|ingediend)",
     r"(al|reeds|eerst) (bij|naar) .{0,40}(geklaagd|gemaild|geschreven|gebeld)", r"klachtendienst .{0,60}(geantwoord|reactie|antwoord)",
-    _NL_WE_HAVE + _AFFIRMED + _NL_ALREADY + _AFFIRMED + _NL_CONTACTED,
+    _NL_WE_HAVE + _NL_AFFIRMED + _NL_ALREADY + _NL_AFFIRMED + _NL_CONTACTED,
     r"deja (porte plainte|introduit une plainte|depose une plainte|contacte|ecrit a)", r"service (des plaintes|plaintes) .{0,60}repondu",
     rf"\b(?:j'ai|nous avons){_AFFIRMED}\b(?:deja|{_FR_AGAIN})\b{_AFFIRMED}{_FR_CONTACTED}",
     rf"\b(?:j'ai|nous avons) (?:deja )?{_FR_CONTACTED}{_AFFIRMED}\b(?:{_FR_AGAIN}|sans (?:aucune |la moindre )?reponse)\b",
@@ -150,8 +155,8 @@ _FIRST_LINE = (
     r"(sans|aucune) reponse\b", r"(never|no) (reply|response|answer) (from|received)", r"\bwithout (?:an? |any )?(?:answer|reply|response)\b",
     r"\bkeine (antwort|reaktion) (erhalten|bekommen)", r"\bohne (?:eine |jede )?(?:antwort|reaktion)\b",
     # Reported to someone: "ik heb dat gemeld bij De Lijn", "ik heb het bij De Lijn gemeld".
-    rf"{_NL_WE_HAVE}{_AFFIRMED_SHORT}{_NL_REPORTED} (?:bij|aan)\b",
-    rf"{_NL_WE_HAVE}{_AFFIRMED_SHORT}\b(?:bij|aan)\b{_AFFIRMED_SHORT}{_NL_REPORTED}",
+    rf"{_NL_WE_HAVE}{_NL_AFFIRMED_SHORT}{_NL_REPORTED} (?:bij|aan)\b",
+    rf"{_NL_WE_HAVE}{_NL_AFFIRMED_SHORT}\b(?:bij|aan)\b{_NL_AFFIRMED_SHORT}{_NL_REPORTED}",
     rf"\b(?:je l'ai|nous l'avons|j'ai|nous avons|je les ai|nous les avons){_AFFIRMED_SHORT}{_FR_REPORTED}{_AFFIRMED_SHORT}\b(?:a|au|aux|aupres)\b",
     rf"\b(?:i|we)(?: have| had|'ve|'d)?(?: already)? {_EN_REPORTED}{_AFFIRMED_SHORT}\bto\b",
     rf"{_DE_WE_HAVE} (?:es|das|dies|dies auch|das problem|den fehler|den mangel|den vorfall|den schaden)\b{_AFFIRMED_SHORT}\bgemeldet\b",

@@ -333,3 +333,24 @@ def test_reported_to_the_agency_and_form_answers_are_first_line_contact(text: st
 def test_not_reported_or_answered_no_is_no_first_line_contact(text: str) -> None:
     """A negation, a "nee", an empty answer or another form question with "ja" is no contact."""
     assert not detect_facts(text).first_line_contact
+
+
+@pytest.mark.parametrize("text", [
+    "Heb ik al gemeld dat ik verhuisd ben? Mijn nieuwe adres is Kerkstraat 3.",
+    "Ik heb u al gemeld dat mijn adres veranderd is.",
+    "Ik heb jullie al drie keer gemaild over mijn klacht.",
+    "Ik heb het al bij u gemeld.",
+])
+def test_telling_us_or_asking_us_is_no_contact_with_the_agency(text: str) -> None:
+    """A question to us ("Heb ik al gemeld…?") or what the citizen told us ("ik heb u al
+    gemeld") says nothing about the agency: before, each counted as first-line contact."""
+    assert not detect_facts(text).first_line_contact
+
+
+@pytest.mark.parametrize("text", [
+    "Daarom heb ik het al gemeld aan de stad.",
+    "Ik heb uw brief gelezen en heb De Lijn al gemaild.",
+    "Ik heb al bij De Lijn gemeld dat de bus niet stopt.",
+])
+def test_contact_with_the_agency_stays_contact_around_those_words(text: str) -> None:
+    assert detect_facts(text).first_line_contact
