@@ -4,7 +4,7 @@
 
 Each input (a 50 MB message, 10,000 MIME parts, deep nesting, a 1 MB header line, a zip
 bomb, regex torture, ...) is generated in a child process, then handed to
-`Intake._process_isolated` — the same call the poll loop makes, quarantine included —
+`PollCycle.process_isolated` — the same call the poll loop makes, quarantine included —
 on a fresh SQLite database. The child reports the outcome, the seconds spent and the peak
 resident memory *added* by processing (VmHWM after, with the peak reset once the input
 is built). `--scale 0.1` shrinks every input tenfold (the test suite's mode).
@@ -193,7 +193,7 @@ def _status_kb(field: str) -> int:
 def _app(workdir: Path):
     from mailbot.app import create_app
     from mailbot.config import settings_from_mapping
-    from mailbot.db import make_engine
+    from mailbot.db_engine import make_engine
     from mailbot.migrate import upgrade
 
     url = f"sqlite:///{workdir / f'hostile-{os.getpid()}.sqlite3'}"
@@ -219,6 +219,7 @@ def child(names: list[str], scale: float, workdir: Path) -> list[dict]:
     from sqlalchemy import delete, select
 
     from mailbot.db import Event, Message, Outbox, RawMail, Receipt
+    from mailbot.poll_cycle import PollCycle
     from mailbot.record import Source
 
     app = _app(workdir)
@@ -229,7 +230,7 @@ def child(names: list[str], scale: float, workdir: Path) -> list[dict]:
         base_kb = _status_kb("VmRSS")
         started = time.monotonic()
         with app.sessions.begin() as session:
-            outcome = app.intake._process_isolated(session, raw, Source("hostile", 1, uid))
+            outcome = PollCycle(app.intake).process_isolated(session, raw, Source("hostile", 1, uid))
         seconds = time.monotonic() - started
         peak_kb = _status_kb("VmHWM")
         with app.sessions.begin() as session:

@@ -215,7 +215,8 @@ def run_mailbot(box: Mailbox, sink: CountingSink, db_url: str, workdir: Path, *,
     """
     from sqlalchemy import func, select
 
-    from mailbot.db import Message, Outbox, make_engine
+    from mailbot.db import Message, Outbox
+    from mailbot.db_engine import make_engine
 
     box.load()
     dovecot = box.dovecot

@@ -42,7 +42,7 @@ def child(n: int) -> None:
     from ingest_mails import generate
     from mailbot.app import create_app
     from mailbot.config import settings_from_mapping
-    from mailbot.db import make_engine
+    from mailbot.db_engine import make_engine
     from mailbot.migrate import upgrade
     from mailbot.pipeline import process_files
 

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import sqlalchemy as sa  # noqa: E402
 
 from mailbot.config import settings_from_mapping  # noqa: E402
-from mailbot.db import make_engine, make_sessionmaker  # noqa: E402
+from mailbot.db_engine import make_engine, make_sessionmaker  # noqa: E402
 from mailbot.matching_stage import MatchingStage  # noqa: E402
 from mailbot.migrate import upgrade  # noqa: E402
 from mailbot.model import Address, Classification, Kind, Mail  # noqa: E402

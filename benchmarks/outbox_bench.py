@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import func, select  # noqa: E402
 
 from mailbot.config import SmtpSettings  # noqa: E402
-from mailbot.db import Outbox, make_engine, make_sessionmaker  # noqa: E402
+from mailbot.db import Outbox  # noqa: E402
+from mailbot.db_engine import make_engine, make_sessionmaker  # noqa: E402
 from mailbot.migrate import upgrade  # noqa: E402
 from mailbot.outbox import send_due  # noqa: E402
 from mailbot.send import SmtpTransport  # noqa: E402

@@ -60,7 +60,8 @@ def load(dovecot, n: int, boxes: int, seed: int) -> None:
 def count_rows(db_url: str) -> dict:
     from sqlalchemy import func, select
 
-    from mailbot.db import Message, Outbox, Receipt, make_engine
+    from mailbot.db import Message, Outbox, Receipt
+    from mailbot.db_engine import make_engine
 
     engine = make_engine(db_url)
     with engine.connect() as conn:

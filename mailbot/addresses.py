@@ -22,7 +22,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from .db import AddressStatus, per_transaction, run
+from .db import AddressStatus
+from .db_statements import per_transaction, run
 from .model import Bounce
 
 UNDELIVERABLE = "undeliverable"

@@ -13,12 +13,13 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
 from .config import ImapSettings, Settings
-from .db import make_engine, make_sessionmaker
+from .db_engine import make_engine, make_sessionmaker
 from .errors import FetchError
 from .fetch import ImapMailbox, Mailbox, mailbox_name
 from .lease import Leases, StopWhen, StoppableMailbox, merge_reports
 from .outbox import RetryPolicy, SendReport, copy_sent, send_due
-from .pipeline import Intake, PollReport, utcnow
+from .pipeline import Intake, utcnow
+from .poll_cycle import PollCycle, PollReport
 from .prepare import Preparer
 from .render import Renderer
 from .routing_stage import RoutingStage
@@ -62,7 +63,7 @@ class App:
         mailbox whose lease we can take; one held by another poller is skipped.
         """
         if mailbox is not None:
-            return self.intake.run_once(mailbox, stop=stop)
+            return PollCycle(self.intake).run(mailbox, stop=stop)
         total = PollReport()
         for imap in self.settings.all_mailboxes:
             try:
@@ -103,8 +104,8 @@ class App:
             with self.leases.kept_alive(name):
                 box = ImapMailbox(imap)
                 try:
-                    return self.intake_for(imap).run_once(StoppableMailbox(box, until),
-                                                          stop=until)  # type: ignore[arg-type]
+                    cycle = PollCycle(self.intake_for(imap))
+                    return cycle.run(StoppableMailbox(box, until), stop=until)  # type: ignore[arg-type]
                 finally:
                     box.close()
         finally:

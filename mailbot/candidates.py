@@ -17,7 +17,8 @@ from typing import Any
 from sqlalchemy import CompoundSelect, bindparam, func, insert, literal, or_, select, union_all
 from sqlalchemy.orm import Session
 
-from .db import Case, CaseKey, Message, run, table_of
+from .db import Case, CaseKey, Message, table_of
+from .db_statements import run
 from .match_model import Candidate
 
 IDENTITY_LIMIT = 20  # most recent cases of one citizen (address, and name key) considered

@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import selectinload
 
 from .config import Settings, default_config_path, load_settings
-from .db import describe_error
+from .db_engine import describe_error
 from .db_check import hint
 from .errors import MailbotError
 
@@ -93,7 +93,7 @@ def db() -> None:
 @click.pass_context
 def db_upgrade(ctx: click.Context) -> None:
     """Create or update the database schema."""
-    from .db import make_engine
+    from .db_engine import make_engine
     from .migrate import upgrade
 
     settings = _settings(ctx)

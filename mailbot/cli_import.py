@@ -76,7 +76,7 @@ def import_command(ctx: click.Context, path: Path | None, imap_folder: str | Non
     Sends no reply; resumable."""
     from .app import create_app
     from .config import default_config_path, load_settings
-    from .db import make_engine
+    from .db_engine import make_engine
     from .import_sources import SourceError, imap_items, maildir_items, mbox_items
     from .importer import ImportClock, Importer, report_lines
     from .migrate import upgrade

@@ -111,7 +111,7 @@ class SmtpSettings(_Section):
 
 
 # The databases mailbot runs on, with the drivers it installs (pyproject.toml): `postgresql://`
-# and `postgres://` get psycopg (`db.make_engine`). Any other would fail at the first connect,
+# and `postgres://` get psycopg (`db_engine.make_engine`). Any other would fail at the first connect,
 # with a traceback about a missing module.
 SUPPORTED_DATABASES = frozenset({"sqlite", "sqlite+pysqlite", "postgresql", "postgres", "postgresql+psycopg"})
 

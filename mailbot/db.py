@@ -1,28 +1,16 @@
-"""Database tables (SQLAlchemy 2.0 typed ORM), engine construction, and how database
-errors are told apart (the database is gone, or one statement failed)."""
+"""Database tables (SQLAlchemy 2.0 typed ORM) and the time helpers their columns use.
+Connecting is in `db_engine`, the pipeline's short ways to run statements in `db_statements`."""
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timezone
-from functools import lru_cache
-from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import (
-    JSON, BigInteger, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Table, Text,
-    UniqueConstraint, create_engine, event, insert, inspect,
+    JSON, BigInteger, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Table, Text, UniqueConstraint,
 )
-from sqlalchemy.engine import CursorResult, Engine
-from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError, StatementError
-from sqlalchemy.orm import (
-    DeclarativeBase, Mapped, Mapper, Session, make_transient_to_detached, mapped_column, relationship,
-    sessionmaker,
-)
-from sqlalchemy.sql.base import Executable
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from .db_check import sqlite_file, sqlite_open_cause, sqlite_unusable
-from .errors import ConfigError
 from .recipients import mailbox_key
 
 
@@ -225,95 +213,6 @@ class LastGoodRules(Base):
     saved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine; SQLite gets WAL, foreign keys and a busy timeout for concurrent workers.
-
-    A URL SQLAlchemy cannot use is a ConfigError naming the key (its text never holds the URL,
-    which may carry the password)."""
-    try:
-        return _make_engine(url, **kwargs)
-    except (ArgumentError, ValueError) as err:
-        raise ConfigError(f"database.url is not a usable database URL: {err}") from None
-
-
-def _make_engine(url: str, **kwargs: Any) -> Engine:
-    if url.startswith("sqlite"):
-        _create_private(sqlite_file(url))
-        kwargs.setdefault("connect_args", {"timeout": 30})
-        engine = create_engine(url, **kwargs)
-
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-            # pysqlite's own transaction handling breaks SAVEPOINT (a RELEASE outside its
-            # implicit BEGIN commits): SQLAlchemy emits BEGIN itself, below.
-            dbapi_conn.isolation_level = None
-            cursor = dbapi_conn.cursor()
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.close()
-
-        @event.listens_for(engine, "begin")
-        def _sqlite_begin(conn: Any) -> None:
-            # IMMEDIATE takes the write lock up front: concurrent writers wait (busy
-            # timeout) instead of failing on a lock upgrade.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-        return engine
-    for scheme in ("postgresql://", "postgres://"):  # the driver we ship, also for the short form
-        if url.startswith(scheme):
-            url = "postgresql+psycopg://" + url[len(scheme):]
-    return create_engine(url, pool_pre_ping=True, **kwargs)
-
-
-# SQLSTATE classes that blame the statement, not the server: PostgreSQL raises "program limit
-# exceeded" (an index row over 2,704 bytes, say) as an OperationalError, like a lost connection.
-_STATEMENT_CLASSES = frozenset({"54"})
-
-
-def _create_private(path: Path | None) -> None:
-    """A new SQLite file is created readable by its owner only: it holds personal data,
-    whatever the umask (SQLite gives its -wal and -shm files the same mode)."""
-    if path is None or path.exists():
-        return
-    if path.absolute().parent.is_dir():
-        try:
-            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-        except OSError:
-            pass  # a folder we may not write in: the first connect fails, and describe_error says why
-
-
-def database_unavailable(err: BaseException) -> bool:
-    """Whether `err` means the database cannot work now (gone, locked, full, shutting down),
-    so the batch must stay in the inbox; False when one message's data made the statement fail,
-    so only that message is quarantined."""
-    if isinstance(err, InterfaceError):
-        return True
-    if not isinstance(err, OperationalError):
-        return False
-    sqlstate = getattr(err.orig, "sqlstate", None)
-    return err.connection_invalidated or not sqlstate or sqlstate[:2] not in _STATEMENT_CLASSES
-
-
-def describe_error(err: BaseException, url: str | None = None) -> str:
-    """`Type: message` for quarantine reasons and the event log. A database error is told
-    by its driver's first line: SQLAlchemy's own text carries the statement's parameters,
-    which hold the mail's content. With the database `url`, a SQLite file that cannot be
-    opened is named, with the likely cause (SQLite's own text names neither)."""
-    if isinstance(err, StatementError) and err.orig is not None:
-        lines = str(err.orig).strip().splitlines()
-        told = f"{type(err.orig).__name__}: {lines[0] if lines else ''}"
-        path = sqlite_file(url)
-        if path is not None and sqlite_unusable(err):
-            told += f" ({sqlite_open_cause(path)})"
-        return told[:500]
-    return f"{type(err).__name__}: {err}"[:500]
-
-
-def make_sessionmaker(engine: Engine) -> sessionmaker:
-    return sessionmaker(engine, expire_on_commit=False)
-
-
 # -- issue 6: replies -------------------------------------------------------------------------
 
 
@@ -362,64 +261,3 @@ Index("ix_case_closed_at", Case.closed_at)
 def table_of(model: type[Base]) -> Table:
     """A mapped class's Table, typed as such (for Core inserts)."""
     return cast(Table, model.__table__)
-
-
-def run(session: Session, statement: Executable, params: Any = None, *,
-        flush: bool = True) -> CursorResult[Any]:
-    """Execute a Core statement on the session's connection, in its transaction.
-
-    The ORM's execute path costs more than SQLite answering a one-row look-up; the hot
-    queries of the pipeline select columns, not objects, and take this shorter way.
-    Pending objects are flushed first, as autoflush would (a no-op when clean), unless
-    the caller knows the statement reads nothing they could change (`flush=False`).
-    """
-    if flush:
-        session.flush()
-    return session.connection().execute(statement, params)
-
-
-def per_transaction(session: Session, key: str) -> dict[Any, Any]:
-    """A dict kept on the session for its current transaction only: the next one starts empty."""
-    session.connection()  # begins the transaction now, so the dict is tied to it
-    transaction = session.get_transaction()
-    held = session.info.get(key)
-    if held is None or held[0] is not transaction:
-        held = session.info[key] = (transaction, {})
-    return held[1]
-
-
-def insert_object(session: Session, obj: Base) -> None:
-    """INSERT a new object with one Core statement and keep it in the session as persistent.
-
-    The unit of work costs three times the INSERT for one row. Every column is set first
-    (unset ones from their defaults), so reading the object later loads nothing; its
-    relationships are not followed: foreign keys must be set as ids.
-    """
-    mapper: Mapper[Any] = inspect(obj).mapper
-    values: dict[str, Any] = {}
-    for attribute in mapper.column_attrs:
-        column = attribute.columns[0]
-        if column.primary_key:
-            continue
-        if attribute.key not in obj.__dict__:
-            default = column.default
-            value = None if default is None else default.arg(None) if default.is_callable else default.arg
-            setattr(obj, attribute.key, value)
-        values[column.key] = obj.__dict__[attribute.key]
-    primary_key = run(session, _insert_returning_id(mapper.local_table), values, flush=False).scalar_one()
-    obj.id = primary_key  # type: ignore[attr-defined]
-    make_transient_to_detached(obj)
-    session.add(obj)
-    inserted_objects(session).append(obj)
-
-
-def inserted_objects(session: Session) -> list[Any]:
-    """Objects `insert_object` put in the session in this transaction. The session takes them
-    for rows it loaded, so a rolled-back savepoint does not forget them as it forgets its
-    new objects: `deferred.savepoint` expunges them itself."""
-    return per_transaction(session, "mailbot.inserted").setdefault("objects", [])
-
-
-@lru_cache(maxsize=None)
-def _insert_returning_id(table: Any) -> Any:
-    return insert(table).returning(table.c.id)

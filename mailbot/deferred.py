@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from sqlalchemy import Executable, Table, event, insert
 from sqlalchemy.orm import Session, SessionTransaction
 
-from .db import inserted_objects, run
+from .db_statements import inserted_objects, run
 
 _KEY = "mailbot.deferred_rows"
 

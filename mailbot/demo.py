@@ -28,7 +28,8 @@ from sqlalchemy.orm import selectinload
 
 from . import _resources, demo_scenario, views
 from .config import settings_from_mapping
-from .db import Case, Message, Outbox, make_engine
+from .db import Case, Message, Outbox
+from .db_engine import make_engine
 from .embedded import EmbeddedImap, EmbeddedSmtp
 
 if TYPE_CHECKING:  # imported late in run_scenario: alembic logs on import, before run_demo quiets it

@@ -30,10 +30,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import deferred, store
-from .db import Message, Receipt, database_unavailable, describe_error
+from .db import Message, Receipt
+from .db_engine import database_unavailable, describe_error
 from .import_sources import Item
 from .imported_cases import close_old_imported, mark_imported
-from .pipeline import BATCH_BYTES
+from .poll_cycle import BATCH_BYTES
 from .prepare import Prepared
 from .record import Source, add_receipt, quarantine
 

@@ -14,7 +14,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from .db import LastGoodRules, describe_error, utcnow
+from .db import LastGoodRules, utcnow
+from .db_engine import describe_error
 from .render import TemplateSet
 from .rules import FILES
 

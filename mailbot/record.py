@@ -12,7 +12,8 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from . import deferred, store
-from .db import Case, Message, Receipt, insert_object, table_of, utcnow
+from .db import Case, Message, Receipt, table_of, utcnow
+from .db_statements import insert_object
 from .decide import speaks_for_citizen
 from .deferred import HasId
 from .model import Classification, Decision, Kind, Mail

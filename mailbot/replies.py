@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 from .addresses import undeliverable
 from .compose import compose_reply, greeting_name, make_message_id
 from .config import Settings
-from .db import Case, Message, Outbox, run, table_of
+from .db import Case, Message, Outbox, table_of
+from .db_statements import run
 from .decide import NEUTRAL_RECEIPT, STATUS_OVERVIEW
 from .errors import RulesError
 from .model import Address, Mail, Reply

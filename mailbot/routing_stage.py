@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from . import store
 from .assign import InvestigatorLoad, Pick, explain_pick
-from .db import describe_error
+from .db_engine import describe_error
 from .decide import RoutingOutcome
 from .last_good import RuleFiles, load_last_good, save_last_good
 from .model import Classification, Investigator, Mail

@@ -46,7 +46,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.exc import SQLAlchemyError
 
 from .config import ImapSettings, Settings
-from .db import database_unavailable, describe_error
+from .db_engine import database_unavailable, describe_error
 from .db_check import startup_problem, waiting_cannot_help
 from .errors import MailbotError, StoreError
 from .fetch import mailbox_name

@@ -15,9 +15,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from . import deferred
-from .db import (
-    Case, CaseSequence, Event, Message, Outbox, RawMail, Receipt, as_utc, per_transaction, run, table_of, utcnow,
-)
+from .db import Case, CaseSequence, Event, Message, Outbox, RawMail, Receipt, as_utc, table_of, utcnow
+from .db_statements import per_transaction, run
 
 
 def format_ref(prefix: str, year: int, number: int) -> str:

@@ -127,7 +127,7 @@ def make_app(request: pytest.FixtureRequest) -> Iterator[Callable[..., Any]]:
     """Build an app on a migrated database; closed after the test."""
     from mailbot.app import create_app
     from mailbot.config import settings_from_mapping
-    from mailbot.db import make_engine
+    from mailbot.db_engine import make_engine
     from mailbot.migrate import upgrade
 
     apps = []

@@ -105,7 +105,7 @@ def _table_rows(url: str) -> dict[str, list[tuple]]:
     """Every row of every table, to compare a database before and after a command."""
     import sqlalchemy as sa
 
-    from mailbot.db import make_engine
+    from mailbot.db_engine import make_engine
 
     engine = make_engine(url)
     try:

@@ -209,7 +209,7 @@ def test_database_password_with_url_characters_connects(pg_role):
     `postgresql://${USER}:${PASSWORD}@127.0.0.1:5432/test` (the server trusts loopback, so the
     URL is also parsed back: SQLAlchemy hands psycopg exactly that password)."""
     import sqlalchemy as sa
-    from mailbot.db import make_engine
+    from mailbot.db_engine import make_engine
 
     name, password = pg_role
     config = base_config(db_url="postgresql://${DB_USER}:${DB_PASSWORD}@127.0.0.1:5432/test")
@@ -228,7 +228,7 @@ def test_database_error_does_not_show_the_password():
     """With a password holding @ and the server down, the connection error names the host
     and port, and no piece of the password (before, the text after @ became the "host")."""
     import sqlalchemy as sa
-    from mailbot.db import make_engine
+    from mailbot.db_engine import make_engine
     from servers import free_port
 
     config = base_config(db_url=f"postgresql://mailbot:${{DB_PASSWORD}}@127.0.0.1:{free_port()}/test")

@@ -18,7 +18,7 @@ from test_faults import assert_settled, mails, recover
 
 from mailbot.app import create_app
 from mailbot.config import settings_from_mapping
-from mailbot.db import make_engine
+from mailbot.db_engine import make_engine
 from mailbot.migrate import upgrade
 
 pytestmark = pytest.mark.dovecot

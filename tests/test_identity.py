@@ -13,7 +13,8 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from conftest import base_config, complaint
 from helpers import append_all, counts, folder_count, imap_config
-from mailbot.db import Event, Outbox, database_unavailable, describe_error
+from mailbot.db import Event, Outbox
+from mailbot.db_engine import database_unavailable, describe_error
 from mailbot.parse import MAX_ID_BYTES, parse_message
 from mailbot.scheduler import Runner
 
@@ -162,7 +163,7 @@ def test_a_poll_that_fails_in_the_database_is_recorded_for_staff(make_app, sqlit
 # -- memory: a batch is cut by the bytes of mail it holds ------------------------------------
 
 def test_split_by_bytes_keeps_order_and_puts_a_large_mail_alone():
-    from mailbot.pipeline import split_by_bytes
+    from mailbot.poll_cycle import split_by_bytes
 
     sizes = {1: 40, 2: 40, 3: 500, 4: 10, 5: 10}
     assert split_by_bytes([1, 2, 3, 4, 5], sizes, 100) == [[1, 2], [3], [4, 5]]
@@ -174,15 +175,15 @@ def test_split_by_bytes_keeps_order_and_puts_a_large_mail_alone():
 def test_a_poll_holds_at_most_the_byte_limit_of_mail_per_batch(make_app, sqlite_url, dovecot, monkeypatch):
     """Ten mails of 30 KB with a 64 KB limit go in five batches of two, not one batch of ten
     (before, a batch of 100 mails of 20 MB each was held whole: gigabytes)."""
-    from mailbot import pipeline
+    from mailbot import poll_cycle
 
-    monkeypatch.setattr(pipeline, "BATCH_BYTES", 64 * 1024)
+    monkeypatch.setattr(poll_cycle, "BATCH_BYTES", 64 * 1024)
     app = make_app(db_url=sqlite_url, imap=imap_config(dovecot))
     raws = [complaint(sender=f"b{i}@example.be", body="Lange klacht. " * 2200) for i in range(10)]
     append_all(dovecot, raws)
     held: list[int] = []
-    record = pipeline.Intake._record_batch
-    monkeypatch.setattr(pipeline.Intake, "_record_batch",
+    record = poll_cycle.PollCycle._record_batch
+    monkeypatch.setattr(poll_cycle.PollCycle, "_record_batch",
                         lambda self, batch, ahead: held.append(sum(len(raw) for _, raw in batch))
                         or record(self, batch, ahead))
     assert app.poll_once().processed == 10

@@ -24,7 +24,8 @@ from conftest import base_config, complaint
 from helpers import append_all, folder_count, imap_config
 from mailbot.app import create_app
 from mailbot.config import load_settings
-from mailbot.db import Case, MailboxState, Message, Outbox, make_engine
+from mailbot.db import Case, MailboxState, Message, Outbox
+from mailbot.db_engine import make_engine
 
 pytestmark = pytest.mark.dovecot
 

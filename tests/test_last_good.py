@@ -15,7 +15,8 @@ from conftest import REPO, base_config
 from mailbot.app import create_app
 from mailbot.cli_rules import rules_group
 from mailbot.config import settings_from_mapping
-from mailbot.db import Event, LastGoodRules, make_engine
+from mailbot.db import Event, LastGoodRules
+from mailbot.db_engine import make_engine
 from mailbot.errors import RulesError
 from mailbot.migrate import upgrade
 from mailbot.template_vars import sample_context

@@ -9,7 +9,8 @@ from sqlalchemy import func, select
 
 from conftest import complaint
 from helpers import append_all, folder_count, imap_config
-from mailbot.db import Case, MailboxState, Message, Receipt, make_engine, make_sessionmaker
+from mailbot.db import Case, MailboxState, Message, Receipt
+from mailbot.db_engine import make_engine, make_sessionmaker
 from mailbot.lease import Leases, acquire, release
 from mailbot.migrate import upgrade
 from test_scheduler_procs import RunProcess, wait_until, write_config

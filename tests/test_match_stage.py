@@ -172,7 +172,7 @@ def test_migration_0002_downgrades_and_upgrades(sqlite_url):
     """Migration 0002 can be undone and redone: columns and table disappear and come back."""
     from alembic import command
 
-    from mailbot.db import make_engine
+    from mailbot.db_engine import make_engine
 
     engine = make_engine(sqlite_url)
     config = alembic_config(sqlite_url)

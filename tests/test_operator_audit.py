@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 from conftest import REPO, base_config, complaint
 from helpers import append_all, folder_count, imap_config
 from mailbot.cli import cli
-from mailbot.db import make_engine
+from mailbot.db_engine import make_engine
 from mailbot.migrate import alembic_config, upgrade
 from servers import PG_URL
 from test_faults_db import _proxied_url, pg_proxy, pg_schema  # noqa: F401 - fixtures

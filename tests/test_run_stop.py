@@ -14,7 +14,8 @@ from sqlalchemy import func, select
 
 from conftest import complaint
 from helpers import append_all, folder_count, imap_config
-from mailbot.db import Message, Outbox, make_engine, make_sessionmaker
+from mailbot.db import Message, Outbox
+from mailbot.db_engine import make_engine, make_sessionmaker
 from stuck_parser import STUCK
 from test_outbox import queue_rows
 from test_scheduler_procs import RunProcess, run_until, wait_until, write_config

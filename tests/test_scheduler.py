@@ -81,7 +81,7 @@ def test_sigterm_mid_batch_finishes_the_message_in_flight(tmp_path, dovecot, smt
     finally:
         run.stop_quietly()
     assert "mailbot stopped" in run.text()
-    from mailbot.db import make_engine
+    from mailbot.db_engine import make_engine
 
     engine = make_engine(sqlite_url)
     with engine.connect() as conn:

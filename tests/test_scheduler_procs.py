@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from conftest import base_config
-from mailbot.db import make_engine
+from mailbot.db_engine import make_engine
 from mailbot.migrate import upgrade
 
 FAST = {"poll_interval_seconds": 1, "outbox_interval_seconds": 1, "lease_seconds": 3}

@@ -132,7 +132,7 @@ def test_migration_0007_keys_the_replies_already_in_the_outbox(db_url):
     limit counts them from the first poll after the upgrade."""
     import sqlalchemy as sa
 
-    from mailbot.db import make_engine
+    from mailbot.db_engine import make_engine
     from mailbot.migrate import upgrade
 
     engine = make_engine(db_url)

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import inspect
 
 from mailbot import store
-from mailbot.db import make_engine, make_sessionmaker
+from mailbot.db_engine import make_engine, make_sessionmaker
 from mailbot.migrate import upgrade
 
 
@@ -79,7 +79,8 @@ def test_insert_object_writes_one_row_and_keeps_the_object_usable(db_url):
     afterwards costs no query, a later change is an UPDATE, and the row reads back the same."""
     from sqlalchemy import event, select
 
-    from mailbot.db import Case, Message, insert_object
+    from mailbot.db import Case, Message
+    from mailbot.db_statements import insert_object
 
     engine = make_engine(db_url)
     upgrade(engine)

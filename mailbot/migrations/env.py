@@ -2,7 +2,8 @@
 
 from alembic import context
 
-from mailbot.db import Base, make_engine
+from mailbot.db import Base
+from mailbot.db_engine import make_engine
 
 config = context.config
 target_metadata = Base.metadata

@@ -1,0 +1,105 @@
+"""Connecting to the database (SQLite's pragmas, PostgreSQL's driver) and telling its errors
+apart: the database is gone, or one statement failed."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError, StatementError
+from sqlalchemy.orm import sessionmaker
+
+from .db_check import sqlite_file, sqlite_open_cause, sqlite_unusable
+from .errors import ConfigError
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine; SQLite gets WAL, foreign keys and a busy timeout for concurrent workers.
+
+    A URL SQLAlchemy cannot use is a ConfigError naming the key (its text never holds the URL,
+    which may carry the password)."""
+    try:
+        return _make_engine(url, **kwargs)
+    except (ArgumentError, ValueError) as err:
+        raise ConfigError(f"database.url is not a usable database URL: {err}") from None
+
+
+def _make_engine(url: str, **kwargs: Any) -> Engine:
+    if url.startswith("sqlite"):
+        _create_private(sqlite_file(url))
+        kwargs.setdefault("connect_args", {"timeout": 30})
+        engine = create_engine(url, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # pysqlite's own transaction handling breaks SAVEPOINT (a RELEASE outside its
+            # implicit BEGIN commits): SQLAlchemy emits BEGIN itself, below.
+            dbapi_conn.isolation_level = None
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: Any) -> None:
+            # IMMEDIATE takes the write lock up front: concurrent writers wait (busy
+            # timeout) instead of failing on a lock upgrade.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    for scheme in ("postgresql://", "postgres://"):  # the driver we ship, also for the short form
+        if url.startswith(scheme):
+            url = "postgresql+psycopg://" + url[len(scheme):]
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+# SQLSTATE classes that blame the statement, not the server: PostgreSQL raises "program limit
+# exceeded" (an index row over 2,704 bytes, say) as an OperationalError, like a lost connection.
+_STATEMENT_CLASSES = frozenset({"54"})
+
+
+def _create_private(path: Path | None) -> None:
+    """A new SQLite file is created readable by its owner only: it holds personal data,
+    whatever the umask (SQLite gives its -wal and -shm files the same mode)."""
+    if path is None or path.exists():
+        return
+    if path.absolute().parent.is_dir():
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        except OSError:
+            pass  # a folder we may not write in: the first connect fails, and describe_error says why
+
+
+def database_unavailable(err: BaseException) -> bool:
+    """Whether `err` means the database cannot work now (gone, locked, full, shutting down),
+    so the batch must stay in the inbox; False when one message's data made the statement fail,
+    so only that message is quarantined."""
+    if isinstance(err, InterfaceError):
+        return True
+    if not isinstance(err, OperationalError):
+        return False
+    sqlstate = getattr(err.orig, "sqlstate", None)
+    return err.connection_invalidated or not sqlstate or sqlstate[:2] not in _STATEMENT_CLASSES
+
+
+def describe_error(err: BaseException, url: str | None = None) -> str:
+    """`Type: message` for quarantine reasons and the event log. A database error is told
+    by its driver's first line: SQLAlchemy's own text carries the statement's parameters,
+    which hold the mail's content. With the database `url`, a SQLite file that cannot be
+    opened is named, with the likely cause (SQLite's own text names neither)."""
+    if isinstance(err, StatementError) and err.orig is not None:
+        lines = str(err.orig).strip().splitlines()
+        told = f"{type(err.orig).__name__}: {lines[0] if lines else ''}"
+        path = sqlite_file(url)
+        if path is not None and sqlite_unusable(err):
+            told += f" ({sqlite_open_cause(path)})"
+        return told[:500]
+    return f"{type(err).__name__}: {err}"[:500]
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker:
+    return sessionmaker(engine, expire_on_commit=False)
