@@ -28,6 +28,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 
 def _make_engine(url: str, **kwargs: Any) -> Engine:
+    # A failing statement's text must not carry its parameters: they hold the mail's content,
+    # and the text reaches the log (tracebacks), which outlives retention.
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         _create_private(sqlite_file(url))
         kwargs.setdefault("connect_args", {"timeout": 30})
@@ -40,6 +43,8 @@ def _make_engine(url: str, **kwargs: Any) -> Engine:
             dbapi_conn.isolation_level = None
             cursor = dbapi_conn.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
+            # Deleted rows are overwritten, not left in free pages: retention must really remove them.
+            cursor.execute("PRAGMA secure_delete=ON")
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
