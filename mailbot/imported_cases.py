@@ -6,7 +6,8 @@ recorded: the office answered them then, by hand. So a case opened by an import 
 and at the end of an import, the imported cases whose last message is older than the
 cut-off (by default `OPEN_DAYS` before the import) are closed, by "import". Later mail on
 such a case is then flagged for staff (mail on a closed case), live mail no longer counts
-it among the citizen's open cases, and retention counts from the import.
+it among the citizen's open cases, and retention counts from its last message: the case was
+over then, and the office's retention period had been running since.
 """
 
 from __future__ import annotations
@@ -57,4 +58,4 @@ def close_old_imported(sessions: sessionmaker, *, before: datetime, now: datetim
             ids = list(session.execute(page).scalars())
             if not ids:
                 return closed
-            closed += store.close_open_cases(session, ids, now=now, by="import", note=note)
+            closed += store.close_open_cases(session, ids, now=now, by="import", note=note, closed_at=last_message)

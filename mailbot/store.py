@@ -302,12 +302,15 @@ def close_case(session: Session, case: Case, *, now: datetime, by: str, note: st
     return True
 
 
-def close_open_cases(session: Session, case_ids: Sequence[int], *, now: datetime, by: str, note: str = "") -> int:
+def close_open_cases(session: Session, case_ids: Sequence[int], *, now: datetime, by: str, note: str = "",
+                     closed_at: Any = None) -> int:
     """`close_case` for many open cases at once (an import closes thousands): one UPDATE,
-    the same events, written in bulk. Cases not open are left as they are; how many closed."""
+    the same events, written in bulk. Cases not open are left as they are; how many closed.
+    `closed_at` (a value or an SQL expression on the case) is when they count as closed: now
+    by default."""
     closed = list(session.execute(
         update(Case).where(Case.id.in_(list(case_ids)), Case.status == "open")
-        .values(status=CLOSED, closed_at=now, updated_at=now).returning(Case.id)
+        .values(status=CLOSED, closed_at=now if closed_at is None else closed_at, updated_at=now).returning(Case.id)
         .execution_options(synchronize_session=False)).scalars())
     for case_id in closed:
         add_event(session, "case_closed", case=deferred.Ref(case_id), by=by, note=note, old="open", new=CLOSED)
