@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, or_, select
@@ -21,7 +21,9 @@ from .config import Settings
 from .db import Case, Event, Message, Outbox, as_utc
 from .digest_flags import TRIAGE_FLAGS, added_flags, triage_labels
 from .digest_info import incoming_chart, info_sections
-from .digest_items import ChartDay, Item, Section, day_window, one_group, who
+from .digest_items import (
+    DECISION_LISTED, TRIAGE_LISTED, ChartDay, CountedSection, Item, Section, capped, day_window, one_group, who,
+)
 from .holidays_be import subtract_working_days
 from .imported_cases import opened_by_import
 
@@ -65,15 +67,6 @@ def collect(session: Session, settings: Settings, day: date, *, team: str | None
             linked[e.message_pk].append(e.detail or {})
     replies_to = _replies_to(session, messages)
 
-    def flagged(*flags: str) -> list[Item]:
-        return [Item(c.ref, c.subject, who(c.citizen_name, c.citizen_email),
-                     ", ".join(f for f in flags if f in c.flags),
-                     tuple(s for s in c.also_sent_to) + ((f"duplicaat van {c.duplicate_of.ref}",)
-                                                         if c.duplicate_of else ())
-                     + tuple(f"{label} {value}" for label, value in (("tel.", c.contact_phone),
-                                                                     ("e-mail:", c.contact_email)) if value))
-                for c in touched if any(f in c.flags for f in flags)]
-
     first_of_day: dict[int | None, int] = {}
     for m in messages:
         first_of_day.setdefault(m.case_id, m.id)
@@ -110,30 +103,40 @@ def collect(session: Session, settings: Settings, day: date, *, team: str | None
             triage.append(Item(case.ref if case else "", m.subject, who(m.from_name, m.from_email), m.kind,
                                ((SUBJECT_ONLY,) if silenced else ()) + why + scored,
                                triage_labels(m, added[m.id], replies_to, opened=m.id in opened)))
+    zone = ZoneInfo(settings.schedule.timezone)
+    by_message = _FlagItems(messages, cases, events, linked, added, opened, mine, zone)
     decisions = [
-        Section("needs_triage", one_group(triage)),
-        Section("multi_addressed", one_group(flagged("multi_addressed", "possible_duplicate"))),
-        Section("agency_in_cc", one_group(flagged("agency_in_cc"))),
-        Section("contact_wishes", one_group(flagged("anonymity_requested", "prefers_phone", "alternative_email"))),
+        capped("needs_triage", one_group(triage), TRIAGE_LISTED),
+        capped("multi_addressed", one_group(by_message.items("multi_addressed", "possible_duplicate")),
+               DECISION_LISTED),
+        capped("agency_in_cc", one_group(by_message.items("agency_in_cc")), DECISION_LISTED),
+        capped("contact_wishes", one_group(by_message.items("anonymity_requested", "prefers_phone",
+                                                            "alternative_email")), DECISION_LISTED),
     ]
     intake_wide = team is None
-    decisions.append(Section("quarantined", one_group([
-        Item("", m.subject or "(geen onderwerp)", m.from_email, (m.quarantine_reason or "")[:300],
-             (f"{m.size} bytes",)) for m in messages if m.quarantine_reason is not None and intake_wide])))
-    decisions.append(Section("undeliverable", one_group(_undeliverable(session, start, end, messages, cases, mine))))
+    decisions.append(capped("quarantined", one_group([
+        Item(cases[m.case_id].ref if m.case_id in cases else "", m.subject or "(geen onderwerp)",
+             who(m.from_name, m.from_email), (m.quarantine_reason or "")[:300], (f"{m.size} bytes",))
+        for m in messages if m.quarantine_reason is not None and intake_wide]), DECISION_LISTED))
+    decisions.append(capped("undeliverable", one_group(_undeliverable(session, start, end, messages, cases, mine)),
+                            DECISION_LISTED))
+    decisions.append(capped("not_sent", one_group(_waiting(session, end, mine, zone)
+                                                  + (_outages(session, start, end, zone) if intake_wide else [])),
+                            DECISION_LISTED))
     held = session.execute(select(Outbox, Case).outerjoin(Case, Outbox.case_id == Case.id)
                            .where(Outbox.status == "held", Outbox.created_at < end).order_by(Outbox.id)).all()
-    decisions.append(Section("held", one_group([Item(c.ref if c else "", row.template, row.recipient,
-                                                     row.last_error or "",
-                                                     (f"versturen: mailbot outbox release {row.id} · "
-                                                      f"schrappen: mailbot outbox cancel {row.id}",))
-                                                for row, c in held if mine(c)])))
+    decisions.append(capped("held", one_group([Item(c.ref if c else "", row.template, row.recipient,
+                                                    row.last_error or "",
+                                                    (f"versturen: mailbot outbox release {row.id} · "
+                                                     f"schrappen: mailbot outbox cancel {row.id}",))
+                                               for row, c in held if mine(c)]), DECISION_LISTED))
     failures = session.execute(select(Event).where(Event.type == "rules_reload_failed", Event.created_at >= start,
                                                    Event.created_at < end).order_by(Event.id)).scalars()
-    decisions.append(Section("rules_failed", one_group([_rules_error(str(e.detail.get("error", "")))
-                                                        for e in failures if intake_wide])))
+    decisions.append(capped("rules_failed", one_group([_rules_error(str(e.detail.get("error", "")))
+                                                       for e in failures if intake_wide]), DECISION_LISTED))
     decisions.append(_overdue(session, settings, day, team))
-    info = info_sections(messages, cases, touched, start, end, mine, session, events)
+    info = info_sections(messages, cases, touched, start, end, mine, session, events, added=added,
+                         replies_to=replies_to, prefix=settings.office.reference_prefix)
     chart, chart_max = incoming_chart(session, settings, day, team)
     sent = select(func.count()).select_from(Outbox).where(
         Outbox.status == "sent", Outbox.sent_at >= start, Outbox.sent_at < end, Outbox.template != "digest")
@@ -190,17 +193,6 @@ def _undeliverable(session: Session, start: datetime, end: datetime, messages: l
 OVERDUE_LISTED = 100  # the oldest ones listed; the section counts them all
 
 
-@dataclass
-class CountedSection(Section):
-    """A section that lists some of its items (the rest in a last line) and counts all."""
-
-    total: int = 0
-
-    @property
-    def count(self) -> int:
-        return self.total
-
-
 def _overdue(session: Session, settings: Settings, day: date, team: str | None) -> Section:
     """Cases still without a first reaction after the working days allowed, oldest first.
     Imported cases never are: the office answered them before mailbot, outside it."""
@@ -223,3 +215,110 @@ def _overdue(session: Session, settings: Settings, day: date, team: str | None) 
     if total > len(items):
         groups.append((f"… en nog {total - len(items)} dossiers, recenter dan de {len(items)} hierboven", []))
     return CountedSection("overdue", groups, total=total)
+
+
+class _FlagItems:
+    """The flag sections (several services, agency in Cc, contact wishes) from the flags each
+    of the day's messages added to its case, never from the case's accumulated flags: a case
+    flagged days ago is not listed again for a plain follow-up. A case is listed once per
+    section, with the flags of that section its messages added today and the section's extras."""
+
+    def __init__(self, messages: list[Message], cases: dict[int, Case], events: dict[int, dict],
+                 linked: dict[int, list[dict]], added: dict[int, set[str]], opened: set[int], mine,
+                 zone: ZoneInfo) -> None:
+        self.messages, self.cases, self.events, self.linked = messages, cases, events, linked
+        self.added, self.opened, self.mine, self.zone = added, opened, mine, zone
+
+    def flags(self, m: Message, case: Case) -> set[str]:
+        """What `m` added: its recorded flags; for mail recorded without them (older rows), the
+        case's flags when `m` opened the case, else none."""
+        if isinstance((self.events.get(m.id) or {}).get("flags"), (list, tuple)):
+            return self.added[m.id]
+        return self.added[m.id] | (set(case.flags) if m.id in self.opened else set())
+
+    def items(self, *wanted: str) -> list[Item]:
+        found: dict[int, tuple[Case, list[Message], set[str]]] = {}
+        for m in self.messages:
+            case = self.cases.get(m.case_id) if m.case_id else None
+            if case is None or not self.mine(case):
+                continue
+            got = self.flags(m, case) & set(wanted)
+            if got:
+                entry = found.setdefault(case.id, (case, [], set()))
+                entry[1].append(m)
+                entry[2].update(got)
+        return [Item(case.ref, case.subject, who(case.citizen_name, case.citizen_email),
+                     ", ".join(f for f in wanted if f in flags), self._extras(case, mails, flags, wanted))
+                for case, mails, flags in sorted(found.values(), key=lambda e: e[0].ref)]
+
+    def _extras(self, case: Case, mails: list[Message], flags: set[str], wanted: tuple[str, ...]) -> tuple[str, ...]:
+        extras: list[str] = []
+        if {"multi_addressed", "agency_in_cc"} & set(wanted):
+            extras += list(case.also_sent_to)
+        if "possible_duplicate" in flags:
+            extras += self._duplicates(case, mails)
+        if "anonymity_requested" in wanted:  # the contact wishes
+            extras += [f"{label} {value}" for label, value in (("tel.", case.contact_phone),
+                                                               ("e-mail:", case.contact_email)) if value]
+        # The mail that brought the flags, when it is not the one that opened the case.
+        extras += [f"in bericht van {as_utc(m.received_at).astimezone(self.zone):%d-%m %H:%M}: {m.subject}"[:300]
+                   for m in mails if m.id not in self.opened and "possible_duplicate" not in self.added[m.id]]
+        return tuple(dict.fromkeys(extras))
+
+    def _duplicates(self, case: Case, mails: list[Message]) -> list[str]:
+        """Which case the mail may duplicate: the one the new case was opened beside, or the case
+        a new complaint joined (the match review names it)."""
+        lines = []
+        for m in mails:
+            if "possible_duplicate" not in self.added[m.id] and not (m.id in self.opened and case.duplicate_of):
+                continue
+            if m.id in self.opened:
+                if case.duplicate_of is not None:
+                    lines.append(f"duplicaat van {case.duplicate_of.ref}")
+                continue
+            named = next((str(d["duplicate_of"]) for d in self.linked.get(m.id, []) if d.get("duplicate_of")),
+                         case.ref)
+            when = f"{as_utc(m.received_at).astimezone(self.zone):%d-%m %H:%M}"
+            lines.append((f"nieuwe klacht van {when} bij dit dossier gevoegd, mogelijk dezelfde klacht: {m.subject}"
+                          if named == case.ref else
+                          f"nieuwe klacht van {when}, mogelijk dezelfde klacht als dossier {named}: {m.subject}")[:300])
+        return lines
+
+
+WAITING_MINUTES = 60  # a reply still not sent an hour after it was queued: staff hear of it
+
+
+def _waiting(session: Session, end: datetime, mine, zone: ZoneInfo) -> list[Item]:
+    """Replies still waiting to go out (pending: never tried or retrying) that were queued more than
+    WAITING_MINUTES before the day ended, or that failed at least once: the citizen got nothing."""
+    late = end - timedelta(minutes=WAITING_MINUTES)
+    rows = session.execute(select(Outbox, Case).outerjoin(Case, Outbox.case_id == Case.id).where(
+        Outbox.status == "pending", Outbox.template != "digest", Outbox.created_at < end,
+        or_(Outbox.created_at < late, Outbox.last_error.is_not(None))).order_by(Outbox.created_at, Outbox.id)).all()
+    return [Item(c.ref if c else "", row.template, row.recipient,
+                 (row.last_error or "nog niet geprobeerd")[:300],
+                 (f"in de wachtrij sinds {as_utc(row.created_at).astimezone(zone):%d-%m-%Y %H:%M}, "
+                  f"{row.attempts} poging(en)",))
+            for row, c in rows if mine(c)]
+
+
+OUTAGES = {"poll_failed": ("mailbox", "postbus {} niet gelezen: mail van burgers bleef liggen"),
+           "sent_copy_failed": ("folder", "kopie van verstuurde antwoorden niet bewaard in {}")}
+
+
+def _outages(session: Session, start: datetime, end: datetime, zone: ZoneInfo) -> list[Item]:
+    """The day's failed polls and failed copies of sent replies, one item per mailbox (folder) and
+    error, with how often and when."""
+    grouped: dict[tuple[str, str, str], list[Event]] = defaultdict(list)
+    for e in session.execute(select(Event).where(Event.type.in_(tuple(OUTAGES)), Event.created_at >= start,
+                                                 Event.created_at < end).order_by(Event.id)).scalars():
+        detail = e.detail or {}
+        grouped[(e.type, str(detail.get(OUTAGES[e.type][0]) or ""), str(detail.get("error") or "")[:300])].append(e)
+    items = []
+    for (kind, where, error), found in grouped.items():
+        first, last = (as_utc(found[i].created_at).astimezone(zone) for i in (0, -1))
+        when = f"{len(found)}× tussen {first:%H:%M} en {last:%H:%M}" if len(found) > 1 else f"om {first:%H:%M}"
+        missing = sum(int((e.detail or {}).get("missing") or 0) for e in found)
+        extras = (when,) + ((f"{missing} kopie(ën) ontbreken",) if missing else ())
+        items.append(Item("", OUTAGES[kind][1].format(where or "?"), "", error, extras))
+    return items

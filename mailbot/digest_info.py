@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 from . import intent
 from .config import Settings
 from .db import Case, Message, Outbox, as_utc
-from .digest_items import ChartDay, Item, Section, day_window, one_group, who
+from .digest_items import INFO_LISTED, ChartDay, Item, Section, capped, day_window, one_group, who
+from .match import find_references
 
 CHART_KINDS = ("new_complaint", "follow_up", "agency_forward", "status_request", "automatic",
                "unreadable")
@@ -26,9 +27,11 @@ OUTCOME_LABELS = {"refer_ombudsman": "doorverwezen naar de bevoegde ombudsdienst
 
 
 def info_sections(messages: list[Message], cases: dict[int, Case], touched: list[Case], start: datetime,
-                  end: datetime, mine, session: Session, events: dict[int, dict]) -> list[Section]:
-    """What the robot did with the day's mail: new cases, quick service, agency forwards,
-    solutions, status requests."""
+                  end: datetime, mine, session: Session, events: dict[int, dict], *,
+                  added: dict[int, set[str]], replies_to: dict[str, list[tuple[str, str]]],
+                  prefix: str) -> list[Section]:
+    """What the robot did with the day's mail: new cases, quick service, referrals by another
+    ombudsman service, agency forwards, solutions, status requests."""
     new = [c for c in touched if start <= as_utc(c.created_at) < end]
     groups: dict[str, list[Item]] = defaultdict(list)
     for c in new:
@@ -36,11 +39,22 @@ def info_sections(messages: list[Message], cases: dict[int, Case], touched: list
         groups[label or "niet toegewezen"].append(
             Item(c.ref, c.subject, who(c.citizen_name, c.citizen_email),
                  c.language + ("" if c.priority == "normal" else f", prioriteit {c.priority}")))
-    quick = [Item(c.ref, c.subject, who(c.citizen_name, c.citizen_email), OUTCOME_LABELS.get(c.outcome, c.outcome))
-             for c in new if c.outcome != "investigation"]
+    quick_cases = [c for c in new if c.outcome != "investigation"]
+    answers = _first_answers(session, [c.id for c in quick_cases])
+    quick = [Item(c.ref, c.subject, who(c.citizen_name, c.citizen_email),
+                  f"{OUTCOME_LABELS.get(c.outcome, c.outcome)}; "
+                  + (QUICK_REPLY_STATES.get(answers[c.id], answers[c.id]) if c.id in answers else NOT_ANSWERED))
+             for c in quick_cases]
+    referred = {m.id for m in messages if _referral(m, added.get(m.id, set()), events.get(m.id) or {})}
+    referrals = [Item(cases[m.case_id].ref if m.case_id in cases else "", m.original_subject or m.subject,
+                      who(m.from_name, m.from_email),
+                      f"klacht van {m.original_sender or 'een burger zonder adres'}, doorverwezen door een andere "
+                      "ombudsdienst")
+                 for m in messages if m.id in referred and mine(cases.get(m.case_id) if m.case_id else None)]
     forwards = [Item(cases[m.case_id].ref if m.case_id in cases else "", m.original_subject or m.subject,
                      m.original_sender or "", f"doorgestuurd door {who(m.from_name, m.from_email)}")
-                for m in messages if m.kind == "agency_forward" and mine(cases.get(m.case_id) if m.case_id else None)]
+                for m in messages if m.kind == "agency_forward" and m.id not in referred
+                and mine(cases.get(m.case_id) if m.case_id else None)]
     replies = defaultdict(list)
     for row in session.execute(select(Outbox).where(Outbox.template.in_(("status", "status_neutral")),
                                                     Outbox.created_at >= start, Outbox.created_at < end)).scalars():
@@ -54,11 +68,65 @@ def info_sections(messages: list[Message], cases: dict[int, Case], touched: list
                                                                        " (neutraal: ander adres)")
                                for r in rows) or "geen automatisch antwoord"
             status.append(Item(case.ref, m.subject, who(m.from_name, m.from_email), answer))
+        elif m.kind == "status_request" and case is None:
+            # Answered with the status of each of the sender's cases (status_overview): no case of its own.
+            refs = _overview_refs(events.get(m.id) or {}, prefix)
+            if team_sees(refs, mine, session):
+                states = [status for template, status in replies_to.get(m.message_id or "", [])]
+                answer = (", ".join(REPLY_STATES.get(s, s) for s in states) + " (overzicht van de dossiers)"
+                          if states else "geen automatisch antwoord")
+                status.append(Item(", ".join(refs), m.subject, who(m.from_name, m.from_email), answer))
     solutions = [item for m in messages if m.case_id in cases and mine(cases[m.case_id])
                  for item in _solution(m, cases[m.case_id], events.get(m.id) or {})]
-    return [Section("new_cases", sorted(groups.items())), Section("quick_service", one_group(quick)),
-            Section("agency_forwards", one_group(forwards)), Section("solutions", one_group(solutions)),
-            Section("status_requests", one_group(status))]
+    return [capped("new_cases", sorted(groups.items()), INFO_LISTED),
+            capped("quick_service", one_group(quick), INFO_LISTED),
+            capped("referrals", one_group(referrals), INFO_LISTED),
+            capped("agency_forwards", one_group(forwards), INFO_LISTED),
+            capped("solutions", one_group(solutions), INFO_LISTED),
+            capped("status_requests", one_group(status), INFO_LISTED)]
+
+
+# The state of a quick-service case's answer (referral, direct answer, question): staff see
+# whether the citizen got it. Reminders sent beside it (agency in Cc, several services) are not it.
+QUICK_REPLY_STATES = {"sent": "antwoord verstuurd", "pending": "antwoord nog niet verstuurd (wachtrij)",
+                      "held": "antwoord tegengehouden", "failed": "antwoord mislukt",
+                      "cancelled": "antwoord geschrapt"}
+NOT_ANSWERED = "geen antwoord verstuurd: neem zelf contact op"
+REMINDERS = ("agency_in_cc", "multi_addressed", "digest")
+
+
+def _first_answers(session: Session, case_ids: list[int]) -> dict[int, str]:
+    """The outbox status of the first answer of each case (not a reminder)."""
+    if not case_ids:
+        return {}
+    found: dict[int, str] = {}
+    for case_id, status in session.execute(
+            select(Outbox.case_id, Outbox.status).where(Outbox.case_id.in_(case_ids),
+                                                        Outbox.template.not_in(REMINDERS))
+            .order_by(Outbox.id)):
+        found.setdefault(case_id, status)
+    return found
+
+
+def _referral(m: Message, added: set[str], detail: dict) -> bool:
+    """Another ombudsman service referred the citizen's complaint to us (its cover mail)."""
+    return "referred_by" in added or any(str(r).startswith("referred by ") for r in detail.get("reasons") or ())
+
+
+def _overview_refs(detail: dict, prefix: str) -> list[str]:
+    """The cases a status overview told the sender about: the decision's recorded reason names them."""
+    refs: list[str] = []
+    for reason in detail.get("reasons") or ():
+        if "status request from the address on file" in str(reason):
+            refs += [r for r in find_references(str(reason), "", prefix) if r not in refs]
+    return refs
+
+
+def team_sees(refs: list[str], mine, session: Session) -> bool:
+    """A caseless item is in a team digest when one of the cases it names is the team's."""
+    if mine(None):
+        return True
+    return any(mine(c) for c in session.execute(select(Case).where(Case.ref.in_(refs))).scalars()) if refs else False
 
 
 SOLUTION_LABELS = {"offered": "de dienst stelt een oplossing voor",

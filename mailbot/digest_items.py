@@ -31,6 +31,42 @@ class Section:
         return sum(len(items) for _, items in self.groups)
 
 
+@dataclass
+class CountedSection(Section):
+    """A section that lists some of its items (the rest in a last line) and counts all."""
+
+    total: int = 0
+
+    @property
+    def count(self) -> int:
+        return self.total
+
+
+# How many items a section lists: a day of 5,000 mails (every one flagged) keeps a digest of
+# some 500 items (about 2,500 text lines, well under 1 MB with the HTML) instead of 35,000
+# lines; the section's count and the subject stay the true totals.
+TRIAGE_LISTED = 100  # "Te beoordelen": one decision per item, the first thing staff read
+DECISION_LISTED = 50  # every other section of "Te beslissen"
+INFO_LISTED = 25  # "Ter info": what the robot did, no decision asked
+
+
+def capped(key: str, groups: list[tuple[str, list[Item]]], limit: int) -> Section:
+    """Section `key` listing its first `limit` items (across its groups, in order) and a last
+    line "… en nog N" for the rest; its count is of all of them."""
+    total = sum(len(items) for _, items in groups)
+    if total <= limit:
+        return Section(key, groups)
+    kept: list[tuple[str, list[Item]]] = []
+    left = limit
+    for label, items in groups:
+        if left <= 0:
+            break
+        kept.append((label, items[:left]))
+        left -= len(kept[-1][1])
+    kept.append((f"… en nog {total - limit}", []))
+    return CountedSection(key, kept, total=total)
+
+
 @dataclass(frozen=True)
 class ChartDay:
     day: date

@@ -61,9 +61,10 @@ def test_sections_come_in_decision_order_with_counts(app):
     with app.sessions() as session:
         data = collect(session, app.settings, DAY)
     assert [s.key for s in data.decisions] == ["needs_triage", "multi_addressed", "agency_in_cc", "contact_wishes",
-                                               "quarantined", "undeliverable", "held", "rules_failed", "overdue"]
-    assert [s.key for s in data.info] == ["new_cases", "quick_service", "agency_forwards", "solutions",
-                                          "status_requests"]
+                                               "quarantined", "undeliverable", "not_sent", "held", "rules_failed",
+                                               "overdue"]
+    assert [s.key for s in data.info] == ["new_cases", "quick_service", "referrals", "agency_forwards",
+                                          "solutions", "status_requests"]
     assert data.totals == {"received": 8, "new_cases": 4, "replies_sent": 1, "needs_decision": 9}
     text = digest.render(app.settings, data).text
     assert text.index("IN HET KORT") < text.index("== TE BESLISSEN ==") < text.index("== TER INFO ==")
@@ -92,7 +93,8 @@ def test_each_section_holds_the_seeded_item(app):
     assert [i.ref for i in items("overdue")] == ["VO-2026-000007"]  # 000008: only 2 working days
     groups = dict(_section(data, "new_cases").groups)
     assert [i.ref for i in groups["onderwijs · An Peeters"]] == ["VO-2026-000001", "VO-2026-000003"]
-    assert items("quick_service")[0].detail == "doorverwezen naar de bevoegde ombudsdienst"
+    assert items("quick_service")[0].detail == ("doorverwezen naar de bevoegde ombudsdienst; "
+                                                "geen antwoord verstuurd: neem zelf contact op")
     assert "onderwijs.vlaanderen.be" in items("agency_forwards")[0].who
     assert items("status_requests")[0].detail == "antwoord verstuurd"
     assert data.chart[-1].total == 8 and len(data.chart) == 30 and data.chart_max == 8

@@ -9,11 +9,11 @@ import re
 from datetime import date, datetime, timezone
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from conftest import complaint
 from mailbot import digest
-from mailbot.db import Case, Event, Message
+from mailbot.db import Case, Event, Message, Outbox
 from mailbot.digest_data import collect
 from mailbot.pipeline import process_files
 from test_digest_seed import Seeder, at, seed
@@ -65,6 +65,8 @@ def test_spoofed_follow_up_on_an_older_case_is_in_triage(app):
     """A DMARC-failed follow-up matched by reference (score 100) to a case of three days ago is
     in 'Te beoordelen' with 'afzender niet bewezen (DMARC fail)', in text and HTML, and counted."""
     ref = _open_case(app)
+    with app.sessions.begin() as session:  # the acknowledgment went out on the 20th: nothing is waiting
+        session.execute(update(Outbox).values(status="sent", sent_at=datetime(2026, 11, 20, 10, 1, tzinfo=timezone.utc)))
     _clock(app, 23)
     process_files(app.intake, [complaint(
         subject=f"Re: [{ref}] Klacht over mijn studietoelage", extra_headers=DMARC_FAIL,
