@@ -99,22 +99,43 @@ _ANONYMITY = (
     rf"{_ANON_ID_NL}{_SHORT}\b(?:mag|mogen|moet|moeten) (?:echt |zeker |absoluut |in geen geval )?niet\b{_GAP}\b(?:doorgegeven|vermeld|meegedeeld|bekendgemaakt|bekend gemaakt|gedeeld|genoemd|kenbaar gemaakt|geweten|doorgespeeld)\b",
     rf"\b(?:wil|wens|verkies|hoop)(?: liever| echt)? niet dat\b{_GAP}\b(?:weet|weten|te weten komt|te weten komen|ontdekt|ontdekken|hoort|horen)\b",
     r"niet (weten|zeggen) dat ik", r"vertrouwelijk behandel",
+    rf"\b(?:wil|wens|verkies|hoop)(?: liever| echt| absoluut| zeker)? niet dat (?:mijn|onze) (?:naam|namen|identiteit|persoonsgegevens|contactgegevens|gegevens|adres)\b{_GAP}\b(?:doorgegeven|bezorgd|overgemaakt|doorgestuurd|bekendgemaakt|bekend gemaakt|gedeeld|meegedeeld|gegeven|vermeld|genoemd|kenbaar gemaakt)\b",
+    rf"{_ANON_ID_NL}{_AFFIRMED_SHORT}\bgeheim (?:blijft|blijven|te blijven|houden|te houden|gehouden|houdt)\b",
+    rf"\bhou(?:d|dt|den)?\b(?: u| jullie)? (?:mijn|onze) (?:naam|namen|identiteit|gegevens|persoonsgegevens)\b{_AFFIRMED_SHORT}\bgeheim\b",
+    r"\b(?:vraag|verzoek|wens|wil|vraagt|vragen)\b(?: \w+){0,3} (?:om )?(?:volledige |strikte |de nodige )?(?:vertrouwelijkheid|discretie)\b",
+    r"\bdiscreet (?:te )?(?:behandelen|behandel|omgaan|omspringen)\b", r"\bvertrouwelijk (?:te )?(?:houden|blijven)\b",
+    rf"\b(?:kan|kunt|kunnen|gelieve|graag|wil|wilt|zou|zoudt|liefst)\b{_GAP}\bzonder (?:mijn|onze) (?:naam|namen|identiteit|gegevens) (?:te )?(?:vermelden|noemen|geven|door te geven|bekend te maken|mee te delen|kenbaar te maken)\b",
+    r"\b(?:wil|wens|verkies|liefst|graag)(?: \w+){0,2} onbekend (?:te )?blijven\b",
     r"\b(?:rester|demeurer|reste|restions) anonymes?\b",
     rf"\b(?:demande|souhaite|veux|voudrais|prefere|garder|preserver|garantir|respecter|conserver)\w*\b{_SHORT}\banonymat\b",
     r"(ne pas|sans) (communiquer|divulguer|donner|reveler|transmettre|mentionner|citer|devoiler) (mon nom|mon identite|mes coordonnees)",
     rf"\bne (?:souhaite|veux|desire|voudrais|souhaiterais) pas que {_ANON_ID_FR}{_GAP}\b(?:communique|transmis|divulgue|revele|donne|cite|mentionne|connu|devoile)",
     rf"{_ANON_ID_FR}{_SHORT}\bne (?:soit|soient|doit|doivent|peut|peuvent) pas (?:etre )?(?:communique|transmis|divulgue|revele|donne|cite|mentionne|connu|devoile)",
-    rf"{_ANON_ID_FR}{_SHORT}\b(?:reste|restent|rester|demeure|soit|soient|traitee?s?) (?:strictement )?confidentiel",
+    rf"{_ANON_ID_FR}{_SHORT}\b(?:reste|restent|rester|demeure|soit|soient|traitee?s?) (?:strictement )?(?:confidentiel|secret)",
+    rf"\b(?:garder|gardez|garde|tenir|tenez|conserver|conservez)\b (?:{_ANON_ID_FR}|le secret sur {_ANON_ID_FR}) (?:strictement |totalement )?(?:secrete?s?|confidentiel(?:le)?s?|anonymes?)\b",
+    r"\b(?:demande|souhaite|desire|voudrais|sollicite|prie)\w*\b(?: \w+){0,3} (?:la |une |toute )?(?:stricte )?(?:confidentialite|discretion)\b",
+    rf"\btrait(?:er|ez|e|ee)\b{_AFFIRMED_SHORT}\b(?:confidentiellement|discretement|de (?:maniere|facon) (?:confidentielle|discrete)|en toute (?:confidentialite|discretion)|avec (?:discretion|confidentialite))\b",
+    rf"\bne (?:veux|veut|souhaite|desire|voudrais|souhaiterais) pas qu(?:e |')\b{_GAP}\b(?:sache|sachent|apprenne|apprennent|decouvre|decouvrent|connaisse|connaissent)\b",
     r"\b(?:remain|stay|be kept|keep me|keep it|keep this|to be) anonymous\b", r"\b(?:complain|file this|report this) anonymously\b",
     rf"\b(?:request|ask|want|wish|would like|prefer|keep|guarantee|maintain|preserve|protect|respect)\w*\b{_SHORT}\banonymity\b",
     r"(not|don'?t|do not) (disclose|reveal|share|give) my (name|identity|details)",
     rf"\b(?:do not|don'?t|never) (?:tell|give|disclose|reveal|share|pass on|forward|mention|show)\b{_GAP}\bmy (?:name|identity|details|personal (?:data|details)|contact details)\b",
     rf"\bmy (?:name|identity|details|personal (?:data|details))\b{_SHORT}\b(?:remain|remains|stay|stays|kept|be kept|be treated|treated) (?:strictly )?(?:confidential|secret|anonymous|private)\b",
     r"keep my (name|identity) (confidential|secret)",
-    rf"\b(?:don'?t|do not) want\b{_GAP}\bto (?:know|find out|learn)\b{_SHORT}\b(?:my name|my identity|who i am|that i)\b",
+    r"\bkeep (?:this|it|my (?:complaint|report|name|identity|details)|me) (?:strictly )?(?:confidential|secret|private)\b",
+    r"\b(?:request|ask for|want|wish for|would like|prefer|need)\b(?: \w+){0,2} (?:strict |full |complete )?confidentiality\b",
+    rf"\b(?:treat|handle|deal with)\b{_AFFIRMED_SHORT}\b(?:confidentially|discreetly|anonymously|in (?:strict |complete )?confidence|as confidential)\b",
+    rf"\b(?:do not|don'?t|never) (?:tell|inform|let)\b{_SHORT}\b(?:who i am|it was me|it's me|it is me|that it was me|my name)\b",
+    rf"\b(?:rather|prefer(?: that)?)\b{_GAP}\b(?:didn'?t|did not|doesn'?t|does not|don'?t|do not|not|never) (?:know|find out|learn)\b{_SHORT}\b(?:it was me|who i am|my name|my identity|that i)\b",
+    rf"\b(?:don'?t|do not) want\b{_GAP}\bto (?:know|find out|learn)\b{_SHORT}\b(?:my name|my identity|who i am|that i|it was me|it's me|it is me)\b",
     r"\banonym (?:bleiben|behandeln|behandelt|bearbeiten|bearbeitet|einreichen)\b", r"\b(?:mochte|will|bitte|wunsche)(?: gerne| lieber)? anonym\b",
     rf"\b(?:bitte|wunsche|mochte|wahren|schutzen|garantieren|bewahren)\w*\b{_SHORT}\banonymitat\b", r"\banonymitat (?:wahren|bewahren|schutzen|garantieren)\b",
     r"meinen namen nicht", r"identitat nicht", r"vertraulich behandel",
+    rf"\b(?:soll|sollen|sollte|darf|durfen)\b{_SHORT}\b(?:nicht|keinesfalls|auf keinen fall)\b{_SHORT}\b(?:erfahren|wissen)\b{_SHORT}\b(?:wer ich bin|meinen namen|meine identitat|dass ich|dass es von mir|von mir)\b",
+    rf"\b(?:mochte|will|wunsche|mochten|wollen)(?: \w+)? nicht,? dass\b{_GAP}\b(?:erfahrt|erfahren|weiss|wissen)\b",
+    rf"\b(?:behandeln|bearbeiten) sie\b{_AFFIRMED_SHORT}\b(?:vertraulich|diskret)\b", r"\bdiskret (?:zu )?(?:behandeln|bearbeiten)\b",
+    r"\b(?:bitte|bitten|wunsche|mochte|ersuche)\b(?: \w+){0,3} (?:um )?(?:absolute |strikte |vollstandige )?(?:vertraulichkeit|diskretion)\b",
+    rf"\b(?:mein(?:en)? namen?|meine identitat|meine (?:personlichen )?daten)\b{_AFFIRMED_SHORT}\bgeheim (?:halten|gehalten|bleiben|bleibt)\b",
     rf"\bnicht,? dass {_ANON_ID_DE}{_GAP}\b(?:weitergegeben|weitergeleitet|mitgeteilt|genannt|offengelegt|bekanntgegeben|preisgegeben|bekannt)\b",
     rf"{_ANON_ID_DE}{_SHORT}\b(?:soll|sollte|darf|durfen|sollen) (?:bitte )?(?:nicht|keinesfalls|auf keinen fall)\b{_GAP}\b(?:weitergegeben|weitergeleitet|mitgeteilt|genannt|offengelegt|bekanntgegeben|preisgegeben)\b",
 )
@@ -166,8 +187,22 @@ _FIRST_LINE = (
 _CONTACT_WORD = r"\b(?:contact|contacted|contacte|gecontacteerd|kontakt|kontaktiert)\b"
 _AGENCY_WORD = (r"\b(?:dienst|overheidsdienst|instantie|administratie|bestuur|service|administration|agency|"
                 r"department|authority|behorde|dienststelle|verwaltung|stelle|amt)\b")
+_AGENCY_RE = re.compile(_AGENCY_WORD)
 _FORM_CONTACT_QUESTION = re.compile(f"{_CONTACT_WORD}.{{0,40}}{_AGENCY_WORD}|{_AGENCY_WORD}.{{0,40}}{_CONTACT_WORD}")
 _FORM_LINE = re.compile(r"^(?P<question>[^:?]{3,120})[:?]+ ?(?P<answer>ja|oui|yes)\b")
+# A form's question about anonymity ("Anoniem: ja"), or about passing the name on, answered
+# no ("Mag uw naam aan de betrokken dienst worden doorgegeven? Nee").
+_FORM_ANSWER = re.compile(r"^(?P<question>[^:?]{3,120})[:?]+ ?(?P<answer>ja|oui|yes|nee|neen|non|no|nein)\b")
+_FORM_ANON_WORD = re.compile(r"\b(?:anoniem\w*|anonimiteit|anonym\w*|anonymat|vertrouwelijk\w*|confidenti\w*|vertraulich\w*|"
+                             r"geheim\w*|secret\w*|discreet|discretie|discretion|diskret\w*)\b")
+_FORM_ANON_NEGATED = re.compile(r"\b(?:niet|geen|not|non|pas|nicht|kein\w*) (?:anoniem|anonym|vertrouwelijk|confidenti|vertraulich|geheim|secret)")
+_FORM_NAME = r"\b(?:naam|namen|identiteit|nom|identite|name|identity|identitat)\b"
+_FORM_DATA = r"\b(?:gegevens|persoonsgegevens|contactgegevens|coordonnees|donnees|details|data|daten|kontaktdaten)\b"
+_FORM_PASS = (r"\b(?:doorgeven|doorgegeven|door te geven|doorsturen|doorgestuurd|delen|gedeeld|bekendmaken|bekendgemaakt|"
+              r"vermelden|vermeld|meedelen|meegedeeld|communiquer|communique|communiques|communiquee|transmettre|transmis|"
+              r"transmise|divulguer|divulgue|share|shared|pass(?:ed)? on|disclose|disclosed|forward|forwarded|give|given|"
+              r"weitergeben|weitergegeben|weiterleiten|weitergeleitet|mitteilen|mitgeteilt|nennen|genannt|bekanntgeben)\b")
+_FORM_NEGATION = re.compile(r"\b(?:niet|geen|not|pas|nicht|kein\w*)\b")
 _OFFERED = (
     r"(stelt|stellen|bieden|biedt) .{0,40}(voor|aan)\b.{0,40}(oplossing|terugbetaling|compensatie|regeling)",
     r"(bieden|biedt|stellen|stelt) (u |je )?.{0,40}(oplossing|terugbetaling|compensatie|regeling|schadevergoeding).{0,20}\b(aan|voor)\b",
@@ -211,6 +246,9 @@ _EMAIL_REQUEST = (
 )
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)|\n\s*\n")
 _CUE_BEFORE, _CUE_AFTER = 120, 60  # characters of context around an address
+# A negation up to two words before an anonymity phrase: "ik wil niet anoniem blijven",
+# "je ne veux pas rester anonyme", "I don't need to remain anonymous", "nicht anonym bleiben".
+_NEGATED_BEFORE = re.compile(r"(?:\b(?:niet|geen|nooit|not|never|no|pas|plus|jamais|nicht|kein|keine|nie)\b|n't)(?: [\w']+){0,2} ?$")
 
 
 def _compile(phrases: tuple[str, ...]) -> re.Pattern[str]:
@@ -282,6 +320,38 @@ def form_says_contacted(text: str) -> bool:
     return False
 
 
+def form_says_anonymous(text: str) -> bool:
+    """A web form line asking for anonymity answered yes ("Anoniem: ja", "Anonymat souhaité : oui"),
+    or asking whether the name may be passed on to the agency answered no ("Naam doorgeven aan
+    de dienst? Nee"). Generic data ("gegevens") counts only with the agency named: "Gegevens
+    delen met partners: nee" is a consent line, not anonymity."""
+    for line in text.splitlines():
+        if ":" not in line and "?" not in line:
+            continue
+        found = _FORM_ANSWER.match(fold(line))
+        if found is None:
+            continue
+        question, yes = found.group("question"), found.group("answer") in ("ja", "oui", "yes")
+        if _FORM_ANON_WORD.search(question):
+            if yes and not _FORM_ANON_NEGATED.search(question):
+                return True
+        elif re.search(_FORM_PASS, question) and (
+                re.search(_FORM_NAME, question) or (re.search(_FORM_DATA, question) and _AGENCY_RE.search(question))):
+            if yes == bool(_FORM_NEGATION.search(question)):  # "Mag … doorgegeven worden? Nee"; "… niet …? Ja"
+                return True
+    return False
+
+
+def asks_anonymity(folded: str) -> bool:
+    """An anonymity wish in the folded text, not one negated right before it: "Ik wil niet
+    anoniem blijven, u mag mijn naam geven" refuses anonymity."""
+    for found in _PATTERNS["anon"].finditer(folded):
+        before = _SENTENCE_END.split(folded[max(0, found.start() - 40):found.start()])[-1]
+        if not _NEGATED_BEFORE.search(before):
+            return True
+    return False
+
+
 def detect_facts(text: str, *, known_addresses: frozenset[str] = frozenset(), forwarded_text: str = "") -> Facts:
     """The facts stated in `text` (the new text); the agency's offer may sit in `forwarded_text`."""
     text = text[:MAX_FACT_TEXT]
@@ -295,7 +365,7 @@ def detect_facts(text: str, *, known_addresses: frozenset[str] = frozenset(), fo
         phone_numbers=phones,
         prefers_phone=bool(_PATTERNS["phone"].search(folded)),
         alternative_email=alternative_email(text, known_addresses),
-        anonymity_requested=bool(_PATTERNS["anon"].search(folded)),
+        anonymity_requested=asks_anonymity(folded) or form_says_anonymous(text),
         first_line_contact=bool(_PATTERNS["first"].search(folded)) or form_says_contacted(text),
         solution_offered=bool(_PATTERNS["offered"].search(folded + " " + fold(forwarded_text[:MAX_FACT_TEXT]))),
         solution_accepted=bool(_PATTERNS["accepted"].search(folded)),

@@ -4,6 +4,15 @@ Only counts over categories the office defines (kinds, outcomes, languages, team
 tags, flags, known services) and response-time figures. Free text from mail (names,
 addresses, subjects, phone numbers) never enters a report: senders are reduced to the
 known service they belong to, anything else counts as "onbekend".
+
+Small cells are suppressed: a count from 1 to MIN_COUNT - 1 can point to a person (the one
+case of a small team, the one anonymity request). Such a cell is null in JSON and "<5" in
+CSV. Where cells add up to a total the report shows (cases by outcome, language, team and
+status; messages by kind and language; agency forwards by service; reacted or not), the
+smallest other cells are hidden too ("x"), until the hidden ones together hold at least
+2 * MIN_COUNT - 1, so that the total minus the shown cells does not give a small cell back.
+Reaction times over fewer than MIN_COUNT cases are hidden as well. Totals stay true; the
+`suppressed` entry says which cells are hidden and how.
 """
 
 from __future__ import annotations
@@ -22,6 +31,14 @@ from sqlalchemy.orm import Session
 from .db import Case, Message, as_utc
 
 UNKNOWN = "onbekend"
+MIN_COUNT = 5  # cells under this many cases or messages are hidden
+COMPLEMENT = "x"  # the CSV marker of a cell hidden so that a small one cannot be computed; a small one is "<5"
+# Sections whose cells add up to a total the report shows (a case or message counts in one cell only).
+PARTITIONS = ("messages_by_kind", "messages_by_language", "cases_by_outcome", "cases_by_language",
+              "cases_by_team", "cases_by_status", "agency_forwards_by_service")
+OVERLAPPING = ("cases_by_flag", "cases_by_tag", "also_sent_to_service")  # a case counts in several cells
+_RESPONSE_COUNTS = ("reacted", "without_reaction")
+_RESPONSE_FIGURES = ("median_hours", "mean_hours", "p90_hours", "within_1_day_pct", "within_3_days_pct")
 
 
 def year_window(year: int, tz: str) -> tuple[datetime, datetime]:
@@ -31,8 +48,14 @@ def year_window(year: int, tz: str) -> tuple[datetime, datetime]:
 
 
 def build_report(session: Session, year: int, *, tz: str = "Europe/Brussels",
-                 service_of=lambda email: None) -> dict:
-    """The statistics of `year`; `service_of(email)` names the known service of an address."""
+                 service_of=lambda email: None, min_count: int = MIN_COUNT) -> dict:
+    """The statistics of `year`, small cells suppressed (see the module docstring);
+    `service_of(email)` names the known service of an address."""
+    return suppress(count(session, year, tz=tz, service_of=service_of), min_count)
+
+
+def count(session: Session, year: int, *, tz: str = "Europe/Brussels", service_of=lambda email: None) -> dict:
+    """The statistics of `year` with every count as it is: for suppress(), never for output."""
     start, end = year_window(year, tz)
     cases = list(session.execute(select(Case).where(Case.created_at >= start, Case.created_at < end)).scalars())
     messages = session.execute(select(Message.kind, Message.language, Message.original_sender).where(
@@ -89,6 +112,37 @@ def _response(hours: list[float], total: int) -> dict:
     }
 
 
+def suppress(report: dict, min_count: int = MIN_COUNT) -> dict:
+    """A copy of `report` with small cells (and their complements in a partition) set to None,
+    and a `suppressed` entry: the threshold and, per section, the hidden keys with their marker."""
+    out = {key: dict(value) if isinstance(value, dict) else value for key, value in report.items()}
+    hidden: dict[str, dict[str, str]] = {}
+
+    def hide(section: str, cells: dict, *, partition: bool) -> None:
+        marks = {k: f"<{min_count}" for k, v in cells.items() if 0 < v < min_count}
+        if partition and marks:
+            rest = sorted((v, k) for k, v in cells.items() if k not in marks and v > 0)
+            while rest and sum(cells[k] for k in marks) < 2 * min_count - 1:
+                marks[rest.pop(0)[1]] = COMPLEMENT
+        for key in marks:
+            out[section][key] = None
+        if marks:
+            hidden[section] = marks
+
+    for section in PARTITIONS:
+        hide(section, report[section], partition=True)
+    for section in OVERLAPPING:
+        hide(section, report[section], partition=False)
+    reaction = report["first_reaction"]
+    hide("first_reaction", {k: reaction[k] for k in _RESPONSE_COUNTS}, partition=True)
+    if 0 < reaction["reacted"] < min_count:
+        for key in _RESPONSE_FIGURES:
+            out["first_reaction"][key] = None
+            hidden["first_reaction"][key] = COMPLEMENT
+    out["suppressed"] = {"min_count": min_count, "cells": hidden}
+    return out
+
+
 def to_json(report: dict) -> str:
     return json.dumps(report, indent=2, ensure_ascii=False)
 
@@ -98,10 +152,14 @@ def to_csv(report: dict) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["section", "key", "value"])
+    suppressed = report.get("suppressed", {"cells": {}})
     for section, value in report.items():
-        if isinstance(value, dict):
-            for key, count in value.items():
-                writer.writerow([section, key, count])
+        if section == "suppressed":
+            writer.writerow([section, "min_count", value["min_count"]])
+        elif isinstance(value, dict):
+            marks = suppressed["cells"].get(section, {})
+            for key, number in value.items():
+                writer.writerow([section, key, marks.get(key, "") if number is None else number])
         else:
             writer.writerow([section, "", value])
     return out.getvalue()
