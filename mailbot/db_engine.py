@@ -59,7 +59,31 @@ def _make_engine(url: str, **kwargs: Any) -> Engine:
     for scheme in ("postgresql://", "postgres://"):  # the driver we ship, also for the short form
         if url.startswith(scheme):
             url = "postgresql+psycopg://" + url[len(scheme):]
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    kwargs.setdefault("connect_args", {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
+                                       "keepalives_count": 3})
+    engine = create_engine(url, pool_pre_ping=True, **kwargs)
+    event.listen(engine, "connect", _postgresql_session)
+    return engine
+
+
+# A worker that is paused (SIGSTOP, a frozen VM) or cut off mid-transaction holds the reference
+# counter's row lock, which every worker needs for its next new case: the server ends such a
+# session (the longest a transaction waits idle is on a hanging parse, `parse_timeout_seconds`),
+# notices a vanished client within about a minute, and a worker waiting on a lock gives up
+# after a minute (the batch stays in the inbox for the next poll) instead of waiting for hours.
+POSTGRESQL_SESSION = {"idle_in_transaction_session_timeout": "600s", "lock_timeout": "60s",
+                      "tcp_keepalives_idle": "30", "tcp_keepalives_interval": "10", "tcp_keepalives_count": "3"}
+
+
+def _postgresql_session(dbapi_conn: Any, _record: Any) -> None:
+    autocommit = dbapi_conn.autocommit
+    dbapi_conn.autocommit = True  # a SET outside a transaction holds for the session
+    try:
+        with dbapi_conn.cursor() as cursor:
+            for name, value in POSTGRESQL_SESSION.items():
+                cursor.execute(f"SET {name} = '{value}'")
+    finally:
+        dbapi_conn.autocommit = autocommit
 
 
 # SQLSTATE classes that blame the statement, not the server: PostgreSQL raises "program limit

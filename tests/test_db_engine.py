@@ -32,3 +32,38 @@ def test_a_failing_statement_names_no_parameter(db_url: str) -> None:
     finally:
         engine.dispose()
 
+
+
+@pytest.mark.postgres
+def test_postgresql_sessions_do_not_hold_locks_for_hours(pg_url: str) -> None:
+    """A worker paused or cut off mid-batch held the reference counter's lock, and with it every
+    mailbox's intake, until TCP noticed (about two hours). Now the server ends an idle
+    transaction, probes the client, and a waiting worker gives up instead of waiting forever."""
+    engine = make_engine(pg_url)
+    try:
+        with engine.connect() as conn:
+            shown = {name: conn.exec_driver_sql(f"SHOW {name}").scalar()
+                     for name in ("idle_in_transaction_session_timeout", "lock_timeout", "tcp_keepalives_idle")}
+        assert shown == {"idle_in_transaction_session_timeout": "10min", "lock_timeout": "1min",
+                         "tcp_keepalives_idle": "30"}
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_lock_wait_that_times_out_leaves_the_batch_in_the_inbox(pg_url: str) -> None:
+    """The lock timeout's error counts as 'the database cannot work now' (the batch is rolled
+    back and read again at the next poll), not as the mail's fault (quarantine)."""
+    from mailbot.db_engine import database_unavailable
+
+    engine = make_engine(pg_url)
+    try:
+        upgrade(engine)
+        with engine.begin() as holder:
+            holder.exec_driver_sql("LOCK TABLE case_sequence IN ACCESS EXCLUSIVE MODE")
+            with pytest.raises(sa.exc.OperationalError) as caught, engine.begin() as waiter:
+                waiter.exec_driver_sql("SET LOCAL lock_timeout = '100ms'")
+                waiter.exec_driver_sql("SELECT * FROM case_sequence")
+        assert database_unavailable(caught.value)
+    finally:
+        engine.dispose()
