@@ -200,6 +200,9 @@ class RetentionSettings(_Section):
     # Personal data that belongs to no case (automatic mail, silenced mail, replies to it such
     # as the undeliverable notice, their events, address_status rows) is purged after this.
     caseless_days: int = Field(90, ge=1)
+    # The mail copies of what is purged are deleted from the IMAP folders too (processed,
+    # quarantine and sent folder of every mailbox; `folder_retention`). Off: only the database.
+    imap_folders: bool = True
 
 
 class LimitSettings(_Section):

@@ -1,4 +1,5 @@
-"""IMAP adapter: list new UIDs, download bodies without setting \\Seen, move what is done."""
+"""IMAP adapter: list new UIDs, download bodies without setting \\Seen, move what is done;
+`ImapFolders` reads and deletes mail in the robot's other folders for retention."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import socket
 import ssl
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Protocol
 
 import imapclient
@@ -197,6 +199,95 @@ class ImapMailbox:
             self._client.shutdown()
         except Exception:  # noqa: BLE001 - already gone
             pass
+
+    def close(self) -> None:
+        try:
+            self._client.logout()
+        except Exception:  # noqa: BLE001 - the connection may already be gone
+            try:
+                self._client.shutdown()
+            except Exception:  # noqa: BLE001
+                pass
+
+
+class ImapFolders:
+    """One IMAP account, for retention (`folder_retention`): one folder at a time is selected,
+    read-only for a dry run, its mail read by headers, sizes or whole, and deleted by UID
+    (\\Deleted, then UID EXPUNGE with UIDPLUS; without it a plain EXPUNGE, which also removes
+    mail someone else flagged \\Deleted in that folder)."""
+
+    def __init__(self, settings: ImapSettings, *, readonly: bool = False,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+        self.name = f"{settings.username}@{settings.host}:{settings.port}"
+        self.readonly = readonly
+        self._client = connect_imap(settings, ssl_context=ssl_context)
+        self._folder = ""
+
+    def select(self, folder: str) -> bool:
+        """Select `folder`; False when it does not exist (nothing to delete there)."""
+        self._folder = folder
+        try:
+            if not self._client.folder_exists(folder):
+                return False
+            self._client.select_folder(folder, readonly=self.readonly)
+            return True
+        except _NETWORK_ERRORS as err:
+            raise FetchError(f"IMAP folder {folder!r} on {self.name} unusable: {err}") from err
+
+    def uids(self, before: date | None = None) -> list[int]:
+        """Mail not flagged \\Deleted in the selected folder; `before`: arrived (INTERNALDATE) before that day."""
+        criteria: list[object] = ["NOT", "DELETED"]
+        if before is not None:
+            criteria += ["BEFORE", before]
+        try:
+            return sorted(self._client.search(criteria))
+        except _NETWORK_ERRORS as err:
+            raise FetchError(f"IMAP SEARCH in {self._folder!r} failed: {err}") from err
+
+    def message_ids(self, uids: Sequence[int]) -> dict[int, tuple[bytes, int]]:
+        """uid → (its Message-ID header lines as stored, its size in bytes), nothing else fetched."""
+        if not uids:
+            return {}
+        try:
+            response = self._client.fetch(list(uids), ["BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]", "RFC822.SIZE"])
+        except _NETWORK_ERRORS as err:
+            raise FetchError(f"IMAP FETCH in {self._folder!r} failed: {err}") from err
+        found = {}
+        for uid, data in response.items():
+            header = next((bytes(v) for k, v in data.items() if k.startswith(b"BODY[HEADER")), b"")
+            found[uid] = (header, int(data.get(b"RFC822.SIZE", 0)))
+        return found
+
+    def sizes(self, uids: Sequence[int]) -> dict[int, int]:
+        if not uids:
+            return {}
+        try:
+            response = self._client.fetch(list(uids), ["RFC822.SIZE"])
+        except _NETWORK_ERRORS as err:
+            raise FetchError(f"IMAP FETCH in {self._folder!r} failed: {err}") from err
+        return {uid: int(data.get(b"RFC822.SIZE", 0)) for uid, data in response.items()}
+
+    def bodies(self, uids: Sequence[int]) -> dict[int, bytes]:
+        """The whole mail, without setting \\Seen."""
+        if not uids:
+            return {}
+        try:
+            response = self._client.fetch(list(uids), ["BODY.PEEK[]"])
+        except _NETWORK_ERRORS as err:
+            raise FetchError(f"IMAP FETCH in {self._folder!r} failed: {err}") from err
+        return {uid: bytes(data[b"BODY[]"]) for uid, data in response.items() if data.get(b"BODY[]") is not None}
+
+    def delete(self, uids: Sequence[int]) -> None:
+        if not uids or self.readonly:
+            return
+        try:
+            self._client.add_flags(list(uids), [imapclient.DELETED], silent=True)
+            if self._client.has_capability("UIDPLUS"):
+                self._client.uid_expunge(list(uids))
+            else:
+                self._client.expunge()
+        except _NETWORK_ERRORS as err:
+            raise FetchError(f"IMAP delete in {self._folder!r} failed: {err}") from err
 
     def close(self) -> None:
         try:

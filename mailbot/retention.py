@@ -14,14 +14,20 @@
   pseudonymised and their raw mail deleted, caseless replies (not the digest) scrubbed,
   caseless events reduced to technical keys and counts, and `address_status` rows of
   addresses no case and no waiting reply uses deleted. Quarantined mail keeps its own
-  period; replies still pending or held are never touched.
+  period; replies still pending or held are never touched;
+- the IMAP folders (`folder_retention`, unless `retention.imap_folders` is off): the mail
+  copies of what is purged now or was before are deleted from every mailbox's processed,
+  quarantine and sent folder. This runs after the database purge is committed; a mailbox
+  that cannot be reached is told in the report, the log and a `retention_failed` event
+  (`mailbot status`), and the next run deletes what this one could not.
 
-`dry_run` does all of it in a transaction that is rolled back, so the counts it reports are
-exactly what a real run would do.
+`dry_run` does all of it in a transaction that is rolled back, the folders opened read-only,
+so the counts it reports are exactly what a real run would do.
 """
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -32,6 +38,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .config import Settings
 from .db import AddressStatus, Case, Event, Message, Outbox, RawMail
+from .folder_retention import FolderReport, purge_folders
 from .privacy import (
     ERASED, PSEUDONYM_DOMAIN, SAFE_EVENT_KEYS, WAITING, PurgeCounts, Scrubber, holds_personal_data,
 )
@@ -42,7 +49,11 @@ from .store import add_event
 # recipients go.
 CASELESS_EVENT_KEYS = SAFE_EVENT_KEYS | frozenset(PurgeCounts.__dataclass_fields__) - {"refs"} | frozenset({
     "day", "recipients", "request", "quarantined_raw", "quarantined_messages", "caseless", "folder", "copied",
-    "missing", "address_rejected"})
+    "missing", "address_rejected"}) | frozenset(f"{kind}_deleted" for kind in ("processed", "quarantine", "sent"))
+
+# The error of a failed folder retention names the office's mailbox and the IMAP error, no
+# citizen: it stays (with `mailbot status`) when caseless events are stripped.
+IMAP_FAILURE = "IMAP folders: "
 
 # What an old quarantine reason is cut to, by how the robot words its reasons (parse, prepare,
 # pipeline, importer): the kind of failure, nothing the mail said.
@@ -72,13 +83,14 @@ class RetentionReport:
     quarantined_messages: int = 0  # old quarantined messages pseudonymised
     digests: int = 0
     caseless: PurgeCounts = field(default_factory=PurgeCounts)
+    folders: FolderReport = field(default_factory=FolderReport)
     dry_run: bool = False
 
     def as_dict(self) -> dict:
         return {"dry_run": self.dry_run, "closed_cases": self.closed_cases.as_dict(),
                 "quarantined_raw_deleted": self.quarantined, "quarantined_blanked": self.quarantined_messages,
                 "digests_deleted": self.digests,
-                "caseless": self.caseless.as_dict(with_refs=False)}
+                "caseless": self.caseless.as_dict(with_refs=False), "imap_folders": self.folders.as_dict()}
 
     def lines(self) -> list[str]:
         """What the CLI prints; a dry run says "would be" where a real run says "were"."""
@@ -89,6 +101,7 @@ class RetentionReport:
                 f"quarantined mails {verb} blanked: {self.quarantined_messages}; "
                 f"quarantined raw mails {verb} deleted: {self.quarantined}",
                 f"old digests {verb} deleted: {self.digests}",
+                self.folders.line(verb),
                 f"caseless data {verb} purged: {caseless.messages} message(s), {caseless.outbox} outgoing "
                 f"mail(s), {caseless.events} event(s), {caseless.raw_mails} raw mail(s), "
                 f"{caseless.addresses} address status(es)"]
@@ -120,6 +133,8 @@ def run_retention(sessions: sessionmaker, settings: Settings, now: datetime, *,
         report.caseless = purge_caseless(session, now - timedelta(days=policy.caseless_days))
 
         if dry_run:
+            # Read inside the purge: the folders are judged by what it pseudonymised.
+            report.folders = purge_folders(lambda: nullcontext(session), settings, now, dry_run=True)
             session.rollback()
         else:
             counts, caseless = report.closed_cases, report.caseless
@@ -128,7 +143,23 @@ def run_retention(sessions: sessionmaker, settings: Settings, now: datetime, *,
                       quarantined_messages=report.quarantined_messages, digests=report.digests,
                       caseless={k: v for k, v in caseless.as_dict(with_refs=False).items() if v})
             session.commit()
+    if not dry_run:
+        report.folders = purge_folders(sessions, settings, now)
+        _record_folders(sessions, report.folders)
     return report
+
+
+def _record_folders(sessions: sessionmaker, folders: FolderReport) -> None:
+    """An event with what left the folders, and a `retention_failed` one for `mailbot status`
+    when a mailbox could not be reached (the next `retention_run` ends it)."""
+    deleted = {k: v for k, v in folders.as_dict().items() if k.endswith("_deleted") and v}
+    if not deleted and not folders.errors:
+        return
+    with sessions.begin() as session:
+        if deleted:
+            add_event(session, "retention_folders", **deleted)
+        if folders.errors:
+            add_event(session, "retention_failed", error=(IMAP_FAILURE + "; ".join(folders.errors))[:500])
 
 
 def expire_quarantined(session: Session, before: datetime) -> PurgeCounts:
@@ -177,7 +208,8 @@ def purge_caseless(session: Session, before: datetime) -> PurgeCounts:
     events = session.execute(select(Event).where(
         Event.case_id.is_(None), Event.message_pk.is_(None), Event.created_at < before).order_by(Event.id)).scalars()
     for event in events:
-        scrub.strip_event(event, CASELESS_EVENT_KEYS)
+        ours = event.type == "retention_failed" and str(event.detail.get("error", "")).startswith(IMAP_FAILURE)
+        scrub.strip_event(event, CASELESS_EVENT_KEYS | {"error"} if ours else CASELESS_EVENT_KEYS)
     # An address still on a case (its bounce memory protects the case's replies) or with a
     # reply waiting stays; the rest is forgotten once no longer updated.
     forget = delete(AddressStatus).where(
