@@ -58,9 +58,10 @@ def digest(ctx: click.Context, day: datetime | None, to_stdout: bool, html_file:
 
 def _send_digest(app: Any, day: date, team: str | None, force: bool) -> None:
     """What the scheduled job does (`App.send_digest`): the same Message-IDs, so a digest
-    already queued for the day, by `mailbot run` or an earlier `--send`, is not sent again."""
+    already queued for the day, by `mailbot run` or an earlier `--send`, is not sent again;
+    a copy that failed is sent again. Says how many copies were sent, wait or failed, and
+    exits 1 when one failed (the recipient and the server's answer are printed)."""
     from . import digest as digest_mod
-    from .store import digest_rows
 
     settings = app.settings.digest
     if team is not None and team not in settings.teams:
@@ -68,7 +69,7 @@ def _send_digest(app: Any, day: date, team: str | None, force: bool) -> None:
     if not (settings.teams[team] if team is not None else settings.recipients or any(settings.teams.values())):
         raise click.ClickException("no recipients: set digest.recipients (or digest.teams) in config.yaml")
     with app.sessions() as session:
-        before = digest_rows(session, day)
+        before = _digest_copies(session, day)
     if team is None:
         queued = app.send_digest(day, once=not force)
     else:
@@ -77,15 +78,35 @@ def _send_digest(app: Any, day: date, team: str | None, force: bool) -> None:
         if queued:
             app.send_outbox()
     with app.sessions() as session:
-        new = [status for row_id, status in digest_rows(session, day).items() if row_id not in before]
+        # This run's copies: new rows, and failed ones queued again (`digest.queue` dates them anew).
+        mine = [copy for row_id, copy in _digest_copies(session, day).items()
+                if row_id not in before or before[row_id][1] != copy[1]]
     shown = day.isoformat()
     if not queued:
         click.echo(f"digest {shown} was already sent (or queued) to every recipient; nothing sent "
                    "(--force sends it again)", err=True)
         return
-    waiting = sum(1 for status in new if status == "pending")
-    click.echo(f"digest {shown} queued for {queued} recipient(s); sent {new.count('sent')}"
-               + (f"; {waiting} waiting for the mail server (see `mailbot status`)" if waiting else ""), err=True)
+    statuses = [status for status, _, _, _ in mine]
+    waiting, failed = statuses.count("pending"), [copy for copy in mine if copy[0] == "failed"]
+    click.echo(f"digest {shown} queued for {queued} recipient(s); sent {statuses.count('sent')}"
+               + (f"; {waiting} waiting for the mail server (see `mailbot status`)" if waiting else "")
+               + (f"; {len(failed)} failed" if failed else ""), err=True)
+    for _, _, recipient, error in failed:
+        click.echo(f"  not delivered to {recipient}: {error}", err=True)
+    if failed:
+        click.echo("a failed copy is sent again by the next `mailbot digest --send` for this day", err=True)
+        sys.exit(1)
+
+
+def _digest_copies(session: Any, day: date) -> dict[int, tuple[str, datetime, str, str]]:
+    """Outbox id → (status, queued at, recipient, last error) of every digest of `day`."""
+    from sqlalchemy import select
+
+    from .db import Outbox
+
+    rows = session.execute(select(Outbox.id, Outbox.status, Outbox.created_at, Outbox.recipient, Outbox.last_error)
+                           .where(Outbox.template == "digest", Outbox.message_id.like(f"digest.{day.isoformat()}.%")))
+    return {row.id: (row.status, row.created_at, row.recipient, row.last_error or "") for row in rows}
 
 
 @click.command()

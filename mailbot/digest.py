@@ -10,7 +10,9 @@ the outbox's retries and backoff when SMTP is down. The scheduled digest has a M
 derived from the day, team and recipient (`scheduled_message_id`): queueing it again (the
 retry, the catch-up after a restart, `digest --send`) adds only the recipients still without
 it, and two `mailbot run` processes queueing the same digest collide on the outbox's unique
-Message-ID, so only one copy is sent.
+Message-ID, so only one copy is sent. A copy that failed for good (the server refused it) is
+not "already sent": queueing again sends it again, under the same Message-ID; a refusal never
+blocks a staff address (`outbox`).
 """
 
 from __future__ import annotations
@@ -23,11 +25,12 @@ from datetime import date, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from jinja2 import DictLoader, FileSystemLoader, StrictUndefined, TemplateSyntaxError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -135,13 +138,15 @@ def queue(sessions: sessionmaker, settings: Settings, day: date, now: datetime, 
     """Queue the digest for each recipient; returns how many rows were queued.
 
     `once`: a deterministic Message-ID per (day, team, recipient): queueing again (another
-    worker, a restart after a crash half-way) adds only the recipients still without it, and
-    nothing is built when none is left. Without it (`digest --send --force`) it is sent again.
+    worker, a restart after a crash half-way) adds only the recipients still without it, or
+    whose copy failed (that row is queued again), and nothing is built when none is left.
+    Without it (`digest --send --force`) it is sent again.
     """
     targets = recipients if recipients is not None else _recipients(settings, team)
+    failed: set[str] = set()
     if once:
         with sessions() as session:
-            targets = _not_queued(session, settings, day, team, targets)
+            targets, failed = _not_queued(session, settings, day, team, targets)
     if not targets:
         return 0
     digest = build(sessions, settings, day, team=team, templates=templates)
@@ -159,6 +164,10 @@ def queue(sessions: sessionmaker, settings: Settings, day: date, now: datetime, 
             with sessions.begin() as session:
                 add_event(session, "digest_failed", day=day.isoformat(), team=team, recipient=recipient[:320],
                           error=str(err)[:500])
+            continue
+        if bare in failed:
+            with sessions.begin() as session:
+                queued += _queue_again(session, bare, mime, now)
             continue
         try:
             with sessions.begin() as session:
@@ -182,15 +191,28 @@ def scheduled_message_id(settings: Settings, day: date, team: str | None, recipi
 
 
 def _not_queued(session: Session, settings: Settings, day: date, team: str | None,
-                recipients: list[str]) -> list[str]:
+                recipients: list[str]) -> tuple[list[str], set[str]]:
     """`recipients` without those whose scheduled digest of `day` is in the outbox already,
-    whatever its status."""
+    sent or waiting (a failed copy is to be queued again), and the bare Message-IDs of the
+    failed copies."""
     ids = {recipient: scheduled_message_id(settings, day, team, recipient) for recipient in recipients}
     if not ids:
-        return []
-    present = set(session.execute(select(Outbox.message_id).where(
-        Outbox.template == "digest", Outbox.message_id.in_(set(ids.values())))).scalars())
-    return [recipient for recipient in recipients if ids[recipient] not in present]
+        return [], set()
+    present = {bare: status for bare, status in session.execute(select(Outbox.message_id, Outbox.status).where(
+        Outbox.template == "digest", Outbox.message_id.in_(set(ids.values()))))}
+    failed = {bare for bare, status in present.items() if status == "failed"}
+    return [recipient for recipient in recipients if ids[recipient] not in present or ids[recipient] in failed], failed
+
+
+def _queue_again(session: Session, bare: str, mime: bytes, now: datetime) -> int:
+    """A failed copy due again now, as if new (its tries counted afresh, the digest as built
+    now): 1, or 0 when another worker queued it again first."""
+    again = session.execute(
+        update(Outbox).where(Outbox.template == "digest", Outbox.message_id == bare, Outbox.status == "failed")
+        .values(status="pending", mime=mime, attempts=0, last_error=None, created_at=now, next_attempt_at=now,
+                sent_at=None)
+        .execution_options(synchronize_session=False))
+    return int(cast(CursorResult, again).rowcount or 0)
 
 
 def _domain(settings: Settings) -> str:

@@ -37,6 +37,7 @@ from .imported_cases import close_old_imported, mark_imported
 from .poll_cycle import BATCH_BYTES
 from .prepare import Prepared
 from .record import Source, add_receipt, quarantine
+from .unreadable import header_for_staff
 
 if TYPE_CHECKING:
     from .app import App
@@ -233,7 +234,8 @@ class Importer:
         sha = store.content_sha(item.raw)
         existing = store.incoming_by_identity(session, "", sha, "")
         if existing is None:
-            message = quarantine(session, item.raw, sha, source, reason, now=datetime.now(timezone.utc))
+            message = quarantine(session, item.raw, sha, source, reason, now=datetime.now(timezone.utc),
+                                 header=header_for_staff(item.raw))
             message.size = item.size
         else:
             add_receipt(session, source, existing, "quarantined")

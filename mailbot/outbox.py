@@ -34,12 +34,18 @@ and waited `RetryPolicy.max_age` (5 days, Postfix's queue lifetime). A 5xx
 marks the row `failed` at once. Failing flags the case (`undeliverable` when
 the server says the address is bad, which also blocks the address;
 `reply_failed` otherwise) and records a `reply_failed` event.
+
+The staff digest (template `digest`) goes to staff, not to a citizen: a refusal never
+blocks the address (the next day's digest tries SMTP again, also to an address blocked
+before), and it is recorded as a `digest_failed` event (day, recipient, error), logged
+at ERROR, which `mailbot status` lists; `digest --send` queues a failed copy again.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -63,6 +69,8 @@ BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_CAP = timedelta(hours=2)
 # How long a reply the server keeps refusing with 4xx is retried (Postfix: maximal_queue_lifetime).
 QUEUE_LIFETIME = timedelta(days=5)
+DIGEST = "digest"  # the template of the staff digest: its recipients are staff, never blocked
+_DIGEST_DAY = re.compile(r"digest\.(\d{4}-\d{2}-\d{2})\.")  # digest.scheduled_message_id and --force's
 
 
 @dataclass
@@ -167,8 +175,9 @@ def _wake_unreached(session: Session, now: datetime) -> int:
 
 def _drop_blocked(session: Session, rows: list[Outbox], envelopes: list[Envelope],
                   now: datetime, report: SendReport) -> list[Envelope]:
-    """Rows whose address became undeliverable after queueing fail without a send."""
-    recipients = {row.recipient for row in rows}
+    """Rows whose address became undeliverable after queueing fail without a send (not the
+    staff digest: staff addresses are not blocked)."""
+    recipients = {row.recipient for row in rows if row.template != DIGEST}
     if not recipients:
         return envelopes
     blocked = set(session.execute(
@@ -177,10 +186,11 @@ def _drop_blocked(session: Session, rows: list[Outbox], envelopes: list[Envelope
     if not blocked:
         return envelopes
     for row in rows:
-        if row.recipient in blocked:
+        if row.recipient in blocked and row.template != DIGEST:
             _fail(session, row, "the address is marked undeliverable", now, report,
                   permanent=True, address=False)
-    return [e for e in envelopes if e.recipient not in blocked]
+    dropped = {row.id for row in rows if row.recipient in blocked and row.template != DIGEST}
+    return [e for e in envelopes if e.key not in dropped]
 
 
 def _record_all(session: Session, results: list[SendResult], token: datetime, now: datetime,
@@ -247,9 +257,13 @@ def _retry_later(row: Outbox, now: datetime, policy: RetryPolicy, report: SendRe
 
 def _fail(session: Session, row: Outbox, reason: str, now: datetime, report: SendReport, *,
           permanent: bool, address: bool) -> None:
-    """Mark the row failed for good, flag its case, and block a refused address."""
+    """Mark the row failed for good, flag its case, and block a refused address (a digest's:
+    `_digest_failed`)."""
     row.status, row.last_error = "failed", reason[:2000]
     report.failed += 1
+    if row.template == DIGEST:
+        _digest_failed(session, row, reason, permanent=permanent, address=address)
+        return
     if address:
         mark_undeliverable(session, row.recipient, source="smtp", reason=reason, now=now)
     case = None
@@ -262,6 +276,17 @@ def _fail(session: Session, row: Outbox, reason: str, now: datetime, report: Sen
               permanent=permanent, address_rejected=address, attempts=row.attempts,
               reason=reason[:500])
     log.warning("reply %s failed for good after %d attempts: %s", row.id, row.attempts, reason)
+
+
+def _digest_failed(session: Session, row: Outbox, reason: str, *, permanent: bool, address: bool) -> None:
+    """A staff member's copy of the digest failed: their address is not blocked (the next
+    digest tries it again), and the failure is logged and recorded for `mailbot status`."""
+    day = _DIGEST_DAY.match(row.message_id)
+    add_event(session, "digest_failed", day=day.group(1) if day else None, recipient=row.recipient[:320],
+              error=f"digest to {row.recipient}: {reason}"[:500], outbox_id=row.id, permanent=permanent,
+              address_rejected=address, attempts=row.attempts)
+    log.error("digest %s to %s failed after %d attempts: %s", day.group(1) if day else row.message_id,
+              row.recipient, row.attempts, reason)
 
 
 class SentFolder(Protocol):

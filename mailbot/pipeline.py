@@ -31,7 +31,7 @@ from .recipients import reply_recipient
 from .record import Source, add_receipt, apply_decision, quarantine, write_rows
 from .replies import queue_reply
 from .routing_stage import RoutedComplaint, RoutingStage
-from .unreadable import Notice, notice
+from .unreadable import Notice, header_for_staff, notice
 
 log = logging.getLogger("mailbot.intake")
 
@@ -101,10 +101,12 @@ class Intake:
                 disposition = "quarantined" if existing.kind == str(Kind.UNREADABLE) else "duplicate"
                 add_receipt(session, source, existing, disposition)
                 return Outcome(disposition, existing.kind)
-            quarantined = quarantine(session, raw, sha, source, str(err), now=now)
-            actions = ["quarantine"]
             # A mail whose reading was cut off is not read again here, not even its headers.
-            if not quiet and not isinstance(err, ReadingAborted):
+            aborted = isinstance(err, ReadingAborted)
+            quarantined = quarantine(session, raw, sha, source, str(err), now=now,
+                                     header=None if aborted else header_for_staff(raw))
+            actions = ["quarantine"]
+            if not quiet and not aborted:
                 status = self._queue_notice(session, raw, now, quarantined)
                 if status is not None:
                     actions.append(f"{status}:undeliverable")

@@ -29,6 +29,7 @@ from .model import Kind
 from .pipeline import Intake, Outcome
 from .prepare import Prepared, Stopped
 from .record import Source, add_receipt, quarantine
+from .unreadable import header_for_staff
 
 log = logging.getLogger("mailbot.intake")
 
@@ -183,7 +184,8 @@ class PollCycle:
                 sha = store.content_sha(raw)
                 existing = store.incoming_by_identity(session, "", sha, "")
                 if existing is None:
-                    quarantine(session, raw, sha, source, reason, now=self.intake.clock())
+                    quarantine(session, raw, sha, source, reason, now=self.intake.clock(),
+                               header=header_for_staff(raw))
                 else:
                     add_receipt(session, source, existing, "quarantined")
             outcome = Outcome("quarantined", str(Kind.UNREADABLE), actions=("quarantine",))

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from . import deferred, store
+from . import deferred, sanitize, store
 from .db import Case, Message, Receipt, table_of, utcnow
 from .db_statements import insert_object
 from .decide import speaks_for_citizen
@@ -134,18 +134,39 @@ def write_rows(session: Session, case: Case | None, message: Message) -> None:
     insert_object(session, message)
 
 
+QUARANTINE_SUBJECT_MAX = 300  # characters of a quarantined mail's subject kept for staff
+
+
 def quarantine(session: Session, raw: bytes, sha256: str, source: Source | None, reason: str,
-               *, now: datetime) -> Message:
-    """Keep an unreadable message with the reason; staff see it in the digest.
+               *, now: datetime, header: Mail | None = None) -> Message:
+    """Keep an unreadable message with the reason; staff see it in the digest. The one place
+    that makes quarantine rows.
+
+    `header`: the mail's header block, when the caller could read it (`unreadable.header_for_staff`;
+    never after a reading that was cut off): its sender and subject are kept, cleaned (one
+    line, no control characters, bounded), so staff know whose mail it is and can act on it.
+    Retention blanks them with the rest after `retention.quarantine_days`.
 
     Recorded by content hash only (no Message-ID): moved back to the inbox after a fix,
     the same mail is then processed again instead of being taken for a duplicate.
     """
     store.store_raw(session, sha256, raw)
     message = Message(direction="in", kind=str(Kind.UNREADABLE), message_id="", sha256=sha256,
-                      size=len(raw), received_at=now)
+                      size=len(raw), received_at=now, **_header_columns(header))
     message.quarantine_reason = reason[:4000]
     session.add(message)
     add_receipt(session, source, message, "quarantined")
     store.add_event(session, "quarantined", message=message, reason=reason[:500])
     return message
+
+
+def _header_columns(header: Mail | None) -> dict[str, str]:
+    """Sender and subject of a quarantined mail's header block, safe to show: an address only
+    when it is a valid one, names and subject on one line and bounded."""
+    if header is None:
+        return {}
+    sender = header.from_
+    email = sender.email if sender is not None and sanitize.is_valid_address(sender.email) else ""
+    return {"from_email": email[:320],
+            "from_name": sanitize.truncate(sanitize.clean_text(sender.name), 200) if sender is not None else "",
+            "subject": sanitize.truncate(sanitize.clean_text(header.subject), QUARANTINE_SUBJECT_MAX)}
