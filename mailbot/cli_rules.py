@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,15 @@ def _template_check(templates_dir: Path | None) -> tuple[frozenset[str] | None, 
     problems = renderer.check()
     if templates_dir.is_dir():
         problems += check_templates(templates_dir)
-    return renderer.names(), problems
+    return renderer.names(), [_openable(problem, templates_dir) for problem in problems]
+
+
+def _openable(problem: str, templates_dir: Path) -> str:
+    """`<folder name>/<file>:LINE: message` (as the renderer and the digest name a template)
+    with the templates folder as given or configured, so the path opens from the current
+    directory like the rule files' paths: `tpl/status/nl.txt.j2` was relative to the config's folder."""
+    shown = f"{templates_dir.name}/"
+    return os.path.join(templates_dir, problem[len(shown):]) if problem.startswith(shown) else problem
 
 
 @click.group("rules")

@@ -54,6 +54,16 @@ def strip_reply_markers(subject: str) -> str:
 # Patterns are compiled once; the reference is compared afterwards (a pattern per
 # case reference would be compiled for every reply).
 _ANY_TAG = re.compile(r"\s*\[([^\[\]]*)\]\s*")
+# A tag shaped like a case reference (`[VO-2026-000123]`; config: a prefix of 1-8 letters).
+_REF_SHAPE = re.compile(r"[A-Za-z]{1,8}-\d{4}-\d{6}")
+
+
+def _other_or_own_tag(tag: str, own: str) -> bool:
+    """Whether a `[tag]` goes from the repeated subject of a reply carrying the reference `own`:
+    its own reference, or any other case's (a subject with two references would point a
+    reply to it at two cases; another case is not the reply's to name)."""
+    tag = tag.strip()
+    return tag.casefold() == own or _REF_SHAPE.fullmatch(tag) is not None
 
 
 @lru_cache(maxsize=16)
@@ -71,6 +81,8 @@ def build_subject(prefix: str, case_ref: str, original_subject: str,
     dossier"; French typography: `Votre message : …`), not one run-on phrase.
     Reply markers and any earlier `<prefix> [REF]` (or `<prefix>:`) are removed from the
     original subject, so a thread does not grow `Re: Uw klacht [REF] Re: Uw klacht [REF] …`.
+    With a reference, so is every other `[REF]`-shaped tag: the reply's subject names one
+    case, its own (a mail quoting another case's reference gets its own case's).
     """
     prefix = sanitize.header_text(prefix, 60)
     ref = sanitize.header_text(case_ref, 40).strip("[] ")
@@ -80,12 +92,12 @@ def build_subject(prefix: str, case_ref: str, original_subject: str,
         for _ in range(3):  # "Re: Uw klacht [REF] Re: Uw klacht [REF] x"
             stripped = strip_reply_markers(original)
             found = leading.match(stripped)
-            if found and found.group(1).casefold() == same:
+            if found and _other_or_own_tag(found.group(1), same):
                 stripped = stripped[found.end():]
             if stripped == original:
                 break
             original = stripped
-        original = _ANY_TAG.sub(lambda m: " " if m.group(1).casefold() == same else m.group(0),
+        original = _ANY_TAG.sub(lambda m: " " if _other_or_own_tag(m.group(1), same) else m.group(0),
                                 original).strip()
     original = strip_reply_markers(original)
     if not ref and prefix:

@@ -13,13 +13,18 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from .errors import ParseError, StoreError
-from .model import Mail, Reply
+from .db import Case, CaseSequence
+from .decide import STATUS_OVERVIEW
+from .errors import ParseError, RulesError, StoreError
+from .model import Classification, Decision, Mail, Reply
 from .prepare import prepare
+from .replies import overview_cases, reply_subject
 from .route import describe
+from .store import format_ref
 
 
 def _plain(value: Any) -> Any:
@@ -59,33 +64,69 @@ def explain(app: Any, raw: bytes, *, now: datetime | None = None) -> dict[str, A
     except ParseError as err:
         with _reading(app) as session:
             found = intake.unreadable_notice(session, raw)
+            told = []
+            if found is not None:
+                case = session.get(Case, found.case.case_id) if found.case is not None else None
+                told.append(_reply(found.reply, _subject(session, intake, found.reply, case, found.mail)))
         return {"parse": {"error": str(err)}, "classification": {"kind": "unreadable"},
-                "actions": ["quarantine"], "replies": [_reply(r) for r in ([found[1]] if found else [])]}
+                "actions": ["quarantine"], "replies": told}
     result: dict[str, Any] = {"parse": _mail_summary(mail), "classification": _plain(classification)}
     with _reading(app) as session:
         planned = intake.plan(session, mail, classification, now)
         joins = planned.case.ref if planned.case else None  # read before the rollback expires it
+        decision = planned.decision
+        case = (_new_case(session, intake.settings, mail, decision, classification, now)
+                if decision.open_case else planned.case)
+        subjects = [_subject(session, intake, r, case, mail) for r in decision.replies]
     result["match"] = _plain(planned.match)
     result["match_considered"] = _plain(planned.matched.considered)
     if planned.routed is not None:
         result["rules"] = [_plain(t) for t in planned.routed.routing.trace]
         result["routing"] = describe(planned.routed.routing)
         result["investigator"] = _plain(planned.routed.pick) if planned.routed.pick else None
-    decision = planned.decision
     result["decision"] = {
         "kind": str(decision.kind), "open_case": decision.open_case,
         "joins_case": joins, "flags": list(decision.flags),
         "outcome": decision.outcome, "reasons": list(decision.reasons),
     }
-    result["replies"] = [_reply(r) for r in decision.replies]
+    result["replies"] = [_reply(r, subject) for r, subject in zip(decision.replies, subjects)]
     return result
 
 
-def _reply(reply: Reply) -> dict[str, Any]:
+def _new_case(session: Session, settings: Any, mail: Mail, decision: Decision,
+              classification: Classification, now: datetime) -> Case:
+    """The case the mail would open, as far as its replies read it (`record.open_case`), not
+    added to the session: its reference is the next one, read, not taken (a dry run takes no
+    lock a poller would wait for)."""
+    prefix = settings.office.reference_prefix
+    last = session.execute(select(CaseSequence.last_number).where(
+        CaseSequence.prefix == prefix, CaseSequence.year == now.year)).scalar_one_or_none()
+    citizen, investigator = decision.citizen or mail.from_, decision.investigator
+    return Case(ref=format_ref(prefix, now.year, (last or 0) + 1), status="open",
+                citizen_email=citizen.email if citizen else "", citizen_name=citizen.name if citizen else "",
+                language=classification.language, outcome=decision.outcome, flags=list(decision.flags),
+                also_sent_to=list(decision.match.also_sent_to),
+                investigator_email=investigator.email if investigator else None,
+                investigator_name=investigator.name if investigator else None,
+                investigator_phone=investigator.phone if investigator else None)
+
+
+def _subject(session: Session, intake: Any, reply: Reply, case: Case | None, mail: Mail) -> str | dict[str, str]:
+    """The Subject the reply would be sent with (`replies.reply_subject`, as `queue_reply`
+    builds it), or {"error": ...} when its template fails (the reply would not be sent)."""
+    extra = {"cases": overview_cases(session, reply)} if reply.template == STATUS_OVERVIEW else None
+    try:
+        return reply_subject(intake.settings, intake.renderer, reply, case=case, mail=mail, extra_context=extra)
+    except RulesError as err:
+        return {"error": str(err)}
+
+
+def _reply(reply: Reply, subject: str | dict[str, str]) -> dict[str, Any]:
     """One reply as data, with the rule's answer or questions as the citizen would read them."""
     shown = {key: _plain(reply.context[key]) for key in ("reason", "answer_text", "questions") if key in reply.context}
+    failed = {"template_error": subject["error"]} if isinstance(subject, dict) else {}
     return {"template": reply.template, "to": str(reply.to), "language": reply.language,
-            "subject": reply.subject, **shown}
+            "subject": None if failed else subject, **failed, **shown}
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from sqlalchemy import bindparam, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from .addresses import undeliverable
-from .compose import compose_reply, greeting_name, make_message_id
+from .compose import build_subject, compose_reply, greeting_name, make_message_id
 from .config import Settings
 from .db import Case, Message, Outbox, table_of
 from .db_statements import run
@@ -31,9 +31,29 @@ from .store import add_event
 
 log = logging.getLogger("mailbot.replies")
 
-# Templates that say nothing about a case, not even its reference: they may go to an address
-# not on file.
+# Templates that say nothing about a case: they may go to an address not on file. Only the
+# sender's own case (the one opened for this mail) has its reference in the subject
+# (`reply_case_ref`), never the case they quoted.
 NO_CASE_DETAILS = frozenset({"status_neutral", NEUTRAL_RECEIPT})
+
+
+def own_case(case: Case | None, reply: Reply) -> bool:
+    """Whether `case` is on file for the reply's recipient: theirs to know about."""
+    return (case is not None and bool(case.citizen_email)
+            and case.citizen_email.lower() == reply.to.email.lower())
+
+
+def reply_case_ref(case: Case | None, reply: Reply) -> str:
+    """The reference a reply carries in its subject (and as `case_ref`), or "".
+
+    Every case's reference is in the subject of every reply (DESIGN), so that the answer to it
+    links back. A neutral reply (`NO_CASE_DETAILS`) names the case only when it is the
+    recipient's own, e.g. the case opened for a status question quoting someone else's
+    reference; a stranger writing on another citizen's case learns nothing, not even its reference.
+    """
+    if case is None or (reply.template in NO_CASE_DETAILS and not own_case(case, reply)):
+        return ""
+    return case.ref
 
 
 @dataclass(frozen=True)
@@ -152,6 +172,27 @@ def reply_context(settings: Settings, case: Case | None, reply: Reply, mail: Mai
     }
 
 
+def reply_setup(settings: Settings, case: Case | None, reply: Reply, mail: Mail,
+                extra_context: dict[str, Any] | None = None) -> tuple[Reply, dict[str, Any], str]:
+    """The reply as sent (its subject the citizen's own for a referral's cover mail), its
+    template context and the reference for its subject; `queue_reply` and `rules explain`."""
+    if referral_cover(case, reply, mail):  # the citizen never saw the other service's cover mail
+        reply = replace(reply, subject=forwarded_subject(reply, mail))
+    context = reply_context(settings, case, reply, mail) | dict(reply.context) | (extra_context or {})
+    case_ref = reply_case_ref(case, reply)
+    context["case_ref"] = case_ref
+    return reply, context, case_ref
+
+
+def reply_subject(settings: Settings, renderer: Renderer, reply: Reply, *, case: Case | None, mail: Mail,
+                  extra_context: dict[str, Any] | None = None) -> str:
+    """The Subject the reply would be sent with (`compose.build_subject`, as `compose_reply`).
+    Raises RulesError when its template fails."""
+    reply, context, case_ref = reply_setup(settings, case, reply, mail, extra_context)
+    rendered = renderer.render(reply.template, reply.language, context)
+    return build_subject(rendered.subject_prefix, case_ref, reply.subject, language=rendered.language)
+
+
 def queue_reply(session: Session, settings: Settings, renderer: Renderer, reply: Reply, *,
                 case: Case | None, mail: Mail, now: datetime,
                 extra_context: dict[str, Any] | None = None, message: Message | None = None) -> str | None:
@@ -171,12 +212,7 @@ def queue_reply(session: Session, settings: Settings, renderer: Renderer, reply:
         add_event(session, "reply_skipped", case=case, template=reply.template, reason=refused)
         return None
     cover = referral_cover(case, reply, mail)
-    if cover:  # the citizen never saw the other service's cover mail: their own subject
-        reply = replace(reply, subject=forwarded_subject(reply, mail))
-    context = reply_context(settings, case, reply, mail) | dict(reply.context) | (extra_context or {})
-    # A status request from an address not on file learns nothing, not even the reference.
-    case_ref = "" if reply.template in NO_CASE_DETAILS else (case.ref if case else "")
-    context["case_ref"] = case_ref
+    reply, context, case_ref = reply_setup(settings, case, reply, mail, extra_context)
     try:
         rendered = renderer.render(reply.template, reply.language, context)
     except RulesError as err:

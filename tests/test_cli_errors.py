@@ -101,7 +101,7 @@ def test_rules_check_finds_a_broken_digest_template(tmp_path):
     digest.write_text(digest.read_text(encoding="utf-8") + "{% if d %}\n", encoding="utf-8")
     result = _check("--rules-dir", str(rules), "--templates-dir", str(templates))
     assert result.exit_code == 1
-    assert result.output.startswith(f"templates/_digest/nl.txt.j2:{lines + 1}: Unexpected end of template")
+    assert result.output.startswith(f"{templates}/_digest/nl.txt.j2:{lines + 1}: Unexpected end of template")
 
 
 def test_rules_check_names_a_missing_digest_template(tmp_path):

@@ -376,7 +376,8 @@ def test_reference_from_another_address_gets_a_neutral_receipt_end_to_end(app, d
                                                        (NEUTRAL_RECEIPT, AN_WORK[1])]
     receipt = smtp_sink.parsed()[-1]
     assert smtp_sink.messages[-1].rcpt_tos == [AN_WORK[1]]
-    assert receipt["Subject"].startswith("Uw bericht:") and f"[{work.ref}]" not in receipt["Subject"]
+    # Their own new case's reference, and no other case's tag (contract audit: every reply carries its case's).
+    assert receipt["Subject"] == f"Uw bericht [{work.ref}] {first.ref} Groeipakket stopgezet"
     assert receipt["Reply-To"] is None
     for part in ("plain", "html"):
         content = _text(receipt, part)
