@@ -2,15 +2,18 @@
 
 A sender *claims* due rows: in one short transaction it pushes their
 `next_attempt_at` a lease (`smtp.claim_lease_seconds`) into the future and
-commits. It then sends them over SMTP, and in a second transaction marks each
-one sent, retried or failed. The pushed `next_attempt_at` is the claim's token:
-a result is only recorded when the row still carries it.
+commits. It then sends them over SMTP and, while they go out, marks them sent,
+retried or failed, `RECORD_EVERY` results to a transaction. The pushed
+`next_attempt_at` is the claim's token: a result is only recorded when the row
+still carries it.
 
 Exactly-once, as far as SMTP allows:
 
 - A crash between the SMTP send and the mark leaves the row claimed; when the
   lease runs out it is sent again, with the same Message-ID. That is at most
-  one duplicate per crash, and never a lost reply. The same holds when the
+  one duplicate per crash, and never a lost reply; and only for the replies
+  delivered since the last recorded group (at most `RECORD_EVERY` and those in
+  flight), not for the whole claimed batch. The same holds when the
   server accepted the message but its reply to the end of DATA never came
   (timeout, dropped connection): the row is retried, at most one duplicate.
 - The transport bounds each message's whole SMTP transaction by the time left
@@ -150,15 +153,51 @@ def send_due(sessions: sessionmaker[Session], transport: Transport, sender: str,
             if claimed:
                 continue
             return report
-        results = transport.send_many(envelopes, stop=stop)
+        recorder = _Recorder(sessions, token, moment, policy, report)
+        results = transport.send_many(envelopes, stop=stop, on_result=recorder.add)
+        recorder.finish(results)
         reached = any(r.attempted and r.reached for r in results)
         with sessions.begin() as session:
-            _record_all(session, results, token, moment, policy, report)
             woken = _wake_unreached(session, moment) if reached and not woke else 0
         woke = woke or reached
         report.woken += woken
         if (len(claimed) < batch and not woken) or now is not None or not reached:
             return report
+
+
+RECORD_EVERY = 10  # results recorded per transaction while a batch is sent
+
+
+class _Recorder:
+    """Records send results while the batch goes out, RECORD_EVERY at a time: a sender killed
+    mid-batch leaves at most that many sent-but-unrecorded replies (sent again when the claim
+    runs out), not the whole batch of up to 200."""
+
+    def __init__(self, sessions: sessionmaker[Session], token: datetime, now: datetime,
+                 policy: RetryPolicy, report: SendReport) -> None:
+        self.sessions, self.token, self.now, self.policy, self.report = sessions, token, now, policy, report
+        self.pending: list[SendResult] = []
+        self.recorded: set[int] = set()
+
+    def add(self, result: SendResult) -> None:
+        self.pending.append(result)
+        # Only what the server saw can be sent twice; the rest (server unreachable, not
+        # started) waits for `finish`, so an outage is one transaction and one warning.
+        if sum(r.attempted and r.reached for r in self.pending) >= RECORD_EVERY:
+            self._flush()
+
+    def finish(self, results: list[SendResult]) -> None:
+        """Record what is left, also results a transport did not hand over one by one."""
+        held = self.recorded | {r.key for r in self.pending}
+        self.pending += [r for r in results if r.key not in held]
+        self._flush()
+
+    def _flush(self) -> None:
+        if self.pending:
+            with self.sessions.begin() as session:
+                _record_all(session, self.pending, self.token, self.now, self.policy, self.report)
+            self.recorded.update(r.key for r in self.pending)
+            self.pending = []
 
 
 def _wake_unreached(session: Session, now: datetime) -> int:

@@ -17,7 +17,7 @@ import asyncio
 import re
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -64,9 +64,26 @@ class SendResult:
         return self.error is None and self.attempted
 
 
+OnResult = Callable[[SendResult], None]
+
+
 class Transport(Protocol):
     def send_many(self, envelopes: Sequence[Envelope], *,
-                  stop: Stop | None = None) -> list[SendResult]: ...
+                  stop: Stop | None = None, on_result: OnResult | None = None) -> list[SendResult]: ...
+
+
+class _Results(list[SendResult]):
+    """The results so far; each is also handed to `on_result` the moment it is known, so the
+    outbox can record it before the batch ends (a crash then re-sends only what was in flight)."""
+
+    def __init__(self, on_result: OnResult | None) -> None:
+        super().__init__()
+        self.on_result = on_result
+
+    def append(self, result: SendResult) -> None:
+        super().append(result)
+        if self.on_result is not None:
+            self.on_result(result)
 
 
 _ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
@@ -226,25 +243,27 @@ class SmtpTransport:
             except (aiosmtplib.SMTPException, *_CONNECTION_ERRORS):
                 _drop(client)
 
-    async def send_many_async(self, envelopes: Sequence[Envelope], *,
-                              stop: Stop | None = None) -> list[SendResult]:
+    async def send_many_async(self, envelopes: Sequence[Envelope], *, stop: Stop | None = None,
+                              on_result: OnResult | None = None) -> list[SendResult]:
         queue: asyncio.Queue[Envelope] = asyncio.Queue()
         for envelope in envelopes:
             queue.put_nowait(envelope)
-        results: list[SendResult] = []
+        results = _Results(on_result)
         # The outbox claimed the rows just before this call.
         end = time.monotonic() + self.claim_seconds - self.margin
         workers = min(self.settings.concurrency, len(envelopes)) or 1
         await asyncio.gather(*(self._worker(queue, results, end, stop) for _ in range(workers)))
         done = {r.key for r in results}
-        results += [SendResult(e.key, attempted=False) for e in envelopes if e.key not in done]
-        return results
+        for envelope in envelopes:
+            if envelope.key not in done:
+                results.append(SendResult(envelope.key, attempted=False))
+        return list(results)
 
-    def send_many(self, envelopes: Sequence[Envelope], *,
-                  stop: Stop | None = None) -> list[SendResult]:
+    def send_many(self, envelopes: Sequence[Envelope], *, stop: Stop | None = None,
+                  on_result: OnResult | None = None) -> list[SendResult]:
         if not envelopes:
             return []
-        return asyncio.run(self.send_many_async(envelopes, stop=stop))
+        return asyncio.run(self.send_many_async(envelopes, stop=stop, on_result=on_result))
 
 
 def _cut_off(err: BaseException, claim_seconds: float, connecting: bool) -> SendError:

@@ -246,7 +246,7 @@ def test_result_after_the_lease_ran_out_is_not_recorded(app, smtp_sink):
     second: list = []
 
     class Slow:
-        def send_many(self, envelopes, *, stop=None):
+        def send_many(self, envelopes, *, stop=None, on_result=None):
             # Meanwhile, after the lease, a second sender claims and sends the row.
             second.append(send_due(app.sessions, real, "klachten@vlaamseombudsdienst.be",
                                    max_attempts=3, now=now + timedelta(minutes=6)))
@@ -397,3 +397,44 @@ def test_a_stop_releases_the_unstarted_rows(make_app, db_url, slow_smtp):
     assert app.send_outbox().sent == 4
     time.sleep(0.2)
     assert len(server.received) == 5
+
+
+class _Crash(BaseException):
+    """The sender dies (SIGKILL, OOM) right after a reply was delivered."""
+
+
+def test_a_sender_dying_mid_batch_leaves_few_delivered_replies_unrecorded(app, smtp_sink):
+    """Results are recorded while the batch goes out, RECORD_EVERY at a time. Before, a batch of
+    up to 200 was recorded only at its end: a sender killed after 25 deliveries left all 25
+    unrecorded, and each was sent a second time when the claim ran out (audit B: 16 of 30)."""
+    from mailbot.outbox import RECORD_EVERY
+
+    queue_rows(app.sessions, 40)
+    real = app.transport
+
+    class DiesAfter25:
+        def send_many(self, envelopes, *, stop=None, on_result=None):
+            delivered = []
+
+            def hook(result):
+                if on_result is not None:
+                    on_result(result)
+                delivered.append(result)
+                if len(delivered) == 25:
+                    raise _Crash()
+            return real.send_many(envelopes, stop=stop, on_result=hook)
+
+    with pytest.raises(_Crash):
+        send_due(app.sessions, DiesAfter25(), "klachten@vlaamseombudsdienst.be", max_attempts=3)
+    assert len(smtp_sink.messages) >= 25
+    with app.sessions() as session:
+        sent = session.execute(select(Outbox.message_id).where(Outbox.status == "sent")).scalars().all()
+    delivered = {_message_id(m) for m in smtp_sink.messages}
+    assert set(sent) <= delivered
+    assert len(delivered) - len(sent) <= RECORD_EVERY + app.settings.smtp.concurrency, (len(delivered), len(sent))
+
+
+def _message_id(message) -> str:
+    from email import message_from_bytes
+
+    return message_from_bytes(message.content)["Message-ID"].strip("<>")
