@@ -8,6 +8,7 @@ staff should read them: what needs a decision first (built here), then what the 
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -18,11 +19,12 @@ from sqlalchemy.orm import Session
 
 from .automatic import by_subject_only
 from .config import Settings
-from .db import Case, Event, Message, Outbox, as_utc
+from .db import AddressStatus, Case, Event, Message, Outbox, as_utc
 from .digest_flags import TRIAGE_FLAGS, added_flags, triage_labels
 from .digest_info import incoming_chart, info_sections
 from .digest_items import (
-    DECISION_LISTED, TRIAGE_LISTED, ChartDay, CountedSection, Item, Section, capped, day_window, one_group, who,
+    DECISION_LISTED, TRIAGE_LISTED, ChartDay, CountedSection, Item, Said, Section, capped, day_window,
+    evidence_said, one_group, recorded, template_said, who,
 )
 from .holidays_be import subtract_working_days
 from .imported_cases import opened_by_import
@@ -84,6 +86,7 @@ def collect(session: Session, settings: Settings, day: date, *, team: str | None
                 and not _no_investigator(session, m.case_id)):
             added[m.id].discard("needs_triage")
     triage = []
+    webforms = {address.lower() for address in settings.webform_senders}
     for m in messages:
         case = cases.get(m.case_id) if m.case_id else None
         detail = events.get(m.id) or {}
@@ -96,11 +99,10 @@ def collect(session: Session, settings: Settings, day: date, *, team: str | None
         silenced = (case is None and m.kind == "automatic"
                     and by_subject_only((m.details or {}).get("auto_reason")))
         if mine(case) and (uncertain or flagged_here or silenced):
-            scored = tuple(f"{e.get('method', '')}: {e.get('detail', '')} (score {float(e.get('score', 0)):.0f})"
-                           for e in evidence)
-            why = tuple(str(d.get("reason") or d.get("triage_reason"))[:300] for d in (detail, *linked.get(m.id, []))
+            scored = tuple(evidence_said(e) for e in evidence)
+            why = tuple(recorded(str(d.get("reason") or d.get("triage_reason"))) for d in (detail, *linked.get(m.id, []))
                         if (d.get("reason") or d.get("triage_reason")) and "needs_triage" in (d.get("flags") or ()))
-            triage.append(Item(case.ref if case else "", m.subject, who(m.from_name, m.from_email), m.kind,
+            triage.append(Item(case.ref if case else "", m.subject, _sender(m, case, webforms), m.kind,
                                ((SUBJECT_ONLY,) if silenced else ()) + why + scored,
                                triage_labels(m, added[m.id], replies_to, opened=m.id in opened)))
     zone = ZoneInfo(settings.schedule.timezone)
@@ -116,17 +118,18 @@ def collect(session: Session, settings: Settings, day: date, *, team: str | None
     intake_wide = team is None
     decisions.append(capped("quarantined", one_group([
         Item(cases[m.case_id].ref if m.case_id in cases else "", m.subject or "(geen onderwerp)",
-             who(m.from_name, m.from_email), (m.quarantine_reason or "")[:300], (f"{m.size} bytes",))
+             who(m.from_name, m.from_email), recorded(m.quarantine_reason or ""), (f"{m.size} bytes",))
         for m in messages if m.quarantine_reason is not None and intake_wide]), DECISION_LISTED))
-    decisions.append(capped("undeliverable", one_group(_undeliverable(session, start, end, messages, cases, mine)),
+    decisions.append(capped("undeliverable", one_group(_undeliverable(session, start, end, messages, cases, mine,
+                                                                      zone)),
                             DECISION_LISTED))
     decisions.append(capped("not_sent", one_group(_waiting(session, end, mine, zone)
                                                   + (_outages(session, start, end, zone) if intake_wide else [])),
                             DECISION_LISTED))
     held = session.execute(select(Outbox, Case).outerjoin(Case, Outbox.case_id == Case.id)
                            .where(Outbox.status == "held", Outbox.created_at < end).order_by(Outbox.id)).all()
-    decisions.append(capped("held", one_group([Item(c.ref if c else "", row.template, row.recipient,
-                                                    row.last_error or "",
+    decisions.append(capped("held", one_group([Item(c.ref if c else "", template_said(row.template), row.recipient,
+                                                    recorded(row.last_error or ""),
                                                     (f"versturen: mailbot outbox release {row.id} · "
                                                      f"schrappen: mailbot outbox cancel {row.id}",))
                                                for row, c in held if mine(c)]), DECISION_LISTED))
@@ -174,7 +177,7 @@ def _rules_error(error: str) -> Item:
 
 
 def _undeliverable(session: Session, start: datetime, end: datetime, messages: list[Message],
-                   cases: dict[int, Case], mine) -> list[Item]:
+                   cases: dict[int, Case], mine, zone: ZoneInfo) -> list[Item]:
     items = []
     failed = session.execute(select(Event).where(Event.type == "reply_failed", Event.created_at >= start,
                                                  Event.created_at < end).order_by(Event.id)).scalars()
@@ -182,12 +185,47 @@ def _undeliverable(session: Session, start: datetime, end: datetime, messages: l
         row = session.get(Outbox, event.detail.get("outbox_id")) if event.detail.get("outbox_id") else None
         case = session.get(Case, event.case_id) if event.case_id else None
         if row is not None and row.template != "digest" and mine(case):
-            items.append(Item(case.ref if case else "", row.template, row.recipient, (row.last_error or "")[:300]))
+            items.append(Item(case.ref if case else "", template_said(row.template), row.recipient,
+                              recorded(row.last_error or "")))
     for m in messages:
         case = cases.get(m.case_id) if m.case_id else None
         if m.kind == "automatic" and case is not None and "undeliverable" in case.flags and mine(case):
-            items.append(Item(case.ref, m.subject, case.citizen_email, str(m.details.get("auto_reason", ""))[:300]))
+            items.append(_bounce(session, m, case, zone))
     return items
+
+
+def _sender(m: Message, case: Case | None, webforms: set[str]) -> str:
+    """Who wrote: for a web form's mail the citizen the case names, not the form robot."""
+    if case is not None and (m.from_email or "").lower() in webforms and (case.citizen_name or case.citizen_email):
+        return who(case.citizen_name, case.citizen_email)
+    return who(m.from_name, m.from_email)
+
+
+def _bounce(session: Session, m: Message, case: Case, zone: ZoneInfo) -> Item:
+    """A bounce of our reply: which reply came back (the last one sent to the address on file
+    before the bounce) and why (the status and diagnostic `addresses.record_bounce` stored)."""
+    auto_reason = str((m.details or {}).get("auto_reason", ""))
+    address = (case.citizen_email or "").lower()
+    reply = session.execute(select(Outbox).where(
+        Outbox.case_id == case.id, Outbox.status == "sent", Outbox.created_at <= m.received_at,
+        Outbox.template != "digest", func.lower(Outbox.recipient) == address)
+        .order_by(Outbox.created_at.desc(), Outbox.id.desc()).limit(1)).scalars().first() if address else None
+    status = session.get(AddressStatus, address) if address else None
+    if not auto_reason.startswith("bounce"):
+        why = recorded(auto_reason)
+    elif (status is not None and status.source == "bounce" and status.status == "undeliverable"
+          and status.reason and status.reason != "permanent bounce"):
+        code, _, diagnostic = status.reason.partition(" ")
+        why = (Said("bounce.dsn", (("status", code), ("diagnostic", diagnostic[:300])), auto_reason)
+               if re.fullmatch(r"[245]\.\d{1,3}\.\d{1,3}", code) else
+               Said("bounce.diagnostic", (("diagnostic", status.reason[:300]),), auto_reason))
+    else:
+        why = Said("bounce", (), auto_reason)
+    title = (Said("bounced_reply", (("template", template_said(reply.template)),
+                                    ("sent", f"{as_utc(reply.created_at).astimezone(zone):%d-%m-%Y %H:%M}")))
+             if reply is not None else Said("bounced_reply_unknown"))
+    return Item(case.ref, title, case.citizen_email, why,
+                (Said("bounce_subject", (("subject", (m.subject or "")[:300]),), m.subject or ""),))
 
 
 OVERDUE_LISTED = 100  # the oldest ones listed; the section counts them all
@@ -295,8 +333,8 @@ def _waiting(session: Session, end: datetime, mine, zone: ZoneInfo) -> list[Item
     rows = session.execute(select(Outbox, Case).outerjoin(Case, Outbox.case_id == Case.id).where(
         Outbox.status == "pending", Outbox.template != "digest", Outbox.created_at < end,
         or_(Outbox.created_at < late, Outbox.last_error.is_not(None))).order_by(Outbox.created_at, Outbox.id)).all()
-    return [Item(c.ref if c else "", row.template, row.recipient,
-                 (row.last_error or "nog niet geprobeerd")[:300],
+    return [Item(c.ref if c else "", template_said(row.template), row.recipient,
+                 recorded(row.last_error) if row.last_error else Said("not_tried", raw="nog niet geprobeerd"),
                  (f"in de wachtrij sinds {as_utc(row.created_at).astimezone(zone):%d-%m-%Y %H:%M}, "
                   f"{row.attempts} poging(en)",))
             for row, c in rows if mine(c)]

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from . import intent
 from .config import Settings
 from .db import Case, Message, Outbox, as_utc
-from .digest_items import INFO_LISTED, ChartDay, Item, Section, capped, day_window, one_group, who
+from .digest_items import INFO_LISTED, ChartDay, Item, Said, Section, capped, day_window, one_group, who
 from .match import find_references
 
 CHART_KINDS = ("new_complaint", "follow_up", "agency_forward", "status_request", "automatic",
@@ -37,8 +37,7 @@ def info_sections(messages: list[Message], cases: dict[int, Case], touched: list
     for c in new:
         label = " · ".join(x for x in (c.team or "", c.investigator_name or c.investigator_email or "") if x)
         groups[label or "niet toegewezen"].append(
-            Item(c.ref, c.subject, who(c.citizen_name, c.citizen_email),
-                 c.language + ("" if c.priority == "normal" else f", prioriteit {c.priority}")))
+            Item(c.ref, c.subject, who(c.citizen_name, c.citizen_email), _language(c)))
     quick_cases = [c for c in new if c.outcome != "investigation"]
     answers = _first_answers(session, [c.id for c in quick_cases])
     quick = [Item(c.ref, c.subject, who(c.citizen_name, c.citizen_email),
@@ -86,6 +85,16 @@ def info_sections(messages: list[Message], cases: dict[int, Case], touched: list
             capped("status_requests", one_group(status), INFO_LISTED)]
 
 
+def _language(c: Case) -> Said:
+    """A new case's language, and its priority when not normal."""
+    language = Said(f"language.{c.language}", raw=c.language)
+    if c.priority == "normal":
+        return Said("new_case", (("language", language),), c.language)
+    return Said("new_case_priority", (("language", language),
+                                      ("priority", Said(f"priority.{c.priority}", raw=c.priority))),
+                f"{c.language}, prioriteit {c.priority}")
+
+
 # The state of a quick-service case's answer (referral, direct answer, question): staff see
 # whether the citizen got it. Reminders sent beside it (agency in Cc, several services) are not it.
 QUICK_REPLY_STATES = {"sent": "antwoord verstuurd", "pending": "antwoord nog niet verstuurd (wachtrij)",
@@ -104,7 +113,8 @@ def _first_answers(session: Session, case_ids: list[int]) -> dict[int, str]:
             select(Outbox.case_id, Outbox.status).where(Outbox.case_id.in_(case_ids),
                                                         Outbox.template.not_in(REMINDERS))
             .order_by(Outbox.id)):
-        found.setdefault(case_id, status)
+        if case_id is not None:
+            found.setdefault(case_id, status)
     return found
 
 
