@@ -252,7 +252,12 @@ def erase(sessions: sessionmaker, email: str, *, dry_run: bool = False) -> Purge
     with sessions() as session:
         scrub = Scrubber(session)
         terms = {address}
-        for case in session.execute(select(Case).where(_cases_of(address)).order_by(Case.id)).scalars():
+        # Locked (PostgreSQL; SQLite runs one writer at a time): a worker that has threaded
+        # mail into one of the cases is waited for, and its rows are then scrubbed below; one
+        # that read a case before and writes after waits for this commit, and what it adds
+        # is left to retention's sweep of pseudonymised cases (`retention`).
+        for case in session.execute(select(Case).where(_cases_of(address)).order_by(Case.id)
+                                    .with_for_update()).scalars():
             terms.update((case.ref, _full_name(case.citizen_name)))
             scrub.case(case)
         for message in session.execute(select(Message).where(_messages_of(address)).order_by(Message.id)).scalars():

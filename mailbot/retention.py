@@ -19,7 +19,20 @@
   copies of what is purged now or was before are deleted from every mailbox's processed,
   quarantine and sent folder. This runs after the database purge is committed; a mailbox
   that cannot be reached is told in the report, the log and a `retention_failed` event
-  (`mailbot status`), and the next run deletes what this one could not.
+  (`mailbot status`), and the next run deletes what this one could not;
+- a sweep of pseudonymised cases (closed ones by retention, erased ones by `privacy`): a
+  worker that read such a case before it was scrubbed may still thread mail into it, with
+  the citizen's address, text and a reply to them. What holds personal data there is
+  scrubbed like the case was (`sweep_pseudonymised`) once the retention run after it was
+  stored has ended: the digest shows staff mail that comes in on a pseudonymised case
+  before it goes. Each run reads only the rows added since the run before the previous
+  one (by primary key, whose maxima every `retention_run` event records).
+
+The cases a run pseudonymises are locked (PostgreSQL: `FOR UPDATE SKIP LOCKED`): a worker
+that threads mail into one waits until the run has committed (its rows are then swept by a
+later run), and a case a worker is writing to is left for the next run, which scrubs it
+whole (waiting instead could deadlock with a batch holding several cases). SQLite runs one
+write transaction at a time (BEGIN IMMEDIATE), a worker's reading included.
 
 `dry_run` does all of it in a transaction that is rolled back, the folders opened read-only,
 so the counts it reports are exactly what a real run would do.
@@ -49,7 +62,8 @@ from .store import add_event
 # recipients go.
 CASELESS_EVENT_KEYS = SAFE_EVENT_KEYS | frozenset(PurgeCounts.__dataclass_fields__) - {"refs"} | frozenset({
     "day", "recipients", "request", "quarantined_raw", "quarantined_messages", "caseless", "folder", "copied",
-    "missing", "address_rejected"}) | frozenset(f"{kind}_deleted" for kind in ("processed", "quarantine", "sent"))
+    "missing", "address_rejected", "watermark"}) | frozenset(
+    f"{kind}_deleted" for kind in ("processed", "quarantine", "sent"))
 
 # The error of a failed folder retention names the office's mailbox and the IMAP error, no
 # citizen: it stays (with `mailbot status`) when caseless events are stripped.
@@ -113,10 +127,14 @@ def run_retention(sessions: sessionmaker, settings: Settings, now: datetime, *,
     report = RetentionReport(dry_run=dry_run)
     with sessions() as session:
         scrub = Scrubber(session)
+        watermark = _watermark(session)
+        sweep_pseudonymised(session, scrub)
         closed_before = now - timedelta(days=policy.closed_case_days)
+        # SQLite compiles no FOR UPDATE (and needs none); see the module docstring.
         cases = session.execute(select(Case).where(
             Case.status == "closed", Case.closed_at.is_not(None), Case.closed_at < closed_before,
-            Case.citizen_email.not_like(f"%@{PSEUDONYM_DOMAIN}")).order_by(Case.id)).scalars()
+            Case.citizen_email.not_like(f"%@{PSEUDONYM_DOMAIN}")).order_by(Case.id)
+            .with_for_update(skip_locked=True)).scalars()
         for case in cases:
             scrub.case(case)
         scrub.delete_raw()
@@ -141,7 +159,8 @@ def run_retention(sessions: sessionmaker, settings: Settings, now: datetime, *,
             add_event(session, "retention_run", cases=counts.cases, messages=counts.messages,
                       raw_mails=counts.raw_mails, quarantined_raw=report.quarantined,
                       quarantined_messages=report.quarantined_messages, digests=report.digests,
-                      caseless={k: v for k, v in caseless.as_dict(with_refs=False).items() if v})
+                      caseless={k: v for k, v in caseless.as_dict(with_refs=False).items() if v},
+                      watermark=watermark)
             session.commit()
     if not dry_run:
         report.folders = purge_folders(sessions, settings, now)
@@ -160,6 +179,48 @@ def _record_folders(sessions: sessionmaker, folders: FolderReport) -> None:
             add_event(session, "retention_folders", **deleted)
         if folders.errors:
             add_event(session, "retention_failed", error=(IMAP_FAILURE + "; ".join(folders.errors))[:500])
+
+
+WATERMARK_TABLES = {"message": Message.id, "outbox": Outbox.id, "event": Event.id}
+
+
+def _watermark(session: Session) -> dict[str, int]:
+    """The highest id of every table the sweep reads, as this run starts."""
+    return {name: session.execute(select(func.max(column))).scalar() or 0
+            for name, column in WATERMARK_TABLES.items()}
+
+
+def sweep_pseudonymised(session: Session, scrub: Scrubber) -> None:
+    """Scrub what a pseudonymised case gained after its scrub (see the module docstring):
+    messages holding personal data, replies to a real address, events with more than the
+    technical keys, stored before the previous run ended and added since the run before it
+    began (ids above its watermark; no such run: all). Without a previous run, nothing."""
+    runs = list(session.execute(select(Event.created_at, Event.detail).where(Event.type == "retention_run")
+                                .order_by(Event.id.desc()).limit(2)).all())
+    if not runs:
+        return
+    until = runs[0].created_at
+    since = runs[1].detail.get("watermark", {}) if len(runs) > 1 else {}
+    if not isinstance(since, dict):
+        since = {}
+    above = {name: int(since.get(name) or 0) for name in WATERMARK_TABLES}
+    pseudonymised = select(Case.id).where(Case.citizen_email.like(f"%@{PSEUDONYM_DOMAIN}"))
+    messages = session.execute(select(Message).where(
+        Message.id > above["message"], Message.case_id.in_(pseudonymised), Message.received_at < until,
+        holds_personal_data()).order_by(Message.id)).scalars()
+    for message in messages:
+        scrub.message(message)
+    replies = session.execute(select(Outbox, Case.citizen_email).join(Case, Case.id == Outbox.case_id).where(
+        Outbox.id > above["outbox"], Case.citizen_email.like(f"%@{PSEUDONYM_DOMAIN}"),
+        Outbox.template != "digest", Outbox.created_at < until,
+        Outbox.recipient.not_like(f"%@{PSEUDONYM_DOMAIN}")).order_by(Outbox.id)).all()
+    for row, alias in replies:
+        scrub.outbox(row, alias)
+    events = session.execute(select(Event).where(
+        Event.id > above["event"], Event.case_id.in_(pseudonymised), Event.created_at < until)
+        .order_by(Event.id)).scalars()
+    for event in events:
+        scrub.strip_event(event)
 
 
 def expire_quarantined(session: Session, before: datetime) -> PurgeCounts:
