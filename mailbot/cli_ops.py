@@ -197,9 +197,11 @@ def retention(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
         app.close()
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
-        return
-    for line in report.lines():
-        click.echo(line)
+    else:
+        for line in report.lines():
+            click.echo(line)
+    if report.folders.errors:  # the database part is done; cron or the operator must hear of the rest
+        ctx.exit(1)
 
 
 @click.group()
@@ -213,8 +215,11 @@ def privacy() -> None:
 @click.pass_context
 def privacy_erase(ctx: click.Context, email: str, dry_run: bool) -> None:
     """Pseudonymise everything about one address; the audit event holds only counts."""
-    from .privacy import erase
+    from .privacy import erase, erasable
 
+    if not erasable(email):
+        # An empty address matched every case without one (web-form cases): erased, though open.
+        raise click.UsageError(f"--email must be an e-mail address, not {email.strip()!r}")
     app = _app(ctx)
     try:
         counts = erase(app.sessions, email, dry_run=dry_run)

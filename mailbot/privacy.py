@@ -245,9 +245,20 @@ def _full_name(name: str | None) -> str:
     return name if len(name.split()) >= 2 else ""
 
 
+_ADDRESS = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+def erasable(email: str) -> bool:
+    """Whether `email` is an address `erase` may look for: a blank one would match every case
+    and message without an address (web-form cases, quarantined mail)."""
+    return bool(_ADDRESS.fullmatch(email.strip()))
+
+
 def erase(sessions: sessionmaker, email: str, *, dry_run: bool = False) -> PurgeCounts:
     """Pseudonymise everything about `email`: their cases, their messages, replies to them,
     events and stored digests naming them, and what we know of the address."""
+    if not erasable(email):
+        raise ValueError(f"not an e-mail address: {email.strip()!r}")
     address = email.strip().lower()
     with sessions() as session:
         scrub = Scrubber(session)

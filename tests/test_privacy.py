@@ -155,3 +155,24 @@ def test_erase_finds_the_case_by_its_contact_address_and_co_recipients(make_app,
     assert kees.refs == ["VO-2026-000010"]
     assert scan(app.sessions, KEES, "Rioolheffing") == []
     assert scan(app.sessions, JAN)  # nobody asked for Jan
+
+
+def test_erase_refuses_a_blank_or_non_address(tmp_path, make_app, db_url):
+    """`erase --email '  '` pseudonymised every case without an address — an open web-form
+    case among them (privacy audit). A blank or non-address is now refused; nothing changes."""
+    from conftest import complaint
+    from mailbot.pipeline import process_files
+
+    app = make_app(db_url=db_url, webform_senders=["formulier@vlaamseombudsdienst.be"])
+    form = complaint(sender="formulier@vlaamseombudsdienst.be", name="Webformulier",
+                     body="Naam: Hendrik Quaghebeur\nTelefoon: 0470 12 34 56\n\nUw klacht:\nDe bus stopt niet.")
+    process_files(app.intake, [form])
+    with app.sessions() as session:
+        assert session.execute(select(Case.citizen_email, Case.citizen_name)).all() == [("", "Hendrik Quaghebeur")]
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(base_config(db_url=db_url, webform_senders=["formulier@vlaamseombudsdienst.be"])))
+    for bad in ("  ", "", "Hendrik Quaghebeur"):
+        result = CliRunner().invoke(cli, ["--config", str(config), "privacy", "erase", "--email", bad], obj={})
+        assert result.exit_code == 2 and "must be an e-mail address" in result.output, result.output
+    with app.sessions() as session:
+        assert session.execute(select(Case.citizen_email, Case.citizen_name)).all() == [("", "Hendrik Quaghebeur")]

@@ -75,10 +75,20 @@ def test_cli_dry_run(tmp_path, make_app, sqlite_url):
     """`mailbot retention --dry-run` prints what would go."""
     make_app(db_url=sqlite_url)
     config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump(base_config(db_url=sqlite_url)))
+    config.write_text(yaml.safe_dump(base_config(db_url=sqlite_url, retention={"imap_folders": False})))
     result = CliRunner().invoke(cli, ["--config", str(config), "retention", "--dry-run"], obj={},
                                 catch_exceptions=False)
     assert result.exit_code == 0 and "would be" in result.output
+
+
+def test_cli_exits_1_when_the_imap_folders_could_not_be_purged(tmp_path, make_app, sqlite_url):
+    """The database part is done and reported; the folders' failure makes the exit status 1, so
+    cron mails the operator (before: exit 0 with FAILED in one line of the output)."""
+    make_app(db_url=sqlite_url)
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(base_config(db_url=sqlite_url)))  # IMAP on a closed port
+    result = CliRunner().invoke(cli, ["--config", str(config), "retention"], obj={}, catch_exceptions=False)
+    assert result.exit_code == 1 and "FAILED" in result.output and "closed cases" in result.output
 
 
 # ---- the audit's finding 4: personal data that belongs to no case ----------------------------
