@@ -337,7 +337,8 @@ class SentFolder(Protocol):
 
 def copy_sent(sessions: sessionmaker[Session], outbox_ids: Sequence[int], folder: str,
               open_folder: Callable[[], SentFolder], *, chunk: int = 100) -> int:
-    """File a copy of each sent reply in `folder`; returns how many were copied.
+    """File a copy of each sent reply in `folder`; returns how many were copied. Not the
+    staff digest: it names many citizens, and the outbox keeps it for `digest_days`.
 
     Best-effort: the replies are already sent and marked, so a failure (IMAP down)
     is logged and recorded as a `sent_copy_failed` event for the digest, never raised.
@@ -349,7 +350,8 @@ def copy_sent(sessions: sessionmaker[Session], outbox_ids: Sequence[int], folder
             for start in range(0, len(outbox_ids), chunk):
                 with sessions() as session:
                     mimes = session.execute(
-                        select(Outbox.mime).where(Outbox.id.in_(list(outbox_ids[start:start + chunk])))
+                        select(Outbox.mime).where(Outbox.id.in_(list(outbox_ids[start:start + chunk])),
+                                                  Outbox.template != DIGEST)
                         .order_by(Outbox.id)).scalars().all()
                 for mime in mimes:
                     box.append(folder, mime)
