@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from . import deferred
 from .db import Case, CaseSequence, Event, Message, Outbox, RawMail, Receipt, as_utc, table_of, utcnow
 from .db_statements import per_transaction, run
+from .parse import _addresses as header_addresses  # the parser's own reading of an address field
 
 
 def format_ref(prefix: str, year: int, number: int) -> str:
@@ -128,18 +129,22 @@ def _header_end(raw: bytes) -> int:
 
 
 def lock_identities(session: Session, raws: Iterable[bytes]) -> None:
-    """Serialise the identity check (above) of mails that share a Message-ID, until commit.
+    """Serialise, until commit, the identity check (above) and the matching of mails that
+    share a Message-ID or a sender address.
 
     The same complaint sent to two of our mailboxes arrives as two copies that differ in
     their trace headers; their pollers run at once, and neither would see the other's
-    uncommitted row: two cases, two acknowledgments. On PostgreSQL the second now waits
-    for the first one's commit, then finds its copy. The keys are taken in one sorted
-    statement, so two batches never wait on each other crosswise. SQLite needs nothing:
-    BEGIN IMMEDIATE already runs one write transaction at a time.
+    uncommitted row: two cases, two acknowledgments. The same citizen's two mails with
+    Message-IDs of their own (a complaint sent twice, a follow-up to the other mailbox)
+    are matched by address, with the same blind spot: two cases, no possible_duplicate.
+    On PostgreSQL the second now waits for the first one's commit, then finds its copy or
+    the citizen's case. The keys of the whole batch are taken in one sorted statement, so
+    two batches never wait on each other crosswise. SQLite needs nothing: BEGIN IMMEDIATE
+    already runs one write transaction at a time.
     """
     if session.get_bind().dialect.name != "postgresql":
         return
-    keys = sorted({key for key in map(_identity_key, raws) if key is not None})
+    keys = sorted({key for raw in raws for key in _identity_keys(raw)})
     if keys:
         run(session, _LOCK_IDENTITIES, {"keys": keys})
 
@@ -149,16 +154,38 @@ _LOCK_IDENTITIES = text(
     "SELECT count(pg_advisory_xact_lock(:space, k)) FROM unnest(CAST(:keys AS integer[])) AS k"
 ).bindparams(space=IDENTITY_LOCKS)
 _HEADER_MESSAGE_ID = re.compile(rb"^message-id:\s*<?([^<>\s]+)", re.I | re.M)
+_HEADER_SENDER = re.compile(rb"^(from|sender|reply-to):([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)", re.I | re.M)
+_FIELDS_READ, _FIELD_BYTES = 4, 2048  # of each of From, Sender and Reply-To (a longer one is hostile)
+_ADDRESS_KEY = b"address:"  # an address's key never equals the Message-ID one of the same text
 
 
-def _identity_key(raw: bytes) -> int | None:
-    """A 32-bit key for the Message-ID header (read from the raw header block: the mails
-    are still being parsed); the copies of one mail share their Message-ID header."""
-    head = raw[:65536]
-    found = _HEADER_MESSAGE_ID.search(head, 0, _header_end(head))
-    if found is None:
-        return None
-    return int.from_bytes(hashlib.sha256(found.group(1)).digest()[:4], "big", signed=True)
+def _identity_keys(raw: bytes) -> list[int]:
+    """32-bit keys for a mail's Message-ID header and sender addresses, read from the raw
+    header block, a bounded part of it (the mails are still being parsed).
+
+    The copies of one mail share their Message-ID header. The addresses are those matching
+    may take for the citizen (`matching_stage.observe`), normalised as `parse` does: the
+    first of From (of Sender without a From header) and the first of Reply-To (a web form's
+    citizen). A citizen named without an address is not locked: such a mail never joins a
+    case by identity (`match`), the name is read from the text, and strangers share names.
+    """
+    head = raw[:65536].removeprefix(b"\xef\xbb\xbf").lstrip(b"\r\n")  # as `parse_message` reads it
+    end = _header_end(head)
+    keys = [_key(found.group(1)) for found in [_HEADER_MESSAGE_ID.search(head, 0, end)] if found]
+    fields: dict[bytes, list[str]] = {}
+    for name, value in _HEADER_SENDER.findall(head, 0, end):
+        values = fields.setdefault(name.lower(), [])
+        if len(values) < _FIELDS_READ:  # the first address is all we need: bounded work
+            values.append(value[:_FIELD_BYTES].decode("ascii", "surrogateescape"))
+    for values in (fields.get(b"from") or fields.get(b"sender", []), fields.get(b"reply-to", [])):
+        found = header_addresses(values) if values else ()
+        if found:
+            keys.append(_key(_ADDRESS_KEY + found[0].email.encode("utf-8", "surrogatepass")))
+    return keys
+
+
+def _key(value: bytes) -> int:
+    return int.from_bytes(hashlib.sha256(value).digest()[:4], "big", signed=True)
 
 
 _INCOMING = select(Message.id, Message.kind, Message.sha256).where(Message.direction == "in")
