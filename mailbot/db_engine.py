@@ -76,12 +76,16 @@ POSTGRESQL_SESSION = {"idle_in_transaction_session_timeout": "600s", "lock_timeo
 
 
 def _postgresql_session(dbapi_conn: Any, _record: Any) -> None:
+    """Our values where the server runs on its defaults: one the administrator chose (in
+    postgresql.conf, for the role, or in the URL's `options`) is kept."""
     autocommit = dbapi_conn.autocommit
     dbapi_conn.autocommit = True  # a SET outside a transaction holds for the session
     try:
         with dbapi_conn.cursor() as cursor:
-            for name, value in POSTGRESQL_SESSION.items():
-                cursor.execute(f"SET {name} = '{value}'")
+            cursor.execute("SELECT name FROM pg_settings WHERE source = 'default' AND name = ANY(%s)",
+                           (list(POSTGRESQL_SESSION),))
+            for (name,) in cursor.fetchall():
+                cursor.execute(f"SET {name} = '{POSTGRESQL_SESSION[name]}'")
     finally:
         dbapi_conn.autocommit = autocommit
 

@@ -67,3 +67,15 @@ def test_a_lock_wait_that_times_out_leaves_the_batch_in_the_inbox(pg_url: str) -
         assert database_unavailable(caught.value)
     finally:
         engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_setting_in_the_url_is_kept(pg_url: str) -> None:
+    """The administrator's own value (here in the URL's options) wins over ours."""
+    engine = make_engine(pg_url + "%20-clock_timeout%3D300")
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SHOW lock_timeout").scalar() == "300ms"
+            assert conn.exec_driver_sql("SHOW idle_in_transaction_session_timeout").scalar() == "10min"
+    finally:
+        engine.dispose()
