@@ -38,7 +38,7 @@ from .config import ImapSettings, Settings
 from .db import Message, Outbox
 from .errors import MailbotError
 from .fetch import ImapFolders
-from .parse import _header_value, _ids  # the Message-ID as the pipeline stored it
+from .parse import header_value, message_ids  # the Message-ID as the pipeline stored it
 from .privacy import PSEUDONYM_DOMAIN, _hash_id, holds_personal_data
 
 log = logging.getLogger("mailbot.retention")
@@ -151,8 +151,8 @@ def _batches(uids: Sequence[int]) -> Iterator[list[int]]:
 def _message_id(header: bytes) -> str:
     """The Message-ID as `parse` stores it (first header, first id), '' when there is none."""
     msg = message_from_bytes(header, policy=compat32)
-    values = [_header_value(v) for k, v in msg.raw_items() if k.lower() == "message-id"]
-    return next(iter(_ids(values[0])), "") if values else ""
+    values = [header_value(v) for k, v in msg.raw_items() if k.lower() == "message-id"]
+    return next(iter(message_ids(values[0])), "") if values else ""
 
 
 def _gone_incoming(session: Session, ids: set[str]) -> set[str]:

@@ -156,11 +156,11 @@ def _word_bytes(kind: str, text: str) -> bytes:
     return quopri.decodestring(raw.replace(b"_", b" "), header=False)
 
 
-def _header_value(raw: object) -> str:
+def header_value(raw: object) -> str:
     return decode_words(_FOLD.sub(" ", str(raw))).strip()
 
 
-def _addresses(raw_values: list[str]) -> tuple[Address, ...]:
+def header_addresses(raw_values: list[str]) -> tuple[Address, ...]:
     """Parse before decoding display names, so an encoded comma cannot split an address."""
     found: dict[Address, None] = {}  # ordered and O(1) (a 20,000-address To: was quadratic)
     raw = [_unsurrogate(_FOLD.sub(" ", str(v))) for v in raw_values]
@@ -186,7 +186,7 @@ def _date(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
-def _ids(value: str | None) -> tuple[str, ...]:
+def message_ids(value: str | None) -> tuple[str, ...]:
     if not value:
         return ()
     ids = _MSGID.findall(value) or [t.strip("<>,") for t in value.split() if t.strip("<>,")]
@@ -288,7 +288,7 @@ def _guarded(step: Callable[[Any], T], fallback: T, defects: list[str], arg: Any
 
 
 def _to_mail(msg: Message, size: int, depth: int = 0) -> Mail:
-    headers = tuple((k.lower(), _header_value(v)) for k, v in msg.raw_items())
+    headers = tuple((k.lower(), header_value(v)) for k, v in msg.raw_items())
     raw: dict[str, list[Any]] = {}
     for key, value in msg.raw_items():
         raw.setdefault(key.lower(), []).append(value)
@@ -299,22 +299,22 @@ def _to_mail(msg: Message, size: int, depth: int = 0) -> Mail:
     html = "\n".join(walk.html)
     text = plain if plain else (html_to_text(html) if html else "")
     defects = [type(d).__name__ for d in msg.defects]
-    authors = _addresses(raw.get("from", []))  # read from the raw field: encoded words cannot add or hide one
+    authors = header_addresses(raw.get("from", []))  # read from the raw field: encoded words cannot add or hide one
     if len({a.email for a in authors}) > 1:
         defects.append(SEVERAL_FROM)
     subject = first.get("subject", "")
     no_forwards: list[ForwardedMessage] = []
     inline = _guarded(lambda t: forwards.find_inline(t, subject), no_forwards, defects, text)
     return Mail(
-        message_id=next(iter(_ids(first.get("message-id"))), ""),
+        message_id=next(iter(message_ids(first.get("message-id"))), ""),
         subject=subject,
-        from_=next(iter(authors if "from" in raw else _addresses(raw.get("sender", []))), None),
-        to=_addresses(raw.get("to", [])),
-        cc=_addresses(raw.get("cc", [])),
-        reply_to=_addresses(raw.get("reply-to", [])),
+        from_=next(iter(authors if "from" in raw else header_addresses(raw.get("sender", []))), None),
+        to=header_addresses(raw.get("to", [])),
+        cc=header_addresses(raw.get("cc", [])),
+        reply_to=header_addresses(raw.get("reply-to", [])),
         date=_date(first.get("date")),
-        in_reply_to=_ids(first.get("in-reply-to")),
-        references=_ids(first.get("references")),
+        in_reply_to=message_ids(first.get("in-reply-to")),
+        references=message_ids(first.get("references")),
         text=text,
         new_text=_guarded(quotes.new_text, text, defects, text),
         html=html,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
-from datetime import date, datetime
 
 from sqlalchemy import Row, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -15,9 +15,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from . import deferred
-from .db import Case, CaseSequence, Event, Message, Outbox, RawMail, Receipt, as_utc, table_of, utcnow
+from .db import Case, CaseSequence, Event, Message, RawMail, Receipt, as_utc, table_of, utcnow
 from .db_statements import per_transaction, run
-from .parse import _addresses as header_addresses  # the parser's own reading of an address field
+from .parse import header_addresses  # the parser's own reading of an address field
 
 
 def format_ref(prefix: str, year: int, number: int) -> str:
@@ -354,9 +354,3 @@ def reopen_case(session: Session, case: Case, *, now: datetime, by: str, note: s
               closed_at=closed_at.isoformat() if closed_at else None)
     return True
 
-
-def digest_rows(session: Session, day: date) -> dict[int, str]:
-    """Outbox id → status of the digests of `day`, for every team and recipient."""
-    rows = session.execute(select(Outbox.id, Outbox.status).where(
-        Outbox.template == "digest", Outbox.message_id.like(f"digest.{day.isoformat()}.%")))
-    return {row_id: status for row_id, status in rows}
