@@ -210,21 +210,29 @@ def privacy() -> None:
 
 
 @privacy.command("erase")
-@click.option("--email", required=True, help="the data subject's address")
+@click.option("--email", help="the data subject's address")
+@click.option("--case", "case_ref", metavar="REF",
+              help="one case, for a citizen with no address on file (a web form without one)")
 @click.option("--dry-run", is_flag=True)
 @click.pass_context
-def privacy_erase(ctx: click.Context, email: str, dry_run: bool) -> None:
-    """Pseudonymise everything about one address; the audit event holds only counts."""
-    from .privacy import erase, erasable
+def privacy_erase(ctx: click.Context, email: str | None, case_ref: str | None, dry_run: bool) -> None:
+    """Pseudonymise everything about one address (or one case); the audit event holds only counts."""
+    from .privacy import erasable, erase, erase_case
 
-    if not erasable(email):
+    if (email is None) == (case_ref is None):
+        raise click.UsageError("give --email ADDRESS or --case REF")
+    if email is not None and not erasable(email):
         # An empty address matched every case without one (web-form cases): erased, though open.
         raise click.UsageError(f"--email must be an e-mail address, not {email.strip()!r}")
     app = _app(ctx)
     try:
-        counts = erase(app.sessions, email, dry_run=dry_run)
+        counts = (erase(app.sessions, email, dry_run=dry_run) if email is not None
+                  else erase_case(app.sessions, case_ref or "", dry_run=dry_run))
     finally:
         app.close()
+    if counts is None:
+        click.echo(f"no case {case_ref}", err=True)
+        ctx.exit(1)
     click.echo(counts.summary(dry_run=dry_run))
 
 

@@ -287,10 +287,31 @@ def erase(sessions: sessionmaker, email: str, *, dry_run: bool = False) -> Purge
         scrub.counts.addresses = session.execute(
             delete(AddressStatus).where(AddressStatus.email == address)).rowcount or 0
         scrub.delete_raw()
-        if dry_run:
-            session.rollback()
-        else:
-            add_event(session, "privacy_erase", request=uuid.uuid4().hex,
-                      **scrub.counts.as_dict(with_refs=False))
-            session.commit()
-        return scrub.counts
+        return _finish(session, scrub, dry_run)
+
+
+def erase_case(sessions: sessionmaker, ref: str, *, dry_run: bool = False) -> PurgeCounts | None:
+    """Pseudonymise one case and everything on it (its messages, replies, events, the digests
+    naming its reference or the citizen's name): for a citizen with no address on file (a web
+    form without one), whom `erase` cannot find. None when there is no such case."""
+    with sessions() as session:
+        case = session.execute(select(Case).where(func.upper(Case.ref) == ref.strip().upper())
+                               .with_for_update()).scalar_one_or_none()  # locked as in `erase`
+        if case is None:
+            return None
+        terms = {case.ref, _full_name(case.citizen_name)}
+        scrub = Scrubber(session)
+        scrub.case(case)
+        scrub.delete_digests(terms)
+        scrub.delete_raw()
+        return _finish(session, scrub, dry_run)
+
+
+def _finish(session: Session, scrub: Scrubber, dry_run: bool) -> PurgeCounts:
+    """Roll back a dry run; else record the erasure (counts only) and commit."""
+    if dry_run:
+        session.rollback()
+    else:
+        add_event(session, "privacy_erase", request=uuid.uuid4().hex, **scrub.counts.as_dict(with_refs=False))
+        session.commit()
+    return scrub.counts

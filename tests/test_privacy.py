@@ -176,3 +176,30 @@ def test_erase_refuses_a_blank_or_non_address(tmp_path, make_app, db_url):
         assert result.exit_code == 2 and "must be an e-mail address" in result.output, result.output
     with app.sessions() as session:
         assert session.execute(select(Case.citizen_email, Case.citizen_name)).all() == [("", "Hendrik Quaghebeur")]
+
+
+def test_erase_by_case_reaches_a_citizen_without_an_address(tmp_path, make_app, db_url):
+    """A web-form citizen with no address on file could not be erased at all (privacy audit):
+    `--email` finds nothing by name. `--case REF` pseudonymises that case and what is on it,
+    and leaves other cases alone."""
+    from conftest import complaint
+    from mailbot.pipeline import process_files
+
+    forms = ["formulier@vlaamseombudsdienst.be"]
+    app = make_app(db_url=db_url, webform_senders=forms)
+    form = complaint(sender=forms[0], name="Webformulier",
+                     body="Naam: Hendrik Quaghebeur\nTelefoon: 0470 12 34 56\n\nUw klacht:\nDe bus stopt niet.")
+    [outcome] = process_files(app.intake, [form])
+    process_files(app.intake, [complaint(sender="an@example.be", name="An Peeters")])
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(base_config(db_url=db_url, webform_senders=forms)))
+    run = [cli, ["--config", str(config), "privacy", "erase"]]
+    assert CliRunner().invoke(run[0], run[1] + ["--case", "VO-1999-000001"], obj={}).exit_code == 1
+    assert CliRunner().invoke(run[0], run[1], obj={}).exit_code == 2  # neither option
+    result = CliRunner().invoke(run[0], run[1] + ["--case", outcome.case_ref.lower()], obj={}, catch_exceptions=False)
+    assert result.exit_code == 0 and "1 case(s)" in result.output, result.output
+    with app.sessions() as session:
+        names = dict(session.execute(select(Case.ref, Case.citizen_name)).all())
+        texts = " ".join(b for (b,) in session.execute(select(Message.body_text)).all())
+    assert names[outcome.case_ref] == "" and "An Peeters" in names.values()
+    assert "Quaghebeur" not in texts and "0470" not in texts
