@@ -178,8 +178,9 @@ def queue(sessions: sessionmaker, settings: Settings, day: date, now: datetime, 
                 queued += 1
         except IntegrityError:
             continue  # already queued by another worker
-    with sessions.begin() as session:
-        _note(session, day, team, queued)
+    if queued:  # another worker that queued it notes it; no empty note per racing worker
+        with sessions.begin() as session:
+            _note(session, day, team, queued)
     return queued
 
 

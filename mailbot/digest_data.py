@@ -341,7 +341,9 @@ def _waiting(session: Session, end: datetime, mine, zone: ZoneInfo) -> list[Item
 
 
 OUTAGES = {"poll_failed": ("mailbox", "postbus {} niet gelezen: mail van burgers bleef liggen"),
-           "sent_copy_failed": ("folder", "kopie van verstuurde antwoorden niet bewaard in {}")}
+           "sent_copy_failed": ("folder", "kopie van verstuurde antwoorden niet bewaard in {}"),
+           # A copy refused for one recipient names them; a digest that could not be built, its day.
+           "digest_failed": ("recipient", "dagoverzicht niet bezorgd: {}")}
 
 
 def _outages(session: Session, start: datetime, end: datetime, zone: ZoneInfo) -> list[Item]:
@@ -351,7 +353,8 @@ def _outages(session: Session, start: datetime, end: datetime, zone: ZoneInfo) -
     for e in session.execute(select(Event).where(Event.type.in_(tuple(OUTAGES)), Event.created_at >= start,
                                                  Event.created_at < end).order_by(Event.id)).scalars():
         detail = e.detail or {}
-        grouped[(e.type, str(detail.get(OUTAGES[e.type][0]) or ""), str(detail.get("error") or "")[:300])].append(e)
+        where = detail.get(OUTAGES[e.type][0]) or detail.get("day") or ""
+        grouped[(e.type, str(where), str(detail.get("error") or "")[:300])].append(e)
     items = []
     for (kind, where, error), found in grouped.items():
         first, last = (as_utc(found[i].created_at).astimezone(zone) for i in (0, -1))

@@ -12,8 +12,9 @@ from sqlalchemy.orm import Session
 
 from . import intent
 from .config import Settings
-from .db import Case, Message, Outbox, as_utc
+from .db import Case, Event, Message, Outbox, as_utc
 from .digest_items import INFO_LISTED, ChartDay, Item, Said, Section, capped, day_window, one_group, who
+from .imported_cases import IMPORTED
 from .match import find_references
 
 CHART_KINDS = ("new_complaint", "follow_up", "agency_forward", "status_request", "automatic",
@@ -82,7 +83,19 @@ def info_sections(messages: list[Message], cases: dict[int, Case], touched: list
             capped("referrals", one_group(referrals), INFO_LISTED),
             capped("agency_forwards", one_group(forwards), INFO_LISTED),
             capped("solutions", one_group(solutions), INFO_LISTED),
-            capped("status_requests", one_group(status), INFO_LISTED)]
+            capped("status_requests", one_group(status), INFO_LISTED),
+            capped("imported_open", one_group(_imported_open(session, start, end, mine)), INFO_LISTED)]
+
+
+def _imported_open(session: Session, start: datetime, end: datetime, mine) -> list[Item]:
+    """Cases a `mailbot import` opened on the day and left open (recent mail): dated by their
+    own mail, they fall in digests already sent, and the import sent no reply."""
+    rows = session.execute(select(Case).join(Event, Event.case_id == Case.id).where(
+        Event.type == IMPORTED, Event.created_at >= start, Event.created_at < end, Case.status == "open")
+        .order_by(Case.created_at, Case.id)).scalars()
+    return [Item(c.ref, c.subject, who(c.citizen_name, c.citizen_email),
+                 f"ontvangen {as_utc(c.created_at):%d-%m-%Y}, geïmporteerd: geen automatisch antwoord verstuurd")
+            for c in rows if mine(c)]
 
 
 def _language(c: Case) -> Said:

@@ -64,7 +64,7 @@ def test_sections_come_in_decision_order_with_counts(app):
                                                "quarantined", "undeliverable", "not_sent", "held", "rules_failed",
                                                "overdue"]
     assert [s.key for s in data.info] == ["new_cases", "quick_service", "referrals", "agency_forwards",
-                                          "solutions", "status_requests"]
+                                          "solutions", "status_requests", "imported_open"]
     assert data.totals == {"received": 8, "new_cases": 4, "replies_sent": 1, "needs_decision": 9}
     text = digest.render(app.settings, data).text
     assert text.index("IN HET KORT") < text.index("== TE BESLISSEN ==") < text.index("== TER INFO ==")

@@ -168,6 +168,23 @@ def test_replies_waiting_and_the_days_outages_are_before_staff(make_app, sqlite_
     assert "Connection refused" in text and "postbus INBOX niet gelezen" in text
 
 
+def test_a_digest_copy_refused_for_a_staff_member_is_in_the_next_digest(make_app, sqlite_url):
+    """A refused copy (named by its recipient) and a digest that could not be built (named by its
+    day) are listed, so colleagues learn that someone missed the digest."""
+    app = make_app(db_url=sqlite_url)
+    with app.sessions.begin() as session:
+        session.add(Event(type="digest_failed", created_at=at(23, 7), detail={
+            "day": "2026-11-22", "recipient": "directie@vlaamseombudsdienst.be",
+            "error": "rejected by the SMTP server (550 5.1.1 user unknown)"}))
+        session.add(Event(type="digest_failed", created_at=at(23, 8),
+                          detail={"day": "2026-11-22", "error": "TemplateError: boom"}))
+    with app.sessions() as session:
+        items = _items(collect(session, app.settings, DAY), "not_sent")
+    assert [i.title for i in items] == ["dagoverzicht niet bezorgd: directie@vlaamseombudsdienst.be",
+                                        "dagoverzicht niet bezorgd: 2026-11-22"]
+    assert "550 5.1.1" in items[0].detail
+
+
 # -- 4. a status overview has no case of its own ------------------------------------------------
 
 def test_a_status_overview_is_listed_with_the_cases_it_told_about(app):

@@ -417,3 +417,23 @@ def test_old_mail_the_pipeline_quarantines_is_dated_by_the_import_and_listed_in_
     finally:
         app.close()
     assert [item.detail for _, items in section.groups for item in items] == ["unreadable message: no sender (no From address)"]
+
+
+def test_the_import_day_digest_lists_the_imported_cases_left_open(tmp_path):
+    """Recent mail an import brings in is dated by its own Date, so it fell in digests already
+    sent, and the import sends no reply: nobody saw it (audit D, finding 11). The digest of the
+    import's day lists the imported cases it left open; the old, closed ones are not listed."""
+    config = _config(tmp_path)
+    recent = NOW - timedelta(days=21)
+    path = mbox(tmp_path / "archief.mbox", [letter(1), letter(3, when=recent)])
+    assert _import(config, str(path)).exit_code == 0
+    app = _app(config)
+    try:
+        with app.sessions() as session:
+            today = datetime.now(ZoneInfo(app.settings.schedule.timezone)).date()
+            section = next(s for s in collect(session, app.settings, today).info if s.key == "imported_open")
+    finally:
+        app.close()
+    [item] = [item for _, items in section.groups for item in items]
+    assert item.title == "Klacht 3 over de bus" and "burger3@example.be" in item.who
+    assert f"ontvangen {recent:%d-%m-%Y}" in item.detail
