@@ -111,13 +111,7 @@ class ImapMailbox:
 
     def sizes(self, uids: Sequence[int]) -> dict[int, int]:
         """The size in bytes of each message (RFC822.SIZE), without fetching it."""
-        if not uids:
-            return {}
-        try:
-            response = self._client.fetch(list(uids), ["RFC822.SIZE"])
-        except _NETWORK_ERRORS as err:
-            raise FetchError(f"IMAP FETCH failed: {err}") from err
-        return {uid: int(data.get(b"RFC822.SIZE", 0)) for uid, data in response.items()}
+        return _sizes(self._client, uids, "IMAP FETCH failed")
 
     def fetch(self, uids: Sequence[int]) -> Iterator[FetchedMail]:
         """Bodies in UID order; BODY.PEEK[] so a failed run leaves \\Seen untouched."""
@@ -259,13 +253,7 @@ class ImapFolders:
         return found
 
     def sizes(self, uids: Sequence[int]) -> dict[int, int]:
-        if not uids:
-            return {}
-        try:
-            response = self._client.fetch(list(uids), ["RFC822.SIZE"])
-        except _NETWORK_ERRORS as err:
-            raise FetchError(f"IMAP FETCH in {self._folder!r} failed: {err}") from err
-        return {uid: int(data.get(b"RFC822.SIZE", 0)) for uid, data in response.items()}
+        return _sizes(self._client, uids, f"IMAP FETCH in {self._folder!r} failed")
 
     def bodies(self, uids: Sequence[int]) -> dict[int, bytes]:
         """The whole mail, without setting \\Seen."""
@@ -297,3 +285,14 @@ class ImapFolders:
                 self._client.shutdown()
             except Exception:  # noqa: BLE001
                 pass
+
+
+def _sizes(client: imapclient.IMAPClient, uids: Sequence[int], failure: str) -> dict[int, int]:
+    """RFC822.SIZE of each message; a network failure is a FetchError starting with `failure`."""
+    if not uids:
+        return {}
+    try:
+        response = client.fetch(list(uids), ["RFC822.SIZE"])
+    except _NETWORK_ERRORS as err:
+        raise FetchError(f"{failure}: {err}") from err
+    return {uid: int(data.get(b"RFC822.SIZE", 0)) for uid, data in response.items()}

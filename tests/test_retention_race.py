@@ -136,12 +136,7 @@ def test_postgres_a_case_being_written_is_left_for_the_next_run(make_app, pg_url
     worker = create_engine(pg_url).connect()
     try:
         tx = worker.begin()
-        worker.execute(text(
-            "INSERT INTO message (case_id, direction, kind, message_id, in_reply_to, \"references\", from_email, "
-            "from_name, to_addrs, cc_addrs, subject, body_text, sha256, size, received_at, details) VALUES "
-            "(:case, 'in', 'follow_up', '<race@example.be>', '', '[]', :address, 'Marie Dubois', '[]', '[]', "
-            "'Re: nog een vraag', 'Mijn nummer is 0470 12 34 56.', :sha, 60, now(), '{}')"),
-            {"case": case_id, "address": ADDRESS, "sha": RACE_SHA})
+        _uncommitted_follow_up(worker, case_id)
         done: list = []
         runner = threading.Thread(target=lambda: done.append(app.run_retention()))
         runner.start()
@@ -173,12 +168,7 @@ def test_postgres_erase_waits_for_a_worker_writing_to_the_case(make_app, pg_url)
     worker = create_engine(pg_url).connect()
     try:
         tx = worker.begin()
-        worker.execute(text(
-            "INSERT INTO message (case_id, direction, kind, message_id, in_reply_to, \"references\", from_email, "
-            "from_name, to_addrs, cc_addrs, subject, body_text, sha256, size, received_at, details) VALUES "
-            "(:case, 'in', 'follow_up', '<race@example.be>', '', '[]', :address, 'Marie Dubois', '[]', '[]', "
-            "'Re: nog een vraag', 'Mijn nummer is 0470 12 34 56.', :sha, 60, now(), '{}')"),
-            {"case": case_id, "address": ADDRESS, "sha": RACE_SHA})
+        _uncommitted_follow_up(worker, case_id)
         done: list = []
         runner = threading.Thread(target=lambda: done.append(erase(app.sessions, ADDRESS)))
         runner.start()
@@ -192,3 +182,13 @@ def test_postgres_erase_waits_for_a_worker_writing_to_the_case(make_app, pg_url)
     with app.sessions() as session:
         rows = session.execute(select(Message.body_text, Message.from_email).where(Message.case_id == case_id)).all()
         assert rows and all(row == ("", "") for row in rows)
+
+
+def _uncommitted_follow_up(worker, case_id: int) -> None:
+    """What a worker threading the citizen's follow-up into the case inserts (uncommitted)."""
+    worker.execute(text(
+        "INSERT INTO message (case_id, direction, kind, message_id, in_reply_to, \"references\", from_email, "
+        "from_name, to_addrs, cc_addrs, subject, body_text, sha256, size, received_at, details) VALUES "
+        "(:case, 'in', 'follow_up', '<race@example.be>', '', '[]', :address, 'Marie Dubois', '[]', '[]', "
+        "'Re: nog een vraag', 'Mijn nummer is 0470 12 34 56.', :sha, 60, now(), '{}')"),
+        {"case": case_id, "address": ADDRESS, "sha": RACE_SHA})
