@@ -195,13 +195,7 @@ class ImapMailbox:
             pass
 
     def close(self) -> None:
-        try:
-            self._client.logout()
-        except Exception:  # noqa: BLE001 - the connection may already be gone
-            try:
-                self._client.shutdown()
-            except Exception:  # noqa: BLE001
-                pass
+        _log_out(self._client)
 
 
 class ImapFolders:
@@ -278,13 +272,7 @@ class ImapFolders:
             raise FetchError(f"IMAP delete in {self._folder!r} failed: {err}") from err
 
     def close(self) -> None:
-        try:
-            self._client.logout()
-        except Exception:  # noqa: BLE001 - the connection may already be gone
-            try:
-                self._client.shutdown()
-            except Exception:  # noqa: BLE001
-                pass
+        _log_out(self._client)
 
 
 def _sizes(client: imapclient.IMAPClient, uids: Sequence[int], failure: str) -> dict[int, int]:
@@ -296,3 +284,14 @@ def _sizes(client: imapclient.IMAPClient, uids: Sequence[int], failure: str) -> 
     except _NETWORK_ERRORS as err:
         raise FetchError(f"{failure}: {err}") from err
     return {uid: int(data.get(b"RFC822.SIZE", 0)) for uid, data in response.items()}
+
+
+def _log_out(client: imapclient.IMAPClient) -> None:
+    """LOGOUT, or drop the connection when that fails (it may already be gone)."""
+    try:
+        client.logout()
+    except Exception:  # noqa: BLE001 - the connection may already be gone
+        try:
+            client.shutdown()
+        except Exception:  # noqa: BLE001
+            pass
