@@ -272,13 +272,20 @@ def test_an_imap_message_over_the_limit_is_fetched_no_further_than_its_head(tmp_
 
 # -- 4. the cases an import opens ------------------------------------------------------------
 
-def _overdue(config: Path, day: date):
+def _section(config: Path, key: str, day: date | None = None):
+    """The digest section `key` of `day` (default: today, the office's time)."""
     app = _app(config)
     try:
         with app.sessions() as session:
-            return next(s for s in collect(session, app.settings, day).decisions if s.key == "overdue")
+            day = day or datetime.now(ZoneInfo(app.settings.schedule.timezone)).date()
+            data = collect(session, app.settings, day)
+            return next(s for s in data.decisions + data.info if s.key == key)
     finally:
         app.close()
+
+
+def _overdue(config: Path, day: date):
+    return _section(config, "overdue", day)
 
 
 def test_old_imported_cases_are_closed_recent_ones_stay_open_and_none_is_overdue(tmp_path):
@@ -409,13 +416,7 @@ def test_old_mail_the_pipeline_quarantines_is_dated_by_the_import_and_listed_in_
     (received,) = [r for (r,) in _rows(config, select(Message.received_at)
                                        .where(Message.quarantine_reason.is_not(None)))]
     assert abs(received.replace(tzinfo=timezone.utc) - datetime.now(timezone.utc)) < timedelta(minutes=5)
-    app = _app(config)
-    try:
-        with app.sessions() as session:
-            today = datetime.now(ZoneInfo(app.settings.schedule.timezone)).date()
-            section = next(s for s in collect(session, app.settings, today).decisions if s.key == "quarantined")
-    finally:
-        app.close()
+    section = _section(config, "quarantined")
     assert [item.detail for _, items in section.groups for item in items] == ["unreadable message: no sender (no From address)"]
 
 
@@ -427,13 +428,7 @@ def test_the_import_day_digest_lists_the_imported_cases_left_open(tmp_path):
     recent = NOW - timedelta(days=21)
     path = mbox(tmp_path / "archief.mbox", [letter(1), letter(3, when=recent)])
     assert _import(config, str(path)).exit_code == 0
-    app = _app(config)
-    try:
-        with app.sessions() as session:
-            today = datetime.now(ZoneInfo(app.settings.schedule.timezone)).date()
-            section = next(s for s in collect(session, app.settings, today).info if s.key == "imported_open")
-    finally:
-        app.close()
+    section = _section(config, "imported_open")
     [item] = [item for _, items in section.groups for item in items]
     assert item.title == "Klacht 3 over de bus" and "burger3@example.be" in item.who
     assert f"ontvangen {recent:%d-%m-%Y}" in item.detail

@@ -8,22 +8,10 @@ import io
 import json
 from datetime import timedelta
 
-import yaml
-from click.testing import CliRunner
 
-from conftest import base_config
-from mailbot.cli import cli
 from mailbot.report import MIN_COUNT, PARTITIONS
 from test_digest_seed import Seeder, at
-
-
-def _report(tmp_path, url, fmt):
-    config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump(base_config(db_url=url)))
-    result = CliRunner().invoke(cli, ["--config", str(config), "report", "--year", "2026", "--format", fmt],
-                                obj={}, catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result.output
+from test_report import _report
 
 
 def _seed_year(session) -> None:
