@@ -64,6 +64,10 @@ class ReplyLimits:
 
 # How long a worker waits for another worker's lock on the same recipient (PostgreSQL).
 LOCK_WAIT_SECONDS = 10.0
+# Salted with the schema like the identity locks (store.py): installations sharing a database
+# in separate schemas never hold each other's replies.
+_TRY_LOCK_RECIPIENT = text(
+    "SELECT pg_try_advisory_xact_lock(hashtextextended(current_schema() || ':' || :recipient, 0))")
 
 
 def _lock_recipient(session: Session, recipient: str) -> bool:
@@ -77,10 +81,9 @@ def _lock_recipient(session: Session, recipient: str) -> bool:
     """
     if session.get_bind().dialect.name != "postgresql":
         return True
-    key = int.from_bytes(hashlib.sha256(recipient.encode()).digest()[:8], "big", signed=True)
     deadline = time.monotonic() + LOCK_WAIT_SECONDS
     while True:
-        if run(session, text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key}).scalar_one():
+        if run(session, _TRY_LOCK_RECIPIENT, {"recipient": recipient}).scalar_one():
             return True
         if time.monotonic() > deadline:
             return False

@@ -150,8 +150,12 @@ def lock_identities(session: Session, raws: Iterable[bytes]) -> None:
 
 
 IDENTITY_LOCKS = 0x6D62  # the first of PostgreSQL's two advisory lock keys: mailbot identities
+# Advisory locks belong to the whole database: the key is salted with the schema, so mailbot
+# installations sharing a database in separate schemas never wait for each other. The keys
+# stay in the sorted order of the unsalted ones, the same in every worker of one schema.
 _LOCK_IDENTITIES = text(
-    "SELECT count(pg_advisory_xact_lock(:space, k)) FROM unnest(CAST(:keys AS integer[])) AS k"
+    "SELECT count(pg_advisory_xact_lock(:space, hashtext(current_schema() || ':' || k)))"
+    " FROM unnest(CAST(:keys AS integer[])) AS k"
 ).bindparams(space=IDENTITY_LOCKS)
 _HEADER_MESSAGE_ID = re.compile(rb"^message-id:\s*<?([^<>\s]+)", re.I | re.M)
 _HEADER_SENDER = re.compile(rb"^(from|sender|reply-to):([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)", re.I | re.M)
