@@ -115,12 +115,18 @@ def _digest_copies(session: Any, day: date) -> dict[int, tuple[str, datetime, st
               "reply has waited more than 10 minutes to be sent (health check)")
 @click.pass_context
 def status(ctx: click.Context, as_json: bool, check: bool) -> None:
-    """Last successful poll per mailbox, outbox queue and sending, quarantine, last errors."""
-    from .operational_status import max_reply_wait, problems
+    """Last successful poll per mailbox, outbox queue and sending, quarantine, last errors,
+    open cases without activity for `digest.idle_after_days`."""
+    from .operational_status import idle_open_cases, max_reply_wait, problems
 
     app = _app(ctx)
     try:
         data = app.status()
+        idle_days = app.settings.digest.idle_after_days
+        with app.sessions() as session:
+            data["idle_open_cases"] = idle_open_cases(session, idle_days, app.settings.schedule.timezone,
+                                                      app.clock())
+        data["idle_after_days"] = idle_days
     finally:
         app.close()
     data["max_reply_wait_seconds"] = max_reply_wait(app.settings.schedule.outbox_interval_seconds)
@@ -154,6 +160,10 @@ def _status_lines(data: dict[str, Any]) -> list[str]:
     if sending["last_sent_at"]:
         lines.append(f"smtp: last reply accepted by the server at {sending['last_sent_at']}")
     lines.append(f"quarantined: {data['quarantined']}")
+    if data["idle_open_cases"] is not None:
+        lines.append(f"idle open cases (no activity for {data['idle_after_days']} days or more): "
+                     f"{data['idle_open_cases']}" + (" (close finished ones: mailbot case close REF)"
+                                                     if data["idle_open_cases"] else ""))
     for error in data["last_errors"]:
         recovered = f" (recovered at {error['recovered_at']})" if error["recovered_at"] else ""
         lines.append(f"error {error['at']} {error['type']}: {error['error']}{recovered}")

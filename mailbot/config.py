@@ -190,6 +190,20 @@ class DigestSettings(_Section):
     # Office closing days besides the Belgian public holidays (e.g. 11 July, bridge days).
     extra_holidays: list[date] = []
     chart_days: int = Field(30, ge=1, le=90)
+    # An open case with no activity for this many days is listed on the day it crosses it, and
+    # again every as many days while it stays idle; 0: not listed. At least a week: each
+    # multiple back to the oldest open case is one range of the digest's query.
+    idle_after_days: int = Field(90, ge=0, le=3650)
+
+    @field_validator("idle_after_days")
+    @classmethod
+    def _off_or_a_week(cls, value: int) -> int:
+        if 0 < value < MIN_IDLE_DAYS:
+            raise ValueError(f"0 (off) or at least {MIN_IDLE_DAYS} days")
+        return value
+
+
+MIN_IDLE_DAYS = 7
 
 
 class RetentionSettings(_Section):

@@ -256,6 +256,8 @@ class CaseKey(Base):
 Index("ix_message_received_at", Message.received_at)
 Index("ix_case_created_at", Case.created_at)
 Index("ix_case_closed_at", Case.closed_at)
+# Open cases idle for `digest.idle_after_days` (migration 0008): the digest and `status`.
+Index("ix_case_status_updated", Case.status, Case.updated_at)
 
 
 def table_of(model: type[Base]) -> Table:

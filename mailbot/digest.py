@@ -98,6 +98,7 @@ def render(settings: Settings, data: DigestData, *, language: str = "nl",
     env = environment(settings.templates_dir, templates)
     context: dict[str, Any] = {"d": data, "office": settings.office.name, "colors": COLORS,
                                "working_days": settings.digest.first_reaction_working_days,
+                               "idle_days": settings.digest.idle_after_days,
                                "day": data.day.strftime("%d-%m-%Y")}
     try:
         text = env.get_template(f"{language}.txt.j2").render(context)

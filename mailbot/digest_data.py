@@ -21,10 +21,10 @@ from .automatic import by_subject_only
 from .config import Settings
 from .db import AddressStatus, Case, Event, Message, Outbox, as_utc
 from .digest_flags import TRIAGE_FLAGS, added_flags, triage_labels
-from .digest_info import incoming_chart, info_sections
+from .digest_info import idle_open, incoming_chart, info_sections, service_names
 from .digest_items import (
     DECISION_LISTED, TRIAGE_LISTED, ChartDay, CountedSection, Item, Said, Section, capped, day_window,
-    evidence_said, one_group, recorded, template_said, who,
+    evidence_said, one_group, recorded, service_said, template_said, who,
 )
 from .holidays_be import subtract_working_days
 from .imported_cases import opened_by_import
@@ -48,6 +48,7 @@ def collect(session: Session, settings: Settings, day: date, *, team: str | None
     """Everything the digest of `day` shows (only `team`'s cases when a team is given)."""
     start, end = day_window(day, settings.schedule.timezone)
     in_window = (Message.direction == "in", Message.received_at >= start, Message.received_at < end)
+    services = service_names(session, settings.rules_dir)
     messages = list(session.execute(select(Message).where(*in_window).order_by(Message.id)).scalars())
     case_ids = {m.case_id for m in messages if m.case_id}
     cases = {c.id: c for c in session.execute(select(Case).where(or_(
@@ -99,14 +100,14 @@ def collect(session: Session, settings: Settings, day: date, *, team: str | None
         silenced = (case is None and m.kind == "automatic"
                     and by_subject_only((m.details or {}).get("auto_reason")))
         if mine(case) and (uncertain or flagged_here or silenced):
-            scored = tuple(evidence_said(e) for e in evidence)
+            scored = tuple(evidence_said(e, services=services) for e in evidence)
             why = tuple(recorded(str(d.get("reason") or d.get("triage_reason"))) for d in (detail, *linked.get(m.id, []))
                         if (d.get("reason") or d.get("triage_reason")) and "needs_triage" in (d.get("flags") or ()))
             triage.append(Item(case.ref if case else "", m.subject, _sender(m, case, webforms), m.kind,
                                ((SUBJECT_ONLY,) if silenced else ()) + why + scored,
                                triage_labels(m, added[m.id], replies_to, opened=m.id in opened)))
     zone = ZoneInfo(settings.schedule.timezone)
-    by_message = _FlagItems(messages, cases, events, linked, added, opened, mine, zone)
+    by_message = _FlagItems(messages, cases, events, linked, added, opened, mine, zone, services)
     decisions = [
         capped("needs_triage", one_group(triage), TRIAGE_LISTED),
         capped("multi_addressed", one_group(by_message.items("multi_addressed", "possible_duplicate")),
@@ -140,6 +141,8 @@ def collect(session: Session, settings: Settings, day: date, *, team: str | None
     decisions.append(_overdue(session, settings, day, team))
     info = info_sections(messages, cases, touched, start, end, mine, session, events, added=added,
                          replies_to=replies_to, prefix=settings.office.reference_prefix)
+    idle = idle_open(session, settings, day, team)
+    info += [idle] if idle is not None else []
     chart, chart_max = incoming_chart(session, settings, day, team)
     sent = select(func.count()).select_from(Outbox).where(
         Outbox.status == "sent", Outbox.sent_at >= start, Outbox.sent_at < end, Outbox.template != "digest")
@@ -263,9 +266,10 @@ class _FlagItems:
 
     def __init__(self, messages: list[Message], cases: dict[int, Case], events: dict[int, dict],
                  linked: dict[int, list[dict]], added: dict[int, set[str]], opened: set[int], mine,
-                 zone: ZoneInfo) -> None:
+                 zone: ZoneInfo, services: dict[str, str]) -> None:
         self.messages, self.cases, self.events, self.linked = messages, cases, events, linked
         self.added, self.opened, self.mine, self.zone = added, opened, mine, zone
+        self.services = services  # id → Dutch name, from the rules in force
 
     def flags(self, m: Message, case: Case) -> set[str]:
         """What `m` added: its recorded flags; for mail recorded without them (older rows), the
@@ -292,7 +296,7 @@ class _FlagItems:
     def _extras(self, case: Case, mails: list[Message], flags: set[str], wanted: tuple[str, ...]) -> tuple[str, ...]:
         extras: list[str] = []
         if {"multi_addressed", "agency_in_cc"} & set(wanted):
-            extras += list(case.also_sent_to)
+            extras += [service_said(service_id, self.services) for service_id in case.also_sent_to]
         if "possible_duplicate" in flags:
             extras += self._duplicates(case, mails)
         if "anonymity_requested" in wanted:  # the contact wishes

@@ -5,17 +5,22 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from . import intent
 from .config import Settings
-from .db import Case, Event, Message, Outbox, as_utc
-from .digest_items import INFO_LISTED, ChartDay, Item, Said, Section, capped, day_window, one_group, who
+from .db import Case, Event, LastGoodRules, Message, Outbox, as_utc
+from .digest_items import (
+    INFO_LISTED, ChartDay, CountedSection, Item, Said, Section, capped, day_window, one_group, who,
+)
 from .imported_cases import IMPORTED
 from .match import find_references
+from .rules import ServicesFile
+from .rules_yaml import CheckedFile, parse_and_validate
 
 CHART_KINDS = ("new_complaint", "follow_up", "agency_forward", "status_request", "automatic",
                "unreadable")
@@ -195,3 +200,72 @@ def incoming_chart(session: Session, settings: Settings, day: date,
         c = counts.get(d, Counter())
         chart.append(ChartDay(d, tuple((k, c[k]) for k in CHART_KINDS if c[k]), sum(c.values())))
     return chart, max((d.total for d in chart), default=0)
+
+
+SERVICES = "services.yaml"
+
+
+def service_names(session: Session, rules_dir: Path) -> dict[str, str]:
+    """The Dutch name of each service by id, from the rules in force: the set the robot saved
+    in the database (`last_good`: what `mailbot run` routes with), else `rules_dir` on disk.
+    Empty when neither is readable: the ids are then shown as recorded."""
+    saved = session.execute(select(LastGoodRules.rules).order_by(LastGoodRules.saved_at.desc())
+                            .limit(1)).scalar_one_or_none()
+    if saved is not None and isinstance(saved.get(SERVICES), str):
+        raw: bytes | None = saved[SERVICES].encode()
+    else:
+        try:
+            raw = (Path(rules_dir) / SERVICES).read_bytes()
+        except OSError:
+            raw = None
+    parsed = parse_and_validate(CheckedFile(SERVICES, SERVICES), raw)
+    if not isinstance(parsed, ServicesFile):
+        return {}
+    return {service.id: service.name_in("nl") for service in parsed.services}
+
+
+IDLE_OPEN = "idle_open"
+
+
+def idle_open(session: Session, settings: Settings, day: date, team: str | None) -> Section | None:
+    """Open cases whose last activity (`Case.updated_at`: opened, mail in, closed or reopened)
+    was exactly `digest.idle_after_days` days before `day`, or a multiple of it: each is
+    listed on the day it crosses the threshold and again every as many days while it stays
+    idle. Longest idle first. None when `idle_after_days` is 0 (the section is off)."""
+    every = settings.digest.idle_after_days
+    if not every:
+        return None
+    zone = ZoneInfo(settings.schedule.timezone)
+    still_open = [Case.status == "open"] + ([Case.team == team] if team is not None else [])
+    oldest = session.execute(select(func.min(Case.updated_at)).where(*still_open)).scalar_one()
+    if oldest is None:
+        return Section(IDLE_OPEN)
+    windows = idle_windows(day, every, settings.schedule.timezone, as_utc(oldest).astimezone(zone).date())
+    if not windows:
+        return Section(IDLE_OPEN)
+    crossed: ColumnElement[bool] = or_(*((Case.updated_at >= start) & (Case.updated_at < end)
+                                         for start, end in windows))
+    total = session.execute(select(func.count()).select_from(Case).where(*still_open, crossed)).scalar_one()
+    rows = session.execute(select(Case).where(*still_open, crossed).order_by(Case.updated_at, Case.id)
+                           .limit(INFO_LISTED)).scalars()
+    items = [_idle_item(c, day, zone) for c in rows]
+    groups = one_group(items)
+    if total <= len(items):
+        return Section(IDLE_OPEN, groups)
+    return CountedSection(IDLE_OPEN, groups + [(f"… en nog {total - len(items)}", [])], total=total)
+
+
+def idle_windows(day: date, every: int, tz: str, oldest: date) -> list[tuple[datetime, datetime]]:
+    """[start, end) in UTC of the local days `every`, 2×`every`, … days before `day`, back to
+    `oldest`: a case whose last activity falls in one crosses a multiple of `every` on `day`."""
+    crossings = (day - oldest).days // every
+    return [day_window(day - timedelta(days=every * n), tz) for n in range(1, crossings + 1)]
+
+
+def _idle_item(c: Case, day: date, zone: ZoneInfo) -> Item:
+    last = as_utc(c.updated_at).astimezone(zone).date()
+    investigator = c.investigator_name or c.investigator_email
+    return Item(c.ref, c.subject, who(c.citizen_name, c.citizen_email),
+                f"laatste activiteit {last:%d-%m-%Y}, {(day - last).days} dagen zonder activiteit",
+                (f"onderzoeker: {investigator}" if investigator else "geen onderzoeker toegewezen",
+                 f"afgehandeld? mailbot case close {c.ref}"))

@@ -8,6 +8,7 @@ a template name, a match's evidence), escaped only when rendered.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -172,9 +173,26 @@ _CODED = {"template": template_said, "sender": lambda v: Said(f"sender.{v}", raw
           "status": lambda v: Said(f"case_status.{v}", raw=v)}
 
 
-def recorded(text: str, *, limit: int = 300) -> Said:
+def service_said(service_id: str, services: Mapping[str, str]) -> str:
+    """A service the robot recorded by its id ("de-lijn-klantendienst"), by its Dutch name in
+    the rules in force; an id they no longer know as recorded."""
+    return services.get(service_id, service_id)
+
+
+def _agency_number(value: str, services: Mapping[str, str]) -> str:
+    """An agency's file number as recorded ("de-lijn:DL-123"): the number and the service."""
+    service_id, colon, number = value.partition(":")
+    return f"{number} ({services[service_id]})" if colon and service_id in services else value
+
+
+# Values that name a service by its id: said by its name (`services`: id → name).
+_SERVICE_VALUES = {"by": service_said, "number": _agency_number}
+
+
+def recorded(text: str, *, limit: int = 300, services: Mapping[str, str] | None = None) -> Said:
     """`text` as the robot recorded it, said by its key when it has one of the forms above
-    (the raw text otherwise); what it shows of the text itself at most `limit` characters."""
+    (the raw text otherwise); what it shows of the text itself at most `limit` characters.
+    `services`: the Dutch name of each service by id, for the values that name one."""
     for key, form in _FORMS:
         found = form.fullmatch(text.strip())
         if found:
@@ -182,15 +200,17 @@ def recorded(text: str, *, limit: int = 300) -> Said:
                                              if value is not None}
             if key == "smtp.expired":  # what went wrong on the last try
                 values["error"] = recorded(found.group("error"), limit=limit)
+            for name in set(values) & set(_SERVICE_VALUES):
+                values[name] = _SERVICE_VALUES[name](values[name], services or {})
             coded = tuple((name, _CODED[name](value) if name in _CODED and not isinstance(value, Said) else value)
                           for name, value in values.items())
             return Said(key, coded, text[:limit])
     return Said("", (), text[:limit])
 
 
-def evidence_said(evidence: dict) -> Said:
-    """One piece of a match's evidence with its score."""
+def evidence_said(evidence: dict, *, services: Mapping[str, str] | None = None) -> Said:
+    """One piece of a match's evidence with its score (services named as in `recorded`)."""
     method, detail = str(evidence.get("method", "")), str(evidence.get("detail", ""))
     score = f"{float(evidence.get('score', 0)):.0f}"
-    said = recorded(f"{method}: {detail}")
+    said = recorded(f"{method}: {detail}", services=services)
     return Said("evidence", (("what", said), ("score", score)), f"{method}: {detail} (score {score})")

@@ -4,11 +4,13 @@ quarantine count and the last errors, each with the success that ended it, if an
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from .db import Event, MailboxState, Message, Outbox, as_utc, utc_iso
+from .db import Case, Event, MailboxState, Message, Outbox, as_utc, utc_iso
+from .digest_items import day_window
 
 ERROR_EVENTS = ("poll_failed", "reply_failed", "rules_reload_failed", "digest_failed", "retention_failed")
 # The success that ends each kind of failure: a later event of this type (for a poll, of the
@@ -116,3 +118,15 @@ def operational_status(session: Session, mailboxes: list[str], now: datetime) ->
                          "recovered_at": utc_iso(_recovered_at(session, e, last_polls))}
                         for e in errors],
     }
+
+
+def idle_open_cases(session: Session, idle_after_days: int, tz: str, now: datetime) -> int | None:
+    """Open cases idle for `idle_after_days` days or more (last activity, `Case.updated_at`, on
+    or before the local day that many days ago, as the digest counts): all of them, also those
+    whose day in the digest passed unseen. None when the count is off (0)."""
+    if not idle_after_days:
+        return None
+    today = now.astimezone(ZoneInfo(tz)).date()
+    _, cutoff = day_window(today - timedelta(days=idle_after_days), tz)
+    return session.execute(select(func.count()).select_from(Case).where(
+        Case.status == "open", Case.updated_at < cutoff)).scalar_one()

@@ -64,7 +64,7 @@ def test_sections_come_in_decision_order_with_counts(app):
                                                "quarantined", "undeliverable", "not_sent", "held", "rules_failed",
                                                "overdue"]
     assert [s.key for s in data.info] == ["new_cases", "quick_service", "referrals", "agency_forwards",
-                                          "solutions", "status_requests", "imported_open"]
+                                          "solutions", "status_requests", "imported_open", "idle_open"]
     assert data.totals == {"received": 8, "new_cases": 4, "replies_sent": 1, "needs_decision": 9}
     text = digest.render(app.settings, data).text
     assert text.index("IN HET KORT") < text.index("== TE BESLISSEN ==") < text.index("== TER INFO ==")
@@ -82,7 +82,7 @@ def test_each_section_holds_the_seeded_item(app):
     assert triage.ref == "VO-2026-000001" and any("score 40" in e for e in triage.extras)
     assert any("VO-2026-000098" in e and "score 72" in e for e in triage.extras)
     [multi] = items("multi_addressed")
-    assert "federale-ombudsman" in multi.extras and "duplicaat van VO-2026-000001" in multi.extras
+    assert "Federale Ombudsman" in multi.extras and "duplicaat van VO-2026-000001" in multi.extras
     assert items("agency_in_cc")[0].ref == "VO-2026-000003"
     assert items("contact_wishes")[0].detail == "anonymity_requested, prefers_phone"
     assert "exceeds the limit" in items("quarantined")[0].detail
