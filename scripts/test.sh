@@ -37,4 +37,7 @@ fi
 
 bash scripts/lint-dockerfile.sh
 
-python3 -m pytest -q "$@"
+# In parallel, one worker per core (MAILBOT_TEST_WORKERS to change it, 0 for none): most tests
+# wait on Dovecot, SMTP, PostgreSQL or subprocesses. A test file stays on one worker, so its
+# module-scoped servers start once; each worker has its own Dovecot and PostgreSQL schemas.
+python3 -m pytest -q -n "${MAILBOT_TEST_WORKERS:-auto}" --dist loadfile "$@"

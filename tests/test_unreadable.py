@@ -53,7 +53,7 @@ def test_a_french_subject_gets_the_french_notice():
     b"\x00\x01\x02 not a mail \xff\xfe",  # no sender to answer
     b"",
     b"X-Long: " + b"a" * (HEADER_LIMIT + 10) + b"\r\n\r\nbody",  # no header block within reach
-])
+], ids=["auto-submitted", "our-own-address", "mailer-daemon", "binary", "empty", "no-header-block"])
 def test_nobody_is_answered_who_may_not_be(raw):
     assert _notice(raw) is None
 
