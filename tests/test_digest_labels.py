@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from conftest import complaint
 from mailbot import digest
-from mailbot.db import Case, Event, Message, Outbox
+from mailbot.db import Case, Event, Outbox
 from mailbot.digest_data import DigestData, collect
 from mailbot.digest_items import Item, Said, Section, recorded
 from mailbot.pipeline import process_files
