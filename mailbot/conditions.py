@@ -16,6 +16,7 @@ import regex
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from rapidfuzz import fuzz
 
+from .language import LANGUAGES
 from .model import Classification, Kind, Mail
 
 if TYPE_CHECKING:
@@ -48,8 +49,20 @@ def compile_pattern(pattern: str) -> regex.Pattern[str]:
     return regex.compile(pattern, regex.IGNORECASE)
 
 
+# What YAML's double quotes turn an escape into: "\b" is a backspace, not a word boundary.
+_ESCAPES = {"\b": "\\b", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\f": "\\f", "\v": "\\v", "\a": "\\a",
+            "\0": "\\0", "\x1b": "\\e"}
+
+
 def check_pattern(pattern: str) -> None:
-    """Raise ValueError if the pattern does not compile or backtracks catastrophically on probes."""
+    """Raise ValueError if the pattern holds a control character (a double-quoted YAML escape),
+    does not compile, or backtracks catastrophically on probes."""
+    control = next((c for c in pattern if unicodedata.category(c) == "Cc"), None)
+    if control is not None:
+        written = _ESCAPES.get(control, f"\\x{ord(control):02x}")
+        raise ValueError(f"the pattern holds a control character where '{written}' was probably meant "
+                         f"(in double quotes YAML turns {written} into one): write the pattern in single quotes, "
+                         f"e.g. '\\b(dringend)\\b'")
     try:
         compiled = compile_pattern(pattern)
     except (regex.error, OverflowError, RecursionError, ValueError) as err:
@@ -69,6 +82,18 @@ def _probes(pattern: str) -> list[str]:
     probes = [c * _PROBE_LENGTH + end for c in chars for end in ("!", "\n")]
     probes += [(a + b) * (_PROBE_LENGTH // 2) + "!" for a in chars[:8] for b in chars[:8] if a != b]
     return probes
+
+
+_LANGUAGE_NAMES = {"nederlands": "nl", "dutch": "nl", "vlaams": "nl", "frans": "fr", "french": "fr",
+                   "francais": "fr", "français": "fr", "engels": "en", "english": "en", "anglais": "en",
+                   "duits": "de", "german": "de", "deutsch": "de", "allemand": "de"}
+
+
+def _meant_languages(words: list[str]) -> str:
+    """` (did you mean 'de'?)` for codes written in capitals or as a language's name."""
+    meant = dict.fromkeys(_LANGUAGE_NAMES.get(w.lower(), w.lower()) for w in words)
+    known = [f"'{code}'" for code in meant if code in LANGUAGES]
+    return f" (did you mean {' and '.join(known)}?)" if known else ""
 
 
 def _pattern_field(value: str | None) -> str | None:
@@ -137,6 +162,15 @@ class Condition(_Strict):
     not_: Condition | None = Field(None, alias="not", description="This condition does not hold.")
 
     _patterns = field_validator("subject_regex", "body_regex")(_pattern_field)
+
+    @field_validator("language")
+    @classmethod
+    def _languages(cls, values: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        unknown = [v for v in values or () if v not in LANGUAGES]  # never detected: the rule would never fire
+        if unknown:
+            raise ValueError(f"{', '.join(map(repr, unknown))}: not a language the robot detects; write "
+                             f"{', '.join(LANGUAGES)} (lowercase){_meant_languages(unknown)}")
+        return values
     _addresses = field_validator("from_", "to", "cc", "recipients")(_address_patterns)
 
     @property

@@ -18,7 +18,9 @@ import hashlib
 import logging
 import threading
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from datetime import timezone as dt_timezone
+from zoneinfo import ZoneInfo
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from . import store
 from .assign import InvestigatorLoad, Pick, explain_pick
+from .config import ScheduleSettings
 from .db_engine import describe_error
 from .decide import RoutingOutcome
 from .last_good import RuleFiles, load_last_good, save_last_good
@@ -39,6 +42,7 @@ from .services import Service
 from .template_check import template_problems
 
 log = logging.getLogger("mailbot.rules")
+OFFICE_TIMEZONE = str(ScheduleSettings.model_fields["timezone"].default)  # when the caller passes none
 
 
 @dataclass(frozen=True)
@@ -65,8 +69,9 @@ class RoutingStage:
 
     def __init__(self, rules_dir: Path, *, template_names: frozenset[str] | None = None,
                  ruleset: RuleSet | None = None, renderer: Renderer | None = None,
-                 sessions: sessionmaker | None = None) -> None:
+                 sessions: sessionmaker | None = None, timezone: str = OFFICE_TIMEZONE) -> None:
         self.rules_dir = Path(rules_dir)
+        self.zone = ZoneInfo(timezone)  # absences are office days, not UTC days
         self.renderer = renderer
         self.sessions = sessions if renderer is not None else None
         self._template_names = template_names
@@ -78,6 +83,7 @@ class RoutingStage:
         files = read_rule_files(self.rules_dir)
         templates = read_templates(renderer.templates_dir) if renderer is not None else None
         self._seen = _state(files, templates)  # what reload_if_changed last looked at
+        self._pending: tuple[str, str] | None = None  # a change seen once, taken when seen again
         self._files: RuleFiles = files  # the rule files in force, saved with the templates
         if ruleset is not None:  # given, not read: nothing to save
             self.ruleset, self.sessions = ruleset, None
@@ -114,18 +120,23 @@ class RoutingStage:
         templates = read_templates(self.renderer.templates_dir) if self.renderer is not None else None
         seen = _state(files, templates)
         if seen == self._seen:
+            self._pending = None
+            return False
+        if seen != self._pending:  # a deploy may be half copied: take it when it reads the same next time
+            self._pending = seen
+            log.info("rules or templates changed on disk; taken at the next check if unchanged by then")
             return False
         try:
             ruleset, candidate = self._check(files, templates)
         except RulesInvalid as err:
             if self._moved(templates):
                 return False  # edited while being checked: checked again at the next poll
-            self._seen, self.last_error = seen, str(err)
+            self._seen, self.last_error, self._pending = seen, str(err), None
             log.error("rules not reloaded, the last good rules and templates stay in force:\n%s", err)
             return False
         if self._moved(templates):
             return False
-        self._seen, self.last_error = seen, None
+        self._seen, self.last_error, self._pending = seen, None, None
         changed = []
         if ruleset.fingerprint != self.ruleset.fingerprint:
             changed.append(f"rules {ruleset.fingerprint[:12]}")
@@ -215,6 +226,7 @@ class RoutingStage:
     def route(self, session: Session, mail: Mail, classification: Classification, now: datetime,
               flags: frozenset[str] = frozenset()) -> RoutedComplaint:
         routing = route(mail, classification, self.ruleset, flags=flags)
+        language = self.reply_language(routing.template, classification.language)
         pick = None
         if routing.outcome == "investigation" or routing.investigator_email:
             pick = self.pick(session, routing, classification.language, now)
@@ -222,8 +234,8 @@ class RoutingStage:
                                  flags=tuple(routing.flags), rules_fired=tuple(routing.fired),
                                  team=routing.team, tags=tuple(routing.tags),
                                  priority=routing.priority, notify=tuple(routing.notify),
-                                 context=self.template_context(routing, classification.language)
-                                 | self.referral_context(mail, flags | set(routing.flags), classification.language))
+                                 context=self.template_context(routing, language)
+                                 | self.referral_context(mail, flags | set(routing.flags), language))
         return RoutedComplaint(outcome, routing, pick)
 
     def pick(self, session: Session, routing: Routing, language: str, now: datetime) -> Pick:
@@ -231,8 +243,13 @@ class RoutingStage:
                  for email, (count, last) in store.investigator_loads(
                      session, [p.email for p in self.ruleset.investigators]).items()}
         return explain_pick(self.ruleset, team=routing.team, language=language,
-                            strategy=routing.strategy, load=loads, today=now.date(),
+                            strategy=routing.strategy, load=loads, today=self.office_date(now),
                             preferred=routing.investigator_email)
+
+    def office_date(self, now: datetime) -> date:
+        """The date at the office: at 00:30 in Brussels it is already tomorrow there (a naive
+        `now` is UTC)."""
+        return (now if now.tzinfo is not None else now.replace(tzinfo=dt_timezone.utc)).astimezone(self.zone).date()
 
     def agency_in_copy(self, mail: Mail, language: str = "nl") -> dict[str, str] | None:
         """The agency (or its complaints desk) the citizen put in To/Cc, as template data."""
@@ -253,6 +270,14 @@ class RoutingStage:
         if "referred_by" not in flags or sender is None or sender.kind != "ombudsman":
             return {}
         return {"referred_by": _party(sender, language)}
+
+    def reply_language(self, template: str | None, language: str) -> str:
+        """The language the reply's template is rendered in: the mail's, or the renderer's
+        fallback (Dutch) when the template lacks it. The rule's texts must follow it: a French
+        answer text in a Dutch reply is no answer."""
+        if self.renderer is None or template is None or template not in self.renderer.names():
+            return language
+        return self.renderer.resolve_language(template, language)
 
     def template_context(self, routing: Routing, language: str = "nl") -> dict[str, Any]:
         """The referral's service or agency, the services detected, and the rule's answer or

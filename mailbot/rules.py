@@ -307,9 +307,11 @@ def rules_fingerprint(rules_dir: Path) -> str:
     return fingerprint_of(read_rule_files(Path(rules_dir)))
 
 
-def rules_from_texts(*, services: str = "", routing: str = "", investigators: str = "",
+def rules_from_texts(*, services: str = "services: []\n", routing: str = "rules: []\n",
+                     investigators: str = "teams: []\ninvestigators: []\n",
                      template_names: frozenset[str] | None = None) -> RuleSet:
-    """A rule set from YAML texts instead of files: for tests and the embedded demo."""
+    """A rule set from YAML texts instead of files: for tests and the embedded demo. A file
+    left out is an explicitly empty one (an empty text is refused, as on disk)."""
     from .rules_check import check_contents
 
     contents: dict[str, bytes | None] = {"services.yaml": services.encode(), "routing.yaml": routing.encode(),

@@ -155,6 +155,7 @@ def _check_routing(file: CheckedFile, routing: RoutingFile, services: ServicesFi
                    people: InvestigatorsFile | None, template_names: frozenset[str] | None) -> None:
     rules = list(enumerate(routing.rules))
     _duplicates((((("rules", i, "name"), r.name)) for i, r in rules), file, "rule name")
+    _check_flags(file, routing)
     known = {s.id: s for s in services.services} if services else None
     catch_all: tuple[int, Rule] | None = None
     for i, rule in rules:
@@ -175,6 +176,30 @@ def _check_routing(file: CheckedFile, routing: RoutingFile, services: ServicesFi
             _check_assign(file, rule, at, people)
         if template_names:  # none at all: the missing templates folder is the one problem to tell
             _check_templates(file, rule, at, template_names)
+
+
+# The case flags the robot itself sets before the rules run (matching: To/Cc, a referral by
+# another ombudsman, a duplicate); a `flags:` condition can test these and any flag a rule sets.
+ROBOT_FLAGS = ("agency_in_cc", "multi_addressed", "possible_duplicate", "referred_by")
+
+
+def _check_flags(file: CheckedFile, routing: RoutingFile) -> None:
+    """A `flags:` condition on a flag nothing ever sets never holds: most likely a typo."""
+    known = sorted({*ROBOT_FLAGS, *(f for rule in routing.rules for f in rule.then.flags)})
+    for i, rule in enumerate(routing.rules):
+        for path, flag in _condition_flags(rule.when, ("rules", i, "when")):
+            if flag not in known:
+                file.report(path, f"flag '{flag}' is never set: no rule sets it and the robot sets only "
+                                  f"{', '.join(ROBOT_FLAGS)}{suggest(flag, known)}")
+
+
+def _condition_flags(cond: Condition, path: KeyPath) -> Iterator[tuple[KeyPath, str]]:
+    yield from (((*path, "flags", j), f) for j, f in enumerate(cond.flags or ()))
+    for key, group in (("any", cond.any), ("all", cond.all)):
+        for j, inner in enumerate(group or ()):
+            yield from _condition_flags(inner, (*path, key, j))
+    if cond.not_ is not None:
+        yield from _condition_flags(cond.not_, (*path, "not"))
 
 
 def _condition_services(cond: Condition, path: KeyPath) -> Iterator[tuple[KeyPath, str]]:

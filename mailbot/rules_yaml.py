@@ -94,13 +94,20 @@ def parse_and_validate(file: CheckedFile, raw: bytes | None) -> BaseModel | None
     except _YamlProblem as err:
         file.problems.append(f"{file.shown}:{err.line}: {err.message}")
         return None
-    if file.data is None:
+    keys = list(FILE_MODELS[file.name].model_fields)
+    if file.data is None:  # nothing but comments: a deploy cut short, or emptied by mistake
         file.data = {}
+        file.report((), f"the file is empty: it needs {_written(keys)} (an empty list is written "
+                        f"'{keys[0]}: []')")
+        return None
     for path, line, key in file.duplicates:
         file.problems.append(f"{file.shown}:{line}: {file.who(path)}duplicate key '{key}'")
     if not isinstance(file.data, dict):
-        expected = ", ".join(f"'{k}:'" for k in FILE_MODELS[file.name].model_fields)
-        file.report((), f"the file must be a mapping with {expected}")
+        file.report((), f"the file must be a mapping with {', '.join(repr(k + ':') for k in keys)}")
+        return None
+    missing = [key for key in keys if key not in file.data]
+    if missing and set(file.data) <= set(keys):  # (a misspelt key is told as such below)
+        file.report((), f"missing top-level key {_written(missing)} (for none, write '{missing[0]}: []')")
         return None
     try:
         return FILE_MODELS[file.name].model_validate(file.data)
@@ -111,6 +118,10 @@ def parse_and_validate(file: CheckedFile, raw: bytes | None) -> BaseModel | None
     except RecursionError:
         file.report((), "nesting too deep")
         return None
+
+
+def _written(keys: list[str]) -> str:
+    return " and ".join(f"'{key}:'" for key in keys)
 
 
 def _compose(text: str, file: CheckedFile) -> Any:
@@ -188,7 +199,7 @@ def _report_schema_error(file: CheckedFile, error: Any) -> None:
         what, model = _CONTEXTS.get(parent[-1], ("key", FILE_MODELS[file.name])) if parent else (
             "key", FILE_MODELS[file.name])
         names = [f.alias or n for n, f in model.model_fields.items()]
-        file.report(loc, f"unknown {what} '{key}'{suggest(key, names)}")
+        file.report(loc, f"unknown {what} '{key}'{_misplaced(key, parent[-1] if parent else '') or suggest(key, names)}")
         return
     field_path = ".".join(str(p) for p in (loc[2:] if file.who(loc) else loc))
     if kind == "missing":
@@ -199,11 +210,59 @@ def _report_schema_error(file: CheckedFile, error: Any) -> None:
         return
     hint = ""
     written = file.raw.get(loc)
+    plain = _plain_advice(kind, error.get("input"), written, str(loc[-1]) if loc else "")
+    if plain is not None:  # pydantic's wording speaks of tuples and instances, not of YAML
+        file.report(loc, f"{field_path}: {plain}" if field_path else plain)
+        return
     if kind == "string_type" and written is not None and not isinstance(error.get("input"), str):
         hint = f" (YAML reads {written} as {type(error['input']).__name__}; write it in quotes: '{written}')"
     if kind in ("literal_error", "enum") and isinstance(error.get("input"), str):
         hint = suggest(error["input"], re.findall(r"'([^']*)'", str(error.get("ctx", {}).get("expected", ""))))
     file.report(loc, f"{field_path}: {message}{hint}" if field_path else f"{message}{hint}")
+
+
+_DATE_ERRORS = ("date_type", "date_parsing", "date_from_datetime_parsing", "date_from_datetime_inexact")
+_CONDITION_KEYS = ("when", "any", "all", "not")
+
+
+def _plain_advice(kind: str, value: Any, written: str | None, key: str) -> str | None:
+    """What to write instead, for the schema errors whose library wording helps nobody."""
+    shown = written if written is not None else str(value)
+    if kind in ("tuple_type", "list_type"):
+        example = f"[{shown}]" if not isinstance(value, dict | list) else "[a, b]"
+        return f"write a list, e.g. {example}"
+    if kind in ("model_type", "dict_type", "model_attributes_type"):
+        if isinstance(value, list) and key in _CONDITION_KEYS:
+            return ("write the conditions as keys (kind: …, keywords: …), not as a list of '- ' items; "
+                    "to combine conditions, use any: [...] or all: [...]")
+        if isinstance(value, list):
+            return "write keys (name: value) here, not a list of '- ' items"
+        return f"write keys (name: value) here, not the single value '{shown}'"
+    if kind in _DATE_ERRORS:
+        return f"'{shown}' is not a date: write a date as YYYY-MM-DD, e.g. 2026-07-01"
+    if kind in ("bool_type", "bool_parsing"):
+        return f"'{shown}' is not true or false"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f"'{shown}' is not a whole number"
+    return None
+
+
+def _misplaced(key: str, parent: str) -> str:
+    """A hint for a key written at the wrong level: `continue` under `then`, an action under `when`…"""
+    rule_keys = [f.alias or n for n, f in Rule.model_fields.items()]
+    actions = list(Actions.model_fields)
+    conditions = [f.alias or n for n, f in Condition.model_fields.items()]
+    if parent == "then" and key in rule_keys:
+        return f" (`{key}` belongs to the rule, one level up, next to `then:`)"
+    if parent == "then" and key in conditions:
+        return f" (`{key}` is a condition: put it under `when:`)"
+    if parent in _CONDITION_KEYS and key in actions:
+        return f" (`{key}` is an action: put it under `then:`)"
+    if parent == "rules" and key in actions:
+        return f" (`{key}` is an action: put it under the rule's `then:`)"
+    if parent == "rules" and key in conditions:
+        return f" (`{key}` is a condition: put it under the rule's `when:`)"
+    return ""
 
 
 def _is_tag(part: str) -> bool:

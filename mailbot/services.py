@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import regex
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -52,7 +52,8 @@ class Service(BaseModel):
     aliases: tuple[str, ...] = Field((), description="Other names that identify the service in a text.")
     addresses: tuple[str, ...] = Field((), description="Exact e-mail addresses of the service.")
     domains: tuple[str, ...] = Field((), description="Mail domains of the service; subdomains included.")
-    competent: bool = Field(True, description="Whether our office handles complaints about this service.")
+    competent: bool = Field(True, description="Whether our office handles complaints about this service; "
+                                                "required for an ombudsman service (usually false).")
     refer_to: str | None = Field(None, description="Service id to refer complaints to when not competent.")
     names: PerLanguage = Field(
         PerLanguage(), description="Official name per reply language (nl, fr, en, de) where it differs from `name`; "
@@ -65,6 +66,15 @@ class Service(BaseModel):
     reference_pattern: str | None = Field(
         None, description="Regex for the service's own file numbers; group 'ref' (or the whole match) is the number.")
     example: bool = Field(False, description="True while the entry is example data that still needs review.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _competence_stated(cls, data: Any) -> Any:
+        # Defaulting to competent would mean nothing is ever referred to a new ombudsman service.
+        if isinstance(data, dict) and data.get("kind") == "ombudsman" and "competent" not in data:
+            raise ValueError("an ombudsman service needs 'competent:': false when complaints about what it "
+                             "covers go to it (the usual case), true when our office handles them")
+        return data
 
     @field_validator("addresses", "domains")
     @classmethod

@@ -41,7 +41,7 @@ NEIGHBOURS_FR = ("Bonjour,\n\nDepuis des mois, j'ai un conflit de voisinage à c
 
 
 def problems(routing: str) -> list[str]:
-    contents = {"services.yaml": b"", "routing.yaml": routing.encode(), "investigators.yaml": PEOPLE.encode()}
+    contents = {"services.yaml": b"services: []\n", "routing.yaml": routing.encode(), "investigators.yaml": PEOPLE.encode()}
     return check_contents(contents, label="rules",
                           template_names=frozenset({"direct_answer", "ask_info", "ack_investigation"})).problems
 

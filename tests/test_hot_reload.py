@@ -1,4 +1,5 @@
-"""Rules and templates are reloaded between batches of the running poll loop; a bad edit
+"""Rules and templates are reloaded between batches of the running poll loop (once two
+consecutive checks read the same files: a deploy caught half-way is not taken); a bad edit
 changes nothing, and a template that fails at reply time never makes the mail unreadable."""
 
 from __future__ import annotations
@@ -41,11 +42,13 @@ def test_good_edit_applies_and_bad_edit_is_refused(tmp_path, make_app, dovecot, 
 
     routing = (rules / "routing.yaml").read_text()
     (rules / "routing.yaml").write_text(routing.replace("rules:\n", URGENT_RULE, 1))
+    app.routing.reload_if_changed()  # a deploy is taken when two checks read it the same: this is the first
     append_all(dovecot, [complaint(sender="twee@example.be")])
     app.poll_once()
     assert app.routing.last_error is None
 
     (rules / "routing.yaml").write_text(routing.replace("rules:\n", URGENT_RULE.replace("priority:", "priorty:"), 1))
+    app.routing.reload_if_changed()  # a deploy is taken when two checks read it the same: this is the first
     append_all(dovecot, [complaint(sender="drie@example.be")])
     app.poll_once()
 
@@ -112,6 +115,7 @@ def test_broken_template_keeps_the_last_good_one(tmp_path, make_app, dovecot, sm
     assert "ack_investigation/nl.txt.j2" in failed.detail["error"]
 
     ack.write_text(good.replace(ACK, "Wij hebben uw klacht GOED ontvangen"), encoding="utf-8")
+    app.routing.reload_if_changed()  # a deploy is taken when two checks read it the same: this is the first
     _poll(app, dovecot, complaint(sender="drie@example.be"))
     assert app.routing.last_error is None
     replies = _replies(app)
@@ -132,6 +136,7 @@ def test_broken_digest_template_keeps_the_last_good_digest(tmp_path, make_app, d
     _poll(app, dovecot, complaint(sender="een@example.be"))
     digest_text = templates / "_digest" / "nl.txt.j2"
     digest_text.write_text(digest_text.read_text(encoding="utf-8") + "{% if d %}\n", encoding="utf-8")
+    app.routing.reload_if_changed()  # a deploy is taken when two checks read it the same: this is the first
     _poll(app, dovecot, complaint(sender="twee@example.be"))
     assert "_digest/nl.txt.j2" in (app.routing.last_error or "")
     assert app.send_digest(app.local_today()) == 1
@@ -143,6 +148,7 @@ def test_deleted_template_keeps_the_last_good_copy(tmp_path, make_app, dovecot, 
     the copy in memory."""
     app, _, templates = _app(tmp_path, make_app, dovecot, smtp_sink, sqlite_url)
     shutil.rmtree(templates / "ack_investigation")
+    app.routing.reload_if_changed()  # a deploy is taken when two checks read it the same: this is the first
     report = _poll(app, dovecot, complaint(sender="een@example.be"))
     assert (report.processed, report.quarantined) == (1, 0)
     assert "ack_investigation" in (app.routing.last_error or "")
@@ -157,10 +163,12 @@ def test_rule_waiting_for_its_template_is_taken_when_the_template_arrives(tmp_pa
     app, rules, templates = _app(tmp_path, make_app, dovecot, smtp_sink, sqlite_url)
     routing = rules / "routing.yaml"
     routing.write_text(routing.read_text(encoding="utf-8").replace("rules:\n", HOT_RULE, 1), encoding="utf-8")
+    app.routing.reload_if_changed()  # a deploy is taken when two checks read it the same: this is the first
     _poll(app, dovecot, complaint(sender="een@example.be", subject="HOTRULE studietoelage"))
     assert "unknown template 'hot_tpl'" in (app.routing.last_error or "")
 
     shutil.copytree(templates / "status_neutral", templates / "hot_tpl")
+    app.routing.reload_if_changed()  # a deploy is taken when two checks read it the same: this is the first
     _poll(app, dovecot, complaint(sender="twee@example.be", subject="HOTRULE studietoelage"))
     assert app.routing.last_error is None and "hot_tpl" in app.routing.template_names
     replies = _replies(app)
@@ -182,6 +190,7 @@ def test_template_failing_at_reply_time_does_not_make_the_mail_unreadable(tmp_pa
     ack.write_text(ack.read_text(encoding="utf-8").replace("{% block body %}\n",
                                                            "{% block body %}\n" + CRASHING_GREETING, 1),
                    encoding="utf-8")
+    app.routing.reload_if_changed()  # a deploy is taken when two checks read it the same: this is the first
     report = _poll(app, dovecot, complaint(sender="anoniem@example.be", name=""),
                    complaint(sender="jan@example.be", name="Jan Peeters"))
     assert app.routing.last_error is None  # the edit passed the check and is in force

@@ -60,8 +60,9 @@ def test_language_condition() -> None:
 
 def test_flags_condition_needs_every_flag() -> None:
     """`flags` holds only when every listed flag is set on the case."""
-    assert fires("{flags: [a, b]}", mail(), flags=frozenset({"a", "b", "c"}))
-    assert not fires("{flags: [a, b]}", mail(), flags=frozenset({"a"}))
+    both = "{flags: [referred_by, multi_addressed]}"  # flags the robot sets (others are refused)
+    assert fires(both, mail(), flags=frozenset({"referred_by", "multi_addressed", "agency_in_cc"}))
+    assert not fires(both, mail(), flags=frozenset({"referred_by"}))
 
 
 def test_facts_condition() -> None:

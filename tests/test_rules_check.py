@@ -252,14 +252,14 @@ def test_bad_reference_pattern_in_services() -> None:
 
 def test_service_consistency() -> None:
     """Duplicate ids and domains, unknown refer_to and a non-competent agency without target are reported."""
-    services = SERVICES + """  - {id: fed, name: Dup, kind: ombudsman, domains: [delijn.be]}
+    services = SERVICES + """  - {id: fed, name: Dup, kind: ombudsman, competent: false, domains: [delijn.be]}
   - {id: fin, name: FOD, kind: agency, competent: false, refer_to: fedd}
   - {id: nmbs, name: NMBS, kind: agency, competent: false}
 """
     assert problems(services=services) == [
         "rules/services.yaml:12: service 'nmbs': not competent: set refer_to to the service that is",
     ]
-    services = SERVICES + """  - {id: fed, name: Dup, kind: ombudsman, domains: [delijn.be]}
+    services = SERVICES + """  - {id: fed, name: Dup, kind: ombudsman, competent: false, domains: [delijn.be]}
   - {id: fin, name: FOD, kind: agency, competent: false, refer_to: fedd}
 """
     assert problems(services=services) == [
