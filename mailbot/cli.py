@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import click
-from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import selectinload
 
 from .config import Settings, default_config_path, load_settings
 from .db_engine import describe_error
@@ -140,29 +140,58 @@ def case() -> None:
     """Look up, close and reopen cases."""
 
 
+CASE_STATUSES = ("open", "closed")
+_DAY = click.DateTime(formats=["%Y-%m-%d"])
+
+
 @case.command("list")
-@click.option("--status", help="only cases with this status")
-@click.option("--limit", default=200, show_default=True)
+@click.option("--status", type=click.Choice(CASE_STATUSES), help="only cases with this status")
+@click.option("--citizen", help="a citizen's whole address, or part of an address or name (any case)")
+@click.option("--flag", help="only cases with this flag (e.g. needs_triage, possible_duplicate)")
+@click.option("--team", help="only cases of this team")
+@click.option("--investigator", help="an investigator's address, or part of the name")
+@click.option("--since", type=_DAY, help="created on or after this day (YYYY-MM-DD, local time)")
+@click.option("--until", type=_DAY, help="created on or before this day (YYYY-MM-DD, local time)")
+@click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--offset", type=click.IntRange(min=0), default=0, help="skip this many (the next page)")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def case_list(ctx: click.Context, status: str | None, limit: int, as_json: bool) -> None:
-    """The most recent cases."""
-    from . import views
-    from .db import Case
+def case_list(ctx: click.Context, status: str | None, citizen: str | None, flag: str | None, team: str | None,
+              investigator: str | None, since: datetime | None, until: datetime | None, limit: int, offset: int,
+              as_json: bool) -> None:
+    """Cases, newest first; the filters given all apply."""
+    from . import store, views
 
+    if since and until and since > until:
+        raise click.UsageError("--since is after --until")
     app = _app(ctx)
     try:
+        zone = ZoneInfo(app.settings.schedule.timezone)
         with app.sessions() as session:
-            query = select(Case).options(selectinload(Case.messages), selectinload(Case.duplicate_of))
-            if status:
-                query = query.where(Case.status == status)
-            cases = list(session.execute(query.order_by(Case.id.desc()).limit(limit)).scalars())
+            cases, total = store.list_cases(
+                session, status=status, citizen=citizen, flag=flag, team=team, investigator=investigator,
+                created_from=_local_midnight(since, zone), created_before=_local_midnight(until, zone, after=True),
+                limit=limit, offset=offset, with_messages=as_json)
             if as_json:
-                click.echo(json.dumps([views.case_dict(c) for c in cases], indent=2, ensure_ascii=False))
+                sent = views.deliveries_of(session, (m.id for c in cases for m in c.messages if m.direction == "out"))
+                click.echo(json.dumps([views.case_dict(c, deliveries=sent) for c in cases], indent=2,
+                                      ensure_ascii=False))
             else:
-                click.echo(views.case_table(cases) if cases else "no cases")
+                counts = views.message_counts(session, [c.id for c in cases])
+                click.echo(views.case_table(cases, zone=zone, message_counts=counts) if cases else "no cases")
     finally:
         app.close()
+    if offset or len(cases) < total:
+        more = f"; next page: --offset {offset + len(cases)}" if offset + len(cases) < total else ""
+        click.echo(f"{len(cases)} of {total} shown{more}", err=True)
+
+
+def _local_midnight(day: datetime | None, zone: ZoneInfo, *, after: bool = False) -> datetime | None:
+    """The start of `day` (or of the day after it) in the office's time zone, in UTC."""
+    if day is None:
+        return None
+    start = datetime.combine(day.date() + timedelta(days=1 if after else 0), datetime.min.time(), zone)
+    return start.astimezone(timezone.utc)
 
 
 @case.command("show")
@@ -170,7 +199,7 @@ def case_list(ctx: click.Context, status: str | None, limit: int, as_json: bool)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def case_show(ctx: click.Context, ref: str, as_json: bool) -> None:
-    """One case with its messages."""
+    """One case: its messages with what became of each reply, and its history."""
     from . import store, views
 
     app = _app(ctx)
@@ -179,8 +208,9 @@ def case_show(ctx: click.Context, ref: str, as_json: bool) -> None:
             found = store.case_by_ref(session, ref.strip().upper())
             if found is None:
                 raise click.ClickException(f"no case {ref}")
-            click.echo(json.dumps(views.case_dict(found), indent=2, ensure_ascii=False) if as_json
-                       else views.case_text(found))
+            detail = views.load_detail(session, found)
+            click.echo(json.dumps(views.case_dict(found, detail=detail), indent=2, ensure_ascii=False) if as_json
+                       else views.case_text(found, detail, zone=ZoneInfo(app.settings.schedule.timezone)))
     finally:
         app.close()
 
@@ -236,7 +266,10 @@ def _set_status(ctx: click.Context, ref: str, *, close: bool, note: str, by: str
             change = store.close_case if close else store.reopen_case
             changed = change(session, found, now=app.clock(), by=(by or _login()).strip()[:200],
                              note=note.strip()[:2000])
-            data = {**views.case_dict(found), "changed": changed}
+        with app.sessions() as session:  # after the commit: the history has the event just written
+            found = store.case_by_ref(session, wanted)
+            assert found is not None  # cases are never deleted
+            data = {**views.case_dict(found, detail=views.load_detail(session, found)), "changed": changed}
         days = app.settings.retention.closed_case_days
     finally:
         app.close()

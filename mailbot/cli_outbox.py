@@ -31,6 +31,7 @@ def outbox_group() -> None:
 def outbox_list(ctx: click.Context, statuses: tuple[str, ...], limit: int, as_json: bool) -> None:
     """Replies that need a staff decision, oldest first."""
     from .outbox_admin import NEEDS_STAFF, listing
+    from .views import shown
 
     app = _app(ctx)
     try:
@@ -43,11 +44,11 @@ def outbox_list(ctx: click.Context, statuses: tuple[str, ...], limit: int, as_js
         return
     if not rows:
         click.echo("no replies")
-    for row in rows:
+    for row in rows:  # recipients and SMTP errors come from outside: cleaned for the terminal
         next_try = f", next try {row['next_attempt_at']}" if row["next_attempt_at"] else ""
-        click.echo(f"{row['id']:>7}  {row['status']:<9} {row['case_ref'] or '-':<16} {row['template']:<20} "
-                   f"{row['recipient']}  ({row['attempts']} attempts{next_try}) "
-                   f"{clip(row['last_error'] or '', 100)}")
+        click.echo(f"{row['id']:>7}  {row['status']:<9} {shown(row['case_ref']) or '-':<16} "
+                   f"{shown(row['template']):<20} {shown(row['recipient'])}  ({row['attempts']} attempts{next_try}) "
+                   f"{clip(shown(row['last_error']), 100)}")
 
 
 def clip(text: str, width: int) -> str:

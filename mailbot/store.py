@@ -9,10 +9,10 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Row, bindparam, func, select, text, update
+from sqlalchemy import Row, Text, bindparam, cast, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from . import deferred
 from .db import Case, CaseSequence, Event, Message, RawMail, Receipt, as_utc, table_of, utcnow
@@ -311,11 +311,59 @@ def add_event(session: Session, type_: str, *, case: deferred.HasId | None = Non
                  ids={"case_id": case, "message_pk": message})
 
 
-def list_cases(session: Session, *, status: str | None = None, limit: int = 200) -> list[Case]:
-    query = select(Case).order_by(Case.id.desc()).limit(limit)
+def list_cases(session: Session, *, status: str | None = None, citizen: str | None = None,
+               flag: str | None = None, team: str | None = None, investigator: str | None = None,
+               created_from: datetime | None = None, created_before: datetime | None = None,
+               limit: int = 200, offset: int = 0, with_messages: bool = False) -> tuple[list[Case], int]:
+    """`mailbot case list`: a page of the cases that pass every filter given, newest first,
+    and how many pass them in all. `citizen`: a whole address is looked up in the index on
+    the address; anything else is a case-insensitive part of the address or the name.
+    `investigator` likewise, by address or a part of the name."""
+    where = _case_filters(status=status, citizen=citizen, flag=flag, team=team, investigator=investigator,
+                          created_from=created_from, created_before=created_before)
+    query = (select(Case).where(*where).order_by(Case.created_at.desc(), Case.id.desc())
+             .limit(limit).offset(offset))
+    if with_messages:
+        query = query.options(selectinload(Case.messages), selectinload(Case.duplicate_of))
+    cases = list(session.execute(query).scalars())
+    if len(cases) < limit and (cases or offset == 0):  # the whole rest is on this page: no count needed
+        return cases, offset + len(cases)
+    return cases, session.execute(select(func.count()).select_from(Case).where(*where)).scalar_one()
+
+
+def _case_filters(*, status: str | None, citizen: str | None, flag: str | None, team: str | None,
+                  investigator: str | None, created_from: datetime | None,
+                  created_before: datetime | None) -> list[Any]:
+    where: list[Any] = []
     if status:
-        query = query.where(Case.status == status)
-    return list(session.execute(query).scalars())
+        where.append(Case.status == status)
+    if citizen:
+        where.append(_person(citizen, Case.citizen_email, Case.citizen_name, stored_lower=True))
+    if flag:  # flags is a JSON list of words: the quoted word in its text
+        where.append(cast(Case.flags, Text).contains(f'"{flag}"', autoescape=True))
+    if team:
+        where.append(Case.team == team)
+    if investigator:
+        where.append(_person(investigator, Case.investigator_email, Case.investigator_name, stored_lower=False))
+    if created_from is not None:
+        where.append(Case.created_at >= created_from)
+    if created_before is not None:
+        where.append(Case.created_at < created_before)
+    return where
+
+
+def _person(value: str, address: Any, name: Any, *, stored_lower: bool) -> Any:
+    """A whole address: equal to the stored one, through its index when the column is stored
+    lower-cased (a citizen's: `forwards.make_address`; an investigator's comes from the rules
+    as typed); else a case-insensitive part of the address or the name (a scan)."""
+    wanted = value.strip().lower()
+    if _WHOLE_ADDRESS.match(wanted):
+        return address == wanted if stored_lower else func.lower(address) == wanted
+    return or_(func.lower(address).contains(wanted, autoescape=True),
+               func.lower(name).contains(wanted, autoescape=True))
+
+
+_WHOLE_ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 CLOSED = "closed"
