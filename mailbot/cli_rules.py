@@ -4,49 +4,96 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+import yaml
 
 from .errors import MailbotError
+from .render import LANGUAGES
 from .rules import FILE_MODELS
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 
-def _configured_dirs(ctx: click.Context) -> tuple[Path | None, Path | None]:
-    """rules_dir and templates_dir from config.yaml, or (None, None) when there is no usable config."""
-    from .config import default_config_path, load_settings
+# What the rules commands never use: they connect to no mail server. An unset ${VAR} in a mail
+# server's host or password (set only where the robot runs) is no reason to refuse them.
+_SERVER_KEYS = ("host", "password")
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def rules_settings(path: Path) -> Settings:
+    """config.yaml as the rules commands read it: validated as always, but an environment
+    variable used only for a mail server's host or password may be unset (it stays `${NAME}`)."""
+    from .config import load_settings
+
+    return load_settings(path, environ={**_server_placeholders(path), **os.environ})
+
+
+def _server_placeholders(path: Path) -> dict[str, str]:
+    """`${NAME}` for each variable only `imap`, `mailboxes` or `smtp` host/password use."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return {}  # load_settings says what is wrong
+    if not isinstance(data, dict):
+        return {}
+    servers = [data.get("imap"), data.get("smtp"), *(data.get("mailboxes") or [])]
+    server_values = [section.get(key) for section in servers if isinstance(section, dict) for key in _SERVER_KEYS]
+    used_for_servers = {name for value in server_values if isinstance(value, str) for name in _ENV_REF.findall(value)}
+    used_elsewhere = set(_ENV_REF.findall(yaml.safe_dump(_without(data, servers))))
+    return {name: f"${{{name}}}" for name in used_for_servers - used_elsewhere}
+
+
+def _without(data: Any, servers: list[Any]) -> Any:
+    """`data` with the server keys of the `servers` sections left out."""
+    if isinstance(data, dict):
+        return {key: _without(value, servers) for key, value in data.items()
+                if not (any(data is section for section in servers) and key in _SERVER_KEYS)}
+    if isinstance(data, list):
+        return [_without(value, servers) for value in data]
+    return data
+
+
+def _configured(ctx: click.Context) -> Settings | None:
+    """config.yaml (`rules_settings`), or None when there is none to use."""
+    from .config import default_config_path
 
     obj = ctx.find_root().obj or {}
     path = default_config_path(obj.get("config_path"))
     if obj.get("config_path") is None and not path.is_file():
-        return None, None
-    settings = load_settings(path)  # an explicit but broken config is an error worth showing
-    return settings.rules_dir, settings.templates_dir
+        return None
+    return rules_settings(path)  # an explicit but broken config is an error worth showing
 
 
 def _resolve(ctx: click.Context, rules_dir: str | None, templates_dir: str | None, *,
-             need_templates: bool = True) -> tuple[Path, Path | None]:
+             need_templates: bool = True) -> tuple[Path, Path | None, tuple[str, ...]]:
+    """The rules folder, the templates folder and the languages each template must have (the
+    config's; all four without one)."""
     if rules_dir and (templates_dir or not need_templates):
-        return Path(rules_dir), Path(templates_dir) if templates_dir else None
+        return Path(rules_dir), Path(templates_dir) if templates_dir else None, LANGUAGES
     try:
-        cfg_rules, cfg_templates = _configured_dirs(ctx)
+        settings = _configured(ctx)
     except MailbotError:
         if rules_dir is None:
             raise
-        cfg_rules = cfg_templates = None
-    rules = Path(rules_dir) if rules_dir else cfg_rules
+        settings = None
+    rules = Path(rules_dir) if rules_dir else settings.rules_dir if settings else None
     if rules is None:
         raise click.UsageError("no config.yaml found: pass --rules-dir (or --config)")
-    templates = Path(templates_dir) if templates_dir else cfg_templates
+    templates = Path(templates_dir) if templates_dir else settings.templates_dir if settings else None
     if templates is None and (rules.parent / "templates").is_dir():
         templates = rules.parent / "templates"  # the usual layout: rules/ and templates/ side by side
-    return rules, templates
+    return rules, templates, tuple(settings.languages) if settings else LANGUAGES
 
 
-def _template_check(templates_dir: Path | None) -> tuple[frozenset[str] | None, list[str]]:
+def _template_check(templates_dir: Path | None, languages: tuple[str, ...] = LANGUAGES
+                    ) -> tuple[frozenset[str] | None, list[str]]:
     """Known template names and the templates' own problems; (None, []) when there are none to check."""
     if templates_dir is None:
         return None, []
@@ -54,7 +101,7 @@ def _template_check(templates_dir: Path | None) -> tuple[frozenset[str] | None, 
     from .render import Renderer
 
     renderer = Renderer(templates_dir)
-    problems = renderer.check()
+    problems = renderer.check(languages=languages)
     if templates_dir.is_dir():
         problems += check_templates(templates_dir)
     return renderer.names(), [_openable(problem, templates_dir) for problem in problems]
@@ -82,8 +129,8 @@ def check_command(ctx: click.Context, rules_dir: str | None, templates_dir: str 
     """Validate rules/ (and templates/); print `file:line: message` per problem; exit 1 on any."""
     from .rules_check import check_dir
 
-    rules, templates = _resolve(ctx, rules_dir, templates_dir)
-    names, template_problems = _template_check(templates)
+    rules, templates, languages = _resolve(ctx, rules_dir, templates_dir)
+    names, template_problems = _template_check(templates, languages)
     result = check_dir(rules, template_names=names)
     problems = result.problems + template_problems
     for problem in problems:
@@ -113,7 +160,7 @@ def json_schemas() -> dict[str, dict[str, Any]]:
 @click.pass_context
 def schema_command(ctx: click.Context, rules_dir: str | None, check_only: bool) -> None:
     """Write JSON Schema for the rule files into <rules-dir>/schema/, for editor autocompletion."""
-    rules, _ = _resolve(ctx, rules_dir, None, need_templates=False)
+    rules, _, _ = _resolve(ctx, rules_dir, None, need_templates=False)
     out = rules / "schema"
     stale = []
     for filename, schema in json_schemas().items():
@@ -136,25 +183,51 @@ def schema_command(ctx: click.Context, rules_dir: str | None, check_only: bool) 
 @rules_group.command("explain")
 @click.argument("mail_file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@click.option("--show-reply", is_flag=True, help="print the text of each reply as it would be sent")
+@click.option("--last-good", is_flag=True,
+              help="when the rule or template files are refused, explain with the last good set the robot "
+                   "saved in the database (what a running robot uses) instead of stopping")
 @click.pass_context
-def explain_command(ctx: click.Context, mail_file: str, as_json: bool) -> None:
-    """Dry run for one mail: classification, matching, rules, replies. No side effects."""
-    from .app import create_app
-    from .config import default_config_path, load_settings
-    from .explain import explain, explain_text
+def explain_command(ctx: click.Context, mail_file: str, as_json: bool, show_reply: bool, last_good: bool) -> None:
+    """Dry run for one mail: classification, matching, rules, replies. No side effects.
 
-    settings = load_settings(default_config_path((ctx.find_root().obj or {}).get("config_path")))
+    It explains with the rule and template files on disk, checked as `rules check` checks
+    them; when they are refused it says why and exits 1 (--last-good: explains with the set
+    a running robot fell back on)."""
+    from .app import create_app
+    from .config import default_config_path
+    from .db_engine import make_engine
+    from .explain import explain, explain_text
+    from .rules_check import check_dir
+
+    settings = rules_settings(default_config_path((ctx.find_root().obj or {}).get("config_path")))
+    names, problems = _template_check(settings.templates_dir, tuple(settings.languages))
+    problems = check_dir(settings.rules_dir, template_names=names).problems + problems
     url = settings.database.url
-    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
-        # Connecting would create the file: explain against an empty in-memory store instead.
-        settings = settings.model_copy(update={"database": settings.database.model_copy(update={"url": "sqlite://"})})
-    app = create_app(settings)
-    if settings.database.url == "sqlite://":
+    no_database = url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists()
+    if problems:
+        for problem in problems:
+            click.echo(problem, err=True)
+        if not last_good or no_database:
+            click.echo(f"{len(problems)} problem(s) in the rule or template files: not explained"
+                       + (" (there is no database, so no last good set either)" if last_good else
+                          " (run 'mailbot rules check'; --last-good explains with the set a running robot uses)"),
+                       err=True)
+            ctx.exit(1)
+        click.echo(f"*** {len(problems)} problem(s) in the rule or template files: explained with the last good "
+                   "set saved in the database, not with the files on disk ***", err=True)
+    engine = None
+    if no_database:
+        # Connecting would create the file: explain against an empty in-memory store instead,
+        # its schema made before the robot reads it (one connection serves the whole command).
         from .migrate import upgrade
 
-        upgrade(app.engine)  # the same connection serves the whole command (one thread)
+        settings = settings.model_copy(update={"database": settings.database.model_copy(update={"url": "sqlite://"})})
+        engine = make_engine("sqlite://")
+        upgrade(engine)
+    app = create_app(settings, engine=engine)
     try:
-        result = explain(app, Path(mail_file).read_bytes())
+        result = explain(app, Path(mail_file).read_bytes(), show_reply=show_reply)
     finally:
         app.close()
     click.echo(json.dumps(result, indent=2, ensure_ascii=False, default=str) if as_json

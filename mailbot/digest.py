@@ -17,8 +17,11 @@ blocks a staff address (`outbox`).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
+import re
+import traceback
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -38,6 +41,8 @@ from . import sanitize
 from .config import Settings
 from .db import Outbox
 from .digest_data import DigestData, collect
+from .digest_info import IDLE_OPEN
+from .digest_items import ChartDay, CountedSection, Item, Said, Section, template_said
 from .errors import RulesError
 from .render import TemplateSet
 from .store import add_event
@@ -73,8 +78,11 @@ def environment(templates_dir: Path, templates: TemplateSet | None = None) -> Im
 
 
 def check_templates(templates_dir: Path) -> list[str]:
-    """Syntax problems of the digest templates as `templates/_digest/<file>:LINE: message`
-    (`rules check`: otherwise the first sign of a broken digest is the morning's run)."""
+    """Problems of the digest templates as `templates/_digest/<file>:LINE: message`
+    (`rules check`: otherwise the first sign of a broken digest is the morning's run): their
+    syntax, and each rendered with sample digests (`sample_digests`: every section listing an
+    item, a team's, an empty day), so a misspelt name or a labels.j2 without a section's key
+    is found too."""
     folder = Path(templates_dir) / TEMPLATE_DIR
     shown = f"{Path(templates_dir).name}/{TEMPLATE_DIR}"
     if not folder.is_dir():
@@ -86,7 +94,70 @@ def check_templates(templates_dir: Path) -> list[str]:
             env.get_template(path.name)
         except TemplateSyntaxError as err:
             problems.append(f"{shown}/{path.name}:{err.lineno}: {err.message}")
-    return problems
+    if problems:
+        return problems  # rendering would only say the same again
+    for data in sample_digests():
+        context = {"d": data, "office": "Vlaamse Ombudsdienst", "colors": COLORS, "working_days": 3,
+                   "idle_days": 90, "day": data.day.strftime("%d-%m-%Y")}
+        for name in _REQUIRED:
+            try:
+                env.get_template(name).render(context)
+            except Exception as err:  # noqa: BLE001 - undefined names, a missing key, a type error
+                problems.append(_where(err, folder, shown, name))
+    return list(dict.fromkeys(problems))
+
+
+def _where(err: Exception, folder: Path, shown: str, rendered: str) -> str:
+    """`templates/_digest/<file>:LINE: message` for an error while rendering `rendered`: the
+    innermost line of a digest template in the traceback (Jinja rewrites it to those)."""
+    where, line = rendered, 1
+    root = folder.resolve()
+    for frame in reversed(traceback.extract_tb(err.__traceback__)):
+        if frame.filename and Path(frame.filename).resolve().parent == root:
+            where, line = Path(frame.filename).name, frame.lineno or 1
+            break
+    message = getattr(err, "message", None) or str(err) or type(err).__name__
+    missing = re.search(r"has no attribute '([^']*)'", message)
+    if missing and missing[1] in DECISION_SECTIONS + INFO_SECTIONS:
+        message += f" (labels.j2 has no title for the digest section {missing[1]!r})"
+    return f"{shown}/{where}:{line}: {message}"
+
+
+def sample_digests() -> list[DigestData]:
+    """Digests to check the templates with: one listing an item in every section (with what the
+    robot said in English, a group label and a capped section), the same for a team, and a
+    day with nothing in it."""
+    said = Said("evidence.fuzzy", (("ref", "VO-2026-000123"), ("sender", Said("sender.same address")),
+                                   ("status", "open"), ("subject", "92"), ("body", "88")), "fuzzy: …")
+    item = Item("VO-2026-000123", template_said("ack_investigation"), "Jan Janssens <jan@example.be>", said,
+                (Said("not_tried"), "8123 bytes"), ("spoofed_sender", "needs_triage"))
+    flagged = Item("VO-2026-000124", "Klacht over De Lijn", "Jan Janssens <jan@example.be>",
+                   "multi_addressed, possible_duplicate")
+
+    def full(key: str) -> Section:
+        if key in _FLAG_SECTIONS:
+            return Section(key, [("", [flagged])])
+        if key == "needs_triage":
+            return Section(key, [("", [Item("VO-2026-000125", "Stand van zaken?", "an@example.be", "new_complaint",
+                                            (said,), ("status_unmatched", "no_reply"))])])
+        return CountedSection(key, [("Team onderwijs", [item]), ("… en nog 3", [])], total=4)
+
+    day = date(2026, 11, 23)
+    chart = [ChartDay(day, tuple((kind, 2) for kind in COLORS), 2 * len(COLORS))]
+    totals = {"received": 12, "new_cases": 5, "replies_sent": 7, "needs_decision": 4}
+    listed = DigestData(day, None, [full(k) for k in DECISION_SECTIONS], [full(k) for k in INFO_SECTIONS],
+                        totals, chart, chart[0].total)
+    empty = DigestData(day, None, [Section(k) for k in DECISION_SECTIONS], [Section(k) for k in INFO_SECTIONS],
+                       dict.fromkeys(totals, 0), [ChartDay(day, (), 0)], 0)
+    return [listed, dataclasses.replace(listed, team="onderwijs"), empty]
+
+
+# Every section a digest has (`digest_data.collect`), in order; the check lists an item in each.
+DECISION_SECTIONS = ("needs_triage", "multi_addressed", "agency_in_cc", "contact_wishes", "quarantined",
+                     "undeliverable", "not_sent", "held", "rules_failed", "overdue")
+INFO_SECTIONS = ("new_cases", "quick_service", "referrals", "agency_forwards", "solutions", "status_requests",
+                 "imported_open", IDLE_OPEN)
+_FLAG_SECTIONS = ("multi_addressed", "agency_in_cc", "contact_wishes")
 
 
 _REQUIRED = ("nl.txt.j2", "nl.html.j2", "nl.subject.j2")

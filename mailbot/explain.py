@@ -22,7 +22,8 @@ from .decide import STATUS_OVERVIEW
 from .errors import ParseError, RulesError, StoreError
 from .model import Classification, Decision, Mail, Reply
 from .prepare import prepare
-from .replies import overview_cases, reply_subject
+from .compose import build_subject
+from .replies import overview_cases, reply_setup
 from .route import describe
 from .store import format_ref
 
@@ -55,8 +56,9 @@ def _mail_summary(mail: Mail) -> dict[str, Any]:
     }
 
 
-def explain(app: Any, raw: bytes, *, now: datetime | None = None) -> dict[str, Any]:
-    """Everything the pipeline would decide for `raw`, as plain data."""
+def explain(app: Any, raw: bytes, *, now: datetime | None = None, show_reply: bool = False) -> dict[str, Any]:
+    """Everything the pipeline would decide for `raw`, as plain data; `show_reply`: with the
+    plain text of each reply as it would be sent."""
     now = now or datetime.now(timezone.utc)
     intake = app.intake
     try:
@@ -67,7 +69,7 @@ def explain(app: Any, raw: bytes, *, now: datetime | None = None) -> dict[str, A
             told = []
             if found is not None:
                 case = session.get(Case, found.case.case_id) if found.case is not None else None
-                told.append(_reply(found.reply, _subject(session, intake, found.reply, case, found.mail)))
+                told.append(_reply(found.reply, _rendered(session, intake, found.reply, case, found.mail), show_reply))
         return {"parse": {"error": str(err)}, "classification": {"kind": "unreadable"},
                 "actions": ["quarantine"], "replies": told}
     result: dict[str, Any] = {"parse": _mail_summary(mail), "classification": _plain(classification)}
@@ -77,7 +79,7 @@ def explain(app: Any, raw: bytes, *, now: datetime | None = None) -> dict[str, A
         decision = planned.decision
         case = (_new_case(session, intake.settings, mail, decision, classification, now)
                 if decision.open_case else planned.case)
-        subjects = [_subject(session, intake, r, case, mail) for r in decision.replies]
+        rendered = [_rendered(session, intake, r, case, mail) for r in decision.replies]
     result["match"] = _plain(planned.match)
     result["match_considered"] = _plain(planned.matched.considered)
     if planned.routed is not None:
@@ -89,7 +91,7 @@ def explain(app: Any, raw: bytes, *, now: datetime | None = None) -> dict[str, A
         "joins_case": joins, "flags": list(decision.flags),
         "outcome": decision.outcome, "reasons": list(decision.reasons),
     }
-    result["replies"] = [_reply(r, subject) for r, subject in zip(decision.replies, subjects)]
+    result["replies"] = [_reply(r, shown, show_reply) for r, shown in zip(decision.replies, rendered)]
     return result
 
 
@@ -111,22 +113,27 @@ def _new_case(session: Session, settings: Any, mail: Mail, decision: Decision,
                 investigator_phone=investigator.phone if investigator else None)
 
 
-def _subject(session: Session, intake: Any, reply: Reply, case: Case | None, mail: Mail) -> str | dict[str, str]:
-    """The Subject the reply would be sent with (`replies.reply_subject`, as `queue_reply`
-    builds it), or {"error": ...} when its template fails (the reply would not be sent)."""
+def _rendered(session: Session, intake: Any, reply: Reply, case: Case | None, mail: Mail) -> dict[str, str]:
+    """The Subject and plain text the reply would be sent with (`replies.reply_subject`, as
+    `queue_reply` builds them), or {"error": ...} when its template fails (the reply would not
+    be sent)."""
     extra = {"cases": overview_cases(session, reply)} if reply.template == STATUS_OVERVIEW else None
+    reply, context, case_ref = reply_setup(intake.settings, case, reply, mail, extra)
     try:
-        return reply_subject(intake.settings, intake.renderer, reply, case=case, mail=mail, extra_context=extra)
+        rendered = intake.renderer.render(reply.template, reply.language, context)
     except RulesError as err:
         return {"error": str(err)}
+    return {"subject": build_subject(rendered.subject_prefix, case_ref, reply.subject, language=rendered.language),
+            "text": rendered.text}
 
 
-def _reply(reply: Reply, subject: str | dict[str, str]) -> dict[str, Any]:
+def _reply(reply: Reply, rendered: dict[str, str], show_reply: bool = False) -> dict[str, Any]:
     """One reply as data, with the rule's answer or questions as the citizen would read them."""
     shown = {key: _plain(reply.context[key]) for key in ("reason", "answer_text", "questions") if key in reply.context}
-    failed = {"template_error": subject["error"]} if isinstance(subject, dict) else {}
+    failed = {"template_error": rendered["error"]} if "error" in rendered else {}
+    text = {"text": rendered["text"]} if show_reply and not failed else {}
     return {"template": reply.template, "to": str(reply.to), "language": reply.language,
-            "subject": None if failed else subject, **failed, **shown}
+            "subject": rendered.get("subject"), **failed, **shown, **text}
 
 
 @contextmanager
@@ -149,9 +156,11 @@ def explain_text(result: dict[str, Any]) -> str:
     lines: list[str] = []
     parse = result["parse"]
     if "error" in parse:
-        told = [f"→ the sender is told: {r['template']} ({r['reason']}, {r['language']}) to {r['to']}"
-                for r in result["replies"]]
-        return "\n".join([f"unreadable: {parse['error']}", "→ quarantined" + ("" if told else ", no reply"), *told])
+        told = [line for r in result["replies"] for line in (
+            f"→ the sender is told: {r['template']} ({r['reason']}, {r['language']}) to {r['to']}",
+            *_reply_lines(r, " " * 2))]
+        return "\n".join([f"unreadable: {parse['error']}",
+                          "→ quarantined" + ("" if result["replies"] else ", no reply"), *told])
     cls = result["classification"]
     lines.append(f"mail:      {parse['from']} — {parse['subject']!r}")
     lines.append(f"kind:      {cls['kind']} (language {cls['language']})")
@@ -186,6 +195,7 @@ def explain_text(result: dict[str, Any]) -> str:
     for reply in result["replies"]:
         lines.append(f"reply:     {reply['template']} ({reply['language']}) to {reply['to']}")
         indent = " " * 13
+        lines.extend(_reply_lines(reply, " " * 11))
         if reply.get("answer_text"):
             lines.append("           answer:")
             for line in reply["answer_text"].split("\n"):
@@ -197,3 +207,15 @@ def explain_text(result: dict[str, Any]) -> str:
                 lines.extend(textwrap.wrap(question, 100, initial_indent=f"{indent}- ", subsequent_indent=f"{indent}  ",
                                            break_long_words=False, break_on_hyphens=False))
     return "\n".join(lines)
+
+
+def _reply_lines(reply: dict[str, Any], indent: str) -> list[str]:
+    """The reply's subject, or why its template fails (it would not be sent), and its text
+    when asked for (`--show-reply`)."""
+    if reply.get("template_error"):
+        return [f"{indent}NOT SENT: its template fails: {reply['template_error']}"]
+    lines = [f"{indent}subject: {reply['subject']}"]
+    if "text" in reply:
+        lines.append(f"{indent}text:")
+        lines.extend(f"{indent}  | {line}".rstrip() for line in reply["text"].rstrip("\n").split("\n"))
+    return lines

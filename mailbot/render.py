@@ -36,7 +36,7 @@ from markupsafe import Markup, escape
 
 from . import sanitize
 from .errors import RulesError
-from .template_vars import SAMPLES, sample_context
+from .template_vars import SAMPLES, allowed_names, sample_context, undeclared_names, unknown_attributes, variants
 
 FALLBACK_LANGUAGE = "nl"
 LANGUAGES = ("nl", "fr", "en", "de")
@@ -254,35 +254,104 @@ class Renderer:
         return f"{self.templates_dir.name}/{relative}"
 
     def check(self, sample_context_factory: Callable[[str], Mapping[str, Any]] | None = None,
-              languages: tuple[str, ...] = LANGUAGES) -> list[str]:
-        """Render every template in every language; problems as `templates/<file>:LINE: message`."""
+              languages: tuple[str, ...] | None = None) -> list[str]:
+        """Every template checked; problems as `templates/<file>:LINE: message`.
+
+        Each variable and attribute a template file names is checked against what run time
+        gives it (`template_vars`), in every branch; each template is rendered in every
+        language with the sample context and its variants. `languages` (config.yaml's): each
+        template needs its files in each of them, or a citizen writing in one gets Dutch;
+        None (the reload check) asks only for Dutch, as before."""
         factory = sample_context_factory or sample_context
         loaded = self._loaded
         files = loaded.templates.files
         problems: list[str] = []
         if loaded.templates.missing:
             return [f"{self.templates_dir}: templates directory missing"]
-        for lang in languages:
+        for lang in languages or LANGUAGES:
             if f"{SHARED_DIR}/{lang}.subject.j2" not in files:
                 problems.append(f"{self._display(f'{SHARED_DIR}/{lang}.subject.j2')}:1: subject prefix missing")
         for name in sorted(set(SAMPLES) - loaded.names):  # the robot sends these itself, whatever the rules say
             problems.append(f"{self._display(f'{name}/{FALLBACK_LANGUAGE}.txt.j2')}:1: file missing "
                             f"(template {name!r} is used by the robot itself)")
+        told: set[str] = set()  # `file:'name'` found undefined without rendering
+        rendered: list[str] = []
+        parsed: dict[str, tuple[Any, dict[str, int]] | None] = {}
         for name in sorted(loaded.names):
-            for lang in languages:
+            context = dict(factory(name))
+            named = self._named_variables(loaded, name, context, problems, told, parsed)
+            for lang in LANGUAGES:
                 txt, html = (f"{name}/{lang}.{kind}.j2" for kind in ("txt", "html"))
-                if txt not in files and html not in files and lang != FALLBACK_LANGUAGE:
+                required = lang == FALLBACK_LANGUAGE or lang in (languages or ())
+                if txt not in files and html not in files and not required:
                     continue  # falls back to Dutch, which is checked on its own
-                for part in (txt, html):
-                    if part not in files:
-                        problems.append(f"{self._display(part)}:1: file missing")
-                if not (txt in files and html in files):
-                    continue
-                try:
-                    self._render(loaded, name, lang, factory(name))
-                except RulesError as err:
-                    problems.append(str(err))
+                why = "" if lang == FALLBACK_LANGUAGE or txt in files or html in files else (
+                    f" (language {lang!r} is in languages: without it the reply is sent in Dutch)")
+                problems.extend(f"{self._display(part)}:1: file missing{why}" for part in (txt, html)
+                                if part not in files)
+                if txt in files and html in files:
+                    rendered.extend(self._render_problems(loaded, name, lang, context, named))
+        problems.extend(p for p in rendered if _undefined_at(p) not in told)
         return sorted(dict.fromkeys(problems))
+
+    def _named_variables(self, loaded: _Loaded, name: str, context: Mapping[str, Any], problems: list[str],
+                         told: set[str], parsed: dict[str, tuple[Any, dict[str, int]] | None]) -> dict[str, set[str]]:
+        """The variables the files of template `name` (and `_shared`'s) name, by language
+        (`base` for base.html.j2); a name run time never gives, or an attribute it never has,
+        added to `problems` (and `file:'name'` to `told`). `parsed`: each file's AST and names,
+        kept for the next template (`_shared` is read by all)."""
+        allowed = allowed_names(dict(context))
+        named: dict[str, set[str]] = {}
+        for path in sorted(loaded.templates.files):
+            folder, _, file = path.rpartition("/")
+            if folder not in (name, SHARED_DIR):
+                continue
+            if path not in parsed:
+                parsed[path] = _parse(loaded, path)
+            found = parsed[path]
+            if found is None:
+                continue  # a syntax error: told when the file is rendered
+            ast, variables = found
+            named.setdefault(file.split(".")[0], set()).update(variables)
+            for variable, line in variables.items():
+                if variable not in allowed:
+                    problems.append(f"{self._display(path)}:{line}: {variable!r} is undefined")
+                    told.add(f"{self._display(path)}:{variable!r}")
+            for line, variable, attr, known in unknown_attributes(ast, context):
+                problems.append(f"{self._display(path)}:{line}: {variable!r} has no attribute {attr!r} "
+                                f"({variable} has {', '.join(known)})")
+                told.add(f"{self._display(path)}:{attr!r}")
+        return named
+
+    def _render_problems(self, loaded: _Loaded, name: str, lang: str, context: Mapping[str, Any],
+                         named: dict[str, set[str]]) -> list[str]:
+        """Template `name` rendered in `lang` with the sample context and each variant of it that
+        changes a variable its files (or `_shared`'s) name."""
+        used = named.get(lang, set()) | named.get("base", set())
+        problems = []
+        for ctx in [dict(context), *variants(context, used)]:
+            try:
+                self._render(loaded, name, lang, ctx)
+            except RulesError as err:
+                problems.append(str(err))
+        return problems
+
+
+def _parse(loaded: _Loaded, path: str) -> tuple[Any, dict[str, int]] | None:
+    """A template file's AST and the variables it reads; None when it does not parse."""
+    try:
+        ast = loaded.env.parse(loaded.templates.files[path].decode("utf-8"), path, path)
+    except (TemplateSyntaxError, UnicodeDecodeError):
+        return None
+    return ast, undeclared_names(ast)
+
+
+def _undefined_at(problem: str) -> str | None:
+    """`file:'name'` of a `file:LINE: 'name' is undefined` (or `… has no attribute 'name'`)
+    problem found by rendering: a name found without rendering is told once per file, at the
+    line it first appears on, with what it could be."""
+    found = re.fullmatch(r"(.+?):\d+: (?:('[^']*') is undefined|.* has no attribute ('[^']*'))", problem)
+    return f"{found[1]}:{found[2] or found[3]}" if found else None
 
 
 def _languages(loaded: _Loaded, name: str) -> frozenset[str]:

@@ -111,7 +111,8 @@ def test_rules_check_names_a_missing_digest_template(tmp_path):
     assert result.exit_code == 1 and "templates/_digest/nl.subject.j2:1: file missing" in result.output
 
 
-def test_rules_check_without_templates_says_they_were_not_checked(tmp_path):
+def test_rules_check_without_templates_says_they_were_not_checked(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no config.yaml here to name a templates folder
     shutil.copytree(ROOT / "rules", tmp_path / "alone" / "rules")
     result = _check("--rules-dir", str(tmp_path / "alone" / "rules"))
     assert result.exit_code == 0

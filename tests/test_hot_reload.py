@@ -176,13 +176,14 @@ def test_rule_waiting_for_its_template_is_taken_when_the_template_arrives(tmp_pa
     assert replies["twee@example.be"][0] == "hot_tpl"
 
 
-CRASHING_GREETING = "{{ citizen_name.split()[0] }}\n"  # passes the check (the sample has a name)
+# Fails only on the first case's reference (…000001), which no sample of `rules check` has.
+CRASHING_GREETING = '{{ 1 // (case_ref[-1:] != "1") }}\n'
 
 
 def test_template_failing_at_reply_time_does_not_make_the_mail_unreadable(tmp_path, make_app, dovecot,
                                                                            smtp_sink, sqlite_url):
-    """A template that renders for `rules check` but fails on a real mail (here: a sender
-    without a name): the mail is recorded and its case opened, the reply is skipped with a
+    """A template that renders for `rules check` but fails on a real mail (here: the first
+    case's reference): the mail is recorded and its case opened, the reply is skipped with a
     `reply_skipped` event, the case flagged needs_triage, and the digest lists it with the reason."""
     clock = lambda: datetime(2026, 11, 23, 10, tzinfo=timezone.utc)  # noqa: E731
     app, _, templates = _app(tmp_path, make_app, dovecot, smtp_sink, sqlite_url, clock=clock)
