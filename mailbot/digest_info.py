@@ -225,6 +225,7 @@ def service_names(session: Session, rules_dir: Path) -> dict[str, str]:
 
 
 IDLE_OPEN = "idle_open"
+WINDOWS_PER_QUERY = 100  # day ranges ORed in one statement (SQLite's expression depth is 1,000)
 
 
 def idle_open(session: Session, settings: Settings, day: date, team: str | None) -> Section | None:
@@ -243,11 +244,14 @@ def idle_open(session: Session, settings: Settings, day: date, team: str | None)
     windows = idle_windows(day, every, settings.schedule.timezone, as_utc(oldest).astimezone(zone).date())
     if not windows:
         return Section(IDLE_OPEN)
-    crossed: ColumnElement[bool] = or_(*((Case.updated_at >= start) & (Case.updated_at < end)
-                                         for start, end in windows))
-    total = session.execute(select(func.count()).select_from(Case).where(*still_open, crossed)).scalar_one()
-    rows = session.execute(select(Case).where(*still_open, crossed).order_by(Case.updated_at, Case.id)
-                           .limit(INFO_LISTED)).scalars()
+    total, rows = 0, []
+    for first in range(0, len(windows), WINDOWS_PER_QUERY):  # SQLite limits an expression's depth
+        crossed: ColumnElement[bool] = or_(*((Case.updated_at >= start) & (Case.updated_at < end)
+                                             for start, end in windows[first:first + WINDOWS_PER_QUERY]))
+        total += session.execute(select(func.count()).select_from(Case).where(*still_open, crossed)).scalar_one()
+        rows += session.execute(select(Case).where(*still_open, crossed).order_by(Case.updated_at, Case.id)
+                                .limit(INFO_LISTED)).scalars()
+    rows = sorted(rows, key=lambda c: (as_utc(c.updated_at), c.id))[:INFO_LISTED]
     items = [_idle_item(c, day, zone) for c in rows]
     groups = one_group(items)
     if total <= len(items):

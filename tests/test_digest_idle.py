@@ -121,6 +121,20 @@ def test_the_list_is_capped_and_counts_them_all(make_app, sqlite_url):
     assert section.groups[-1] == ("… en nog 5", [])
 
 
+def test_a_weekly_threshold_over_cases_open_for_decades_still_builds(make_app, db_url):
+    """Every multiple of 7 days back to 1990 is its own day range (1,900 of them): more than
+    one SQL expression may hold on SQLite, so they are asked in groups."""
+    app = make_app(db_url=db_url, digest={"idle_after_days": 7})
+    with app.sessions.begin() as session:
+        _case(session, "VO-1990-000001", _local(DAY - timedelta(days=7 * 1900), 9))
+        _case(session, "VO-2000-000001", _local(DAY - timedelta(days=7 * 1400), 9))
+        _case(session, "VO-2000-000002", _local(DAY - timedelta(days=7 * 1400 + 1), 9))
+        _case(session, "VO-2026-000007", _local(DAY - timedelta(days=7), 9))
+    section, items = _idle(app)
+    assert [i.ref for i in items] == ["VO-1990-000001", "VO-2000-000001", "VO-2026-000007"]
+    assert section.count == 3
+
+
 def test_zero_turns_the_section_off(make_app, sqlite_url):
     app = make_app(db_url=sqlite_url, digest={"idle_after_days": 0})
     with app.sessions.begin() as session:
