@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
+from .cli_ops import Day
 from .config import Settings, default_config_path, load_settings
 from .db_engine import describe_error
 from .db_check import hint
@@ -29,10 +30,13 @@ def _app(ctx: click.Context, *, routes_mail: bool = False):
     reads or edits records, and a refusal of the rules on disk is a warning there: the robot
     itself reports it as an error, where it matters."""
     from .app import create_app
+    from .db_engine import refuse_missing_sqlite
 
     settings = _settings(ctx)
     if routes_mail:
         return create_app(settings)
+    # Only reads or edits records: a mistyped SQLite path must not leave an empty database.
+    refuse_missing_sqlite(settings.database.url)
     rules_log = logging.getLogger("mailbot.rules")
     demote = _AtMostWarning()
     rules_log.addFilter(demote)
@@ -141,7 +145,7 @@ def case() -> None:
 
 
 CASE_STATUSES = ("open", "closed")
-_DAY = click.DateTime(formats=["%Y-%m-%d"])
+_DAY = Day()
 
 
 @case.command("list")
@@ -157,7 +161,7 @@ _DAY = click.DateTime(formats=["%Y-%m-%d"])
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def case_list(ctx: click.Context, status: str | None, citizen: str | None, flag: str | None, team: str | None,
-              investigator: str | None, since: datetime | None, until: datetime | None, limit: int, offset: int,
+              investigator: str | None, since: date | None, until: date | None, limit: int, offset: int,
               as_json: bool) -> None:
     """Cases, newest first; the filters given all apply."""
     from . import store, views
@@ -186,11 +190,11 @@ def case_list(ctx: click.Context, status: str | None, citizen: str | None, flag:
         click.echo(f"{len(cases)} of {total} shown{more}", err=True)
 
 
-def _local_midnight(day: datetime | None, zone: ZoneInfo, *, after: bool = False) -> datetime | None:
+def _local_midnight(day: date | None, zone: ZoneInfo, *, after: bool = False) -> datetime | None:
     """The start of `day` (or of the day after it) in the office's time zone, in UTC."""
     if day is None:
         return None
-    start = datetime.combine(day.date() + timedelta(days=1 if after else 0), datetime.min.time(), zone)
+    start = datetime.combine(day + timedelta(days=1 if after else 0), datetime.min.time(), zone)
     return start.astimezone(timezone.utc)
 
 
@@ -264,7 +268,7 @@ def _set_status(ctx: click.Context, ref: str, *, close: bool, note: str, by: str
                 raise click.ClickException(f"{found.ref}: its personal data was pseudonymised (retention "
                                            "or an erasure request); it cannot be reopened")
             change = store.close_case if close else store.reopen_case
-            changed = change(session, found, now=app.clock(), by=(by or _login()).strip()[:200],
+            changed = change(session, found, now=app.clock(), by=((by or "").strip() or _login())[:200],
                              note=note.strip()[:2000])
         with app.sessions() as session:  # after the commit: the history has the event just written
             found = store.case_by_ref(session, wanted)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
 import click
 
+from .cli_ops import Day
 from .imported_cases import OPEN_DAYS, default_cutoff
 
 
@@ -66,12 +67,12 @@ class ProgressBar:
 @click.argument("path", required=False, type=click.Path(exists=True, path_type=Path))
 @click.option("--imap-folder", help="import this folder of the configured IMAP server instead (read-only)")
 @click.option("--batch-size", default=200, show_default=True, help="messages per database commit")
-@click.option("--open-after", type=click.DateTime(formats=["%Y-%m-%d"]), metavar="DATE",
+@click.option("--open-after", type=Day(), metavar="DATE",
               help=f"imported cases with a message on or after DATE stay open, older ones are closed "
                    f"[default: {OPEN_DAYS} days before today]")
 @click.pass_context
 def import_command(ctx: click.Context, path: Path | None, imap_folder: str | None, batch_size: int,
-                   open_after: datetime | None) -> None:
+                   open_after: date | None) -> None:
     """Backfill cases from an mbox file (or a file of one message), a Maildir or an IMAP folder.
     Sends no reply; resumable."""
     from .app import create_app
@@ -88,7 +89,7 @@ def import_command(ctx: click.Context, path: Path | None, imap_folder: str | Non
     settings = load_settings(default_config_path((ctx.find_root().obj or {}).get("config_path")))
     max_bytes = settings.limits.max_message_bytes
     # Cases whose last message is older were dealt with before mailbot (`imported_cases`).
-    cutoff = (datetime.combine(open_after.date(), datetime.min.time(), ZoneInfo(settings.schedule.timezone))
+    cutoff = (datetime.combine(open_after, datetime.min.time(), ZoneInfo(settings.schedule.timezone))
               if open_after else default_cutoff(datetime.now(timezone.utc)))
     close = None
     if imap_folder is None and path is not None and not path.is_dir():
@@ -120,7 +121,7 @@ def import_command(ctx: click.Context, path: Path | None, imap_folder: str | Non
         except SourceError as err:
             raise click.ClickException(f"{path}: {err}") from err
         if not report.interrupted:
-            report.closed, report.closed_before = importer.close_old_cases(cutoff), cutoff
+            report.closing, report.closed_before = importer.close_old_cases(cutoff), cutoff
     finally:
         if close is not None:
             close()

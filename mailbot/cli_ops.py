@@ -11,14 +11,37 @@ from typing import Any
 import click
 
 
+# Days and years the commands accept: far enough either way for any mail (an import keeps
+# Dates from 1990), near enough that a day's window and its neighbours stay valid dates.
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(9998, 12, 31)
+YEAR = click.IntRange(FIRST_DAY.year, LAST_DAY.year)
+
+
+class Day(click.ParamType):
+    """A day as YYYY-MM-DD, from FIRST_DAY to LAST_DAY; else a usage error (exit 2)."""
+
+    name = "YYYY-MM-DD"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> date:
+        if isinstance(value, date):
+            return value
+        try:
+            day = datetime.strptime(str(value), "%Y-%m-%d").date()
+        except ValueError:
+            self.fail(f"{value!r} is not a day as YYYY-MM-DD", param, ctx)
+        if not FIRST_DAY <= day <= LAST_DAY:
+            self.fail(f"{day} is not between {FIRST_DAY} and {LAST_DAY}", param, ctx)
+        return day
+
+
 def _app(ctx: click.Context) -> Any:
     from .cli import _app as build
 
-    return build(ctx)
+    return build(ctx)  # refuses a missing SQLite file: these commands only read or edit records
 
 
 @click.command()
-@click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]), help="the day (default: yesterday)")
+@click.option("--date", "day", type=Day(), help="the day (default: yesterday)")
 @click.option("--print", "to_stdout", is_flag=True, help="print the plain-text digest")
 @click.option("--html", "html_file", type=click.Path(dir_okay=False), help="write the HTML digest here")
 @click.option("--send", is_flag=True, help="send it as `mailbot run` does every morning: to digest.recipients "
@@ -26,7 +49,7 @@ def _app(ctx: click.Context) -> Any:
 @click.option("--force", is_flag=True, help="with --send: send it again, also to whoever already got it")
 @click.option("--team", help="only this team's cases")
 @click.pass_context
-def digest(ctx: click.Context, day: datetime | None, to_stdout: bool, html_file: str | None,
+def digest(ctx: click.Context, day: date | None, to_stdout: bool, html_file: str | None,
            send: bool, force: bool, team: str | None) -> None:
     """The daily triage digest for staff (Dutch, text and HTML)."""
     from . import digest as digest_mod
@@ -37,7 +60,7 @@ def digest(ctx: click.Context, day: datetime | None, to_stdout: bool, html_file:
         raise click.UsageError("--force goes with --send")
     app = _app(ctx)
     try:
-        the_day: date = day.date() if day else app.local_today() - timedelta(days=1)
+        the_day: date = day or app.local_today() - timedelta(days=1)
         if to_stdout or html_file:
             rendered = digest_mod.build(app.sessions, app.settings, the_day, team=team,
                                         templates=app.renderer.templates)
@@ -172,7 +195,7 @@ def _status_lines(data: dict[str, Any]) -> list[str]:
 
 
 @click.command()
-@click.option("--year", type=int, required=True)
+@click.option("--year", type=YEAR, required=True)
 @click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True)
 @click.pass_context
 def report(ctx: click.Context, year: int, fmt: str) -> None:
@@ -244,6 +267,10 @@ def privacy_erase(ctx: click.Context, email: str | None, case_ref: str | None, d
         click.echo(f"no case {case_ref}", err=True)
         ctx.exit(1)
     click.echo(counts.summary(dry_run=dry_run))
+    if dry_run and counts.refs:
+        click.echo(f"case(s) that would be pseudonymised ({len(counts.refs)}):")
+        for line in counts.case_lines():
+            click.echo(line)
 
 
 privacy.add_command(retention, "retention")

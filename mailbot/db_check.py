@@ -90,6 +90,17 @@ def sqlite_file(url: str | URL | None) -> Path | None:
     return Path(parsed.database)
 
 
+def missing_sqlite_file(url: str | URL | None) -> str | None:
+    """One line when `url` names a SQLite file that does not exist, else None. Commands that
+    only read or edit records refuse it: connecting would create an empty database where a
+    mistyped path points, and `db upgrade`, which the error would then suggest, a second one."""
+    path = sqlite_file(url)
+    if path is None or path.exists():
+        return None
+    return (f"database file {path} does not exist; check database.url in the configuration "
+            "(only for a new installation: 'mailbot db upgrade' creates it)")
+
+
 def sqlite_unusable(err: BaseException) -> bool:
     """SQLite could not open or write its file (as opposed to one statement failing)."""
     return isinstance(getattr(err, "orig", None), sqlite3.Error) and any(

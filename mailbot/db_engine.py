@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError, StatementError
 from sqlalchemy.orm import sessionmaker
 
-from .db_check import sqlite_file, sqlite_open_cause, sqlite_unusable
+from .db_check import missing_sqlite_file, sqlite_file, sqlite_open_cause, sqlite_unusable
 from .errors import ConfigError
 
 
@@ -25,6 +25,15 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return _make_engine(url, **kwargs)
     except (ArgumentError, ValueError) as err:
         raise ConfigError(f"database.url is not a usable database URL: {err}") from None
+
+
+def refuse_missing_sqlite(url: str) -> None:
+    """A ConfigError (one line, exit 2) when `url` names a SQLite file that does not exist:
+    for every command but those that set a database up or fill it (`db upgrade`, `run`,
+    `poll`, `import`, `demo`), whose `make_engine` creates the file."""
+    problem = missing_sqlite_file(url)
+    if problem is not None:
+        raise ConfigError(problem)
 
 
 def _make_engine(url: str, **kwargs: Any) -> Engine:

@@ -244,7 +244,7 @@ def idle_open(session: Session, settings: Settings, day: date, team: str | None)
     windows = idle_windows(day, every, settings.schedule.timezone, as_utc(oldest).astimezone(zone).date())
     if not windows:
         return Section(IDLE_OPEN)
-    total, rows = 0, []
+    total, rows = 0, list[Case]()
     for first in range(0, len(windows), WINDOWS_PER_QUERY):  # SQLite limits an expression's depth
         crossed: ColumnElement[bool] = or_(*((Case.updated_at >= start) & (Case.updated_at < end)
                                              for start, end in windows[first:first + WINDOWS_PER_QUERY]))

@@ -9,8 +9,9 @@ interrupted import resumes where it stopped and a second run skips everything al
 Mail that cannot be read, or is over `limits.max_message_bytes` (only its head is read),
 is quarantined (a row with the reason, shown in the digest) and counted in the final
 report; a Maildir entry that cannot be opened at all is named, counted and skipped.
-The cases an import opens are the office's past work (`imported_cases`): marked, and
-closed at the end when their last message is older than the cut-off.
+The cases an import opens are the office's past work (`imported_cases`): marked with their
+source, and at the end of a complete import closed when their last message is older than
+the cut-off; cases other imports opened, or staff reopened, are left alone.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from . import deferred, store
 from .db import Message, Receipt
 from .db_engine import database_unavailable, describe_error
 from .import_sources import Item
-from .imported_cases import close_old_imported, mark_imported
+from .imported_cases import Closing, close_old_imported, mark_imported, source_key
 from .poll_cycle import BATCH_BYTES
 from .prepare import Prepared
 from .record import Source, add_receipt, quarantine
@@ -68,8 +69,8 @@ class ImportReport:
     joined: int = 0           # messages threaded into an existing case
     unopened: int = 0         # entries that could not be read at all (skipped, no receipt)
     unopened_names: list[str] = field(default_factory=list)  # the first UNOPENED_LISTED, why
-    closed: int = 0           # imported cases closed at the end (`imported_cases`)
-    closed_before: datetime | None = None  # ... as their last message came before this
+    closing: Closing | None = None  # imported cases closed or kept open at the end (`imported_cases`)
+    closed_before: datetime | None = None  # ... as their last message came before this, or not
     opened_refs: list[str] = field(default_factory=list)  # of one batch: to be marked imported
     interrupted: bool = False
     seconds: float = 0.0
@@ -118,6 +119,7 @@ class Importer:
         self.batch_size = batch_size
         self.progress = progress
         self.max_bytes = app.settings.limits.max_message_bytes
+        self.source = ""  # `imported_cases.source_key` of the source `run` reads
 
     def done_uids(self, name: str, uidvalidity: int) -> set[int]:
         with self.app.sessions() as session:
@@ -129,6 +131,7 @@ class Importer:
         BATCH_BYTES of mail, whichever comes first)."""
         report = ImportReport()
         started = time.monotonic()
+        self.source = source_key(name, uidvalidity)
         done = self.done_uids(name, uidvalidity)
         batch: list[tuple[Source, Item]] = []
         held = 0
@@ -158,10 +161,10 @@ class Importer:
                 self.progress.finish()
         return report
 
-    def close_old_cases(self, before: datetime) -> int:
-        """Close the imported cases whose last message came before `before`
-        (`imported_cases`); run once the import is complete."""
-        return close_old_imported(self.app.sessions, before=before, now=datetime.now(timezone.utc))
+    def close_old_cases(self, before: datetime) -> Closing:
+        """Close the cases the import of this source opened whose last message came before
+        `before`, keep the others open (`imported_cases`); run once the import is complete."""
+        return close_old_imported(self.app.sessions, self.source, before=before, now=datetime.now(timezone.utc))
 
     def _record(self, batch: list[tuple[Source, Item]]) -> ImportReport:
         """One transaction for the batch, without a savepoint per message (two statements
@@ -184,7 +187,7 @@ class Importer:
                         continue
                     outcome = intake.process(session, item.raw, source, quiet=True, prepared=prepared)
                     _count(session, outcome, counted)
-                mark_imported(session, counted.opened_refs)
+                mark_imported(session, counted.opened_refs, self.source)
             return counted
         except Exception as err:  # noqa: BLE001 - find the failing message below
             if database_unavailable(err):
@@ -196,7 +199,7 @@ class Importer:
             store.lock_identities(session, readable)
             for source, item, prepared in todo:
                 self._one(session, source, item, counted, prepared)
-            mark_imported(session, counted.opened_refs)
+            mark_imported(session, counted.opened_refs, self.source)
         return counted
 
     def _one(self, session: Session, source: Source, item: Item, pending: ImportReport,
@@ -308,9 +311,10 @@ def report_lines(report: ImportReport, where: str) -> list[str]:
         lines += [f"    {name}" for name in report.unopened_names]
         if report.unopened > len(report.unopened_names):
             lines.append(f"    … and {report.unopened - len(report.unopened_names)} more (see the warnings)")
-    if report.closed_before is not None:
-        lines.append(f"  {report.closed} imported cases closed: their last message is from before "
-                     f"{report.closed_before:%Y-%m-%d} (--open-after); newer ones stay open")
+    if report.closing is not None and report.closed_before is not None:
+        lines.append(f"  {report.closing.closed} imported cases closed: their last message is from before "
+                     f"{report.closed_before:%Y-%m-%d} (--open-after), {report.closing.kept_open} newer ones "
+                     "stay open; cases an earlier import decided about, or staff reopened, are left alone")
     if report.interrupted:
         lines.append("  run the same command again to resume: finished batches are kept; "
                      "old imported cases are closed once the import is complete")

@@ -15,7 +15,8 @@ errors, staff actions on the outbox), the stored digest copies that name the add
 the erased cases (deleted: they are copies of staff mail, resent with `mailbot digest`),
 and the address's bounce memory (`address_status`).
 
-Every operation runs in one transaction; `dry_run` rolls it back and only reports counts.
+Every operation runs in one transaction; `dry_run` rolls it back and only reports counts
+and the references of the cases it would pseudonymise.
 The audit event of an erasure holds counts and a random request id, nothing personal.
 """
 
@@ -68,6 +69,23 @@ class PurgeCounts:
         return (f"{self.cases} case(s), {self.messages} message(s), {self.outbox} outgoing mail(s), "
                 f"{self.events} event(s) {verb} pseudonymised; {self.raw_mails} raw mail(s), "
                 f"{self.digests} stored digest(s), {self.addresses} address status(es) {verb} deleted")
+
+    def case_lines(self, per_line: int = 6) -> list[str]:
+        """Every case reference, a few per line, for a dry run: it is how staff see which
+        cases an address has before erasing them."""
+        return [f"  {', '.join(self.refs[n:n + per_line])}" for n in range(0, len(self.refs), per_line)]
+
+
+REFS_SHOWN = 10  # case references a summary line names before "… and N more"
+
+
+def refs_text(refs: list[str], shown: int = REFS_SHOWN) -> str:
+    """`VO-2026-000001, VO-2026-000002 … and 9,998 more`, or "-" for none."""
+    if not refs:
+        return "-"
+    if len(refs) <= shown:
+        return ", ".join(refs)
+    return f"{', '.join(refs[:shown])} … and {len(refs) - shown:,} more"
 
 
 def pseudonym(case: Case) -> str:

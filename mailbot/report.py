@@ -13,6 +13,11 @@ smallest other cells are hidden too ("x"), until the hidden ones together hold a
 2 * MIN_COUNT - 1, so that the total minus the shown cells does not give a small cell back.
 Reaction times over fewer than MIN_COUNT cases are hidden as well. Totals stay true; the
 `suppressed` entry says which cells are hidden and how.
+
+Cases `mailbot import` opened were answered by the office before mailbot, outside it: no
+first reaction is ever recorded for them. `first_reaction` counts them apart (`imported`)
+and leaves them out of `reacted`, `without_reaction` and the reaction times; the three
+add up to `cases`.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .db import Case, Message, as_utc
+from .imported_cases import opened_by_import
 
 UNKNOWN = "onbekend"
 MIN_COUNT = 5  # cells under this many cases or messages are hidden
@@ -37,7 +43,7 @@ COMPLEMENT = "x"  # the CSV marker of a cell hidden so that a small one cannot b
 PARTITIONS = ("messages_by_kind", "messages_by_language", "cases_by_outcome", "cases_by_language",
               "cases_by_team", "cases_by_status", "agency_forwards_by_service")
 OVERLAPPING = ("cases_by_flag", "cases_by_tag", "also_sent_to_service")  # a case counts in several cells
-_RESPONSE_COUNTS = ("reacted", "without_reaction")
+_RESPONSE_COUNTS = ("reacted", "without_reaction", "imported")  # a partition of the cases
 _RESPONSE_FIGURES = ("median_hours", "mean_hours", "p90_hours", "within_1_day_pct", "within_3_days_pct")
 
 
@@ -57,7 +63,9 @@ def build_report(session: Session, year: int, *, tz: str = "Europe/Brussels",
 def count(session: Session, year: int, *, tz: str = "Europe/Brussels", service_of=lambda email: None) -> dict:
     """The statistics of `year` with every count as it is: for suppress(), never for output."""
     start, end = year_window(year, tz)
-    cases = list(session.execute(select(Case).where(Case.created_at >= start, Case.created_at < end)).scalars())
+    in_year = (Case.created_at >= start, Case.created_at < end)
+    cases = list(session.execute(select(Case).where(*in_year)).scalars())
+    imported = set(session.execute(select(Case.id).where(*in_year, opened_by_import())).scalars())
     messages = session.execute(select(Message.kind, Message.language, Message.original_sender).where(
         Message.direction == "in", Message.received_at >= start, Message.received_at < end)).all()
     agencies: Counter[str] = Counter()
@@ -65,8 +73,9 @@ def count(session: Session, year: int, *, tz: str = "Europe/Brussels", service_o
         if kind == "agency_forward":
             agencies[_service(service_of, original)] += 1
     also: Counter[str] = Counter(s for c in cases for s in c.also_sent_to)
+    live = [c for c in cases if c.id not in imported]  # the robot's to react to
     hours = sorted((as_utc(c.first_reaction_at) - as_utc(c.created_at)).total_seconds() / 3600
-                   for c in cases if c.first_reaction_at is not None)
+                   for c in live if c.first_reaction_at is not None)
     return {
         "year": year,
         "cases": len(cases),
@@ -81,7 +90,7 @@ def count(session: Session, year: int, *, tz: str = "Europe/Brussels", service_o
         "cases_by_tag": _sorted(Counter(t for c in cases for t in c.tags)),
         "agency_forwards_by_service": _sorted(agencies),
         "also_sent_to_service": _sorted(also),
-        "first_reaction": _response(hours, len(cases)),
+        "first_reaction": _response(hours, len(live), len(imported)),
     }
 
 
@@ -96,15 +105,16 @@ def _sorted(counter: Counter[str]) -> dict[str, int]:
     return dict(sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
-def _response(hours: list[float], total: int) -> dict:
+def _response(hours: list[float], total: int, imported: int) -> dict:
+    """Reaction figures of the `total` cases mailbot had to react to; `imported` ones apart."""
     if not hours:
-        return {"reacted": 0, "without_reaction": total}
+        return {"reacted": 0, "without_reaction": total, "imported": imported}
 
     def share(limit: float) -> float:
         return round(100 * sum(1 for h in hours if h <= limit) / len(hours), 1)
 
     return {
-        "reacted": len(hours), "without_reaction": total - len(hours),
+        "reacted": len(hours), "without_reaction": total - len(hours), "imported": imported,
         "median_hours": round(statistics.median(hours), 1),
         "mean_hours": round(statistics.fmean(hours), 1),
         "p90_hours": round(hours[min(len(hours) - 1, int(0.9 * len(hours)))], 1),

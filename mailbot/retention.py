@@ -53,7 +53,8 @@ from .config import Settings
 from .db import AddressStatus, Case, Event, Message, Outbox, RawMail
 from .folder_retention import FolderReport, purge_folders
 from .privacy import (
-    ERASED, PSEUDONYM_DOMAIN, SAFE_EVENT_KEYS, WAITING, PurgeCounts, Scrubber, holds_personal_data,
+    ERASED, PSEUDONYM_DOMAIN, REFS_SHOWN, SAFE_EVENT_KEYS, WAITING, PurgeCounts, Scrubber, holds_personal_data,
+    refs_text,
 )
 from .store import add_event
 
@@ -110,7 +111,8 @@ class RetentionReport:
         """What the CLI prints; a dry run says "would be" where a real run says "were"."""
         verb = "would be" if self.dry_run else "were"
         closed, caseless = self.closed_cases, self.caseless
-        return [f"closed cases pseudonymised: {closed.cases} {verb} ({', '.join(closed.refs) or '-'})",
+        more = " (--json lists every one)" if len(closed.refs) > REFS_SHOWN else ""
+        return [f"closed cases pseudonymised: {closed.cases} {verb} ({refs_text(closed.refs)}){more}",
                 f"messages {verb} blanked: {closed.messages}; raw mails {verb} deleted: {closed.raw_mails}",
                 f"quarantined mails {verb} blanked: {self.quarantined_messages}; "
                 f"quarantined raw mails {verb} deleted: {self.quarantined}",

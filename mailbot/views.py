@@ -237,6 +237,7 @@ def _history_text(kind: str, d: dict[str, Any]) -> str | None:
         "case_opened": (f"opened: outcome {shown(d.get('outcome')) or '-'}, team {shown(d.get('team')) or '-'}, "
                         f"investigator {shown(d.get('investigator')) or '-'}"),
         "case_imported": "opened by `mailbot import` (handled outside mailbot before)",
+        "case_import_kept_open": "kept open by the import (recent mail, --open-after)",
         "case_closed": "closed" + by_note,
         "case_reopened": "reopened" + by_note,
         "reply_held": f"{reply} held: {shown(d.get('reason')) or '-'}",

@@ -294,3 +294,13 @@ def test_decide_sends_no_agency_or_multi_addressed_reminder_on_a_closed_case():
     assert [r.template for r in sent_open.replies] == ["agency_in_cc", "multi_addressed"]
     assert [r.template for r in sent_closed.replies] == ["closed_case_received"]
     assert {"agency_in_cc", "multi_addressed"} <= set(sent_closed.flags)
+
+
+def test_a_blank_by_records_the_login_not_an_empty_name(app, config, at, monkeypatch):
+    monkeypatch.setenv("USER", "an.peeters")
+    monkeypatch.setenv("LOGNAME", "an.peeters")
+    ref = _ref(app)
+    at(T0)
+    assert _run(config, "case", "close", ref, "--by", "   ").exit_code == 0
+    [event] = _events(app, "case_closed")
+    assert event["by"].strip() != ""
