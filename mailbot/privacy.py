@@ -118,8 +118,9 @@ def _mentions(column, text: str, *, quoted: bool = False):  # type: ignore[no-un
 class Scrubber:
     """Collects what one operation pseudonymises, then deletes the raw mail no one needs."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, why: str = "retention") -> None:
         self.session = session
+        self.why = why  # on the case's `case_pseudonymised` event: "retention" or "erasure"
         self.counts = PurgeCounts()
         self._messages: set[int] = set()
         self._outbox: set[int] = set()
@@ -129,6 +130,8 @@ class Scrubber:
         if case.ref not in self.counts.refs:
             self.counts.cases += 1
             self.counts.refs.append(case.ref)
+        if not is_pseudonymised(case):  # when and why, for staff (no personal data in it)
+            add_event(self.session, "case_pseudonymised", case=case, why=self.why)
         alias = pseudonym(case)
         case.citizen_email, case.citizen_name, case.subject = alias, "", ""
         case.citizen_name_key, case.match_text, case.co_recipients = "", "", []
@@ -279,7 +282,7 @@ def erase(sessions: sessionmaker, email: str, *, dry_run: bool = False) -> Purge
         raise ValueError(f"not an e-mail address: {email.strip()!r}")
     address = email.strip().lower()
     with sessions() as session:
-        scrub = Scrubber(session)
+        scrub = Scrubber(session, "erasure")
         terms = {address}
         # Locked (PostgreSQL; SQLite runs one writer at a time): a worker that has threaded
         # mail into one of the cases is waited for, and its rows are then scrubbed below; one
@@ -318,7 +321,7 @@ def erase_case(sessions: sessionmaker, ref: str, *, dry_run: bool = False) -> Pu
         if case is None:
             return None
         terms = {case.ref, _full_name(case.citizen_name)}
-        scrub = Scrubber(session)
+        scrub = Scrubber(session, "erasure")
         scrub.case(case)
         scrub.delete_digests(terms)
         scrub.delete_raw()

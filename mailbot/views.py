@@ -22,7 +22,7 @@ from .privacy import is_pseudonymised
 from .sanitize import clean_text, truncate
 
 UTC = timezone.utc
-PSEUDONYMISED = "pseudonymised (retention or an erasure request); the date is not recorded"
+PSEUDONYMISED = {"retention": "pseudonymised by retention", "erasure": "pseudonymised on an erasure request"}
 # A whole terminal escape sequence (CSI, OSC up to BEL or ST, or a two-character one), so
 # "\x1b[31mDe Lijn" shows as "De Lijn"; `clean_text` then drops any lone control left.
 _ESCAPES = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[ -/]*[0-~])|\x9b[0-?]*[ -/]*[@-~]")
@@ -177,7 +177,7 @@ def case_text(case: Case, detail: CaseDetail | None = None, *, zone: tzinfo = UT
     lines = [f"{shown(case.ref)}  ({shown(case.status)})",
              f"  subject:      {shown(case.subject) or '-'}",
              f"  citizen:      {shown(case.citizen_name)} <{shown(case.citizen_email)}>",
-             *([f"  personal data: {PSEUDONYMISED}"] if is_pseudonymised(case) else []),
+             *([f"  personal data: {_pseudonymised(detail.events, zone)}"] if is_pseudonymised(case) else []),
              f"  investigator: {investigator}",
              f"  team:         {shown(case.team) or '-'}",
              f"  outcome:      {shown(case.outcome)}",
@@ -230,6 +230,16 @@ def history_line(event: Event, zone: tzinfo) -> str | None:
     return f"    {local_time(event.created_at, zone)}  {text}" if text is not None else None
 
 
+def _pseudonymised(events: Sequence[Event], zone: tzinfo) -> str:
+    """When and why the case lost its personal data (cases scrubbed before the event existed
+    say only that)."""
+    found = [e for e in events if e.type == "case_pseudonymised"]
+    if not found:
+        return "pseudonymised (retention or an erasure request)"
+    why = str((found[0].detail or {}).get("why", ""))
+    return f"{PSEUDONYMISED.get(why, 'pseudonymised')} on {local_time(found[0].created_at, zone)}"
+
+
 def _history_text(kind: str, d: dict[str, Any]) -> str | None:
     by_note = f" by {shown(d.get('by')) or '-'}" + (f": {shown(d['note'])}" if d.get("note") else "")
     reply = f"reply {shown(d.get('template')) or '-'}"
@@ -237,6 +247,7 @@ def _history_text(kind: str, d: dict[str, Any]) -> str | None:
         "case_opened": (f"opened: outcome {shown(d.get('outcome')) or '-'}, team {shown(d.get('team')) or '-'}, "
                         f"investigator {shown(d.get('investigator')) or '-'}"),
         "case_imported": "opened by `mailbot import` (handled outside mailbot before)",
+        "case_pseudonymised": PSEUDONYMISED.get(str(d.get("why", "")), "pseudonymised"),
         "case_import_kept_open": "kept open by the import (recent mail, --open-after)",
         "case_closed": "closed" + by_note,
         "case_reopened": "reopened" + by_note,

@@ -8,6 +8,7 @@ import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
@@ -187,8 +188,14 @@ def test_case_show_says_the_personal_data_was_erased(app, config):
     assert erase_case(app.sessions, ref) is not None
 
     text = _run(config, "case", "show", ref).output
-    assert "personal data: pseudonymised" in text
-    assert json.loads(_run(config, "case", "show", ref, "--json").output)["pseudonymised"] is True
+    today = datetime.now(timezone.utc).astimezone(ZoneInfo("Europe/Brussels")).strftime("%Y-%m-%d")
+    assert f"personal data: pseudonymised on an erasure request on {today}" in text
+    shown = json.loads(_run(config, "case", "show", ref, "--json").output)
+    assert shown["pseudonymised"] is True
+    assert [e["detail"] for e in shown["history"] if e["type"] == "case_pseudonymised"] == [{"why": "erasure"}]
+    assert erase_case(app.sessions, ref) is not None  # again: nothing left to say it twice
+    again = json.loads(_run(config, "case", "show", ref, "--json").output)
+    assert [e["type"] for e in again["history"]].count("case_pseudonymised") == 1
 
 
 # -- 4. and 5. local times, messages in the order they came in ------------------------------

@@ -68,6 +68,8 @@ def test_real_run_does_what_the_dry_run_said(make_app, db_url):
             select(Message).where(Message.case_id == old.id)).scalars()]
         assert texts and all(t == "" for t in texts)
         assert session.execute(select(func.count()).select_from(Event).where(Event.type == "retention_run")).scalar_one() == 1
+        marked = session.execute(select(Event.case_id, Event.detail).where(Event.type == "case_pseudonymised")).all()
+        assert [(case_id, detail) for case_id, detail in marked if case_id == old.id] == [(old.id, {"why": "retention"})]
     assert app.run_retention().closed_cases.cases == 0
 
 
