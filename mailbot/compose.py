@@ -214,6 +214,23 @@ def compose_reply(*, rendered: RenderedReply, from_address: str, from_name: str,
     return ComposedReply(subject, "\r\n".join(wire).encode("ascii"))
 
 
+def compose_plain(*, from_address: str, from_name: str, to: Address, subject: str, text: str,
+                  message_id: str, date: datetime, language: str = "nl") -> bytes:
+    """A plain-text mail of our own that answers nothing (a staff notice): the headers as
+    `compose_reply` writes them, `Auto-Submitted: auto-generated`. Raises
+    `sanitize.HeaderError` for an unusable address or Message-ID."""
+    own_id = sanitize.message_id(message_id)
+    if own_id is None or "@" not in own_id:
+        raise sanitize.HeaderError(f"bad Message-ID for our mail: {message_id!r}")
+    headers = [("Subject", sanitize.header_text(subject)),
+               ("Date", format_datetime(date if date.tzinfo else date.replace(tzinfo=timezone.utc))),
+               ("Message-ID", own_id), ("Auto-Submitted", "auto-generated"),  # RFC 3834
+               ("X-Auto-Response-Suppress", "All"), ("Content-Language", language)]
+    wire = [_header_address("From", (from_name, from_address)), _header_address("To", to),
+            *(_header_line(name, value) for name, value in headers), *_text_part(text, "plain"), ""]
+    return "\r\n".join(wire).encode("ascii")
+
+
 def _header_line(name: str, value: str) -> str:
     """`Name: value`, RFC 2047-encoded as a whole when not ASCII, folded near 78 columns."""
     return _fold(name, [(value, True)] if not value.isascii() else [(word, False) for word in value.split(" ")])

@@ -264,7 +264,8 @@ def _spoofed(mail: Mail, classification: Classification, match: Match, case: Cas
         return Decision(Kind.FOLLOW_UP if classification.kind is not Kind.STATUS_REQUEST else classification.kind,
                         open_case=False, match=match, flags=tuple(sorted(flags)), replies=replies,
                         reasons=tuple(reasons))
+    # Staff are told as for any new case (`notify`): the notice goes to them, not to the sender.
     return Decision(Kind.NEW_COMPLAINT, open_case=True, match=match, investigator=investigator,
                     flags=tuple(sorted(flags | set(match.flags))), replies=replies, reasons=tuple(reasons),
                     citizen=match.citizen or recipient or mail.from_, outcome=routing.outcome,
-                    team=routing.team, tags=routing.tags, priority=routing.priority)
+                    team=routing.team, tags=routing.tags, priority=routing.priority, notify=routing.notify)

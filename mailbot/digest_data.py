@@ -145,7 +145,8 @@ def collect(session: Session, settings: Settings, day: date, *, team: str | None
     info += [idle] if idle is not None else []
     chart, chart_max = incoming_chart(session, settings, day, team)
     sent = select(func.count()).select_from(Outbox).where(
-        Outbox.status == "sent", Outbox.sent_at >= start, Outbox.sent_at < end, Outbox.template != "digest")
+        Outbox.status == "sent", Outbox.sent_at >= start, Outbox.sent_at < end,
+        Outbox.template.not_in(("digest", "staff_notice")))
     if team is not None:  # a team digest counts the team's mail only
         sent = sent.join(Case, Outbox.case_id == Case.id).where(Case.team == team)
     totals = {"received": sum(1 for m in messages if mine(cases.get(m.case_id) if m.case_id else None)),

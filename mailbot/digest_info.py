@@ -119,7 +119,7 @@ QUICK_REPLY_STATES = {"sent": "antwoord verstuurd", "pending": "antwoord nog nie
                       "held": "antwoord tegengehouden", "failed": "antwoord mislukt",
                       "cancelled": "antwoord geschrapt"}
 NOT_ANSWERED = "geen antwoord verstuurd: neem zelf contact op"
-REMINDERS = ("agency_in_cc", "multi_addressed", "digest")
+REMINDERS = ("agency_in_cc", "multi_addressed", "digest", "staff_notice")
 
 
 def _first_answers(session: Session, case_ids: list[int]) -> dict[int, str]:

@@ -42,6 +42,11 @@ The staff digest (template `digest`) goes to staff, not to a citizen: a refusal 
 blocks the address (the next day's digest tries SMTP again, also to an address blocked
 before), and it is recorded as a `digest_failed` event (day, recipient, error), logged
 at ERROR, which `mailbot status` lists; `digest --send` queues a failed copy again.
+
+A staff notice (template `staff_notice`, `staff_notice.py`: a rule's `notify:` address told
+about a new case) goes to staff too: a refusal never blocks the address nor flags the case
+(the citizen's replies are not affected); it is recorded as a `reply_failed` event on the
+case, which `mailbot status` and the digest list, and logged at ERROR.
 """
 
 from __future__ import annotations
@@ -73,6 +78,9 @@ BACKOFF_CAP = timedelta(hours=2)
 # How long a reply the server keeps refusing with 4xx is retried (Postfix: maximal_queue_lifetime).
 QUEUE_LIFETIME = timedelta(days=5)
 DIGEST = "digest"  # the template of the staff digest: its recipients are staff, never blocked
+STAFF_NOTICE = "staff_notice"  # a rule's `notify:` address told about a new case (`staff_notice`)
+# Mail to staff, not to a citizen: never blocks an address, never flags a case, no copy in Sent.
+STAFF_MAIL = frozenset({DIGEST, STAFF_NOTICE})
 _DIGEST_DAY = re.compile(r"digest\.(\d{4}-\d{2}-\d{2})\.")  # digest.scheduled_message_id and --force's
 
 
@@ -214,9 +222,9 @@ def _wake_unreached(session: Session, now: datetime) -> int:
 
 def _drop_blocked(session: Session, rows: list[Outbox], envelopes: list[Envelope],
                   now: datetime, report: SendReport) -> list[Envelope]:
-    """Rows whose address became undeliverable after queueing fail without a send (not the
-    staff digest: staff addresses are not blocked)."""
-    recipients = {row.recipient for row in rows if row.template != DIGEST}
+    """Rows whose address became undeliverable after queueing fail without a send (not mail
+    to staff: staff addresses are not blocked)."""
+    recipients = {row.recipient for row in rows if row.template not in STAFF_MAIL}
     if not recipients:
         return envelopes
     blocked = set(session.execute(
@@ -224,11 +232,11 @@ def _drop_blocked(session: Session, rows: list[Outbox], envelopes: list[Envelope
                                           AddressStatus.status == "undeliverable")).scalars())
     if not blocked:
         return envelopes
+    dropped = {row.id for row in rows if row.recipient in blocked and row.template not in STAFF_MAIL}
     for row in rows:
-        if row.recipient in blocked and row.template != DIGEST:
+        if row.id in dropped:
             _fail(session, row, "the address is marked undeliverable", now, report,
                   permanent=True, address=False)
-    dropped = {row.id for row in rows if row.recipient in blocked and row.template != DIGEST}
     return [e for e in envelopes if e.key not in dropped]
 
 
@@ -297,11 +305,14 @@ def _retry_later(row: Outbox, now: datetime, policy: RetryPolicy, report: SendRe
 def _fail(session: Session, row: Outbox, reason: str, now: datetime, report: SendReport, *,
           permanent: bool, address: bool) -> None:
     """Mark the row failed for good, flag its case, and block a refused address (a digest's:
-    `_digest_failed`)."""
+    `_digest_failed`; a staff notice's: `_notice_failed`)."""
     row.status, row.last_error = "failed", reason[:2000]
     report.failed += 1
     if row.template == DIGEST:
         _digest_failed(session, row, reason, permanent=permanent, address=address)
+        return
+    if row.template == STAFF_NOTICE:
+        _notice_failed(session, row, reason, permanent=permanent, address=address)
         return
     if address:
         mark_undeliverable(session, row.recipient, source="smtp", reason=reason, now=now)
@@ -328,6 +339,15 @@ def _digest_failed(session: Session, row: Outbox, reason: str, *, permanent: boo
               row.recipient, row.attempts, reason)
 
 
+def _notice_failed(session: Session, row: Outbox, reason: str, *, permanent: bool, address: bool) -> None:
+    """A staff notice failed: the staff address is not blocked and the case is not flagged
+    (the citizen's address is fine); the failure is told as any reply's (`mailbot status`,
+    the digest, `case show`)."""
+    add_event(session, "reply_failed", case=Ref(row.case_id), template=row.template, outbox_id=row.id,
+              permanent=permanent, address_rejected=address, attempts=row.attempts, reason=reason[:500])
+    log.error("staff notice %s to %s failed after %d attempts: %s", row.id, row.recipient, row.attempts, reason)
+
+
 class SentFolder(Protocol):
     """Where copies of sent replies are filed (fetch.ImapMailbox)."""
 
@@ -337,8 +357,9 @@ class SentFolder(Protocol):
 
 def copy_sent(sessions: sessionmaker[Session], outbox_ids: Sequence[int], folder: str,
               open_folder: Callable[[], SentFolder], *, chunk: int = 100) -> int:
-    """File a copy of each sent reply in `folder`; returns how many were copied. Not the
-    staff digest: it names many citizens, and the outbox keeps it for `digest_days`.
+    """File a copy of each sent reply in `folder`; returns how many were copied. Not mail to
+    staff (`STAFF_MAIL`): the digest names many citizens and the outbox keeps it for
+    `digest_days`; a staff notice is no reply, staff have it in their own mailbox.
 
     Best-effort: the replies are already sent and marked, so a failure (IMAP down)
     is logged and recorded as a `sent_copy_failed` event for the digest, never raised.
@@ -351,7 +372,7 @@ def copy_sent(sessions: sessionmaker[Session], outbox_ids: Sequence[int], folder
                 with sessions() as session:
                     mimes = session.execute(
                         select(Outbox.mime).where(Outbox.id.in_(list(outbox_ids[start:start + chunk])),
-                                                  Outbox.template != DIGEST)
+                                                  Outbox.template.not_in(STAFF_MAIL))
                         .order_by(Outbox.id)).scalars().all()
                 for mime in mimes:
                     box.append(folder, mime)

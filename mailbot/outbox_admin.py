@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from .addresses import mark_deliverable, undeliverable
 from .db import Case, Outbox, utc_iso
 from .deferred import Ref
+from .outbox import STAFF_MAIL
 from .store import add_event
 
 
@@ -102,7 +103,7 @@ def _change(session: Session, row: Outbox, action: Action, now: datetime) -> Non
     if action.name == "retry":
         row.attempts = 0
     case = session.get(Case, row.case_id) if row.case_id is not None else None
-    if case is not None and case.first_reaction_at is None:
+    if case is not None and case.first_reaction_at is None and row.template not in STAFF_MAIL:
         case.first_reaction_at = now  # the citizen hears from us now, as for any queued reply
 
 

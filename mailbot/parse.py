@@ -227,14 +227,33 @@ def _filename(part: Message) -> str:
     return decode_words(str(name)).strip()
 
 
+BODY_TYPES = ("text/plain", "text/html")
+
+
 class _Walk:
-    """Collects bodies, attachments and forwarded messages from one message tree."""
+    """Collects bodies, attachments and forwarded messages from one message tree.
+
+    A text part is body text unless it is disposed `attachment` or carries a file name with
+    its disposition. A text part disposed `inline` with a file name ("HasenundFrösche.txt",
+    how some mail programs send a text written in a file) is a named inline text: listed as an
+    attachment, but the body after all when the mail has no other (`promote_named_text`).
+    """
 
     def __init__(self) -> None:
         self.plain: list[str] = []
         self.html: list[str] = []
         self.attachments: list[Attachment] = []
         self.forwarded: list[ForwardedMessage] = []
+        self.named_text: list[tuple[str, str, Attachment]] = []  # (type, text, its attachment entry)
+
+    def promote_named_text(self) -> None:
+        """No body but named inline text parts: they are the body, and no attachment."""
+        if any(t.strip() for t in (*self.plain, *self.html)) or not self.named_text:
+            return
+        for ctype, text, attachment in self.named_text:
+            (self.plain if ctype == "text/plain" else self.html).append(text)
+            self.attachments.remove(attachment)
+        self.named_text = []
 
     def visit(self, part: Message, depth: int, in_report: bool = False) -> None:
         ctype = part.get_content_type()
@@ -256,14 +275,19 @@ class _Walk:
             return
         disposition = (part.get("content-disposition") or "").split(";")[0].strip().lower()
         filename = _filename(part)
-        is_body = disposition != "attachment" and ctype in ("text/plain", "text/html")
+        is_body = disposition != "attachment" and ctype in BODY_TYPES
         if is_body and not (filename and disposition):
             (self.plain if ctype == "text/plain" else self.html).append(part_text(part))
             return
         if in_report and ctype in ("message/delivery-status", "text/rfc822-headers"):
             return
         data = _payload(part)
-        self.attachments.append(Attachment(filename, ctype, len(data), disposition == "inline"))
+        # Only an inline image is shown within the text (`has_attachment` does not count it); an
+        # inline document (a PDF, a .txt that is not the body) is a file the sender attached.
+        attachment = Attachment(filename, ctype, len(data), disposition == "inline" and ctype.startswith("image/"))
+        self.attachments.append(attachment)
+        if is_body:  # inline, with a file name
+            self.named_text.append((ctype, part_text(part), attachment))
         if ctype == "application/ms-tnef" or filename.lower() == "winmail.dat":
             self.attachments.extend(automatic.tnef_attachments(data))
 
@@ -295,6 +319,7 @@ def _to_mail(msg: Message, size: int, depth: int = 0) -> Mail:
     first = {k: v for k, v in reversed(headers)}  # first occurrence wins
     walk = _Walk()
     walk.visit(msg, depth)  # a top-level message/rfc822 becomes a forward, as attached ones
+    walk.promote_named_text()
     plain = "\n\n".join(t for t in walk.plain if t.strip())
     html = "\n".join(walk.html)
     text = plain if plain else (html_to_text(html) if html else "")

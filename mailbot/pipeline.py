@@ -31,6 +31,7 @@ from .recipients import reply_recipient
 from .record import Source, add_receipt, apply_decision, quarantine, write_rows
 from .replies import queue_reply
 from .routing_stage import RoutedComplaint, RoutingStage
+from .staff_notice import queue_notices
 from .unreadable import Notice, header_for_staff, notice
 
 log = logging.getLogger("mailbot.intake")
@@ -186,6 +187,10 @@ class Intake:
                                         mail=mail, now=now, message=message))
         if provisional and case is not None and "pending" not in statuses:
             case.first_reaction_at = None  # held or skipped: staff still have to react
+        if not quiet and decision.notify:  # staff mail, after the citizen's replies: not a first reaction
+            queue_notices(session, self.settings, self.renderer.templates, case=case, mail=mail,
+                          notify=decision.notify, fired=planned.routed.routing.fired if planned.routed else (),
+                          rules=self.routing.ruleset.routing, now=now)
         actions = [f"{status or 'skipped'}:{reply.template}"
                    for status, reply in zip(statuses, decision.replies)]
         if decision.open_case:

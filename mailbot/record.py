@@ -104,8 +104,8 @@ def apply_decision(session: Session, mail: Mail, decision: Decision,
         case = open_case(session, mail, decision, classification, prefix=prefix, now=now)
         store.add_event(session, "case_opened", case=case, investigator=case.investigator_email,
                         outcome=decision.outcome, team=case.team, reasons=list(decision.reasons))
-        if decision.notify:
-            store.add_event(session, "staff_notified", case=case, to=list(decision.notify))
+        # `decision.notify`: the staff notices are queued with the replies, once the case has
+        # its id (`staff_notice.queue_notices`, which records `staff_notified`).
     elif decision.match.case_id is not None:
         case = session.get(Case, decision.match.case_id)
         if case is not None and decision.flags:

@@ -24,6 +24,7 @@ from .db_statements import run
 from .decide import NEUTRAL_RECEIPT, STATUS_OVERVIEW
 from .errors import RulesError
 from .model import Address, Mail, Reply
+from .outbox import STAFF_NOTICE
 from .recipients import mailbox_key
 from .render import Renderer
 from .sanitize import HeaderError
@@ -95,7 +96,8 @@ def over_limit(session: Session, *, recipient: str, case_id: int | None, now: da
     """Why a reply must be held, or None. Counted in the database over the last 24 h.
 
     Tiers, narrowest first: per case, then per address. Every reply queued in the
-    window counts (pending, sent or failed), except held ones. An address counts with its
+    window counts (pending, sent or failed), except held ones; a staff notice on the case
+    (`staff_notice`) is no reply and never counts. An address counts with its
     +tag variants (`desk+1@`, `desk+2@` are one mailbox): a robot answering from a new tag
     each time would otherwise never reach the limit.
     """
@@ -117,7 +119,7 @@ _SAME_MAILBOX = Outbox.recipient_key == bindparam("key")
 _RECENT_REPLIES = (
     select(func.count().filter(Outbox.case_id == bindparam("case_id")),
            func.count().filter(_SAME_MAILBOX))
-    .where(Outbox.created_at > bindparam("since"), Outbox.status != "held",
+    .where(Outbox.created_at > bindparam("since"), Outbox.status != "held", Outbox.template != STAFF_NOTICE,
            _SAME_MAILBOX | (Outbox.case_id == bindparam("case_id"))))
 
 

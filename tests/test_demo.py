@@ -99,8 +99,10 @@ def test_demo_replies_are_written_and_never_go_to_robots(demo):
                      "undeliverable"):
         assert f"-{template}-" in names
     refs = {c["ref"] for c in demo["cases"]}
+    assert "-staff_notice-intake.eml" in names  # the urgent case's notice to the intake desk
     for name, message in replies:
-        assert message["Auto-Submitted"] == "auto-replied"
+        # The intake desk's notice is staff mail answering nobody (RFC 3834: auto-generated).
+        assert message["Auto-Submitted"] == ("auto-generated" if "-staff_notice-" in name else "auto-replied")
         if "status_neutral" not in name and "undeliverable" not in name:
             assert any(ref in message["Subject"] for ref in refs), name
     recipients = {str(message["To"]) for _, message in replies}
