@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,7 @@ def test_an_unreachable_database_is_one_line(tmp_path, command):
 
 
 def test_a_database_without_its_schema_says_to_upgrade(tmp_path):
+    sqlite3.connect(tmp_path / "new.sqlite3").close()  # an empty database file, no tables
     result = _run(tmp_path, "case", "list", db_url=f"sqlite:///{tmp_path / 'new.sqlite3'}")
     assert result.exit_code == 2
     assert result.output == ("mailbot: database: OperationalError: no such table: case "
