@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from .cli_ops import Day
+from .cli_args import Day, normal_ref
 from .config import Settings, default_config_path, load_settings
 from .db_engine import describe_error
 from .db_check import hint
@@ -208,10 +208,11 @@ def case_show(ctx: click.Context, ref: str, as_json: bool) -> None:
 
     app = _app(ctx)
     try:
+        wanted = normal_ref(ref, app.settings.office.reference_prefix)
         with app.sessions() as session:
-            found = store.case_by_ref(session, ref.strip().upper())
+            found = store.case_by_ref(session, wanted)
             if found is None:
-                raise click.ClickException(f"no case {ref}")
+                raise click.ClickException(f"no case {wanted}")
             detail = views.load_detail(session, found)
             click.echo(json.dumps(views.case_dict(found, detail=detail), indent=2, ensure_ascii=False) if as_json
                        else views.case_text(found, detail, zone=ZoneInfo(app.settings.schedule.timezone)))
@@ -258,7 +259,7 @@ def _set_status(ctx: click.Context, ref: str, *, close: bool, note: str, by: str
     from .privacy import is_pseudonymised
 
     app = _app(ctx)
-    wanted = ref.strip().upper()
+    wanted = normal_ref(ref, app.settings.office.reference_prefix)
     try:
         with app.sessions.begin() as session:
             found = store.case_by_ref(session, wanted)
@@ -274,6 +275,7 @@ def _set_status(ctx: click.Context, ref: str, *, close: bool, note: str, by: str
             found = store.case_by_ref(session, wanted)
             assert found is not None  # cases are never deleted
             data = {**views.case_dict(found, detail=views.load_detail(session, found)), "changed": changed}
+            closed_at = views.local_time(found.closed_at, ZoneInfo(app.settings.schedule.timezone))
         days = app.settings.retention.closed_case_days
     finally:
         app.close()
@@ -283,7 +285,7 @@ def _set_status(ctx: click.Context, ref: str, *, close: bool, note: str, by: str
         click.echo(f"{data['ref']} closed; its personal data is pseudonymised by `mailbot retention` "
                    f"{days} days after closing")
     elif close:
-        click.echo(f"{data['ref']} was already closed (since {data['closed_at']}); nothing changed")
+        click.echo(f"{data['ref']} was already closed (since {closed_at}); nothing changed")
     elif changed:
         click.echo(f"{data['ref']} reopened")
     else:

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from .cli_ops import Day
+from .cli_args import Day
 from .imported_cases import OPEN_DAYS, default_cutoff
 
 

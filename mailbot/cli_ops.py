@@ -10,28 +10,7 @@ from typing import Any
 
 import click
 
-
-# Days and years the commands accept: far enough either way for any mail (an import keeps
-# Dates from 1990), near enough that a day's window and its neighbours stay valid dates.
-FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(9998, 12, 31)
-YEAR = click.IntRange(FIRST_DAY.year, LAST_DAY.year)
-
-
-class Day(click.ParamType):
-    """A day as YYYY-MM-DD, from FIRST_DAY to LAST_DAY; else a usage error (exit 2)."""
-
-    name = "YYYY-MM-DD"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> date:
-        if isinstance(value, date):
-            return value
-        try:
-            day = datetime.strptime(str(value), "%Y-%m-%d").date()
-        except ValueError:
-            self.fail(f"{value!r} is not a day as YYYY-MM-DD", param, ctx)
-        if not FIRST_DAY <= day <= LAST_DAY:
-            self.fail(f"{day} is not between {FIRST_DAY} and {LAST_DAY}", param, ctx)
-        return day
+from .cli_args import YEAR, Day, normal_ref, shown_time, unknown_team
 
 
 def _app(ctx: click.Context) -> Any:
@@ -47,7 +26,7 @@ def _app(ctx: click.Context) -> Any:
 @click.option("--send", is_flag=True, help="send it as `mailbot run` does every morning: to digest.recipients "
               "and to every team in digest.teams (with --team: that team's only), once per day")
 @click.option("--force", is_flag=True, help="with --send: send it again, also to whoever already got it")
-@click.option("--team", help="only this team's cases")
+@click.option("--team", help="only this team's cases (a team of digest.teams or of the rules)")
 @click.pass_context
 def digest(ctx: click.Context, day: date | None, to_stdout: bool, html_file: str | None,
            send: bool, force: bool, team: str | None) -> None:
@@ -60,6 +39,10 @@ def digest(ctx: click.Context, day: date | None, to_stdout: bool, html_file: str
         raise click.UsageError("--force goes with --send")
     app = _app(ctx)
     try:
+        if team is not None:  # a typo would print an empty digest, or send one to nobody
+            refused = unknown_team(team, [*app.settings.digest.teams, *(t.id for t in app.routing.ruleset.teams)])
+            if refused:
+                raise click.BadParameter(refused, ctx=ctx, param_hint="'--team'")
         the_day: date = day or app.local_today() - timedelta(days=1)
         if to_stdout or html_file:
             rendered = digest_mod.build(app.sessions, app.settings, the_day, team=team,
@@ -87,8 +70,8 @@ def _send_digest(app: Any, day: date, team: str | None, force: bool) -> None:
     from . import digest as digest_mod
 
     settings = app.settings.digest
-    if team is not None and team not in settings.teams:
-        raise click.ClickException(f"no team {team!r} in digest.teams")
+    if team is not None and team not in settings.teams:  # a team of the rules that gets no digest
+        raise click.ClickException(f"team {team!r} has no digest recipients: add it to digest.teams in config.yaml")
     if not (settings.teams[team] if team is not None else settings.recipients or any(settings.teams.values())):
         raise click.ClickException("no recipients: set digest.recipients (or digest.teams) in config.yaml")
     with app.sessions() as session:
@@ -158,13 +141,14 @@ def status(ctx: click.Context, as_json: bool, check: bool) -> None:
     if as_json:
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
     else:
-        for line in _status_lines(data):
+        for line in _status_lines(data, app.settings.schedule.timezone):
             click.echo(line)
     if check and not data["healthy"]:
         sys.exit(1)
 
 
-def _status_lines(data: dict[str, Any]) -> list[str]:
+def _status_lines(data: dict[str, Any], zone: str) -> list[str]:
+    """The text of `status`; times local with their offset (the JSON keeps them in UTC)."""
     lines = []
     for box in data["mailboxes"]:
         age = "never" if box["age_seconds"] is None else f"{box['age_seconds']}s ago"
@@ -175,21 +159,22 @@ def _status_lines(data: dict[str, Any]) -> list[str]:
     sending = data["sending"]
     if sending["oldest_pending_at"]:
         lines.append(f"smtp: {sending['retrying']} to retry, the oldest waiting since "
-                     f"{sending['oldest_pending_at']}, its next try at {sending['next_attempt_at']}")
+                     f"{shown_time(sending['oldest_pending_at'], zone)}, its next try at "
+                     f"{shown_time(sending['next_attempt_at'], zone)}")
     if sending["last_error"]:
         tried = sending["last_error_attempts"]  # 0: the server was never reached
         lines.append(f"smtp: the waiting replies' last error{f' (attempt {tried})' if tried else ''}: "
                      f"{sending['last_error']}")
     if sending["last_sent_at"]:
-        lines.append(f"smtp: last reply accepted by the server at {sending['last_sent_at']}")
+        lines.append(f"smtp: last reply accepted by the server at {shown_time(sending['last_sent_at'], zone)}")
     lines.append(f"quarantined: {data['quarantined']}")
     if data["idle_open_cases"] is not None:
         lines.append(f"idle open cases (no activity for {data['idle_after_days']} days or more): "
                      f"{data['idle_open_cases']}" + (" (close finished ones: mailbot case close REF)"
                                                      if data["idle_open_cases"] else ""))
     for error in data["last_errors"]:
-        recovered = f" (recovered at {error['recovered_at']})" if error["recovered_at"] else ""
-        lines.append(f"error {error['at']} {error['type']}: {error['error']}{recovered}")
+        recovered = f" (recovered at {shown_time(error['recovered_at'], zone)})" if error["recovered_at"] else ""
+        lines.append(f"error {shown_time(error['at'], zone)} {error['type']}: {error['error']}{recovered}")
     lines += ["healthy"] if data["healthy"] else [f"UNHEALTHY: {problem}" for problem in data["problems"]]
     return lines
 
@@ -259,13 +244,13 @@ def privacy_erase(ctx: click.Context, email: str | None, case_ref: str | None, d
         raise click.UsageError(f"--email must be an e-mail address, not {email.strip()!r}")
     app = _app(ctx)
     try:
+        ref = normal_ref(case_ref or "", app.settings.office.reference_prefix)
         counts = (erase(app.sessions, email, dry_run=dry_run) if email is not None
-                  else erase_case(app.sessions, case_ref or "", dry_run=dry_run))
+                  else erase_case(app.sessions, ref, dry_run=dry_run))
     finally:
         app.close()
     if counts is None:
-        click.echo(f"no case {case_ref}", err=True)
-        ctx.exit(1)
+        raise click.ClickException(f"no case {ref}")  # as `case show`: "Error: no case REF", exit 1
     click.echo(counts.summary(dry_run=dry_run))
     if dry_run and counts.refs:
         click.echo(f"case(s) that would be pseudonymised ({len(counts.refs)}):")

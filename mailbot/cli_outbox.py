@@ -30,6 +30,7 @@ def outbox_group() -> None:
 @click.pass_context
 def outbox_list(ctx: click.Context, statuses: tuple[str, ...], limit: int, as_json: bool) -> None:
     """Replies that need a staff decision, oldest first."""
+    from .cli_args import shown_time
     from .outbox_admin import NEEDS_STAFF, listing
     from .views import shown
 
@@ -39,13 +40,14 @@ def outbox_list(ctx: click.Context, statuses: tuple[str, ...], limit: int, as_js
             rows = listing(session, statuses or NEEDS_STAFF, limit)
     finally:
         app.close()
-    if as_json:
+    if as_json:  # times in UTC, as every --json
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
+    zone = app.settings.schedule.timezone  # text: local times with their offset, as `case show`
     if not rows:
         click.echo("no replies")
     for row in rows:  # recipients and SMTP errors come from outside: cleaned for the terminal
-        next_try = f", next try {row['next_attempt_at']}" if row["next_attempt_at"] else ""
+        next_try = f", next try {shown_time(row['next_attempt_at'], zone)}" if row["next_attempt_at"] else ""
         click.echo(f"{row['id']:>7}  {row['status']:<9} {shown(row['case_ref']) or '-':<16} "
                    f"{shown(row['template']):<20} {shown(row['recipient'])}  ({row['attempts']} attempts{next_try}) "
                    f"{clip(shown(row['last_error']), 100)}")
@@ -79,8 +81,9 @@ def _decide(ctx: click.Context, action_name: str, ids: tuple[int, ...], every: b
         sent = app.send_outbox() if action.to_status == "pending" and any(o.done for o in outcomes) else None
     finally:
         app.close()
-    for outcome in outcomes:
-        click.echo(f"{outcome.outbox_id}: {outcome.message}", err=not outcome.done)
+    for outcome in outcomes:  # a refusal as every command's error: "Error: no reply 7", on stderr
+        click.echo(f"{outcome.outbox_id}: {outcome.message}" if outcome.done else f"Error: {outcome.message}",
+                   err=not outcome.done)
     if sent is not None:
         click.echo(f"replies sent {sent.sent}, failed {sent.failed}")
     if not outcomes:

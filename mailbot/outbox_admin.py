@@ -44,7 +44,7 @@ NEEDS_STAFF = ("held", "failed")
 class Outcome:
     outbox_id: int
     done: bool
-    message: str
+    message: str  # done: what became of it; refused: why, naming the reply ("no reply 7")
 
 
 def refusal(action: Action, status: str) -> str | None:
@@ -76,7 +76,7 @@ def apply(session: Session, action: Action, ids: Sequence[int], *, now: datetime
     for outbox_id in dict.fromkeys(ids):
         row = rows.get(outbox_id)
         if row is None:
-            outcomes.append(Outcome(outbox_id, False, "no such reply"))
+            outcomes.append(Outcome(outbox_id, False, f"no reply {outbox_id}"))
             continue
         refused = refusal(action, row.status)
         if refused is None and action.name == "retry" and undeliverable(session, row.recipient):
@@ -86,7 +86,7 @@ def apply(session: Session, action: Action, ids: Sequence[int], *, now: datetime
             else:
                 mark_deliverable(session, row.recipient, reason=f"cleared by {by} for a retry", now=now)
         if refused is not None:
-            outcomes.append(Outcome(outbox_id, False, refused))
+            outcomes.append(Outcome(outbox_id, False, f"reply {outbox_id}: {refused}"))
             continue
         _change(session, row, action, now)
         add_event(session, action.event, case=Ref(row.case_id) if row.case_id else None,

@@ -82,13 +82,13 @@ def test_force_sends_again_on_purpose(config, smtp_sink):
 
 
 def test_send_for_one_team_only(config, smtp_sink):
-    """`--send --team T` sends that team's digest only, once; an unknown team is an error."""
+    """`--send --team T` sends that team's digest only, once; an unknown team is a usage error."""
     assert "queued for 1 recipient(s); sent 1" in _run(config, "--date", "2026-11-23", "--send",
                                                          "--team", "wonen").output
     assert _received(smtp_sink) == ["wonen@vlaamseombudsdienst.be"]
     assert "already sent" in _run(config, "--date", "2026-11-23", "--send", "--team", "wonen").output
     unknown = _run(config, "--date", "2026-11-23", "--send", "--team", "sport")
-    assert unknown.exit_code == 1 and "no team 'sport' in digest.teams" in unknown.output
+    assert unknown.exit_code == 2 and "'sport' is no team of digest.teams or of the rules" in unknown.output
     # The full run afterwards still reaches everyone else, and wonen not twice.
     _run(config, "--date", "2026-11-23", "--send")
     assert _received(smtp_sink) == sorted(STAFF + TEAMS["wonen"] + TEAMS["onderwijs"])

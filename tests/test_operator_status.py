@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import yaml
 from click.testing import CliRunner
@@ -17,6 +18,9 @@ from mailbot.db import Event, MailboxState, Outbox
 from mailbot.fetch import mailbox_name
 from mailbot.operational_status import max_reply_wait
 from mailbot.pipeline import process_files
+from mailbot.views import local_time
+
+BRUSSELS = ZoneInfo("Europe/Brussels")  # schedule.timezone's default: text output's times
 
 
 def _cli(tmp_path, db_url, smtp_port=1):
@@ -61,7 +65,8 @@ def test_check_fails_when_replies_wait_on_an_unreachable_smtp_server(make_app, s
 
 
 def test_status_shows_when_a_waiting_reply_is_tried_next(make_app, sqlite_url, tmp_path):
-    """SMTP is down: status shows the waiting reply's next try and the error that holds it."""
+    """SMTP is down: status shows the waiting reply's next try (local time in the text, UTC in
+    the JSON) and the error that holds it."""
     down = make_app(db_url=sqlite_url)  # smtp port 1: connection refused
     process_files(down.intake, [complaint()])
     down.send_outbox()
@@ -71,7 +76,7 @@ def test_status_shows_when_a_waiting_reply_is_tried_next(make_app, sqlite_url, t
     sending = json.loads(run("status", "--json").output)["sending"]
     assert sending["next_attempt_at"] == next_try.replace(tzinfo=timezone.utc).isoformat()
     assert sending["last_error"] and sending["last_sent_at"] is None
-    assert f"its next try at {sending['next_attempt_at']}" in run("status").output
+    assert f"its next try at {local_time(next_try, BRUSSELS)}" in run("status").output
 
 
 def test_when_the_server_answers_again_the_waiting_replies_go_at_once(make_app, smtp_sink, sqlite_url, tmp_path):
@@ -89,7 +94,8 @@ def test_when_the_server_answers_again_the_waiting_replies_go_at_once(make_app, 
     run = _cli(tmp_path, sqlite_url)
     sending = json.loads(run("status", "--json").output)["sending"]
     assert sending["last_error"] is None and sending["last_sent_at"] is not None
-    assert f"smtp: last reply accepted by the server at {sending['last_sent_at']}" in run("status").output
+    last_sent = local_time(datetime.fromisoformat(sending["last_sent_at"]), BRUSSELS)
+    assert f"smtp: last reply accepted by the server at {last_sent}" in run("status").output
 
 
 def test_a_poll_failure_shows_its_recovery(make_app, db_url, tmp_path):
@@ -116,7 +122,7 @@ def test_a_poll_failure_shows_its_recovery(make_app, db_url, tmp_path):
         session.add(MailboxState(mailbox=name, last_poll_at=polled))
     later = json.loads(run("status", "--json").output)["last_errors"][0]
     assert later["recovered_at"] == polled.isoformat()
-    assert f"poll_failed: Connection refused (recovered at {polled.isoformat()})" in run("status").output
+    assert f"poll_failed: Connection refused (recovered at {local_time(polled, BRUSSELS)})" in run("status").output
 
 
 def test_max_reply_wait_follows_a_slow_outbox():
@@ -126,7 +132,8 @@ def test_max_reply_wait_follows_a_slow_outbox():
 
 def test_outbox_list_gives_zoned_times_and_cuts_errors_between_words(make_app, sqlite_url, tmp_path):
     """`outbox list --json` gives created_at and the next try with their time zone; the table
-    cuts a long SMTP error at a word boundary, marked with an ellipsis."""
+    shows the next try in local time and cuts a long SMTP error at a word boundary, marked with
+    an ellipsis."""
     app = make_app(db_url=sqlite_url)
     process_files(app.intake, [complaint()])
     app.send_outbox()
@@ -142,7 +149,7 @@ def test_outbox_list_gives_zoned_times_and_cuts_errors_between_words(make_app, s
     shown = line.split(") ", 1)[1]
     assert shown.endswith("…") and long_error.startswith(shown[:-1])
     assert long_error[len(shown) - 1] == " "  # the cut falls between two words
-    assert f"next try {row['next_attempt_at']}" in line
+    assert f"next try {local_time(datetime.fromisoformat(row['next_attempt_at']), BRUSSELS)})" in line
 
 
 def test_clip_keeps_short_text_and_cuts_long_text_at_a_word():

@@ -88,7 +88,7 @@ def test_a_held_reply_is_listed_and_released_by_staff(make_app, smtp_sink, db_ur
     again = run("outbox", "release", str(held))
     assert again.exit_code == 1 and "the reply is sent; release applies to held replies only" in again.output
     missing = run("outbox", "release", "999999")
-    assert missing.exit_code == 1 and "999999: no such reply" in missing.output
+    assert missing.exit_code == 1 and missing.stderr == "Error: no reply 999999\n"
     assert json.loads(run("outbox", "list", "--json").output) == [] and len(smtp_sink.messages) == 4
 
 
