@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import html
 import logging
 import re
 import traceback
@@ -37,7 +38,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from . import sanitize
+from . import _resources, sanitize
 from .config import Settings
 from .db import Outbox
 from .digest_data import DigestData, collect
@@ -165,21 +166,53 @@ _REQUIRED = ("nl.txt.j2", "nl.html.j2", "nl.subject.j2")
 
 def render(settings: Settings, data: DigestData, *, language: str = "nl",
            templates: TemplateSet | None = None) -> RenderedDigest:
-    """Text, HTML and subject of one digest."""
-    env = environment(settings.templates_dir, templates)
+    """Text, HTML and subject of one digest. When the office's digest templates fail (an
+    older labels.j2 without the title of a newer section, found only on the day the section
+    lists something), it is rendered with mailbot's own ones instead, with a note for staff
+    and an error in the log: a digest with the wrong wording beats no digest at all."""
     context: dict[str, Any] = {"d": data, "office": settings.office.name, "colors": COLORS,
                                "working_days": settings.digest.first_reaction_working_days,
                                "idle_days": settings.digest.idle_after_days,
                                "day": data.day.strftime("%d-%m-%Y")}
     try:
+        return _render_with(environment(settings.templates_dir, templates), language, context)
+    except RulesError as err:
+        try:
+            shipped = _render_with(environment(_resources.templates_dir()), language, context)
+        except RulesError:
+            raise err from None  # the office's error is the one to fix
+        log.error("digest %s: %s; sent with mailbot's own digest templates instead: run 'mailbot rules check' "
+                  "and update %s", data.day.isoformat(), err, f"{Path(settings.templates_dir).name}/{TEMPLATE_DIR}")
+        return _with_note(shipped, FALLBACK_NOTE.format(error=sanitize.clean_text(str(err))))
+
+
+# Said at the top of a digest rendered with the shipped templates (`render`): staff see why
+# it looks different, the administrator what to fix.
+FALLBACK_NOTE = ("Let op: de eigen sjablonen van dit dagoverzicht (templates/_digest) gaven een fout, "
+                 "daarom is het opgemaakt met de standaardsjablonen van mailbot. Fout: {error}. "
+                 "Voor de beheerder: voer 'mailbot rules check' uit en werk templates/_digest bij "
+                 "(een labels.j2 van een oudere versie mist de titels van nieuwe rubrieken).")
+
+
+def _render_with(env: ImmutableSandboxedEnvironment, language: str, context: dict[str, Any]) -> RenderedDigest:
+    try:
         text = env.get_template(f"{language}.txt.j2").render(context)
-        html = env.get_template(f"{language}.html.j2").render(context)
+        html_part = env.get_template(f"{language}.html.j2").render(context)
         subject = env.get_template(f"{language}.subject.j2").render(context)
     except TemplateSyntaxError as err:
         raise RulesError(f"digest template {TEMPLATE_DIR}/{err.name}:{err.lineno}: {err.message}") from err
     except Exception as err:  # noqa: BLE001 - undefined names and the like, at render time
         raise RulesError(f"digest template: {err}") from err
-    return RenderedDigest(sanitize.header_text(subject), text.strip() + "\n", html.strip() + "\n")
+    return RenderedDigest(sanitize.header_text(subject), text.strip() + "\n", html_part.strip() + "\n")
+
+
+def _with_note(digest: RenderedDigest, note: str) -> RenderedDigest:
+    """`digest` with `note` above its text and as the first paragraph of its HTML body."""
+    paragraph = f'<p style="border:1px solid #c00;padding:6px;color:#900">{html.escape(note)}</p>'
+    body = re.search(r"<body[^>]*>", digest.html)
+    at = body.end() if body else 0
+    return RenderedDigest(digest.subject, f"{note}\n\n{digest.text}",
+                          f"{digest.html[:at]}\n{paragraph}{digest.html[at:]}")
 
 
 def build(sessions: sessionmaker, settings: Settings, day: date, *, team: str | None = None,

@@ -2,6 +2,10 @@
 
 The rule files and templates in force are saved as one set, one set at most; when the files
 on disk are invalid at start, `routing_stage` starts on the saved set instead.
+
+A set saved by an older release is read with the meaning it had then (`as_saved`): the robot
+starts on the rules it ran on the day before an upgrade, even where this release's checks ask
+the files on disk for more.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import logging
 from collections.abc import Mapping
 from datetime import datetime
 
+import yaml
 from sqlalchemy import delete, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -33,14 +38,38 @@ def load_last_good(sessions: sessionmaker) -> tuple[str, datetime, RuleFiles, Te
                                   .limit(1)).scalar_one_or_none()
             if row is None:
                 return None
-            files = {name: None if row.rules.get(name) is None else str(row.rules[name]).encode()
-                     for name in FILES}
+            files = as_saved({name: None if row.rules.get(name) is None else str(row.rules[name]).encode()
+                              for name in FILES})
             templates = TemplateSet({str(k): str(v).encode() for k, v in row.templates["files"].items()},
                                     frozenset(str(f) for f in row.templates["folders"]))
             return row.fingerprint, row.saved_at, files, templates
     except SQLAlchemyError as db_err:
         log.error("the last good rules could not be read from the database: %s", describe_error(db_err))
         return None
+
+
+def as_saved(files: RuleFiles) -> RuleFiles:
+    """`files` of a saved set with what an older release meant by them written out, so that
+    this release's checks take them: an ombudsman service without `competent:` was competent
+    (the default then; now required, as the default referred nothing). The administrator is
+    told to say it in rules/services.yaml; the files on disk stay strict."""
+    text = files.get("services.yaml")
+    try:
+        data = yaml.safe_load(text) if text else None
+    except yaml.YAMLError:
+        return files  # refused by the check as it is, with its line
+    services = data.get("services") if isinstance(data, dict) else None
+    if not isinstance(services, list):
+        return files
+    implicit = [s for s in services if isinstance(s, dict) and s.get("kind") == "ombudsman" and "competent" not in s]
+    if not implicit:
+        return files
+    for service in implicit:
+        service["competent"] = True
+    log.warning("the last good rules were saved by an older release: ombudsman service(s) %s have no 'competent:' "
+                "and are read as competent, as then; write competent: false (usually) or true for them in "
+                "rules/services.yaml", ", ".join(repr(s.get("id")) for s in implicit))
+    return {**files, "services.yaml": yaml.safe_dump(data, allow_unicode=True, sort_keys=False).encode()}
 
 
 def save_last_good(session: Session, fingerprint: str, files: RuleFiles, templates: TemplateSet) -> None:
