@@ -186,7 +186,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None, transport: T
     # Rules and templates are checked and reloaded together; the set in force is saved in the
     # database and started on when the files are invalid at start (routing_stage).
     routing = RoutingStage(settings.rules_dir, renderer=renderer, sessions=sessions,
-                           timezone=settings.schedule.timezone)
+                           timezone=settings.schedule.timezone, languages=tuple(settings.languages))
     preparer = Preparer(timeout=settings.limits.parse_timeout_seconds or None)
     intake = Intake(settings, sessions, routing, renderer, clock=clock, preparer=preparer)
     return App(settings, engine, sessions, renderer, routing, intake,

@@ -97,13 +97,11 @@ def _template_check(templates_dir: Path | None, languages: tuple[str, ...] = LAN
     """Known template names and the templates' own problems; (None, []) when there are none to check."""
     if templates_dir is None:
         return None, []
-    from .digest import check_templates
     from .render import Renderer
+    from .template_check import template_problems
 
-    renderer = Renderer(templates_dir)
-    problems = renderer.check(languages=languages)
-    if templates_dir.is_dir():
-        problems += check_templates(templates_dir)
+    renderer = Renderer(templates_dir)  # the same check as a reload's: replies, digest, staff notice
+    problems = template_problems(renderer, digest=templates_dir.is_dir(), languages=languages)
     return renderer.names(), [_openable(problem, templates_dir) for problem in problems]
 
 

@@ -159,10 +159,14 @@ def speaks_for_citizen(mail: Mail, classification: Classification, match: Match,
     """Whether the mail's wishes (contact address, phone, anonymity…) are the citizen's own:
     sent from the address on file, or a referral forwarding the citizen's text, and not forged.
     Anyone else in the thread (a Cc of the complaint, a stranger) cannot change them."""
-    if classification.facts.spoofed or not citizen_email:
+    if classification.facts.spoofed:
         return False
-    sender = mail.from_.email.lower() if mail.from_ else ""
     complainant = match.citizen.email.lower() if match.citizen else ""
+    if not citizen_email:
+        # No address on file (a web form without one, a referral naming none): the mail that
+        # names the citizen as its complainant is theirs, and its phone the way to reach them.
+        return match.citizen is not None and not complainant
+    sender = mail.from_.email.lower() if mail.from_ else ""
     return citizen_email.lower() in (sender, complainant)
 
 

@@ -155,7 +155,7 @@ def sample_digests() -> list[DigestData]:
 
 # Every section a digest has (`digest_data.collect`), in order; the check lists an item in each.
 DECISION_SECTIONS = ("needs_triage", "multi_addressed", "agency_in_cc", "contact_wishes", "quarantined",
-                     "undeliverable", "not_sent", "held", "rules_failed", "overdue")
+                     "undeliverable", "not_sent", "held", "staff_notices", "rules_failed", "overdue")
 INFO_SECTIONS = ("new_cases", "quick_service", "referrals", "agency_forwards", "solutions", "status_requests",
                  "imported_open", IDLE_OPEN)
 _FLAG_SECTIONS = ("multi_addressed", "agency_in_cc", "contact_wishes")

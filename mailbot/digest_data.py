@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from .automatic import by_subject_only
 from .config import Settings
-from .db import AddressStatus, Case, Event, Message, Outbox, as_utc
+from .db import AddressStatus, Case, Event, LastGoodRules, Message, Outbox, as_utc
 from .digest_flags import TRIAGE_FLAGS, added_flags, triage_labels
 from .digest_info import idle_open, incoming_chart, info_sections, service_names
 from .digest_items import (
@@ -28,6 +28,7 @@ from .digest_items import (
 )
 from .holidays_be import subtract_working_days
 from .imported_cases import opened_by_import
+from .outbox import STAFF_MAIL, STAFF_NOTICE
 
 
 @dataclass
@@ -103,8 +104,11 @@ def collect(session: Session, settings: Settings, day: date, *, team: str | None
             scored = tuple(evidence_said(e, services=services) for e in evidence)
             why = tuple(recorded(str(d.get("reason") or d.get("triage_reason"))) for d in (detail, *linked.get(m.id, []))
                         if (d.get("reason") or d.get("triage_reason")) and "needs_triage" in (d.get("flags") or ()))
+            # No address to answer (a web form without one): the phone staff are told to call.
+            phone = ((f"tel. {case.contact_phone}",) if case is not None and case.contact_phone
+                     and not case.citizen_email else ())
             triage.append(Item(case.ref if case else "", m.subject, _sender(m, case, webforms), m.kind,
-                               ((SUBJECT_ONLY,) if silenced else ()) + why + scored,
+                               ((SUBJECT_ONLY,) if silenced else ()) + why + scored + phone,
                                triage_labels(m, added[m.id], replies_to, opened=m.id in opened)))
     zone = ZoneInfo(settings.schedule.timezone)
     by_message = _FlagItems(messages, cases, events, linked, added, opened, mine, zone, services)
@@ -134,10 +138,10 @@ def collect(session: Session, settings: Settings, day: date, *, team: str | None
                                                     (f"versturen: mailbot outbox release {row.id} · "
                                                      f"schrappen: mailbot outbox cancel {row.id}",))
                                                for row, c in held if mine(c)]), DECISION_LISTED))
-    failures = session.execute(select(Event).where(Event.type == "rules_reload_failed", Event.created_at >= start,
-                                                   Event.created_at < end).order_by(Event.id)).scalars()
-    decisions.append(capped("rules_failed", one_group([_rules_error(str(e.detail.get("error", "")))
-                                                       for e in failures if intake_wide]), DECISION_LISTED))
+    decisions.append(capped("staff_notices", one_group(_staff_notices(session, start, end, mine, zone)),
+                            DECISION_LISTED))
+    decisions.append(capped("rules_failed", one_group(rules_reloads(session, start, end, zone) if intake_wide
+                                                      else []), DECISION_LISTED))
     decisions.append(_overdue(session, settings, day, team))
     info = info_sections(messages, cases, touched, start, end, mine, session, events, added=added,
                          replies_to=replies_to, prefix=settings.office.reference_prefix)
@@ -146,7 +150,7 @@ def collect(session: Session, settings: Settings, day: date, *, team: str | None
     chart, chart_max = incoming_chart(session, settings, day, team)
     sent = select(func.count()).select_from(Outbox).where(
         Outbox.status == "sent", Outbox.sent_at >= start, Outbox.sent_at < end,
-        Outbox.template.not_in(("digest", "staff_notice")))
+        Outbox.template.not_in(STAFF_MAIL))
     if team is not None:  # a team digest counts the team's mail only
         sent = sent.join(Case, Outbox.case_id == Case.id).where(Case.team == team)
     totals = {"received": sum(1 for m in messages if mine(cases.get(m.case_id) if m.case_id else None)),
@@ -175,9 +179,58 @@ def _replies_to(session: Session, messages: list[Message]) -> dict[str, list[tup
     return found
 
 
-def _rules_error(error: str) -> Item:
+RELOAD_FAILED = "rules_reload_failed"  # rules or templates on disk refused (at a reload or at start)
+# A reload that took the files on disk after a refusal. Also a set saved as the last good one
+# (`last_good`: saved when a check of the files on disk passed, at a reload or at a start).
+RELOADED = "rules_reloaded"
+
+
+def rules_reloads(session: Session, start: datetime, end: datetime, zone: ZoneInfo) -> list[Item]:
+    """The day's refused reloads, each saying whether a later reload took the files before the
+    day ended; and, when the last reload news before the day's end is a refusal of an earlier
+    day, one line saying the files on disk are still refused (every day until they pass)."""
+    day_failures = list(session.execute(select(Event).where(
+        Event.type == RELOAD_FAILED, Event.created_at >= start, Event.created_at < end).order_by(Event.id)).scalars())
+    last = day_failures[-1] if day_failures else session.execute(
+        select(Event).where(Event.type == RELOAD_FAILED, Event.created_at < start)
+        .order_by(Event.created_at.desc(), Event.id.desc()).limit(1)).scalars().first()
+    if last is None:
+        return []
+    taken = _reloads_taken(session, as_utc(day_failures[0].created_at if day_failures else last.created_at), end)
+    items = []
+    for failure in day_failures:
+        at = as_utc(failure.created_at)
+        recovered = next((t for t in taken if t > at), None)
+        items.append(_rules_error(str((failure.detail or {}).get("error", "")), (
+            f"geweigerd om {at.astimezone(zone):%H:%M}; " + (
+                f"daarna hersteld om {recovered.astimezone(zone):%H:%M}: de bestanden op schijf zijn in gebruik"
+                if recovered is not None else
+                "aan het eind van de dag nog altijd geweigerd: de laatste goede regels en sjablonen bleven in "
+                "gebruik; wat er fout is: mailbot rules check"),)))
+    if not day_failures and not any(t > as_utc(last.created_at) for t in taken):
+        since = as_utc(last.created_at).astimezone(zone)
+        error = _rules_error(str((last.detail or {}).get("error", "")), ())
+        items.append(Item("", f"De regel- of sjabloonbestanden op schijf worden nog altijd geweigerd "
+                              f"(sinds {since:%d-%m-%Y %H:%M})", "", error.title,
+                          ("de robot werkt met de laatste goede regels en sjablonen; wat er fout is: "
+                           "mailbot rules check",)))
+    return items
+
+
+def _reloads_taken(session: Session, since: datetime, end: datetime) -> list[datetime]:
+    """When the files on disk passed the check in [since, end), in order: a recorded reload
+    (`RELOADED`), or the last good set saved (only the latest save is kept)."""
+    times = [as_utc(t) for t in session.execute(select(Event.created_at).where(
+        Event.type == RELOADED, Event.created_at >= since, Event.created_at < end)).scalars()]
+    saved = session.execute(select(func.max(LastGoodRules.saved_at))).scalar_one()
+    if saved is not None and since <= as_utc(saved) < end:
+        times.append(as_utc(saved))
+    return sorted(times)
+
+
+def _rules_error(error: str, extras: tuple[str, ...]) -> Item:
     lines = error.strip().splitlines() or [""]
-    return Item("", lines[0][:300], "", " / ".join(line.strip() for line in lines[1:6])[:1000])
+    return Item("", lines[0][:300], "", " / ".join(line.strip() for line in lines[1:6])[:1000], extras)
 
 
 def _undeliverable(session: Session, start: datetime, end: datetime, messages: list[Message],
@@ -188,7 +241,7 @@ def _undeliverable(session: Session, start: datetime, end: datetime, messages: l
     for event in failed:
         row = session.get(Outbox, event.detail.get("outbox_id")) if event.detail.get("outbox_id") else None
         case = session.get(Case, event.case_id) if event.case_id else None
-        if row is not None and row.template != "digest" and mine(case):
+        if row is not None and row.template not in STAFF_MAIL and mine(case):  # staff mail: `_staff_notices`
             items.append(Item(case.ref if case else "", template_said(row.template), row.recipient,
                               recorded(row.last_error or "")))
     for m in messages:
@@ -331,18 +384,53 @@ class _FlagItems:
 WAITING_MINUTES = 60  # a reply still not sent an hour after it was queued: staff hear of it
 
 
-def _waiting(session: Session, end: datetime, mine, zone: ZoneInfo) -> list[Item]:
-    """Replies still waiting to go out (pending: never tried or retrying) that were queued more than
-    WAITING_MINUTES before the day ended, or that failed at least once: the citizen got nothing."""
+def _stuck(session: Session, end: datetime, *templates: str, mine) -> list[tuple[Outbox, Case | None]]:
+    """Outbox rows still waiting to go out (pending: never tried or retrying) that were queued
+    more than WAITING_MINUTES before the day ended, or that failed at least once; of `templates`
+    when given, else of every template but mail to staff."""
     late = end - timedelta(minutes=WAITING_MINUTES)
+    which = Outbox.template.in_(templates) if templates else Outbox.template.not_in(STAFF_MAIL)
     rows = session.execute(select(Outbox, Case).outerjoin(Case, Outbox.case_id == Case.id).where(
-        Outbox.status == "pending", Outbox.template != "digest", Outbox.created_at < end,
+        Outbox.status == "pending", which, Outbox.created_at < end,
         or_(Outbox.created_at < late, Outbox.last_error.is_not(None))).order_by(Outbox.created_at, Outbox.id)).all()
-    return [Item(c.ref if c else "", template_said(row.template), row.recipient,
-                 recorded(row.last_error) if row.last_error else Said("not_tried", raw="nog niet geprobeerd"),
-                 (f"in de wachtrij sinds {as_utc(row.created_at).astimezone(zone):%d-%m-%Y %H:%M}, "
-                  f"{row.attempts} poging(en)",))
-            for row, c in rows if mine(c)]
+    return [(row, case) for row, case in rows if mine(case)]
+
+
+def _queued_since(row: Outbox, zone: ZoneInfo) -> str:
+    return f"in de wachtrij sinds {as_utc(row.created_at).astimezone(zone):%d-%m-%Y %H:%M}, {row.attempts} poging(en)"
+
+
+def _not_tried(row: Outbox) -> Said:
+    return recorded(row.last_error) if row.last_error else Said("not_tried", raw="nog niet geprobeerd")
+
+
+def _waiting(session: Session, end: datetime, mine, zone: ZoneInfo) -> list[Item]:
+    """Replies to citizens still waiting to go out (`_stuck`): the citizen got nothing."""
+    return [Item(c.ref if c else "", template_said(row.template), row.recipient, _not_tried(row),
+                 (_queued_since(row, zone),))
+            for row, c in _stuck(session, end, mine=mine)]
+
+
+def _staff_notices(session: Session, start: datetime, end: datetime, mine, zone: ZoneInfo) -> list[Item]:
+    """Staff notices (a rule's `notify:`) that did not leave: still waiting (`_stuck`) or failed
+    on the day (their `reply_failed` event). Apart from the citizens' replies: the citizen is
+    not affected, but whoever the rule wanted told has not heard of the case."""
+    items = [Item(c.ref if c else "", c.subject if c else "", row.recipient, _not_tried(row),
+                  (_queued_since(row, zone),))
+             for row, c in _stuck(session, end, STAFF_NOTICE, mine=mine)]
+    failed = session.execute(select(Event, Outbox, Case).join(Outbox, Outbox.id == Event.detail["outbox_id"]
+                                                              .as_integer())
+                             .outerjoin(Case, Outbox.case_id == Case.id)
+                             .where(Event.type == "reply_failed", Event.created_at >= start, Event.created_at < end,
+                                    Outbox.template == STAFF_NOTICE).order_by(Event.id)).all()
+    for event, row, c in failed:
+        if mine(c):
+            items.append(Item(c.ref if c else "", c.subject if c else "", row.recipient,
+                              recorded(row.last_error or str(event.detail.get("reason") or "")),
+                              (f"mislukt om {as_utc(event.created_at).astimezone(zone):%H:%M} na "
+                               f"{event.detail.get('attempts', row.attempts)} poging(en); opnieuw proberen: "
+                               f"mailbot outbox retry {row.id}",)))
+    return items
 
 
 OUTAGES = {"poll_failed": ("mailbox", "postbus {} niet gelezen: mail van burgers bleef liggen"),

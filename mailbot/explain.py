@@ -25,6 +25,7 @@ from .prepare import prepare
 from .compose import build_subject
 from .replies import overview_cases, reply_setup
 from .route import describe
+from .staff_notice import asking_rules, notice_context, notice_subject, render_text
 from .store import format_ref
 
 
@@ -80,6 +81,8 @@ def explain(app: Any, raw: bytes, *, now: datetime | None = None, show_reply: bo
         case = (_new_case(session, intake.settings, mail, decision, classification, now)
                 if decision.open_case else planned.case)
         rendered = [_rendered(session, intake, r, case, mail) for r in decision.replies]
+        fired = planned.routed.routing.fired if planned.routed is not None else ()
+        notices = _notices(intake, case, mail, decision.notify, fired, show_reply)
     result["match"] = _plain(planned.match)
     result["match_considered"] = _plain(planned.matched.considered)
     if planned.routed is not None:
@@ -92,7 +95,33 @@ def explain(app: Any, raw: bytes, *, now: datetime | None = None, show_reply: bo
         "outcome": decision.outcome, "reasons": list(decision.reasons),
     }
     result["replies"] = [_reply(r, shown, show_reply) for r, shown in zip(decision.replies, rendered)]
+    result["staff_notices"] = notices
     return result
+
+
+def _notices(intake: Any, case: Case | None, mail: Mail, notify: tuple[str, ...], fired: tuple[str, ...],
+             show_text: bool) -> list[dict[str, Any]]:
+    """The staff notices the rules' `notify:` would queue (`staff_notice.queue_notices`): per
+    address the rules that asked and the notice's subject (its text with `show_text`), or why
+    it would not be sent (one of our own addresses)."""
+    if case is None or not notify:
+        return []
+    settings = intake.settings
+    own = {settings.smtp.from_address.lower(), *(m.username.lower() for m in settings.all_mailboxes)}
+    rules = intake.routing.ruleset.routing
+    notices: list[dict[str, Any]] = []
+    for address in dict.fromkeys(a.lower() for a in notify):
+        asked = asking_rules(rules, fired, address)
+        if address in own:
+            notices.append({"to": address, "rules": list(asked), "skipped": "one of our own addresses: "
+                            "the notice would come back in as mail"})
+            continue
+        notice = {"to": address, "rules": list(asked), "subject": notice_subject(case.ref, asked, case.subject)}
+        if show_text:
+            notice["text"] = render_text(intake.renderer.templates,
+                                         notice_context(case, mail, rules=asked, fired=fired))
+        notices.append(notice)
+    return notices
 
 
 def _new_case(session: Session, settings: Any, mail: Mail, decision: Decision,
@@ -107,6 +136,8 @@ def _new_case(session: Session, settings: Any, mail: Mail, decision: Decision,
     return Case(ref=format_ref(prefix, now.year, (last or 0) + 1), status="open",
                 citizen_email=citizen.email if citizen else "", citizen_name=citizen.name if citizen else "",
                 language=classification.language, outcome=decision.outcome, flags=list(decision.flags),
+                subject=mail.subject[:500], priority=decision.priority, tags=list(decision.tags),
+                team=decision.team or (investigator.team if investigator else None),
                 also_sent_to=list(decision.match.also_sent_to),
                 investigator_email=investigator.email if investigator else None,
                 investigator_name=investigator.name if investigator else None,
@@ -206,7 +237,25 @@ def explain_text(result: dict[str, Any]) -> str:
             for question in reply["questions"]:
                 lines.extend(textwrap.wrap(question, 100, initial_indent=f"{indent}- ", subsequent_indent=f"{indent}  ",
                                            break_long_words=False, break_on_hyphens=False))
+    lines.extend(_notice_lines(result.get("staff_notices") or []))
     return "\n".join(lines)
+
+
+def _notice_lines(notices: list[dict[str, Any]]) -> list[str]:
+    """Who on the staff would be told of the new case (a rule's `notify:`), and by which rules."""
+    lines = []
+    for notice in notices:
+        asked = ", ".join(notice["rules"]) or "-"
+        lines.append(f"staff notice: to {notice['to']} (asked by {asked})")
+        indent = " " * 11
+        if notice.get("skipped"):
+            lines.append(f"{indent}NOT SENT: {notice['skipped']}")
+            continue
+        lines.append(f"{indent}subject: {notice['subject']}")
+        if "text" in notice:
+            lines.append(f"{indent}text:")
+            lines.extend(f"{indent}  | {line}".rstrip() for line in notice["text"].rstrip("\n").split("\n"))
+    return lines
 
 
 def _reply_lines(reply: dict[str, Any], indent: str) -> list[str]:

@@ -13,6 +13,7 @@ import unicodedata
 import phonenumbers
 
 from mailbot.model import Facts
+from mailbot.webform import phone_fields
 
 
 def _gap(limit: int, *, affirmed: bool = False, not_to_us: bool = False) -> str:
@@ -356,7 +357,9 @@ def detect_facts(text: str, *, known_addresses: frozenset[str] = frozenset(), fo
     """The facts stated in `text` (the new text); the agency's offer may sit in `forwarded_text`."""
     text = text[:MAX_FACT_TEXT]
     folded = fold(text)
-    phones = phone_numbers(text)
+    # The number in a phone field ("Telefoon: …", a web form's, a signature's) first: the
+    # citizen's own, before any number the complaint mentions (the agency's, a helpline).
+    phones = tuple(dict.fromkeys(phone_numbers(phone_fields(text)) + phone_numbers(text)))
     return Facts(
         status_request=bool(
             _PATTERNS["status"].search(folded)

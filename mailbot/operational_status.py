@@ -16,7 +16,7 @@ ERROR_EVENTS = ("poll_failed", "reply_failed", "rules_reload_failed", "digest_fa
 # The success that ends each kind of failure: a later event of this type (for a poll, of the
 # same mailbox; for a digest, of the same day).
 RECOVERY_EVENTS = {"poll_failed": "poll_recovered", "digest_failed": "digest_queued",
-                   "retention_failed": "retention_run"}
+                   "retention_failed": "retention_run", "rules_reload_failed": "rules_reloaded"}
 # A reply still waiting after this long is late, whatever the reason (the mail server down or
 # refusing our login or TLS, deferring it with 4xx, no sender running): `status --check`
 # fails. Replies normally leave within a minute (the outbox runs every 30 s, a first retry

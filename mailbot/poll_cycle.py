@@ -66,6 +66,9 @@ class PollCycle:
         if self.intake.routing.last_error and self.intake.routing.last_error != previous_error:
             with self.intake.sessions.begin() as session:  # shown in the next digest
                 store.add_event(session, "rules_reload_failed", error=self.intake.routing.last_error[:4000])
+        elif previous_error and not self.intake.routing.last_error:
+            with self.intake.sessions.begin() as session:  # the digest: the refusal was recovered
+                store.add_event(session, "rules_reloaded", fingerprint=self.intake.routing.fingerprint[:12])
         report = PollReport()
         self._note_uidvalidity(mailbox)
         self._move_leftovers(mailbox, report)

@@ -69,8 +69,12 @@ class RoutingStage:
 
     def __init__(self, rules_dir: Path, *, template_names: frozenset[str] | None = None,
                  ruleset: RuleSet | None = None, renderer: Renderer | None = None,
-                 sessions: sessionmaker | None = None, timezone: str = OFFICE_TIMEZONE) -> None:
+                 sessions: sessionmaker | None = None, timezone: str = OFFICE_TIMEZONE,
+                 languages: tuple[str, ...] | None = None) -> None:
         self.rules_dir = Path(rules_dir)
+        # config.yaml's languages: every reply template needs them, as `rules check` asks
+        # (None: the Dutch files only); what it refuses is never taken by a reload.
+        self.languages = languages
         self.zone = ZoneInfo(timezone)  # absences are office days, not UTC days
         self.renderer = renderer
         self.sessions = sessions if renderer is not None else None
@@ -163,7 +167,9 @@ class RoutingStage:
         if templates is not None and self.renderer is not None:
             candidate = (self.renderer if templates.fingerprint == self.renderer.fingerprint
                          else Renderer(self.renderer.templates_dir, templates))
-            problems = template_problems(candidate, digest=on_disk)
+            # The saved set was in force already: started on even when it lacks a language
+            # configured since (a robot replying in Dutch beats none; the digest says why).
+            problems = template_problems(candidate, digest=on_disk, languages=self.languages if on_disk else None)
             names = candidate.names()
         result = check_contents(files, label=self.rules_dir, template_names=names)
         problems = result.problems + problems

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import textwrap
+import traceback
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -101,6 +102,13 @@ def _environment(files: Mapping[str, str]) -> ImmutableSandboxedEnvironment:
     return env
 
 
+def _template_line(err: Exception) -> int:
+    """The template's line a runtime error happened on: Jinja rewrites the traceback to a
+    `<template>` frame (the notice is loaded from a string)."""
+    frames = [f for f in traceback.extract_tb(err.__traceback__) if f.filename == "<template>"]
+    return (frames[-1].lineno or 1) if frames else 1
+
+
 def _render(source: str, context: Mapping[str, Any]) -> str:
     return _environment({TEXT_FILE: source}).get_template(TEXT_FILE).render(context).strip() + "\n"
 
@@ -130,7 +138,7 @@ def check_templates(templates_dir: Path) -> list[str]:
     try:
         _render(path.read_text(encoding="utf-8"), SAMPLE)
     except TemplateError as err:
-        return [f"{shown}:{getattr(err, 'lineno', None) or 1}: {err.message or err}"]
+        return [f"{shown}:{getattr(err, 'lineno', None) or _template_line(err)}: {err.message or err}"]
     except (UnicodeDecodeError, TypeError, ValueError) as err:
         return [f"{shown}:1: {err}"]
     return []

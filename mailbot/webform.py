@@ -79,3 +79,22 @@ def form_name(text: str) -> str:
             return field.group(2)[:200]
     return ""
 
+
+
+# Labels a form gives the citizen's phone number under (nl, fr, en, de), lower case.
+PHONE_LABELS = frozenset({"telefoon", "telefoonnummer", "tel", "tel.", "gsm", "gsm-nummer", "gsmnummer", "mobiel",
+                          "mobiel nummer", "uw telefoonnummer", "telefoon of gsm", "téléphone", "tél", "tél.",
+                          "numéro de téléphone", "votre numéro de téléphone", "portable", "phone", "phone number",
+                          "telephone", "telephone number", "mobile", "your phone number", "telefon",
+                          "telefonnummer", "handy", "handynummer", "ihre telefonnummer"})
+
+
+def phone_fields(text: str) -> str:
+    """The answers of the phone fields the citizen filled in ("Telefoon: 0470 12 34 56"), one
+    a line: a number there is the citizen's own (not one their complaint mentions)."""
+    answers = []
+    for line in text.replace("\r\n", "\n").split("\n")[:200]:
+        field = _FIELD.match(line)
+        if field is not None and field.group(1).strip().lower() in PHONE_LABELS and field.group(2):
+            answers.append(field.group(2)[:100])
+    return "\n".join(answers)

@@ -61,8 +61,8 @@ def test_sections_come_in_decision_order_with_counts(app):
     with app.sessions() as session:
         data = collect(session, app.settings, DAY)
     assert [s.key for s in data.decisions] == ["needs_triage", "multi_addressed", "agency_in_cc", "contact_wishes",
-                                               "quarantined", "undeliverable", "not_sent", "held", "rules_failed",
-                                               "overdue"]
+                                               "quarantined", "undeliverable", "not_sent", "held", "staff_notices",
+                                               "rules_failed", "overdue"]
     assert [s.key for s in data.info] == ["new_cases", "quick_service", "referrals", "agency_forwards",
                                           "solutions", "status_requests", "imported_open", "idle_open"]
     assert data.totals == {"received": 8, "new_cases": 4, "replies_sent": 1, "needs_decision": 9}

@@ -268,3 +268,14 @@ def test_explain_without_a_database_file_gives_no_spurious_error(tree, tmp_path,
     assert "no such table" not in result.output + caplog.text
     assert "there is no database, so no last good set either" in result.stderr
     assert not Path(sqlite_url[len("sqlite:///"):]).exists()
+
+
+def test_rules_check_refuses_a_broken_staff_notice_template_as_a_reload_does(tree):
+    """`rules check` and the running robot's reload check the same templates: a staff notice
+    naming a variable it never gets is refused by both."""
+    rules, templates = tree
+    line = _edit(templates / "_staff_notice" / "nl.txt.j2", "Dossier:      {{ case_ref }}",
+                 "Dossier:      {{ case_reff }}")
+    result = _check("--rules-dir", str(rules), "--templates-dir", str(templates))
+    assert result.exit_code == 1
+    assert f"_staff_notice/nl.txt.j2:{line}:" in result.output and "case_reff" in result.output
