@@ -179,14 +179,17 @@ class App:
 
 
 def create_app(settings: Settings, *, engine: Engine | None = None, transport: Transport | None = None,
-               clock: Callable[[], datetime] = utcnow) -> App:
+               clock: Callable[[], datetime] = utcnow, rules_required: bool = True) -> App:
+    """`rules_required=False`: for commands that route no mail, rules and templates that
+    cannot be used (on disk, nor the last good set) are a warning and an empty rule set."""
     engine = engine or make_engine(settings.database.url)
     sessions = make_sessionmaker(engine)
     renderer = Renderer(settings.templates_dir)
     # Rules and templates are checked and reloaded together; the set in force is saved in the
     # database and started on when the files are invalid at start (routing_stage).
     routing = RoutingStage(settings.rules_dir, renderer=renderer, sessions=sessions,
-                           timezone=settings.schedule.timezone, languages=tuple(settings.languages))
+                           timezone=settings.schedule.timezone, languages=tuple(settings.languages),
+                           required=rules_required)
     preparer = Preparer(timeout=settings.limits.parse_timeout_seconds or None)
     intake = Intake(settings, sessions, routing, renderer, clock=clock, preparer=preparer)
     return App(settings, engine, sessions, renderer, routing, intake,

@@ -36,7 +36,7 @@ from .last_good import RuleFiles, load_last_good, save_last_good
 from .model import Classification, Investigator, Mail
 from .render import Renderer, TemplateSet, read_templates
 from .route import Routing, route
-from .rules import RuleSet, RulesInvalid, read_rule_files
+from .rules import RuleSet, RulesInvalid, read_rule_files, rules_from_texts
 from .rules_check import check_contents
 from .services import Service
 from .template_check import template_problems
@@ -70,7 +70,7 @@ class RoutingStage:
     def __init__(self, rules_dir: Path, *, template_names: frozenset[str] | None = None,
                  ruleset: RuleSet | None = None, renderer: Renderer | None = None,
                  sessions: sessionmaker | None = None, timezone: str = OFFICE_TIMEZONE,
-                 languages: tuple[str, ...] | None = None) -> None:
+                 languages: tuple[str, ...] | None = None, required: bool = True) -> None:
         self.rules_dir = Path(rules_dir)
         # config.yaml's languages: every reply template needs them, as `rules check` asks
         # (None: the Dutch files only); what it refuses is never taken by a reload.
@@ -95,7 +95,12 @@ class RoutingStage:
         try:
             self.ruleset, candidate = self._check(files, templates)
         except RulesInvalid as err:
-            self._start_on_last_good(err)
+            try:
+                self._start_on_last_good(err)
+            except RulesInvalid as unusable:
+                if required:
+                    raise
+                self._without_rules(unusable)
             return
         if candidate is not None and renderer is not None:
             renderer.use(candidate)
@@ -195,6 +200,15 @@ class RoutingStage:
         log.error("rules/templates on disk refused (%d problem(s), first: %s); started on the last good set "
                   "saved %s UTC (%s); run 'mailbot rules check'", len(err.problems), " ".join(err.problems[0].split()),
                   f"{saved_at:%Y-%m-%d %H:%M}", fingerprint[:12])
+
+    def _without_rules(self, err: RulesInvalid) -> None:
+        """No rules at all, for a command that routes no mail (`required=False`: a case
+        look-up, the digest, the outbox): it goes on, told why; nothing is saved."""
+        self.ruleset, self.sessions = rules_from_texts(), None
+        self.last_error = str(err)
+        log.warning("rules/templates refused and no last good set to start on (%d problem(s), first: %s); "
+                    "this command goes on without them: run 'mailbot rules check'",
+                    len(err.problems), " ".join(err.problems[0].split()))
 
     def _save(self) -> None:
         """Record a start on the saved set (once), and save the set in force (once per set)."""

@@ -119,3 +119,20 @@ def test_rules_check_without_templates_says_they_were_not_checked(tmp_path, monk
     result = _check("--rules-dir", str(tmp_path / "alone" / "rules"))
     assert result.exit_code == 0
     assert "templates not checked" in result.output
+
+
+def test_staff_commands_work_while_no_rules_can_be_used_and_polling_refuses(tmp_path):
+    """Rules refused on disk and no last good set saved (a new installation, or a set an
+    older release saved that this one refuses): staff can still look up cases and read the
+    digest, with a warning; only the commands that route mail stop."""
+    shutil.copytree(ROOT / "rules", tmp_path / "rules")
+    shutil.copytree(ROOT / "templates", tmp_path / "templates")
+    (tmp_path / "rules" / "routing.yaml").write_text("")
+    db_url = f"sqlite:///{tmp_path / 'mailbot.sqlite3'}"
+    dirs = {"rules_dir": str(tmp_path / "rules"), "templates_dir": str(tmp_path / "templates")}
+    assert _run(tmp_path, "db", "upgrade", db_url=db_url, **dirs).exit_code == 0
+    for command in (("case", "list"), ("status",), ("digest", "--print", "--date", "2026-11-23")):
+        result = _run(tmp_path, *command, db_url=db_url, **dirs)
+        assert result.exit_code == 0, (command, result.output)
+    polled = _run(tmp_path, "poll", "--once", db_url=db_url, **dirs)
+    assert polled.exit_code == 2 and "routing.yaml:1: the file is empty" in polled.output
