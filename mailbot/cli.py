@@ -304,11 +304,12 @@ def demo(output: str | None, as_json: bool) -> None:
 
 def _register_optional() -> None:
     """Commands that live in their own modules, one module per area."""
-    from . import cli_import, cli_ops, cli_outbox
+    from . import cli_import, cli_ops, cli_outbox, cli_quarantine
     from .cli_rules import rules_group
 
     cli.add_command(rules_group)
-    for command in (*cli_ops.COMMANDS, *cli_import.COMMANDS, *cli_outbox.COMMANDS):
+    for command in (*cli_ops.COMMANDS, *cli_import.COMMANDS, *cli_outbox.COMMANDS,
+                    *cli_quarantine.COMMANDS):
         cli.add_command(command)
 
 

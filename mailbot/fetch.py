@@ -199,10 +199,11 @@ class ImapMailbox:
 
 
 class ImapFolders:
-    """One IMAP account, for retention (`folder_retention`): one folder at a time is selected,
-    read-only for a dry run, its mail read by headers, sizes or whole, and deleted by UID
-    (\\Deleted, then UID EXPUNGE with UIDPLUS; without it a plain EXPUNGE, which also removes
-    mail someone else flagged \\Deleted in that folder)."""
+    """One IMAP account, for retention (`folder_retention`) and `mailbot quarantine retry`: one
+    folder at a time is selected, read-only for a dry run, its mail searched, read by headers,
+    sizes or whole, moved to another folder, and deleted by UID (\\Deleted, then UID EXPUNGE
+    with UIDPLUS; without it a plain EXPUNGE, which also removes mail someone else flagged
+    \\Deleted in that folder)."""
 
     def __init__(self, settings: ImapSettings, *, readonly: bool = False,
                  ssl_context: ssl.SSLContext | None = None) -> None:
@@ -231,6 +232,31 @@ class ImapFolders:
             return sorted(self._client.search(criteria))
         except _NETWORK_ERRORS as err:
             raise FetchError(f"IMAP SEARCH in {self._folder!r} failed: {err}") from err
+
+    def search_copies(self, message_id: str | None, size: int) -> list[int]:
+        """Mail in the selected folder that may be a given one: with its Message-ID in that
+        header (a substring search, so the caller compares the content), else of its exact
+        size (RFC822.SIZE)."""
+        criteria: list[object] = ["NOT", "DELETED"]
+        criteria += (["HEADER", "Message-ID", message_id] if message_id
+                     else ["LARGER", max(size - 1, 0), "SMALLER", size + 1])
+        try:
+            return sorted(self._client.search(criteria))
+        except _NETWORK_ERRORS as err:
+            raise FetchError(f"IMAP SEARCH in {self._folder!r} failed: {err}") from err
+
+    def move(self, uids: Sequence[int], folder: str) -> None:
+        """Move mail of the selected folder to `folder` (MOVE, else COPY and delete)."""
+        if not uids or self.readonly:
+            return
+        try:
+            if self._client.has_capability("MOVE"):
+                self._client.move(list(uids), folder)
+                return
+            self._client.copy(list(uids), folder)
+        except _NETWORK_ERRORS as err:
+            raise FetchError(f"IMAP MOVE from {self._folder!r} to {folder!r} failed: {err}") from err
+        self.delete(uids)
 
     def message_ids(self, uids: Sequence[int]) -> dict[int, tuple[bytes, int]]:
         """uid → (its Message-ID header lines as stored, its size in bytes), nothing else fetched."""

@@ -120,6 +120,9 @@ class Intake:
             add_receipt(session, source, existing, "duplicate")
             store.add_event(session, "duplicate_copy", message=existing, sha256=sha)
             return Outcome("duplicate", existing.kind)
+        if existing is not None:  # its own quarantine row, read now: it frees the identity
+            # (found by content: the mail has no Message-ID, or the row is an older one with it)
+            store.free_quarantine_identity(session, existing.id)
         return self._decide_and_record(session, mail, classification, raw, sha, source, now, quiet)
 
     def plan(self, session: Session, mail: Mail, classification: Classification,

@@ -260,6 +260,7 @@ def _history_text(kind: str, d: dict[str, Any]) -> str | None:
         "match_review": _review_text(d),
         "staff_notified": f"staff told: {', '.join(shown(a) for a in d.get('to') or ()) or '-'}",
         "quarantined_on_case": "a mail on this case was quarantined",
+        "quarantine_retried": "a quarantined mail was moved back to the inbox" + by_note,
     }
     text = texts.get(kind)
     flags = ", ".join(shown(f) for f in d.get("flags") or ())
