@@ -167,7 +167,8 @@ def _status_lines(data: dict[str, Any], zone: str) -> list[str]:
                      f"{sending['last_error']}")
     if sending["last_sent_at"]:
         lines.append(f"smtp: last reply accepted by the server at {shown_time(sending['last_sent_at'], zone)}")
-    lines.append(f"quarantined: {data['quarantined']}")
+    lines.append(f"quarantined: {data['quarantine_unresolved']} not read since ({data['quarantined']} in all; "
+                 "mailbot quarantine list)")
     if data["idle_open_cases"] is not None:
         lines.append(f"idle open cases (no activity for {data['idle_after_days']} days or more): "
                      f"{data['idle_open_cases']}" + (" (close finished ones: mailbot case close REF)"

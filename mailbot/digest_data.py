@@ -1,8 +1,8 @@
 """Queries behind the daily triage digest: what needs a decision, then what the robot did.
 
 A digest day is a calendar day in the office's time zone. Sections come in the order
-staff should read them: what needs a decision first (built here), then what the robot did
-(`digest_info`). Which flags a message's decision added is worked out per message
+staff should read them: what needs a decision first (built here; the operational ones in
+`digest_operations`), then what the robot did (`digest_info`). Which flags a message's decision added is worked out per message
 (`digest_flags`).
 """
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import exists, func, select
+from sqlalchemy.orm import Session, aliased
 
 from .db import Case, Event, MailboxState, Message, Outbox, as_utc, utc_iso
 from .digest_items import day_window
@@ -113,11 +113,22 @@ def operational_status(session: Session, mailboxes: list[str], now: datetime) ->
         "sending": _sending(session, now),
         "quarantined": session.execute(select(func.count()).select_from(Message)
                                        .where(Message.quarantine_reason.is_not(None))).scalar_one(),
+        "quarantine_unresolved": _unresolved_quarantine(session),
         "last_errors": [{"at": utc_iso(e.created_at), "type": e.type,
                          "error": str(e.detail.get("error") or e.detail.get("template") or "")[:300],
                          "recovered_at": utc_iso(_recovered_at(session, e, last_polls))}
                         for e in errors],
     }
+
+
+def _unresolved_quarantine(session: Session) -> int:
+    """Quarantined mail not read since (`mailbot quarantine retry`, or moved back by hand):
+    no readable incoming message has its bytes. `quarantined` counts every one ever."""
+    read = aliased(Message)
+    return session.execute(select(func.count()).select_from(Message).where(
+        Message.quarantine_reason.is_not(None),
+        ~exists().where(read.sha256 == Message.sha256, read.direction == "in",
+                        read.quarantine_reason.is_(None), read.kind != "unreadable"))).scalar_one()
 
 
 def idle_open_cases(session: Session, idle_after_days: int, tz: str, now: datetime) -> int | None:

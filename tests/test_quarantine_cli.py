@@ -97,6 +97,8 @@ def test_an_oversize_complaint_retried_after_the_limit_is_raised_becomes_a_case(
     run = _cli(tmp_path, imap=imap, smtp={"port": smtp_sink.port}, db_url=db_url,
                limits={"max_message_bytes": RAISED})
 
+    status = json.loads(run("status", "--json").output)
+    assert (status["quarantined"], status["quarantine_unresolved"]) == (1, 1)
     [listed] = _listed(run)
     assert (listed["state"], listed["size"], listed["from_email"], listed["subject"]) == (
         QUARANTINED, len(raw), "jan.peeters@example.be", "Klacht met bijlage")
@@ -128,6 +130,9 @@ def test_an_oversize_complaint_retried_after_the_limit_is_raised_becomes_a_case(
         "quarantine", "list").output
     again = run("quarantine", "retry", str(listed["id"]))
     assert again.exit_code == 1 and f"quarantined mail {listed['id']}: already read again" in again.stderr
+    status = json.loads(run("status", "--json").output)
+    assert (status["quarantined"], status["quarantine_unresolved"]) == (1, 0)  # the record stays, resolved
+    assert "quarantined: 0 not read since (1 in all" in run("status").output
 
 
 @pytest.mark.dovecot
