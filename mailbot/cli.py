@@ -33,10 +33,11 @@ def _app(ctx: click.Context, *, routes_mail: bool = False):
     from .db_engine import refuse_missing_sqlite
 
     settings = _settings(ctx)
+    # A mistyped SQLite path must not leave an empty database behind: only `db upgrade`
+    # (and `import`, `demo`) create one.
+    refuse_missing_sqlite(settings.database.url)
     if routes_mail:
         return create_app(settings)
-    # Only reads or edits records: a mistyped SQLite path must not leave an empty database.
-    refuse_missing_sqlite(settings.database.url)
     rules_log = logging.getLogger("mailbot.rules")
     demote = _AtMostWarning()
     rules_log.addFilter(demote)

@@ -25,7 +25,7 @@ def outbox_group() -> None:
 @outbox_group.command("list")
 @click.option("--status", "statuses", multiple=True, type=click.Choice(STATUSES),
               help="only replies with this status (repeatable; default: held and failed)")
-@click.option("--limit", default=200, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def outbox_list(ctx: click.Context, statuses: tuple[str, ...], limit: int, as_json: bool) -> None:

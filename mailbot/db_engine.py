@@ -29,8 +29,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 def refuse_missing_sqlite(url: str) -> None:
     """A ConfigError (one line, exit 2) when `url` names a SQLite file that does not exist:
-    for every command but those that set a database up or fill it (`db upgrade`, `run`,
-    `poll`, `import`, `demo`), whose `make_engine` creates the file."""
+    for every command but those that set a database up (`db upgrade`, `import`, `demo`),
+    whose `make_engine` creates the file."""
     problem = missing_sqlite_file(url)
     if problem is not None:
         raise ConfigError(problem)
