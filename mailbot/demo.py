@@ -188,6 +188,7 @@ def run_scenario(output: Path, progress: _Progress | None = None) -> DemoResult:
     try:
         config = demo_config(output, imap, smtp)
         settings = settings_from_mapping(config)
+        imap.create_folders(settings.imap.processed_folder, settings.imap.quarantine_folder)
         engine = make_engine(settings.database.url)
         upgrade(engine)
         app = create_app(settings, engine=engine)

@@ -13,8 +13,8 @@ import logging
 import ssl
 import threading
 from argparse import Namespace
-from collections.abc import Iterable
-from contextlib import AsyncExitStack
+from collections.abc import Iterable, Iterator
+from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, cast
@@ -97,14 +97,26 @@ class EmbeddedImap:
 
     def append(self, raw: bytes, folder: str = "INBOX", *, flags: Iterable[str | bytes] = ()) -> None:
         """Deliver one message into `folder` (created if missing), as a client would."""
+        with self._client() as client:
+            if not client.folder_exists(folder):
+                client.create_folder(folder)
+            client.append(folder, raw, flags=tuple(flags))
+
+    def create_folders(self, *folders: str) -> None:
+        """Create the folders that do not exist yet, as the office's mailbox already has them."""
+        with self._client() as client:
+            for folder in folders:
+                if not client.folder_exists(folder):
+                    client.create_folder(folder)
+
+    @contextmanager
+    def _client(self) -> Iterator[imapclient.IMAPClient]:
         if self._thread is None:
             raise RuntimeError("EmbeddedImap is not running")
         client = imapclient.IMAPClient(self.host, port=self.port, ssl=False, timeout=10)
         try:
             client.login(self.username, self.password)
-            if not client.folder_exists(folder):
-                client.create_folder(folder)
-            client.append(folder, raw, flags=tuple(flags))
+            yield client
         finally:
             try:
                 client.logout()
