@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -38,11 +40,19 @@ def _app(ctx: click.Context, *, routes_mail: bool = False):
     refuse_missing_sqlite(settings.database.url)
     if routes_mail:
         return create_app(settings)
+    with rules_refusal_as_warning():
+        return create_app(settings, rules_required=False)
+
+
+@contextmanager
+def rules_refusal_as_warning() -> Iterator[None]:
+    """While the app is built for a command that routes no mail (or explains one on the set
+    in force), the rules' refusal is a warning: the robot itself reports it as an error."""
     rules_log = logging.getLogger("mailbot.rules")
     demote = _AtMostWarning()
     rules_log.addFilter(demote)
     try:
-        return create_app(settings, rules_required=False)
+        yield
     finally:
         rules_log.removeFilter(demote)
 

@@ -193,6 +193,7 @@ def explain_command(ctx: click.Context, mail_file: str, as_json: bool, show_repl
     them; when they are refused it says why and exits 1 (--last-good: explains with the set
     a running robot fell back on)."""
     from .app import create_app
+    from .cli import rules_refusal_as_warning
     from .config import default_config_path
     from .db_engine import make_engine
     from .explain import explain, explain_text
@@ -223,7 +224,8 @@ def explain_command(ctx: click.Context, mail_file: str, as_json: bool, show_repl
         settings = settings.model_copy(update={"database": settings.database.model_copy(update={"url": "sqlite://"})})
         engine = make_engine("sqlite://")
         upgrade(engine)
-    app = create_app(settings, engine=engine)
+    with rules_refusal_as_warning():  # the banner above said it: the log need not shout it again
+        app = create_app(settings, engine=engine)
     try:
         result = explain(app, Path(mail_file).read_bytes(), show_reply=show_reply)
     finally:

@@ -230,7 +230,7 @@ def _broken(rules: Path) -> int:
 
 
 def test_explain_on_refused_files_says_so_and_explains_with_the_last_good_only_when_asked(tree, tmp_path,
-                                                                                          sqlite_url):
+                                                                                          sqlite_url, caplog):
     """Broken files on disk: explain used to explain silently with the last good set from the
     database. Now: the problems on stderr and exit 1; --last-good explains with that set, under
     a banner."""
@@ -251,10 +251,13 @@ def test_explain_on_refused_files_says_so_and_explains_with_the_last_good_only_w
     assert refused.exit_code == 1 and refused.stdout == ""
     assert f"{rules}/routing.yaml:" in refused.stderr and "not explained" in refused.stderr
 
+    caplog.clear()
     fallback = _explain(config, mail, "--last-good")
     assert fallback.exit_code == 0, fallback.output
     assert "explained with the last good set saved in the database, not with the files on disk" in fallback.stderr
     assert "kind:      new_complaint" in fallback.stdout
+    # The banner says it: the start on the last good set is logged as a warning, not an error.
+    assert [r.levelname for r in caplog.records if r.name == "mailbot.rules"] == ["WARNING"]
 
 
 def test_explain_without_a_database_file_gives_no_spurious_error(tree, tmp_path, sqlite_url, caplog):
