@@ -13,13 +13,14 @@ from sqlalchemy.orm import Session
 
 from . import intent
 from .config import Settings
-from .db import Case, Event, LastGoodRules, Message, Outbox, as_utc
+from .db import Case, Event, Message, Outbox, as_utc
 from .digest_items import (
     INFO_LISTED, ChartDay, CountedSection, Item, Said, Section, capped, day_window, one_group, who,
 )
 from .imported_cases import IMPORTED
 from .match import find_references
-from .rules import ServicesFile
+from .last_good import saved_rule_files
+from .rules import ServicesFile, read_rule_files
 from .rules_yaml import CheckedFile, parse_and_validate
 
 CHART_KINDS = ("new_complaint", "follow_up", "agency_forward", "status_request", "automatic",
@@ -209,16 +210,8 @@ def service_names(session: Session, rules_dir: Path) -> dict[str, str]:
     """The Dutch name of each service by id, from the rules in force: the set the robot saved
     in the database (`last_good`: what `mailbot run` routes with), else `rules_dir` on disk.
     Empty when neither is readable: the ids are then shown as recorded."""
-    saved = session.execute(select(LastGoodRules.rules).order_by(LastGoodRules.saved_at.desc())
-                            .limit(1)).scalar_one_or_none()
-    if saved is not None and isinstance(saved.get(SERVICES), str):
-        raw: bytes | None = saved[SERVICES].encode()
-    else:
-        try:
-            raw = (Path(rules_dir) / SERVICES).read_bytes()
-        except OSError:
-            raw = None
-    parsed = parse_and_validate(CheckedFile(SERVICES, SERVICES), raw)
+    files = saved_rule_files(session) or read_rule_files(Path(rules_dir))
+    parsed = parse_and_validate(CheckedFile(SERVICES, SERVICES), files.get(SERVICES))
     if not isinstance(parsed, ServicesFile):
         return {}
     return {service.id: service.name_in("nl") for service in parsed.services}

@@ -38,14 +38,25 @@ def load_last_good(sessions: sessionmaker) -> tuple[str, datetime, RuleFiles, Te
                                   .limit(1)).scalar_one_or_none()
             if row is None:
                 return None
-            files = as_saved({name: None if row.rules.get(name) is None else str(row.rules[name]).encode()
-                              for name in FILES})
+            files = as_saved(_rule_files(row.rules))
             templates = TemplateSet({str(k): str(v).encode() for k, v in row.templates["files"].items()},
                                     frozenset(str(f) for f in row.templates["folders"]))
             return row.fingerprint, row.saved_at, files, templates
     except SQLAlchemyError as db_err:
         log.error("the last good rules could not be read from the database: %s", describe_error(db_err))
         return None
+
+
+def saved_rule_files(session: Session) -> RuleFiles | None:
+    """The rule files of the saved set, as this release reads them (`as_saved`); None
+    without one. For what only needs the rules in force (the digest's service names)."""
+    rules = session.execute(select(LastGoodRules.rules).order_by(LastGoodRules.saved_at.desc())
+                            .limit(1)).scalar_one_or_none()
+    return None if rules is None else as_saved(_rule_files(rules))
+
+
+def _rule_files(saved: Mapping) -> RuleFiles:
+    return {name: None if saved.get(name) is None else str(saved[name]).encode() for name in FILES}
 
 
 def as_saved(files: RuleFiles) -> RuleFiles:
