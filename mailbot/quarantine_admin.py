@@ -38,7 +38,7 @@ from .deferred import Ref
 from .errors import FetchError
 from .fetch import mailbox_name
 from .model import Kind
-from .store import add_event, content_sha
+from .store import add_event, content_sha, raw_message_id
 
 QUARANTINED, RETRIED, RESOLVED, EMPTIED = "quarantined", "retried", "resolved", "emptied"
 RETRIED_EVENT = "quarantine_retried"
@@ -185,18 +185,16 @@ def refusal(item: Quarantined, mailboxes: dict[str, ImapSettings]) -> str | None
     return None
 
 
-_MESSAGE_ID = re.compile(rb"^message-id:[ \t]*<?([^<>\s]+)>?[ \t]*$", re.I | re.M)
 _SEARCHABLE = re.compile(r"^[\x21-\x7e]+$")
 
 
 def searchable_message_id(head: bytes) -> str | None:
     """The Message-ID of a mail's header block, bare, when an IMAP SEARCH can take it as it is
     (printable ASCII, no quote or backslash); else None (the mail is then found by size). Pure."""
-    end = min((i for i in (head.find(b"\r\n\r\n"), head.find(b"\n\n")) if i >= 0), default=len(head))
-    found = _MESSAGE_ID.search(head, 0, end)
+    found = raw_message_id(head)
     if found is None:
         return None
-    value = found.group(1).decode("ascii", "replace")
+    value = found.decode("ascii", "replace")
     return value if _SEARCHABLE.match(value) and '"' not in value and "\\" not in value else None
 
 

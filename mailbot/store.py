@@ -174,6 +174,19 @@ _FIELDS_READ, _FIELD_BYTES = 4, 2048  # of each of From, Sender and Reply-To (a 
 _ADDRESS_KEY = b"address:"  # an address's key never equals the Message-ID one of the same text
 
 
+def _head(raw: bytes) -> tuple[bytes, int]:
+    """A bounded start of a raw mail, as `parse_message` reads it, and where its header block ends."""
+    head = raw[:65536].removeprefix(b"\xef\xbb\xbf").lstrip(b"\r\n")
+    return head, _header_end(head)
+
+
+def raw_message_id(raw: bytes) -> bytes | None:
+    """The bare Message-ID of a raw mail's header block, read without parsing; None without one."""
+    head, end = _head(raw)
+    found = _HEADER_MESSAGE_ID.search(head, 0, end)
+    return found.group(1) if found else None
+
+
 def _identity_keys(raw: bytes) -> list[int]:
     """32-bit keys for a mail's Message-ID header and sender addresses, read from the raw
     header block, a bounded part of it (the mails are still being parsed).
@@ -184,8 +197,7 @@ def _identity_keys(raw: bytes) -> list[int]:
     citizen). A citizen named without an address is not locked: such a mail never joins a
     case by identity (`match`), the name is read from the text, and strangers share names.
     """
-    head = raw[:65536].removeprefix(b"\xef\xbb\xbf").lstrip(b"\r\n")  # as `parse_message` reads it
-    end = _header_end(head)
+    head, end = _head(raw)
     keys = [_key(found.group(1)) for found in [_HEADER_MESSAGE_ID.search(head, 0, end)] if found]
     fields: dict[bytes, list[str]] = {}
     for name, value in _HEADER_SENDER.findall(head, 0, end):
