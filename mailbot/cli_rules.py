@@ -43,21 +43,13 @@ def _server_placeholders(path: Path) -> dict[str, str]:
         return {}  # load_settings says what is wrong
     if not isinstance(data, dict):
         return {}
-    servers = [data.get("imap"), data.get("smtp"), *(data.get("mailboxes") or [])]
-    server_values = [section.get(key) for section in servers if isinstance(section, dict) for key in _SERVER_KEYS]
+    sections = [data.get("imap"), data.get("smtp"), *(data.get("mailboxes") or [])]
+    # Taken out of this copy of the file: what is left says which variables are used elsewhere.
+    server_values = [section.pop(key, None) for section in sections if isinstance(section, dict)
+                     for key in _SERVER_KEYS]
     used_for_servers = {name for value in server_values if isinstance(value, str) for name in _ENV_REF.findall(value)}
-    used_elsewhere = set(_ENV_REF.findall(yaml.safe_dump(_without(data, servers))))
+    used_elsewhere = set(_ENV_REF.findall(yaml.safe_dump(data)))
     return {name: f"${{{name}}}" for name in used_for_servers - used_elsewhere}
-
-
-def _without(data: Any, servers: list[Any]) -> Any:
-    """`data` with the server keys of the `servers` sections left out."""
-    if isinstance(data, dict):
-        return {key: _without(value, servers) for key, value in data.items()
-                if not (any(data is section for section in servers) and key in _SERVER_KEYS)}
-    if isinstance(data, list):
-        return [_without(value, servers) for value in data]
-    return data
 
 
 def _configured(ctx: click.Context) -> Settings | None:
