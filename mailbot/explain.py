@@ -25,7 +25,7 @@ from .prepare import prepare
 from .compose import build_subject
 from .replies import overview_cases, reply_setup
 from .route import describe
-from .staff_notice import asking_rules, notice_context, notice_subject, render_text
+from .staff_notice import notice_context, notice_subject, plan_notices, render_text
 from .store import format_ref
 
 
@@ -106,20 +106,16 @@ def _notices(intake: Any, case: Case | None, mail: Mail, notify: tuple[str, ...]
     it would not be sent (one of our own addresses)."""
     if case is None or not notify:
         return []
-    settings = intake.settings
-    own = {settings.smtp.from_address.lower(), *(m.username.lower() for m in settings.all_mailboxes)}
-    rules = intake.routing.ruleset.routing
     notices: list[dict[str, Any]] = []
-    for address in dict.fromkeys(a.lower() for a in notify):
-        asked = asking_rules(rules, fired, address)
-        if address in own:
-            notices.append({"to": address, "rules": list(asked), "skipped": "one of our own addresses: "
-                            "the notice would come back in as mail"})
-            continue
-        notice = {"to": address, "rules": list(asked), "subject": notice_subject(case.ref, asked, case.subject)}
-        if show_text:
-            notice["text"] = render_text(intake.renderer.templates,
-                                         notice_context(case, mail, rules=asked, fired=fired))
+    for planned in plan_notices(intake.settings, notify, fired, intake.routing.ruleset.routing):
+        notice: dict[str, Any] = {"to": planned.address, "rules": list(planned.rules)}
+        if planned.ours:
+            notice["skipped"] = "one of our own addresses: the notice would come back in as mail"
+        else:
+            notice["subject"] = notice_subject(case.ref, planned.rules, case.subject)
+            if show_text:
+                notice["text"] = render_text(intake.renderer.templates,
+                                             notice_context(case, mail, rules=planned.rules, fired=fired))
         notices.append(notice)
     return notices
 

@@ -20,6 +20,7 @@ import logging
 import textwrap
 import traceback
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -170,6 +171,25 @@ def compose_notice(settings: Settings, *, recipient: str, subject: str, text: st
                          subject=subject, text=text, message_id=f"<{message_id}>", date=now)
 
 
+@dataclass(frozen=True)
+class PlannedNotice:
+    """One `notify` address of a new case: the fired rules that named it; `ours` when it is
+    one of our own addresses (a notice would come back in as mail: none is sent)."""
+
+    address: str
+    rules: tuple[str, ...]
+    ours: bool
+
+
+def plan_notices(settings: Settings, notify: Sequence[str], fired: Sequence[str],
+                 rules: Sequence[Rule]) -> list[PlannedNotice]:
+    """The notices `notify` asks for, each address once (what `queue_notices` queues and
+    `rules explain` shows). Pure."""
+    own = {settings.smtp.from_address.lower(), *(m.username.lower() for m in settings.all_mailboxes)}
+    return [PlannedNotice(address, asking_rules(rules, fired, address), address in own)
+            for address in dict.fromkeys(a.lower() for a in notify)]
+
+
 def queue_notices(session: Session, settings: Settings, templates: TemplateSet | None, *,
                   case: Case | None, mail: Mail, notify: Sequence[str], fired: Sequence[str],
                   rules: Sequence[Rule], now: datetime) -> list[str]:
@@ -178,17 +198,16 @@ def queue_notices(session: Session, settings: Settings, templates: TemplateSet |
     for a case and address. Records a `staff_notified` event with who was told."""
     if case is None or case.id is None or not notify:
         return []
-    own = {settings.smtp.from_address.lower(), *(m.username.lower() for m in settings.all_mailboxes)}
     told: list[str] = []
-    for address in dict.fromkeys(a.lower() for a in notify):
-        bare = notice_message_id(settings, case.ref, address)
-        if address in own:
+    for planned in plan_notices(settings, notify, fired, rules):
+        address, asked = planned.address, planned.rules
+        if planned.ours:
             add_event(session, "reply_skipped", case=case, template=STAFF_NOTICE,
                       reason="the recipient is one of our own addresses")
             continue
+        bare = notice_message_id(settings, case.ref, address)
         if session.execute(select(Outbox.id).where(Outbox.message_id == bare)).first() is not None:
             continue  # this case told this address already
-        asked = asking_rules(rules, fired, address)
         try:
             text = render_text(templates, notice_context(case, mail, rules=asked, fired=fired))
             mime = compose_notice(settings, recipient=address, subject=notice_subject(case.ref, asked, case.subject),
