@@ -45,7 +45,7 @@ from .digest_data import DigestData, collect
 from .digest_info import IDLE_OPEN
 from .digest_items import ChartDay, CountedSection, Item, Said, Section, template_said
 from .errors import RulesError
-from .render import TemplateSet
+from .render import TemplateSet, oneline
 from .store import add_event
 
 log = logging.getLogger("mailbot.digest")
@@ -74,7 +74,7 @@ def environment(templates_dir: Path, templates: TemplateSet | None = None) -> Im
         loader=loader,
         undefined=StrictUndefined, autoescape=lambda name: bool(name) and name.endswith(".html.j2"),
         auto_reload=True, trim_blocks=True, lstrip_blocks=True)
-    env.filters["oneline"] = lambda value: sanitize.clean_text(str(value))
+    env.filters["oneline"] = oneline
     return env
 
 

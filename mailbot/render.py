@@ -71,7 +71,7 @@ def _reflow(value: object, width: int = 74) -> str:
     return textwrap.fill(words, width=width, break_long_words=False, break_on_hyphens=False) + "\n"
 
 
-def _oneline(value: object) -> str:
+def oneline(value: object) -> str:
     """Names and subjects in body text: one visible line, no controls."""
     return sanitize.clean_text(str(value))
 
@@ -162,7 +162,7 @@ class _Loaded:
             keep_trailing_newline=False,
         )
         self.env.filters["paragraphs"] = _paragraphs
-        self.env.filters["oneline"] = _oneline
+        self.env.filters["oneline"] = oneline
         self.env.filters["reflow"] = _reflow
         listing: dict[str, set[str]] = {}
         for path in templates.files:

@@ -36,7 +36,7 @@ from .config import Settings
 from .db import Case, Outbox
 from .model import Address, Mail
 from .outbox import STAFF_NOTICE
-from .render import TemplateSet
+from .render import TemplateSet, oneline
 from .rules import Rule
 from .store import add_event
 
@@ -99,7 +99,7 @@ def notice_context(case: Case, mail: Mail, *, rules: Sequence[str], fired: Seque
 def _environment(files: Mapping[str, str]) -> ImmutableSandboxedEnvironment:
     env = ImmutableSandboxedEnvironment(loader=DictLoader(dict(files)), undefined=StrictUndefined,
                                         autoescape=False, trim_blocks=True, lstrip_blocks=True)
-    env.filters["oneline"] = lambda value: sanitize.clean_text(str(value))
+    env.filters["oneline"] = oneline
     return env
 
 
