@@ -182,7 +182,9 @@ def create_app(settings: Settings, *, engine: Engine | None = None, transport: T
                clock: Callable[[], datetime] = utcnow, rules_required: bool = True) -> App:
     """`rules_required=False`: for commands that route no mail, rules and templates that
     cannot be used (on disk, nor the last good set) are a warning and an empty rule set."""
-    engine = engine or make_engine(settings.database.url)
+    # A batch's transaction waits for the parse worker: PostgreSQL must not end it sooner.
+    engine = engine or make_engine(settings.database.url,
+                                   parse_timeout_seconds=settings.limits.parse_timeout_seconds)
     sessions = make_sessionmaker(engine)
     renderer = Renderer(settings.templates_dir)
     # Rules and templates are checked and reloaded together; the set in force is saved in the

@@ -100,7 +100,7 @@ def import_command(ctx: click.Context, path: Path | None, imap_folder: str | Non
         except SourceError as err:
             handle.close()
             raise click.ClickException(f"{path}: {err}") from err
-    engine = make_engine(settings.database.url)
+    engine = make_engine(settings.database.url, parse_timeout_seconds=settings.limits.parse_timeout_seconds)
     upgrade(engine)
     clock = ImportClock()
     app = create_app(settings, engine=engine, clock=clock)

@@ -258,6 +258,8 @@ Index("ix_case_created_at", Case.created_at)
 Index("ix_case_closed_at", Case.closed_at)
 # Open cases idle for `digest.idle_after_days` (migration 0008): the digest and `status`.
 Index("ix_case_status_updated", Case.status, Case.updated_at)
+# `case show` lists a case's duplicates by this column (migration 0009).
+Index("ix_case_duplicate_of", Case.duplicate_of_id)
 
 
 def table_of(model: type[Base]) -> Table:

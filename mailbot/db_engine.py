@@ -3,6 +3,7 @@ apart: the database is gone, or one statement failed."""
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -16,13 +17,15 @@ from .db_check import missing_sqlite_file, sqlite_file, sqlite_open_cause, sqlit
 from .errors import ConfigError
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine; SQLite gets WAL, foreign keys and a busy timeout for concurrent workers.
+def make_engine(url: str, *, parse_timeout_seconds: float = 0.0, **kwargs: Any) -> Engine:
+    """An engine; SQLite gets WAL, foreign keys, a busy timeout for concurrent workers and a
+    Unicode `lower()`. `parse_timeout_seconds` (`limits`): how long a transaction of this
+    engine may wait for the parse worker; PostgreSQL does not end it sooner.
 
     A URL SQLAlchemy cannot use is a ConfigError naming the key (its text never holds the URL,
     which may carry the password)."""
     try:
-        return _make_engine(url, **kwargs)
+        return _make_engine(url, parse_timeout_seconds, **kwargs)
     except (ArgumentError, ValueError) as err:
         raise ConfigError(f"database.url is not a usable database URL: {err}") from None
 
@@ -36,7 +39,7 @@ def refuse_missing_sqlite(url: str) -> None:
         raise ConfigError(problem)
 
 
-def _make_engine(url: str, **kwargs: Any) -> Engine:
+def _make_engine(url: str, parse_timeout_seconds: float, **kwargs: Any) -> Engine:
     # A failing statement's text must not carry its parameters: they hold the mail's content,
     # and the text reaches the log (tracebacks), which outlives retention.
     kwargs.setdefault("hide_parameters", True)
@@ -50,6 +53,9 @@ def _make_engine(url: str, **kwargs: Any) -> Engine:
             # pysqlite's own transaction handling breaks SAVEPOINT (a RELEASE outside its
             # implicit BEGIN commits): SQLAlchemy emits BEGIN itself, below.
             dbapi_conn.isolation_level = None
+            # SQLite's own lower() folds A-Z only: searches for "élise" or "MÜLLER" (staff's
+            # `case list --citizen`, an erasure's addresses) would miss what PostgreSQL finds.
+            dbapi_conn.create_function("lower", 1, unicode_lower, deterministic=True)
             cursor = dbapi_conn.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
             # Deleted rows are overwritten, not left in free pages: retention must really remove them.
@@ -71,20 +77,59 @@ def _make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("connect_args", {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
                                        "keepalives_count": 3})
     engine = create_engine(url, pool_pre_ping=True, **kwargs)
-    event.listen(engine, "connect", _postgresql_session)
+    wanted = postgresql_session(parse_timeout_seconds)
+
+    @event.listens_for(engine, "connect")
+    def _postgresql_session(dbapi_conn: Any, _record: Any) -> None:
+        _set_where_default(dbapi_conn, wanted)
+
     return engine
+
+
+def unicode_lower(value: Any) -> Any:
+    """SQL lower() for SQLite as Python's str.lower (PostgreSQL's under a UTF-8 locale);
+    NULL stays NULL, a number or blob is lowered as its text, as SQLite's own does."""
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return str(value).lower()
 
 
 # A worker that is paused (SIGSTOP, a frozen VM) or cut off mid-transaction holds the reference
 # counter's row lock, which every worker needs for its next new case: the server ends such a
-# session (the longest a transaction waits idle is on a hanging parse, `parse_timeout_seconds`),
-# notices a vanished client within about a minute, and a worker waiting on a lock gives up
-# after a minute (the batch stays in the inbox for the next poll) instead of waiting for hours.
-POSTGRESQL_SESSION = {"idle_in_transaction_session_timeout": "600s", "lock_timeout": "60s",
-                      "tcp_keepalives_idle": "30", "tcp_keepalives_interval": "10", "tcp_keepalives_count": "3"}
+# session, notices a vanished client within about a minute, and a worker waiting on a lock
+# gives up after a minute (the batch stays in the inbox for the next poll) instead of waiting
+# for hours (the idle limit: `idle_transaction_limit`).
+POSTGRESQL_SESSION = {"lock_timeout": "60s", "tcp_keepalives_idle": "30", "tcp_keepalives_interval": "10",
+                      "tcp_keepalives_count": "3"}
+
+IDLE_FLOOR = 600  # seconds: the idle limit when parsing cannot take longer
+# The longest a batch's transaction waits idle is on the parse worker (`prepare.Preparer`): a
+# mail's timeout plus a new worker's start-up (its STARTUP_GRACE), and that up to three times
+# for one mail (the worker dies under it, the mail is tried once more, a canary mail then tells
+# a bad worker from a bad mail).
+PARSE_START_GRACE = 30.0
+PARSE_WAITS = 3
+_LONGEST_TIMEOUT = 2_147_483  # seconds: PostgreSQL's timeouts are int milliseconds
 
 
-def _postgresql_session(dbapi_conn: Any, _record: Any) -> None:
+def idle_transaction_limit(parse_timeout_seconds: float) -> int:
+    """Seconds PostgreSQL lets a transaction sit idle: ten minutes, or more when the parse
+    timeout lets a batch wait longer for one mail. With no parse timeout (0) ten minutes too:
+    the measured reads take about a second, so only a hanging one waits that long, and ending
+    its transaction frees the reference counter for the other workers."""
+    waited = PARSE_WAITS * (parse_timeout_seconds + PARSE_START_GRACE)
+    return math.ceil(min(max(IDLE_FLOOR, waited), _LONGEST_TIMEOUT))
+
+
+def postgresql_session(parse_timeout_seconds: float) -> dict[str, str]:
+    """The session settings we want on PostgreSQL."""
+    return {"idle_in_transaction_session_timeout": f"{idle_transaction_limit(parse_timeout_seconds)}s",
+            **POSTGRESQL_SESSION}
+
+
+def _set_where_default(dbapi_conn: Any, wanted: dict[str, str]) -> None:
     """Our values where the server runs on its defaults: one the administrator chose (in
     postgresql.conf, for the role, or in the URL's `options`) is kept."""
     autocommit = dbapi_conn.autocommit
@@ -92,9 +137,9 @@ def _postgresql_session(dbapi_conn: Any, _record: Any) -> None:
     try:
         with dbapi_conn.cursor() as cursor:
             cursor.execute("SELECT name FROM pg_settings WHERE source = 'default' AND name = ANY(%s)",
-                           (list(POSTGRESQL_SESSION),))
+                           (list(wanted),))
             for (name,) in cursor.fetchall():
-                cursor.execute(f"SET {name} = '{POSTGRESQL_SESSION[name]}'")
+                cursor.execute(f"SET {name} = '{wanted[name]}'")
     finally:
         dbapi_conn.autocommit = autocommit
 
