@@ -7,7 +7,8 @@ from datetime import datetime, timezone
 from typing import Any, cast
 
 from sqlalchemy import (
-    JSON, BigInteger, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Table, Text, UniqueConstraint,
+    JSON, BigInteger, DateTime, Dialect, ForeignKey, Index, Integer, LargeBinary, String, Table, Text,
+    TypeDecorator, UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -28,6 +29,18 @@ def utc_iso(value: datetime | None) -> str | None:
     """ISO 8601 in UTC with its offset, for JSON: also from a PostgreSQL session in another
     time zone."""
     return as_utc(value).astimezone(timezone.utc).isoformat() if value is not None else None
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A moment, stored as UTC. SQLite keeps a datetime's wall time and drops its offset: a
+    mail's Date at 10:00 +0200, or a local midnight compared with a column, would be two hours
+    off. Every aware value is turned to UTC first; a naive one is UTC already."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return value.astimezone(timezone.utc) if value is not None and value.tzinfo is not None else value
 
 
 class Base(DeclarativeBase):
@@ -62,10 +75,10 @@ class Case(Base):
     tags: Mapped[list[str]] = mapped_column(default=list)
     also_sent_to: Mapped[list[str]] = mapped_column(default=list)
     duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("case.id"))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    first_reaction_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    first_reaction_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     # How the citizen asked to be contacted (migration 0005): shown to staff.
     contact_phone: Mapped[str | None] = mapped_column(String(50))
     contact_email: Mapped[str | None] = mapped_column(String(320))
@@ -106,15 +119,15 @@ class Message(Base):
     to_addrs: Mapped[list[str]] = mapped_column(default=list)
     cc_addrs: Mapped[list[str]] = mapped_column(default=list)
     subject: Mapped[str] = mapped_column(Text, default="")
-    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     body_text: Mapped[str] = mapped_column(Text, default="")
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     size: Mapped[int] = mapped_column(Integer, default=0)
     language: Mapped[str | None] = mapped_column(String(5))
     original_sender: Mapped[str | None] = mapped_column(String(400))
     original_subject: Mapped[str | None] = mapped_column(Text)
-    original_date: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    original_date: Mapped[datetime | None] = mapped_column(UtcDateTime())
     quarantine_reason: Mapped[str | None] = mapped_column(Text)
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
@@ -144,7 +157,7 @@ class Receipt(Base):
     message_pk: Mapped[int | None] = mapped_column(ForeignKey("message.id"), index=True)
     disposition: Mapped[str] = mapped_column(String(16))  # processed | quarantined | duplicate
     moved: Mapped[bool] = mapped_column(default=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
     __table_args__ = (UniqueConstraint("mailbox", "uidvalidity", "uid", name="uq_receipt_uid"),)
 
@@ -158,7 +171,7 @@ class Event(Base):
     message_pk: Mapped[int | None] = mapped_column(ForeignKey("message.id"), index=True)
     type: Mapped[str] = mapped_column(String(48), index=True)
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
 
 
 def _recipient_key(context: Any) -> str:
@@ -182,10 +195,10 @@ class Outbox(Base):
     mime: Mapped[bytes] = mapped_column(LargeBinary)
     status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|sent|failed|held
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     last_error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
-    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
     __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
 
@@ -196,9 +209,9 @@ class MailboxState(Base):
     __tablename__ = "mailbox_state"
     mailbox: Mapped[str] = mapped_column(String(400), primary_key=True)
     uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
-    last_poll_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_poll_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     lease_owner: Mapped[str | None] = mapped_column(String(200))
-    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class LastGoodRules(Base):
@@ -210,7 +223,7 @@ class LastGoodRules(Base):
     fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
     rules: Mapped[dict[str, Any]] = mapped_column()
     templates: Mapped[dict[str, Any]] = mapped_column()
-    saved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    saved_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 # -- issue 6: replies -------------------------------------------------------------------------
@@ -225,8 +238,8 @@ class AddressStatus(Base):
     source: Mapped[str] = mapped_column(String(16))  # bounce | smtp | staff
     reason: Mapped[str] = mapped_column(Text, default="")
     failures: Mapped[int] = mapped_column(Integer, default=1)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 # ---------------------------------------------------------------- matching (migration 0002)
@@ -246,7 +259,7 @@ class CaseKey(Base):
     kind: Mapped[str] = mapped_column(String(16))
     value: Mapped[str] = mapped_column(String(200))
     case_id: Mapped[int] = mapped_column(ForeignKey("case.id", ondelete="CASCADE"), index=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
     __table_args__ = (Index("ix_case_key_lookup", "kind", "value", "created_at"),)
 

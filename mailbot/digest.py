@@ -45,6 +45,7 @@ from .digest_data import DigestData, collect
 from .digest_info import IDLE_OPEN
 from .digest_items import ChartDay, CountedSection, Item, Said, Section, template_said
 from .errors import RulesError
+from .office_time import in_office
 from .render import TemplateSet, oneline
 from .store import add_event
 
@@ -228,7 +229,7 @@ def compose(settings: Settings, digest: RenderedDigest, recipient: str, message_
                               settings.smtp.from_address))
     msg["To"] = sanitize.check_address(recipient)
     msg["Subject"] = digest.subject
-    msg["Date"] = format_datetime(now)
+    msg["Date"] = format_datetime(in_office(now, settings.schedule.timezone))  # the office's offset
     msg["Message-ID"] = message_id
     msg["Auto-Submitted"] = "auto-generated"
     msg["Precedence"] = "bulk"

@@ -145,7 +145,8 @@ def collect(session: Session, settings: Settings, day: date, *, team: str | None
                                                       else []), DECISION_LISTED))
     decisions.append(_overdue(session, settings, day, team))
     info = info_sections(messages, cases, touched, start, end, mine, session, events, added=added,
-                         replies_to=replies_to, prefix=settings.office.reference_prefix)
+                         replies_to=replies_to, prefix=settings.office.reference_prefix,
+                         tz=settings.schedule.timezone)
     idle = idle_open(session, settings, day, team)
     info += [idle] if idle is not None else []
     chart, chart_max = incoming_chart(session, settings, day, team)

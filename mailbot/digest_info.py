@@ -19,6 +19,7 @@ from .digest_items import (
 )
 from .imported_cases import IMPORTED
 from .match import find_references
+from .office_time import office_date
 from .last_good import saved_rule_files
 from .rules import ServicesFile, read_rule_files
 from .rules_yaml import CheckedFile, parse_and_validate
@@ -36,7 +37,7 @@ OUTCOME_LABELS = {"refer_ombudsman": "doorverwezen naar de bevoegde ombudsdienst
 def info_sections(messages: list[Message], cases: dict[int, Case], touched: list[Case], start: datetime,
                   end: datetime, mine, session: Session, events: dict[int, dict], *,
                   added: dict[int, set[str]], replies_to: dict[str, list[tuple[str, str]]],
-                  prefix: str) -> list[Section]:
+                  prefix: str, tz: str) -> list[Section]:
     """What the robot did with the day's mail: new cases, quick service, referrals by another
     ombudsman service, agency forwards, solutions, status requests."""
     new = [c for c in touched if start <= as_utc(c.created_at) < end]
@@ -90,17 +91,18 @@ def info_sections(messages: list[Message], cases: dict[int, Case], touched: list
             capped("agency_forwards", one_group(forwards), INFO_LISTED),
             capped("solutions", one_group(solutions), INFO_LISTED),
             capped("status_requests", one_group(status), INFO_LISTED),
-            capped("imported_open", one_group(_imported_open(session, start, end, mine)), INFO_LISTED)]
+            capped("imported_open", one_group(_imported_open(session, start, end, mine, tz)), INFO_LISTED)]
 
 
-def _imported_open(session: Session, start: datetime, end: datetime, mine) -> list[Item]:
+def _imported_open(session: Session, start: datetime, end: datetime, mine, tz: str) -> list[Item]:
     """Cases a `mailbot import` opened on the day and left open (recent mail): dated by their
     own mail, they fall in digests already sent, and the import sent no reply."""
     rows = session.execute(select(Case).join(Event, Event.case_id == Case.id).where(
         Event.type == IMPORTED, Event.created_at >= start, Event.created_at < end, Case.status == "open")
         .order_by(Case.created_at, Case.id)).scalars()
     return [Item(c.ref, c.subject, who(c.citizen_name, c.citizen_email),
-                 f"ontvangen {as_utc(c.created_at):%d-%m-%Y}, geïmporteerd: geen automatisch antwoord verstuurd")
+                 f"ontvangen {office_date(c.created_at, tz):%d-%m-%Y}, geïmporteerd: geen automatisch antwoord "
+                 "verstuurd")
             for c in rows if mine(c)]
 
 

@@ -21,6 +21,7 @@ from .db import Case, CaseSequence
 from .decide import STATUS_OVERVIEW
 from .errors import ParseError, RulesError, StoreError
 from .model import Classification, Decision, Mail, Reply
+from .office_time import office_year
 from .prepare import prepare
 from .compose import build_subject
 from .replies import overview_cases, reply_setup
@@ -126,10 +127,11 @@ def _new_case(session: Session, settings: Any, mail: Mail, decision: Decision,
     added to the session: its reference is the next one, read, not taken (a dry run takes no
     lock a poller would wait for)."""
     prefix = settings.office.reference_prefix
+    year = office_year(now, settings.schedule.timezone)  # 00:30 on 1 January in Brussels: the new year
     last = session.execute(select(CaseSequence.last_number).where(
-        CaseSequence.prefix == prefix, CaseSequence.year == now.year)).scalar_one_or_none()
+        CaseSequence.prefix == prefix, CaseSequence.year == year)).scalar_one_or_none()
     citizen, investigator = decision.citizen or mail.from_, decision.investigator
-    return Case(ref=format_ref(prefix, now.year, (last or 0) + 1), status="open",
+    return Case(ref=format_ref(prefix, year, (last or 0) + 1), status="open",
                 citizen_email=citizen.email if citizen else "", citizen_name=citizen.name if citizen else "",
                 language=classification.language, outcome=decision.outcome, flags=list(decision.flags),
                 subject=mail.subject[:500], priority=decision.priority, tags=list(decision.tags),

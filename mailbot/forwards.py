@@ -15,6 +15,7 @@ from email.utils import parsedate_to_datetime
 from zoneinfo import ZoneInfo
 
 from mailbot.model import Address, ForwardedMessage
+from mailbot.office_time import storable
 
 _LABELS = {
     "from": ("van", "from", "de", "von", "da", "de la part de", "afzender", "expéditeur", "absender"),
@@ -216,7 +217,7 @@ def _date(value: str) -> datetime | None:
         return None
     try:
         parsed = parsedate_to_datetime(value)
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=_LOCAL)
+        return storable(parsed if parsed.tzinfo else parsed.replace(tzinfo=_LOCAL))
     except (TypeError, ValueError, IndexError, OverflowError):
         pass
     day: int | None = None
@@ -240,6 +241,6 @@ def _date(value: str) -> datetime | None:
         meridiem = (clock.group(4) or "").lower().replace(".", "")
         hour = hour % 12 + (12 if meridiem == "pm" else 0) if meridiem else hour
     try:
-        return datetime(year, month, day, hour, minute, second, tzinfo=_LOCAL)
+        return storable(datetime(year, month, day, hour, minute, second, tzinfo=_LOCAL))
     except ValueError:
         return None

@@ -13,7 +13,7 @@ import dataclasses
 import hashlib
 import quopri
 import re
-from datetime import datetime, timezone
+from datetime import datetime
 from email import message_from_bytes
 from email.message import Message
 from email.policy import compat32
@@ -25,6 +25,7 @@ from mailbot.errors import ParseError
 from mailbot.forwards import make_address
 from mailbot.htmltext import html_to_text
 from mailbot.model import Address, Attachment, Bounce, ForwardedMessage, Mail
+from mailbot.office_time import storable
 
 T = TypeVar("T")
 GUESS_SAMPLE = 64 * 1024  # bytes the charset detector looks at
@@ -183,7 +184,7 @@ def _date(value: str | None) -> datetime | None:
         parsed = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return storable(parsed)  # no zone: UTC (RFC 5322's -0000)
 
 
 def message_ids(value: str | None) -> tuple[str, ...]:

@@ -168,7 +168,8 @@ class Intake:
         match, decision = planned.match, planned.decision
         case, message = apply_decision(session, mail, decision, classification, raw=raw,
                                        sha256=sha, source=source,
-                                       prefix=self.settings.office.reference_prefix, now=now)
+                                       prefix=self.settings.office.reference_prefix, now=now,
+                                       tz=self.settings.schedule.timezone)
         if classification.bounce is not None and "undeliverable" in decision.flags:
             record_bounce(session, classification.bounce,
                           fallback_email=case.citizen_email if case else "", now=now)

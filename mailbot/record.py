@@ -17,6 +17,7 @@ from .db_statements import insert_object
 from .decide import speaks_for_citizen
 from .deferred import HasId
 from .model import Classification, Decision, Kind, Mail
+from .office_time import office_year
 
 
 @dataclass(frozen=True)
@@ -68,11 +69,13 @@ def add_receipt(session: Session, source: Source | None, message: HasId | None,
 
 
 def open_case(session: Session, mail: Mail, decision: Decision, classification: Classification,
-              *, prefix: str, now: datetime) -> Case:
+              *, prefix: str, now: datetime, tz: str) -> Case:
+    """A new case; its reference counts in the office's year (00:30 on 1 January in
+    Brussels is still 31 December in UTC)."""
     investigator = decision.investigator
     citizen = decision.citizen or mail.from_
     case = Case(
-        ref=store.allocate_ref(session, prefix, now.year), status="open",
+        ref=store.allocate_ref(session, prefix, office_year(now, tz)), status="open",
         citizen_email=(citizen.email if citizen else "")[:320],
         citizen_name=(citizen.name if citizen else "")[:200],
         language=classification.language, subject=mail.subject[:500],
@@ -92,7 +95,7 @@ def open_case(session: Session, mail: Mail, decision: Decision, classification: 
 
 def apply_decision(session: Session, mail: Mail, decision: Decision,
                    classification: Classification, *, raw: bytes, sha256: str,
-                   source: Source | None, prefix: str, now: datetime) -> tuple[Case | None, Message]:
+                   source: Source | None, prefix: str, now: datetime, tz: str) -> tuple[Case | None, Message]:
     """Record everything but the replies; returns the case (if any) and the message row.
 
     A new case and the message are not inserted here: the caller completes their columns
@@ -101,7 +104,7 @@ def apply_decision(session: Session, mail: Mail, decision: Decision,
     store.store_raw(session, sha256, raw)
     case: Case | None = None
     if decision.open_case:
-        case = open_case(session, mail, decision, classification, prefix=prefix, now=now)
+        case = open_case(session, mail, decision, classification, prefix=prefix, now=now, tz=tz)
         store.add_event(session, "case_opened", case=case, investigator=case.investigator_email,
                         outcome=decision.outcome, team=case.team, reasons=list(decision.reasons))
         # `decision.notify`: the staff notices are queued with the replies, once the case has

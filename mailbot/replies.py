@@ -24,6 +24,7 @@ from .db_statements import run
 from .decide import NEUTRAL_RECEIPT, STATUS_OVERVIEW
 from .errors import RulesError
 from .model import Address, Mail, Reply
+from .office_time import in_office
 from .outbox import STAFF_NOTICE
 from .recipients import mailbox_key
 from .render import Renderer
@@ -170,7 +171,9 @@ def reply_context(settings: Settings, case: Case | None, reply: Reply, mail: Mai
         "forwarded": {"sender": (forwarded.sender.name or forwarded.sender.email)
                       if forwarded and forwarded.sender else "",
                       "subject": forwarded.subject if forwarded else "",
-                      "date": forwarded.date.strftime("%d-%m-%Y") if forwarded and forwarded.date else ""},
+                      # The office's day: 23:30 UTC on the 30th is the 31st in Brussels.
+                      "date": (f"{in_office(forwarded.date, settings.schedule.timezone):%d-%m-%Y}"
+                               if forwarded and forwarded.date else "")},
         "cases": [],  # status_overview: `overview_cases`
         "reason": "unreadable", "max_size_mb": settings.limits.max_message_bytes // (1024 * 1024),
         "max_size_kb": settings.limits.max_message_bytes // 1024,
@@ -237,7 +240,8 @@ def queue_reply(session: Session, settings: Settings, renderer: Renderer, reply:
             from_name=settings.smtp.from_name or settings.office.name, to=reply.to,
             reply_to=investigator, case_ref=case_ref,
             original_subject=reply.subject, in_reply_to=in_reply_to,
-            references=references, message_id=message_id, date=now,
+            references=references, message_id=message_id,
+            date=in_office(now, settings.schedule.timezone),  # RFC 5322 3.3: local time, its offset
         )
     except HeaderError as err:  # an address or our own From that no header can carry
         _unanswered(session, case, message, reply.template, f"a header could not be written: {err}")

@@ -7,7 +7,7 @@ Jobs (all in the office's time zone, `schedule.timezone`):
                      (the interval poll stays as a safety net and for lease take-over)
     lease            renews the leases this process holds
     outbox           every outbox_interval_seconds
-    digest           daily at digest_time (CronTrigger: right local time across DST); a
+    digest           daily at digest_time (DailyTrigger: once a day, local time, across DST); a
                      failed digest is tried again every DIGEST_RETRY until it is queued,
                      that same day; started after digest_time, the process queues
                      yesterday's digest at once for every recipient still without it
@@ -35,14 +35,14 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.blocking import BlockingScheduler
-from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -66,21 +66,50 @@ START_RETRY = 5.0
 START_RETRY_MAX = 60.0
 
 
-class DailyTrigger(CronTrigger):
-    """Once a day at a local time, also on DST days: CronTrigger alone fires twice when the
-    time falls in the hour that repeats in autumn (02:00-03:00 in Brussels)."""
+class DailyTrigger(BaseTrigger):
+    """Once every local day at local time `at`, also on DST days. APScheduler's CronTrigger
+    fires twice when `at` falls in the hour that repeats in autumn (02:00-03:00 in Brussels),
+    and (3.11) skips the day after the spring change for a time from 00:00 to 01:00: the
+    next fire is worked out from the local date instead (`next_daily_fire`)."""
 
-    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
-        fire = super().get_next_fire_time(previous_fire_time, now)
-        while (fire is not None and previous_fire_time is not None
-               and fire.astimezone(self.timezone).date() == previous_fire_time.astimezone(self.timezone).date()):
-            fire = super().get_next_fire_time(fire, fire)
-        return fire
+    __slots__ = ("at", "timezone")
+
+    def __init__(self, at: time, tz: tzinfo) -> None:
+        self.at, self.timezone = at, tz
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime:
+        return next_daily_fire(self.at, self.timezone, previous_fire_time, now)
+
+    def __str__(self) -> str:
+        return f"daily at {self.at:%H:%M} ({self.timezone})"
 
 
-def daily(at: Any, tz: tzinfo) -> CronTrigger:
-    """A trigger firing once every day at local time `at` (a datetime.time)."""
-    return DailyTrigger(hour=at.hour, minute=at.minute, second=0, timezone=tz)
+def next_daily_fire(at: time, tz: tzinfo, previous: datetime | None, now: datetime) -> datetime:
+    """When a daily job at local time `at` fires next: on the local day after `previous` (even
+    when that is past: APScheduler then coalesces what was missed, as for its own triggers),
+    or, for a first run, at the first `at` from `now` on. A time the spring change skips fires
+    an hour later on the clock (02:30 → 03:30); one the autumn change repeats, the first time.
+    Pure."""
+    day = previous.astimezone(tz).date() + timedelta(days=1) if previous is not None else now.astimezone(tz).date()
+    while True:
+        # fold=0: the first of a repeated time; a skipped one keeps the offset before the change
+        fire = datetime.combine(day, at, tz).astimezone(timezone.utc).astimezone(tz)
+        if previous is not None or fire >= now:
+            return fire
+        day += timedelta(days=1)
+
+
+def digest_retry_at(now: datetime, tz: tzinfo, day: date) -> datetime | None:
+    """When a failed digest of `day` is tried again: DIGEST_RETRY later in real time (not on
+    the clock face, which jumps an hour on DST days), or None when that is no longer the day
+    after `day`, when the digest was due. Pure."""
+    retry = (now + DIGEST_RETRY).astimezone(tz)
+    return None if retry.date() > day + timedelta(days=1) else retry
+
+
+def daily(at: time, tz: tzinfo) -> DailyTrigger:
+    """A trigger firing once every day at local time `at`."""
+    return DailyTrigger(at, tz)
 
 
 class Runner:
@@ -189,8 +218,8 @@ class Runner:
             self._record_events()
         except (MailbotError, SQLAlchemyError) as err:
             error = self._told(err)
-            retry = self.app.clock().astimezone(self.tz) + DIGEST_RETRY
-            if retry.date() > day + timedelta(days=1):
+            retry = digest_retry_at(self.app.clock(), self.tz, day)
+            if retry is None:
                 log.error("digest of %s failed, not retried after today (send it with "
                           "'mailbot digest --send --date %s'): %s", day.isoformat(), day.isoformat(), error)
             else:

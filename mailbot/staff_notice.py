@@ -35,6 +35,7 @@ from .compose import compose_plain
 from .config import Settings
 from .db import Case, Outbox
 from .model import Address, Mail
+from .office_time import in_office
 from .outbox import STAFF_NOTICE
 from .render import TemplateSet, oneline
 from .rules import Rule
@@ -168,7 +169,8 @@ def compose_notice(settings: Settings, *, recipient: str, subject: str, text: st
     `sanitize.HeaderError` for an address no header can carry."""
     return compose_plain(from_address=settings.smtp.from_address,
                          from_name=settings.smtp.from_name or settings.office.name, to=Address("", recipient),
-                         subject=subject, text=text, message_id=f"<{message_id}>", date=now)
+                         subject=subject, text=text, message_id=f"<{message_id}>",
+                         date=in_office(now, settings.schedule.timezone))  # the office's offset
 
 
 @dataclass(frozen=True)
