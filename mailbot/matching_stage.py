@@ -215,6 +215,18 @@ class MatchingStage:
         settled = found.by_thread or any(may_use_reference(facts, c) for c in found.by_reference)
         if settled or automatic:
             return match_message(facts, found, policy, automatic=automatic)
+        result = self._match_candidates(session, observed, found)
+        if result.match.case_id is None and store.lock_case_opening(session):
+            # A new case: another worker may be opening this complaint's case too (a referral
+            # and the citizen's own mail, two addresses). Now that we hold the lock, that
+            # case is committed and visible: match again.
+            result = self._match_candidates(session, observed, found)
+        return result
+
+    def _match_candidates(self, session: Session, observed: Observed, found: Found) -> Result:
+        """The match among the cases of the citizen, the agency's file numbers and the
+        near-duplicates, besides the references and the thread already `found`."""
+        facts, policy = observed.facts, self.policy
         now = facts.received_at
         until = policy.latest_case(now)  # no case opened well after the mail (an import)
         identity = facts.identity.email if facts.identity else facts.sender

@@ -26,7 +26,9 @@ def format_ref(prefix: str, year: int, number: int) -> str:
 
 def allocate_ref(session: Session, prefix: str, year: int) -> str:
     """Next reference for the year. Gap-free: the counter rolls back with the transaction,
-    and the row lock taken by UPDATE serialises concurrent workers."""
+    and the row lock taken by UPDATE serialises concurrent workers (after the case-opening
+    lock, which is always taken first: `lock_case_opening`)."""
+    lock_case_opening(session)
     key = {"b_prefix": prefix, "b_year": year}
     number = run(session, _BUMP, key).scalar_one_or_none()
     if number is None:  # the year's first case: create the counter (once, race-free)
@@ -160,6 +162,36 @@ def lock_identities(session: Session, raws: Iterable[bytes]) -> None:
         run(session, _LOCK_IDENTITIES, {"keys": keys})
 
 
+def lock_case_opening(session: Session) -> bool:
+    """Serialise, until commit, the opening of cases across workers; True when the lock
+    was taken now (the caller then matches again), False when it was held already or the
+    database needs none.
+
+    The identity locks order mails that share a Message-ID or a sender address; the same
+    complaint can also reach two workers from two senders: a referral by another ombudsman
+    service racing the citizen's own mail, or a citizen writing from home and from work at
+    once. Each worker matched without the other's uncommitted case and opened its own. Now
+    a worker about to open a case waits here until the other one commits, and matches
+    again (`matching_stage`): it then finds that case. Opening a case already waited for the
+    reference counter's row lock, held to commit, so this costs one more look-up a
+    transaction. It is taken once a transaction (again inside a savepoint: rolling one back
+    releases what was taken in it), and before the counter (`allocate_ref`), so the two are
+    always taken in the same order. SQLite needs nothing: BEGIN IMMEDIATE runs one write
+    transaction at a time.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return False
+    held = per_transaction(session, _CASE_OPENING_HELD)
+    root = session.get_transaction()
+    scope = session.get_nested_transaction() or root
+    if root in held or scope in held:
+        return False
+    run(session, _LOCK_CASE_OPENING)
+    held[scope] = True
+    return True
+
+
+_CASE_OPENING_HELD = "mailbot.case_opening"
 IDENTITY_LOCKS = 0x6D62  # the first of PostgreSQL's two advisory lock keys: mailbot identities
 # Advisory locks belong to the whole database: the key is salted with the schema, so mailbot
 # installations sharing a database in separate schemas never wait for each other. The keys
@@ -168,6 +200,9 @@ _LOCK_IDENTITIES = text(
     "SELECT count(pg_advisory_xact_lock(:space, hashtext(current_schema() || ':' || k)))"
     " FROM unnest(CAST(:keys AS integer[])) AS k"
 ).bindparams(space=IDENTITY_LOCKS)
+CASE_OPENING_LOCK = 0x6D63  # its own key space: one lock per schema
+_LOCK_CASE_OPENING = text(
+    "SELECT pg_advisory_xact_lock(:space, hashtext(current_schema()))").bindparams(space=CASE_OPENING_LOCK)
 _HEADER_MESSAGE_ID = re.compile(rb"^message-id:\s*<?([^<>\s]+)", re.I | re.M)
 _HEADER_SENDER = re.compile(rb"^(from|sender|reply-to):([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)", re.I | re.M)
 _FIELDS_READ, _FIELD_BYTES = 4, 2048  # of each of From, Sender and Reply-To (a longer one is hostile)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -53,3 +54,35 @@ class SettableClock:
     def __call__(self) -> datetime:
         return self.now
 
+
+def two_mailboxes(make_app, db_url, dovecot):
+    """An app polling two mailboxes of the test Dovecot: INBOX and Plaintes."""
+    first = imap_config(dovecot) | {"host": "127.0.0.1", "security": "none"}
+    second = first | {"folder": "Plaintes", "processed_folder": "PlaintesDone",
+                      "quarantine_folder": "PlaintesQuarantine"}
+    app = make_app(db_url=db_url, mailboxes=[first, second])
+    client = dovecot.client()
+    client.create_folder("Plaintes")
+    client.logout()
+    return app
+
+
+def poll_together(app) -> None:
+    """Both mailboxes' poll jobs at the same moment, each its own session and transaction."""
+    together = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def poll(imap) -> None:
+        together.wait()
+        try:
+            app.poll_mailbox(imap)
+        except BaseException as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=poll, args=(box,)) for box in app.settings.all_mailboxes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors
+    assert not any(thread.is_alive() for thread in threads)

@@ -4,13 +4,11 @@ would be: one case, the second mail flagged possible_duplicate, not a second cas
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from sqlalchemy import func, select
 
 from conftest import complaint
-from helpers import append_all, counts, folder_count, imap_config
+from helpers import append_all, counts, folder_count, poll_together, two_mailboxes
 from mailbot import store
 from mailbot.db import Case, Message
 
@@ -24,38 +22,6 @@ def _mail(n: int, box: str) -> bytes:
     """Citizen n's complaint to one of our mailboxes: sent twice, a new Message-ID each time."""
     return complaint(sender=f"burger{n}@example.be", name=f"Burger {n}", body=BODY.format(n=n),
                      subject=f"Klacht over mijn huurpremie {n}", to=f"{box}@vlaamseombudsdienst.be")
-
-
-def _two_mailboxes(make_app, db_url, dovecot):
-    first = imap_config(dovecot) | {"host": "127.0.0.1", "security": "none"}
-    second = first | {"folder": "Plaintes", "processed_folder": "PlaintesDone",
-                      "quarantine_folder": "PlaintesQuarantine"}
-    app = make_app(db_url=db_url, mailboxes=[first, second])
-    client = dovecot.client()
-    client.create_folder("Plaintes")
-    client.logout()
-    return app
-
-
-def _poll_together(app) -> None:
-    """Both mailboxes' poll jobs at the same moment, each its own session and transaction."""
-    together = threading.Barrier(2)
-    errors: list[BaseException] = []
-
-    def poll(imap) -> None:
-        together.wait()
-        try:
-            app.poll_mailbox(imap)
-        except BaseException as err:  # noqa: BLE001 - reported below
-            errors.append(err)
-
-    threads = [threading.Thread(target=poll, args=(box,)) for box in app.settings.all_mailboxes]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert not errors
-    assert not any(thread.is_alive() for thread in threads)
 
 
 def _per_citizen(app) -> dict[str, tuple[int, int, bool]]:
@@ -78,10 +44,10 @@ def test_the_same_citizen_s_two_mails_in_two_mailboxes_at_once_make_one_case(mak
     locks must not deadlock). As one after the other: one case per citizen with both mails,
     flagged possible_duplicate. Before, on PostgreSQL the second worker matched against
     cases without the first one's uncommitted case: two cases, two acknowledgments."""
-    app = _two_mailboxes(make_app, db_url, dovecot)
+    app = two_mailboxes(make_app, db_url, dovecot)
     append_all(dovecot, [_mail(n, "klachten") for n in range(CITIZENS)])
     append_all(dovecot, [_mail(n, "plaintes") for n in reversed(range(CITIZENS))], folder="Plaintes")
-    _poll_together(app)
+    poll_together(app)
     assert _per_citizen(app) == {f"burger{n}@example.be": (1, 2, True) for n in range(CITIZENS)}
     assert counts(app)["outbox"] == CITIZENS
     assert folder_count(dovecot, "INBOX") == folder_count(dovecot, "Plaintes") == 0
