@@ -128,6 +128,16 @@ OUTAGES = {"poll_failed": ("mailbox", "postbus {} niet gelezen: mail van burgers
            "digest_failed": ("recipient", "dagoverzicht niet bezorgd: {}")}
 
 
+def _happened(event: Event) -> datetime:
+    """When an outage happened: an event kept in memory while the database was away is
+    written later, with the moment it was noted (`scheduler`, `noted_at`)."""
+    noted = (event.detail or {}).get("noted_at")
+    try:
+        return as_utc(datetime.fromisoformat(noted)) if isinstance(noted, str) else as_utc(event.created_at)
+    except ValueError:
+        return as_utc(event.created_at)
+
+
 def outages(session: Session, start: datetime, end: datetime, zone: ZoneInfo) -> list[Item]:
     """The day's failed polls and failed copies of sent replies, one item per mailbox (folder) and
     error, with how often and when."""
@@ -139,7 +149,8 @@ def outages(session: Session, start: datetime, end: datetime, zone: ZoneInfo) ->
         grouped[(e.type, str(where), str(detail.get("error") or "")[:300])].append(e)
     items = []
     for (kind, where, error), found in grouped.items():
-        first, last = (as_utc(found[i].created_at).astimezone(zone) for i in (0, -1))
+        moments = sorted(_happened(e) for e in found)
+        first, last = (moments[i].astimezone(zone) for i in (0, -1))
         when = f"{len(found)}× tussen {first:%H:%M} en {last:%H:%M}" if len(found) > 1 else f"om {first:%H:%M}"
         missing = sum(int((e.detail or {}).get("missing") or 0) for e in found)
         extras = (when,) + ((f"{missing} kopie(ën) ontbreken",) if missing else ())

@@ -6,6 +6,7 @@ duplicates."""
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select, update
@@ -166,6 +167,20 @@ def test_replies_waiting_and_the_days_outages_are_before_staff(make_app, sqlite_
     assert data.totals["needs_decision"] == 4  # the status reply of 23:50 is not late yet
     text = digest.render(app.settings, data).text
     assert "Connection refused" in text and "postbus INBOX niet gelezen" in text
+
+
+def test_an_outage_written_after_the_database_came_back_says_when_it_happened(make_app, sqlite_url):
+    """Failed polls the robot kept in memory while the database was away are written when it
+    is back (at 16:40 here), with when they were noted: the digest says 15:00 and 15:30."""
+    app = make_app(db_url=sqlite_url)
+    with app.sessions.begin() as session:
+        for minute in (0, 30):
+            session.add(Event(type="poll_failed", created_at=at(23, 16, 40), detail={
+                "mailbox": "INBOX", "error": "database unavailable",
+                "noted_at": at(23, 15, minute).astimezone(ZoneInfo("Europe/Brussels")).isoformat()}))
+    with app.sessions() as session:
+        [item] = _items(collect(session, app.settings, DAY), "not_sent")
+    assert item.extras == ("2× tussen 15:00 en 15:30",)
 
 
 def test_a_digest_copy_refused_for_a_staff_member_is_in_the_next_digest(make_app, sqlite_url):
