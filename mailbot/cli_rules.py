@@ -22,21 +22,24 @@ SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 
 # What the rules commands never use: they connect to no mail server. An unset ${VAR} in a mail
-# server's host or password (set only where the robot runs) is no reason to refuse them.
-_SERVER_KEYS = ("host", "password")
+# server's host, password or OAuth2 sign-in (set only where the robot runs) is no reason to
+# refuse them.
+_SERVER_KEYS = ("host", "password", "oauth2")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def rules_settings(path: Path) -> Settings:
     """config.yaml as the rules commands read it: validated as always, but an environment
-    variable used only for a mail server's host or password may be unset (it stays `${NAME}`)."""
+    variable used only for a mail server's host, password or OAuth2 sign-in may be unset (it
+    stays `${NAME}`)."""
     from .config import load_settings
 
     return load_settings(path, environ={**_server_placeholders(path), **os.environ})
 
 
 def _server_placeholders(path: Path) -> dict[str, str]:
-    """`${NAME}` for each variable only `imap`, `mailboxes` or `smtp` host/password use."""
+    """`${NAME}` for each variable only `imap`, `mailboxes` or `smtp` host, password or
+    `oauth2` block use."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
@@ -47,7 +50,8 @@ def _server_placeholders(path: Path) -> dict[str, str]:
     # Taken out of this copy of the file: what is left says which variables are used elsewhere.
     server_values = [section.pop(key, None) for section in sections if isinstance(section, dict)
                      for key in _SERVER_KEYS]
-    used_for_servers = {name for value in server_values if isinstance(value, str) for name in _ENV_REF.findall(value)}
+    used_for_servers = {name for value in server_values if value is not None
+                        for name in _ENV_REF.findall(value if isinstance(value, str) else yaml.safe_dump(value))}
     used_elsewhere = set(_ENV_REF.findall(yaml.safe_dump(data)))
     return {name: f"${{{name}}}" for name in used_for_servers - used_elsewhere}
 

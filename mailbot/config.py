@@ -6,8 +6,9 @@ user:password part of a URL (`postgresql://mailbot:${MAILBOT_DB_PASSWORD}@host/d
 the value is percent-encoded, so a password with `@`, `:`, `/`, `%` or `#` stays
 a password; a whole URL from one variable (`${DATABASE_URL}`) is taken as it is.
 Unknown keys and wrong types are errors that name the key path too. Passwords
-are `SecretStr`, so they never show up in `repr`, logs or error messages; the
-database URL, which may hold one, is left out of `repr` and never quoted in an error.
+and OAuth2 client secrets and refresh tokens are `SecretStr`, so they never show up
+in `repr`, logs or error messages; the database URL, which may hold one, is left out
+of `repr` and never quoted in an error.
 """
 
 from __future__ import annotations
@@ -74,12 +75,69 @@ Recipient = Annotated[str, AfterValidator(_plain_address)]
 OfficeAddress = Annotated[str, AfterValidator(_office_address)]
 
 
+def _custom_error(kind: str, message: str) -> Exception:
+    """A validation error told as `key: message` (without pydantic's "Value error, ")."""
+    from pydantic_core import PydanticCustomError
+
+    return PydanticCustomError(kind, message)
+
+
+# The token endpoint receives the client secret: TLS, except on this machine (a local proxy, tests).
+_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+class OAuth2Settings(_Section):
+    """Sign-in with an OAuth 2.0 access token (SASL XOAUTH2) instead of a password, as
+    Microsoft 365 and Google Workspace require; the token comes from `token_url`."""
+
+    token_url: str
+    grant_type: Literal["client_credentials", "refresh_token"]
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr | None = None
+    scope: str = ""  # space-separated; may be left out with a refresh token (it keeps its scopes)
+    refresh_token: SecretStr | None = None
+
+    @field_validator("token_url")
+    @classmethod
+    def _a_safe_endpoint(cls, value: str) -> str:
+        from urllib.parse import urlsplit
+
+        url = urlsplit(value)
+        if url.scheme not in ("https", "http") or not url.hostname:
+            raise _custom_error("token_url", "not a web address (https://…/token)")
+        if url.scheme == "http" and url.hostname not in _LOOPBACK_HOSTS:
+            raise _custom_error("token_url", "must be https:// (the client secret is sent to it)")
+        return value
+
+    @model_validator(mode="after")
+    def _complete_grant(self) -> OAuth2Settings:
+        missing = [key for key in self._needed() if not getattr(self, key)]
+        if missing:
+            raise _custom_error("oauth2_grant", f"grant_type {self.grant_type} needs {' and '.join(missing)}")
+        if self.grant_type == "client_credentials" and self.refresh_token is not None:
+            raise _custom_error("oauth2_grant", "refresh_token is only used with grant_type refresh_token")
+        return self
+
+    def _needed(self) -> tuple[str, ...]:
+        if self.grant_type == "client_credentials":
+            return ("client_secret", "scope")  # app-only access: the app's secret, a `…/.default` scope
+        return ("refresh_token",)  # a public client (M365 delegated) has no secret
+
+
+def _one_way_to_sign_in(password: SecretStr | None, oauth2: OAuth2Settings | None, *, required: bool) -> None:
+    if password is not None and oauth2 is not None:
+        raise _custom_error("sign_in", "give password or oauth2, not both")
+    if required and password is None and oauth2 is None:
+        raise _custom_error("sign_in", "password or oauth2 is required")
+
+
 class ImapSettings(_Section):
     host: str
     port: int = Field(993, ge=1, le=65535)
     security: Security = "ssl"
     username: str
-    password: SecretStr
+    password: SecretStr | None = None  # required unless `oauth2` is given
+    oauth2: OAuth2Settings | None = None
     folder: str = "INBOX"
     processed_folder: str = "Processed"
     quarantine_folder: str = "Quarantine"
@@ -89,13 +147,19 @@ class ImapSettings(_Section):
     ca_file: Path | None = None  # extra CA bundle for a server with a private certificate
     timeout_seconds: float = Field(60.0, gt=0)
 
+    @model_validator(mode="after")
+    def _signs_in(self) -> ImapSettings:
+        _one_way_to_sign_in(self.password, self.oauth2, required=True)
+        return self
+
 
 class SmtpSettings(_Section):
     host: str
     port: int = Field(587, ge=1, le=65535)
     security: Security = "starttls"
-    username: str | None = None
+    username: str | None = None  # with oauth2: the mailbox signed in to
     password: SecretStr | None = None
+    oauth2: OAuth2Settings | None = None
     from_address: OfficeAddress
     from_name: str = ""  # the display name in From (from_address is the address alone)
     timeout_seconds: float = Field(30.0, gt=0)
@@ -108,6 +172,13 @@ class SmtpSettings(_Section):
     # Retry delay after a transient failure: base * 2^(attempt-1), capped, with jitter.
     retry_base_seconds: float = Field(30.0, gt=0)
     retry_max_seconds: float = Field(7200.0, gt=0)
+
+    @model_validator(mode="after")
+    def _signs_in(self) -> SmtpSettings:
+        _one_way_to_sign_in(self.password, self.oauth2, required=False)  # a relay may need no login
+        if self.oauth2 is not None and not self.username:
+            raise _custom_error("sign_in", "oauth2 needs username (the mailbox signed in to)")
+        return self
 
 
 # The databases mailbot runs on, with the drivers it installs (pyproject.toml): `postgresql://`

@@ -5,6 +5,8 @@
     ├── RulesError         rules/ or templates/ invalid
     ├── StoreError         database unreachable or inconsistent
     ├── FetchError         IMAP connection, login or command failed
+    ├── OAuth2Error        no access token from the token endpoint (in oauth2.py; reported
+    │                      as the FetchError or SendError of the sign-in that needed it)
     ├── SendError          SMTP failure
     │   └── PermanentSendError   the server rejected the message for good (5xx)
     └── ParseError         a message could not be read at all (quarantine)

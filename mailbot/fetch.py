@@ -1,5 +1,6 @@
 """IMAP adapter: list new UIDs, download bodies without setting \\Seen, move what is done;
-`ImapFolders` reads and deletes mail in the robot's other folders for retention."""
+`ImapFolders` reads and deletes mail in the robot's other folders for retention. Both sign in
+with the password, or with an OAuth 2.0 token (XOAUTH2, `oauth2.TokenCache`)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from imapclient.exceptions import IMAPClientError, LoginError
 
 from .config import ImapSettings
 from .errors import FetchError
+from .oauth2 import TOKEN_REFUSED_HINT, TOKENS, OAuth2Error, TokenCache
 
 log = logging.getLogger("mailbot.fetch")
 
@@ -46,8 +48,10 @@ def mailbox_name(settings: ImapSettings) -> str:
     return f"{settings.username}@{settings.host}:{settings.port}/{settings.folder}"
 
 
-def connect_imap(settings: ImapSettings, *, ssl_context: ssl.SSLContext | None = None) -> imapclient.IMAPClient:
-    """A logged-in client, over plain, STARTTLS or implicit TLS as configured."""
+def connect_imap(settings: ImapSettings, *, ssl_context: ssl.SSLContext | None = None,
+                 tokens: TokenCache | None = None) -> imapclient.IMAPClient:
+    """A logged-in client, over plain, STARTTLS or implicit TLS as configured; with
+    `imap.oauth2`, signed in with an access token from `tokens` (default: the process's)."""
     try:
         context = ssl_context or ssl.create_default_context(
             cafile=str(settings.ca_file) if settings.ca_file else None)
@@ -58,13 +62,39 @@ def connect_imap(settings: ImapSettings, *, ssl_context: ssl.SSLContext | None =
             client.starttls(context)
         # imapclient writes commands in pieces; without NODELAY each costs a 40 ms ack delay.
         client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        client.login(settings.username, settings.password.get_secret_value())
+        if settings.oauth2 is not None:
+            _sign_in_with_token(client, settings, tokens or TOKENS)
+        else:
+            assert settings.password is not None  # config: password or oauth2
+            client.login(settings.username, settings.password.get_secret_value())
     except LoginError as err:
         raise FetchError(f"IMAP login as {settings.username} on {settings.host} refused") from err
+    except OAuth2Error as err:
+        raise FetchError(f"IMAP sign-in as {settings.username} on {settings.host} not possible: {err}") from err
     except _NETWORK_ERRORS as err:
         raise FetchError(f"IMAP connection to {settings.host}:{settings.port} failed: {err}"
                          f"{_tls_hint(err)}") from err
     return client
+
+
+def _sign_in_with_token(client: imapclient.IMAPClient, settings: ImapSettings, tokens: TokenCache) -> None:
+    """AUTHENTICATE XOAUTH2. A token the server refuses though we hold it as fresh (revoked,
+    or its lifetime cut short) is replaced once; a new one refused too is a FetchError."""
+    assert settings.oauth2 is not None
+    if not client.has_capability("AUTH=XOAUTH2"):
+        raise FetchError(f"IMAP server {settings.host} offers no AUTH=XOAUTH2: sign in with imap.password instead")
+    token = tokens.token(settings.oauth2)
+    try:
+        client.oauth2_login(settings.username, token)
+        return
+    except LoginError:
+        tokens.refused(settings.oauth2, token)
+    token = tokens.token(settings.oauth2)
+    try:
+        client.oauth2_login(settings.username, token)
+    except LoginError as err:
+        raise FetchError(f"IMAP sign-in (XOAUTH2) as {settings.username} on {settings.host} refused a new "
+                         f"token: {err}{TOKEN_REFUSED_HINT}") from err
 
 
 def _tls_hint(err: BaseException) -> str:
@@ -81,10 +111,11 @@ def _tls_hint(err: BaseException) -> str:
 class ImapMailbox:
     """One IMAP folder, selected read-write."""
 
-    def __init__(self, settings: ImapSettings, *, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(self, settings: ImapSettings, *, ssl_context: ssl.SSLContext | None = None,
+                 tokens: TokenCache | None = None) -> None:
         self.settings = settings
         self.name = mailbox_name(settings)
-        self._client = connect_imap(settings, ssl_context=ssl_context)
+        self._client = connect_imap(settings, ssl_context=ssl_context, tokens=tokens)
         try:
             for folder in (settings.processed_folder, settings.quarantine_folder):
                 if not self._client.folder_exists(folder):
@@ -206,10 +237,10 @@ class ImapFolders:
     \\Deleted in that folder)."""
 
     def __init__(self, settings: ImapSettings, *, readonly: bool = False,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None, tokens: TokenCache | None = None) -> None:
         self.name = f"{settings.username}@{settings.host}:{settings.port}"
         self.readonly = readonly
-        self._client = connect_imap(settings, ssl_context=ssl_context)
+        self._client = connect_imap(settings, ssl_context=ssl_context, tokens=tokens)
         self._folder = ""
 
     def select(self, folder: str) -> bool:

@@ -266,7 +266,7 @@ def _record_all(session: Session, results: list[SendResult], token: datetime, no
             _record(session, row, result.error, now, policy, report)
     if unreached:
         oldest = max(_age(row, now) for row in unreached)
-        log.warning("SMTP server not reachable, %d replies wait (the oldest for %s): %s",
+        log.warning("SMTP server not reachable or sign-in not possible, %d replies wait (the oldest for %s): %s",
                     len(unreached), str(oldest).split(".")[0], unreached[0].last_error)
 
 

@@ -14,6 +14,8 @@ charges no attempt for it.
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import re
 import ssl
 import time
@@ -25,6 +27,7 @@ import aiosmtplib
 
 from .config import SmtpSettings
 from .errors import PermanentSendError, SendError
+from .oauth2 import TOKEN_REFUSED_HINT, TOKENS, OAuth2Error, TokenCache
 
 
 _DEFAULT: Any = aiosmtplib.smtp.Default.token  # aiosmtplib's "use the client's timeout"
@@ -167,9 +170,10 @@ class SmtpTransport:
     """
 
     def __init__(self, settings: SmtpSettings, *, tls_context: ssl.SSLContext | None = None,
-                 claim_seconds: float | None = None) -> None:
+                 claim_seconds: float | None = None, tokens: TokenCache | None = None) -> None:
         self.settings = settings
         self.tls_context = tls_context
+        self.tokens = tokens or TOKENS  # with smtp.oauth2: the process's tokens, shared with IMAP
         self.claim_seconds = settings.claim_lease_seconds if claim_seconds is None else claim_seconds
         self.margin = self.claim_seconds / 10
         usable = self.claim_seconds - self.margin
@@ -187,10 +191,34 @@ class SmtpTransport:
             use_tls=s.security == "ssl", start_tls=s.security == "starttls",
             tls_context=self.tls_context,
             cert_bundle=str(s.ca_file) if s.ca_file and self.tls_context is None else None,
-            username=s.username, password=s.password.get_secret_value() if s.password else None,
+            # With oauth2, `_sign_in` authenticates after connecting.
+            username=None if s.oauth2 else s.username,
+            password=s.password.get_secret_value() if s.password else None,
         )
         client.data_reserve = self.data_reserve
         return client
+
+    async def _sign_in(self, client: aiosmtplib.SMTP) -> None:
+        """AUTH XOAUTH2 with an access token (smtp.oauth2); a token the server refuses though
+        we hold it as fresh is replaced once. A failure is a SendError (the message never left)."""
+        oauth2, username = self.settings.oauth2, self.settings.username
+        if oauth2 is None:
+            return  # aiosmtplib logged in with the password, if any, while connecting
+        assert username is not None  # config: oauth2 needs a username
+        try:
+            token = await asyncio.to_thread(self.tokens.token, oauth2)
+            try:
+                await auth_xoauth2(client, username, token)
+                return
+            except aiosmtplib.SMTPAuthenticationError:  # in a thread: it waits while another fetches
+                await asyncio.to_thread(self.tokens.refused, oauth2, token)
+            token = await asyncio.to_thread(self.tokens.token, oauth2)
+            await auth_xoauth2(client, username, token)
+        except OAuth2Error as err:
+            raise SendError(f"SMTP sign-in as {username} on {self.settings.host} not possible: {err}") from err
+        except aiosmtplib.SMTPAuthenticationError as err:
+            raise SendError(f"SMTP sign-in (XOAUTH2) as {username} on {self.settings.host} refused a new token: "
+                            f"{err.code} {err.message}{TOKEN_REFUSED_HINT}") from err
 
     async def _worker(self, queue: asyncio.Queue[Envelope], results: list[SendResult],
                       end: float, stop: Stop | None = None) -> None:
@@ -209,11 +237,12 @@ class SmtpTransport:
                     if client is None or not client.is_connected:
                         client = self._client()
                         await client.connect()
+                        await self._sign_in(client)
                     connecting = False
                     client.data_deadline = end
                     await client.sendmail(envelope.sender, [envelope.recipient], envelope.data)
                 results.append(SendResult(envelope.key))
-            except (aiosmtplib.SMTPException, *_SETUP_ERRORS, *_CONNECTION_ERRORS) as err:
+            except (aiosmtplib.SMTPException, SendError, *_SETUP_ERRORS, *_CONNECTION_ERRORS) as err:
                 cut = isinstance(err, _CutOff) or bound.expired()
                 error = _cut_off(err, self.claim_seconds, connecting) if cut else classify_error(err)
                 if connecting:
@@ -264,6 +293,37 @@ class SmtpTransport:
         if not envelopes:
             return []
         return asyncio.run(self.send_many_async(envelopes, stop=stop, on_result=on_result))
+
+
+async def auth_xoauth2(client: aiosmtplib.SMTP, username: str, token: str) -> None:
+    """AUTH XOAUTH2 (Google's and Microsoft's SASL mechanism), written here so any aiosmtplib
+    from 3.0 works. A refused token is answered with a 334 challenge carrying a base64 JSON
+    error; the client's empty reply to it brings the final 5xx, raised with that error."""
+    if client.is_ehlo_or_helo_needed:
+        await client.ehlo()
+    if "xoauth2" not in client.server_auth_methods:
+        raise aiosmtplib.SMTPNotSupported(f"the server offers no AUTH XOAUTH2 (it offers: "
+                                          f"{' '.join(client.server_auth_methods) or 'no AUTH'})")
+    initial = base64.b64encode(f"user={username}\x01auth=Bearer {token}\x01\x01".encode())
+    response = await client.execute_command(b"AUTH", b"XOAUTH2", initial)
+    detail = ""
+    if response.code == 334:
+        detail = _challenge_error(response.message)
+        response = await client.execute_command(b"")
+    if response.code != 235:
+        raise aiosmtplib.SMTPAuthenticationError(response.code, response.message + detail)
+
+
+def _challenge_error(challenge: str) -> str:
+    """The server's JSON error of a refused token (`{"status":"401","schemes":"Bearer",…}`), as
+    a short text; empty when it is not one."""
+    try:
+        error = json.loads(base64.b64decode(challenge, validate=True))
+    except ValueError:
+        return ""
+    fields = [f"{key} {value}" for key, value in error.items()
+              if isinstance(value, (str, int))] if isinstance(error, dict) else []
+    return f" ({', '.join(fields)})" if fields else ""
 
 
 def _cut_off(err: BaseException, claim_seconds: float, connecting: bool) -> SendError:

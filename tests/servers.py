@@ -7,6 +7,7 @@ tests that need it are skipped with the reason.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -17,6 +18,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import pytest
 
@@ -92,6 +94,8 @@ service anvil {{
 protocol imap {{
   mail_max_userip_connections = 100
 }}
+# What a variant adds (OAuthDovecot): read when the file exists, its settings win.
+!include_try {root}/extra.conf
 """
 
 
@@ -303,3 +307,201 @@ class SlowSmtpHandler:
     async def handle_QUIT(self, server, session, envelope):  # noqa: N802
         await asyncio.sleep(self.quit_delay)
         return "221 Bye"
+
+
+@dataclass
+class TokenServer:
+    """An OAuth 2.0 authorization server on loopback: the token endpoint (`/token`, client
+    credentials and refresh token grants, checking the client id, secret, grant and scope, as
+    Microsoft's and Google's do) and token introspection (`/introspect`, RFC 7662) for the mail
+    servers. Tokens are random; `revoke` makes the servers refuse one it issued."""
+
+    client_id: str = "mailbot-test-client"
+    client_secret: str = "test-client-secret"
+    refresh_token: str = "test-refresh-token"
+    scope: str = "https://outlook.office365.com/.default"
+    username: str = "klachten@example.org"  # the mailbox the tokens are good for
+    expires_in: int = 3600
+    rotate_refresh_tokens: bool = False  # answer with a new refresh token, as Microsoft does
+    port: int = 0
+    requests: list = field(default_factory=list)  # the form of each token request
+    issued: list = field(default_factory=list)  # access tokens, in order
+    revoked: set = field(default_factory=set)
+    _server: object = None
+
+    def start(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        authority = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server API
+                length = int(self.headers.get("Content-Length") or 0)
+                form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+                answer = {"/token": authority.grant, "/introspect": authority.introspect}.get(self.path)
+                status, body = answer(form) if answer else (404, {"error": "not_found"})
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):  # quiet
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def reset(self) -> None:
+        """A new client for the next test (its own token cache key), nothing issued yet."""
+        self.client_id = f"mailbot-test-{uuid.uuid4().hex[:8]}"
+        self.username = "klachten@example.org"
+        self.requests.clear()
+        self.issued.clear()
+        self.revoked.clear()
+        self.expires_in, self.rotate_refresh_tokens = 3600, False
+
+    def oauth2_config(self, grant_type: str = "client_credentials", **overrides) -> dict:
+        """The `oauth2:` block of config.yaml for this server's client."""
+        config = {"token_url": f"{self.url}/token", "grant_type": grant_type, "client_id": self.client_id,
+                  "client_secret": self.client_secret, "scope": self.scope}
+        if grant_type == "refresh_token":
+            config["refresh_token"] = self.refresh_token
+        return {**config, **overrides}
+
+    def grant(self, form: dict) -> tuple[int, dict]:
+        self.requests.append(form)
+        if form.get("client_id") != self.client_id or form.get("client_secret") != self.client_secret:
+            return 401, {"error": "invalid_client",
+                         "error_description": "AADSTS7000215: Invalid client secret provided.\r\nTrace ID: 0f1e"}
+        grant_type = form.get("grant_type")
+        if grant_type == "client_credentials" and form.get("scope") != self.scope:
+            return 400, {"error": "invalid_scope", "error_description": "The scope is not valid."}
+        refresh_tokens = {self.refresh_token} | {f"refresh-{t}" for t in self.issued}
+        if grant_type == "refresh_token" and form.get("refresh_token") not in refresh_tokens:
+            return 400, {"error": "invalid_grant", "error_description": "Token has been expired or revoked."}
+        if grant_type not in ("client_credentials", "refresh_token"):
+            return 400, {"error": "unsupported_grant_type"}
+        token = f"tok-{uuid.uuid4().hex}"
+        self.issued.append(token)
+        body = {"access_token": token, "token_type": "Bearer", "expires_in": self.expires_in}
+        if grant_type == "refresh_token" and self.rotate_refresh_tokens:
+            body["refresh_token"] = f"refresh-{token}"
+        return 200, body
+
+    def accepts(self, token: str, username: str | None) -> bool:
+        return token in self.issued and token not in self.revoked and username == self.username
+
+    def introspect(self, form: dict) -> tuple[int, dict]:
+        token = form.get("token", "")
+        if not self.accepts(token, self.username):
+            return 200, {"active": False}
+        return 200, {"active": True, "email": self.username, "client_id": self.client_id}
+
+
+OAUTH2_DOVECOT_CONF = """\
+auth_mechanisms = plain login xoauth2 oauthbearer
+# A refused token is answered at once (default: after 2 s). Nor does the auth penalty delay the
+# next sign-ins from 127.0.0.1 (2 s, 4 s … 15 s): its anvil socket is closed to the auth process,
+# which then turns it off (login_trusted_networks does not, in 2.3).
+auth_failure_delay = 0
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {root}/oauth2.conf
+}}
+"""
+
+# Dovecot 2.3's oauth2 passdb: the token is POSTed to introspection_url, which must say
+# active: true and name the user signing in.
+DOVECOT_OAUTH2_PASSDB = """\
+introspection_url = {url}
+introspection_mode = post
+force_introspection = yes
+username_attribute = email
+active_attribute = active
+active_value = true
+"""
+
+
+@dataclass
+class OAuthDovecot(Dovecot):
+    """A private Dovecot that also signs in with XOAUTH2 and OAUTHBEARER, each token checked by
+    the `introspection_url` (TokenServer); the password login of `client()` still works."""
+
+    introspection_url: str = ""
+
+    def start(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "extra.conf").write_text(OAUTH2_DOVECOT_CONF.format(root=self.root))
+        (self.root / "oauth2.conf").write_text(DOVECOT_OAUTH2_PASSDB.format(url=self.introspection_url))
+        os.chmod(self.root / "oauth2.conf", 0o644)  # read by Dovecot's auth process
+        super().start()
+
+
+def start_oauth_dovecot(introspection_url: str) -> OAuthDovecot:
+    base = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
+    root = Path(tempfile.mkdtemp(prefix="mailbot-dovecot-", dir=base))
+    server = OAuthDovecot(root=root, port=free_port(), introspection_url=introspection_url)
+    server.start()
+    return server
+
+
+@dataclass
+class OAuthSmtpSink(SmtpSink):
+    """An SmtpSink that takes mail only after AUTH XOAUTH2 with a token `tokens` accepts; a
+    refused token gets the 334 challenge with a JSON error, then 535, as Microsoft 365 and
+    Gmail answer. `signed_in` records each AUTH: the user on success, None on a refusal."""
+
+    tokens: TokenServer | None = None
+    signed_in: list = field(default_factory=list)
+
+    def start(self) -> None:
+        import base64
+
+        from aiosmtpd.controller import Controller
+        from aiosmtpd.smtp import MISSING, AuthResult
+
+        sink = self
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd API
+                sink.messages.append(envelope)
+                return "250 OK"
+
+            async def auth_XOAUTH2(self, server, args):  # noqa: N802 - aiosmtpd API
+                blob = base64.b64decode(args[1]) if len(args) > 1 else await server.challenge_auth("")
+                if blob is MISSING:
+                    return AuthResult(success=False, handled=True)
+                fields = dict(part.split("=", 1) for part in blob.decode().split("\x01") if "=" in part)
+                user, token = fields.get("user"), fields.get("auth", "").removeprefix("Bearer ")
+                if sink.tokens is not None and sink.tokens.accepts(token, user):
+                    sink.signed_in.append(user)
+                    return AuthResult(success=True, auth_data=user)
+                sink.signed_in.append(None)
+                error = {"status": "401", "schemes": "bearer", "scope": "https://outlook.office.com/SMTP.Send"}
+                if await server.challenge_auth(json.dumps(error)) is MISSING:
+                    return AuthResult(success=False, handled=True)
+                return AuthResult(success=False, handled=False, message="535 5.7.3 Authentication unsuccessful")
+
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port, auth_required=True,
+                                     auth_require_tls=False, auth_exclude_mechanism=["LOGIN", "PLAIN"])
+        self.controller.start()

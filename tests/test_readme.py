@@ -131,7 +131,7 @@ def test_readme_explains_every_key_of_the_shipped_config():
     shipped = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
     leaves = {k for k in _keys(shipped) if not isinstance(_get(shipped, k), dict)}
     table = README.split("## Configuration", 1)[1].split("\n## ", 1)[0]
-    documented = set(re.findall(r"`([a-z_]+(?:\.[a-z_]+)*)`", table))
+    documented = set(re.findall(r"`([a-z_][a-z0-9_]*(?:\.[a-z0-9_]+)*)`", table))
     missing = sorted((leaves | model_keys(Settings)) - documented)
     assert not missing, f"config keys not explained in README.md: {missing}"
 

@@ -177,6 +177,29 @@ def test_rules_commands_work_with_the_shipped_config_without_the_servers_secrets
     assert CliRunner().invoke(cli, ["case", "list"], obj={}).exit_code == 2
 
 
+def test_rules_check_works_without_the_oauth2_secret_of_the_servers(tmp_path, monkeypatch):
+    """An office signing in with OAuth2 (README: Microsoft 365) keeps the client secret where the
+    robot runs: `rules check` on an administrator's machine works without it."""
+    for name in ("MAILBOT_IMAP_HOST", "MAILBOT_IMAP_PASSWORD", "MAILBOT_SMTP_HOST", "MAILBOT_SMTP_PASSWORD",
+                 "MAILBOT_OAUTH2_SECRET", "MAILBOT_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    for folder in ("rules", "templates"):
+        shutil.copytree(REPO / folder, tmp_path / folder)
+    config = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
+    oauth2 = {"token_url": "https://login.microsoftonline.com/tenant/oauth2/v2.0/token",
+              "grant_type": "client_credentials", "client_id": "app", "client_secret": "${MAILBOT_OAUTH2_SECRET}",
+              "scope": "https://outlook.office365.com/.default"}
+    config["imap"].pop("password", None)
+    config["imap"]["oauth2"] = oauth2
+    config["smtp"].pop("password", None)
+    config["smtp"]["oauth2"] = oauth2 | {"scope": "https://outlook.office365.com/.default"}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    result = _check()
+    assert result.exit_code == 0, result.output
+    assert CliRunner().invoke(cli, ["case", "list"], obj={}).exit_code == 2  # the robot still needs it
+
+
 # ------------------------------------------------------------------ 4, 5: rules explain
 
 def _config(tmp_path: Path, rules: Path, templates: Path, db_url: str) -> Path:
