@@ -27,7 +27,7 @@ def dovecot_server() -> Iterator[Dovecot]:
     except (OSError, TimeoutError, Exception) as err:  # noqa: BLE001 - reported as skip/fail
         unavailable(f"cannot start a private Dovecot: {err}")
     yield server
-    server.stop()
+    server.discard()
 
 
 @pytest.fixture

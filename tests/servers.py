@@ -162,6 +162,11 @@ class Dovecot:
             time.sleep(0.05)
         self.pid = None
 
+    def discard(self) -> None:
+        """Stop it and remove its folder (on /dev/shm: memory, until the machine restarts)."""
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
     def restart(self) -> None:
         self.stop()
         conf = self.root / "dovecot.conf"

@@ -27,7 +27,7 @@ def tls_dovecot():
     except Exception as err:  # noqa: BLE001 - reported as skip/fail
         unavailable(f"cannot start a private Dovecot with TLS: {err}")
     yield server, ca
-    server.stop()
+    server.discard()
     shutil.rmtree(folder, ignore_errors=True)
 
 

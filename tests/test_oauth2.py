@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -51,8 +50,7 @@ def oauth_dovecot_server(token_server):
     except Exception as err:  # noqa: BLE001 - reported as skip/fail
         unavailable(f"cannot start a private Dovecot with the oauth2 passdb: {err}")
     yield server
-    server.stop()
-    shutil.rmtree(server.root, ignore_errors=True)
+    server.discard()
 
 
 @pytest.fixture
