@@ -39,15 +39,19 @@ def dovecot(dovecot_server: Dovecot) -> Iterator[Dovecot]:
     yield dovecot_server
 
 
-@pytest.fixture
-def smtp_sink() -> Iterator[SmtpSink]:
-    sink = SmtpSink(port=free_port())
+def serving(sink: Any, what: str) -> Iterator[Any]:
+    """A fixture's body for an SMTP server of the tests: started (or reported unavailable), stopped after."""
     try:
         sink.start()
     except Exception as err:  # noqa: BLE001
-        unavailable(f"cannot start the aiosmtpd sink: {err}")
+        unavailable(f"cannot start {what}: {err}")
     yield sink
     sink.stop()
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpSink]:
+    yield from serving(SmtpSink(port=free_port()), "the aiosmtpd sink")
 
 
 @pytest.fixture

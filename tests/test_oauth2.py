@@ -17,7 +17,7 @@ import yaml
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from conftest import REPO, base_config, complaint
+from conftest import REPO, base_config, complaint, serving
 from helpers import append_all, folder_count
 from mailbot.cli import cli
 from mailbot.config import settings_from_mapping
@@ -71,13 +71,7 @@ def dovecot(oauth_dovecot_server, authority):
 
 @pytest.fixture
 def smtp(authority):
-    sink = OAuthSmtpSink(port=free_port(), tokens=authority)
-    try:
-        sink.start()
-    except Exception as err:  # noqa: BLE001
-        unavailable(f"cannot start the aiosmtpd server: {err}")
-    yield sink
-    sink.stop()
+    yield from serving(OAuthSmtpSink(port=free_port(), tokens=authority), "the aiosmtpd server")
 
 
 def oauth_overrides(dovecot, smtp, authority, *, imap_oauth2=None, smtp_oauth2=None, **more) -> dict:
