@@ -47,13 +47,18 @@ def _server_placeholders(path: Path) -> dict[str, str]:
     if not isinstance(data, dict):
         return {}
     sections = [data.get("imap"), data.get("smtp"), *(data.get("mailboxes") or [])]
+    # A token endpoint must be a web address to pass validation, even when it comes from the
+    # environment as a whole: such a variable stands in as one that is (and is never asked).
+    in_urls = {name for section in sections if isinstance(section, dict) and isinstance(section.get("oauth2"), dict)
+               for name in _ENV_REF.findall(str(section["oauth2"].get("token_url", "")))}
     # Taken out of this copy of the file: what is left says which variables are used elsewhere.
     server_values = [section.pop(key, None) for section in sections if isinstance(section, dict)
                      for key in _SERVER_KEYS]
     used_for_servers = {name for value in server_values if value is not None
                         for name in _ENV_REF.findall(value if isinstance(value, str) else yaml.safe_dump(value))}
     used_elsewhere = set(_ENV_REF.findall(yaml.safe_dump(data)))
-    return {name: f"${{{name}}}" for name in used_for_servers - used_elsewhere}
+    return {name: f"https://unset.invalid/{name}" if name in in_urls else f"${{{name}}}"
+            for name in used_for_servers - used_elsewhere}
 
 
 def _configured(ctx: click.Context) -> Settings | None:

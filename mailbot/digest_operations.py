@@ -5,7 +5,7 @@ copies. Built by `digest_data.collect` among the decisions."""
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, or_, select
@@ -138,6 +138,12 @@ def _happened(event: Event) -> datetime:
         return as_utc(event.created_at)
 
 
+def _clock(moment: datetime, today: date) -> str:
+    """A time of the digest's day; of another day (an outage written after midnight, when the
+    database came back) with its date."""
+    return f"{moment:%H:%M}" if moment.date() == today else f"{moment:%d-%m %H:%M}"
+
+
 def outages(session: Session, start: datetime, end: datetime, zone: ZoneInfo) -> list[Item]:
     """The day's failed polls and failed copies of sent replies, one item per mailbox (folder) and
     error, with how often and when."""
@@ -148,10 +154,11 @@ def outages(session: Session, start: datetime, end: datetime, zone: ZoneInfo) ->
         where = detail.get(OUTAGES[e.type][0]) or detail.get("day") or ""
         grouped[(e.type, str(where), str(detail.get("error") or "")[:300])].append(e)
     items = []
+    today = start.astimezone(zone).date()
     for (kind, where, error), found in grouped.items():
         moments = sorted(_happened(e) for e in found)
-        first, last = (moments[i].astimezone(zone) for i in (0, -1))
-        when = f"{len(found)}× tussen {first:%H:%M} en {last:%H:%M}" if len(found) > 1 else f"om {first:%H:%M}"
+        first, last = (_clock(moments[i].astimezone(zone), today) for i in (0, -1))
+        when = f"{len(found)}× tussen {first} en {last}" if len(found) > 1 else f"om {first}"
         missing = sum(int((e.detail or {}).get("missing") or 0) for e in found)
         extras = (when,) + ((f"{missing} kopie(ën) ontbreken",) if missing else ())
         items.append(Item("", OUTAGES[kind][1].format(where or "?"), "", error, extras))

@@ -27,7 +27,7 @@ from .compose import build_subject
 from .replies import overview_cases, reply_setup
 from .route import describe
 from .staff_notice import notice_context, notice_subject, plan_notices, render_text
-from .store import format_ref
+from .store import DRY_RUN, format_ref
 
 
 def _plain(value: Any) -> Any:
@@ -167,8 +167,10 @@ def _reply(reply: Reply, rendered: dict[str, str], show_reply: bool = False) -> 
 
 @contextmanager
 def _reading(app: Any) -> Iterator[Session]:
-    """A session that keeps nothing, whatever a stage may touch."""
+    """A session that keeps nothing, whatever a stage may touch, and takes no lock a poller
+    would wait for (`DRY_RUN`)."""
     session = app.sessions()
+    session.info[DRY_RUN] = True
     try:
         session.begin()
         yield session

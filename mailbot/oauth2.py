@@ -48,6 +48,10 @@ CacheKey = tuple[str, ...]
 class OAuth2Error(MailbotError):
     """The token endpoint could not be reached or gave no access token."""
 
+    def __init__(self, message: str, *, refused: bool = False) -> None:
+        super().__init__(message)
+        self.refused = refused  # the endpoint answered with an OAuth2 `error` (invalid_grant, …)
+
 
 @dataclass(frozen=True)
 class Grant:
@@ -96,7 +100,8 @@ def read_grant(status: int, body: bytes, endpoint: str) -> Grant:
     if not isinstance(answer, dict):
         raise OAuth2Error(f"OAuth2 token endpoint {endpoint} answered HTTP {status}, not with JSON")
     if status != 200 or "error" in answer:
-        raise OAuth2Error(f"OAuth2 token endpoint {endpoint} refused: {_described(answer)} (HTTP {status})")
+        raise OAuth2Error(f"OAuth2 token endpoint {endpoint} refused: {_described(answer)} (HTTP {status})",
+                          refused="error" in answer)
     token, token_type = answer.get("access_token"), str(answer.get("token_type", "bearer"))
     if not isinstance(token, str) or not token or token_type.lower() != "bearer":
         raise OAuth2Error(f"OAuth2 token endpoint {endpoint} gave no bearer access token")
@@ -198,9 +203,13 @@ class TokenCache:
         asked_at = self._clock()
         form = token_form(settings, self._refresh_tokens.get(key))
         try:
-            grant = read_grant(*self._post(settings.token_url, form), _endpoint(settings.token_url))
+            status, body = self._post(settings.token_url, form)
+            grant = read_grant(status, body, _endpoint(settings.token_url))
         except OAuth2Error as err:
-            self._refresh_tokens.pop(key, None)  # a refused newer refresh token: the configured one next
+            # A refused newer refresh token: the configured one next. An endpoint that is away
+            # or answers a server error keeps it: the provider may have revoked the older one.
+            if err.refused:
+                self._refresh_tokens.pop(key, None)
             raise OAuth2Error(_redacted(str(err), settings)) from None
         if grant.refresh_token and settings.grant_type == "refresh_token":
             self._refresh_tokens[key] = grant.refresh_token

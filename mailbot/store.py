@@ -177,9 +177,9 @@ def lock_case_opening(session: Session) -> bool:
     transaction. It is taken once a transaction (again inside a savepoint: rolling one back
     releases what was taken in it), and before the counter (`allocate_ref`), so the two are
     always taken in the same order. SQLite needs nothing: BEGIN IMMEDIATE runs one write
-    transaction at a time.
+    transaction at a time; a dry run (`DRY_RUN`) opens no case and waits for no one.
     """
-    if session.get_bind().dialect.name != "postgresql":
+    if session.get_bind().dialect.name != "postgresql" or session.info.get(DRY_RUN):
         return False
     held = per_transaction(session, _CASE_OPENING_HELD)
     root = session.get_transaction()
@@ -192,6 +192,7 @@ def lock_case_opening(session: Session) -> bool:
 
 
 _CASE_OPENING_HELD = "mailbot.case_opening"
+DRY_RUN = "mailbot.dry_run"  # `session.info` key: a session that writes nothing (`rules explain`) locks nothing
 IDENTITY_LOCKS = 0x6D62  # the first of PostgreSQL's two advisory lock keys: mailbot identities
 # Advisory locks belong to the whole database: the key is salted with the schema, so mailbot
 # installations sharing a database in separate schemas never wait for each other. The keys

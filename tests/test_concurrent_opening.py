@@ -6,6 +6,9 @@ the second address's mail is flagged possible_duplicate of the first's case."""
 
 from __future__ import annotations
 
+import json
+import threading
+
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
@@ -15,6 +18,7 @@ from helpers import append_all, counts, folder_count, poll_together, two_mailbox
 from mailbot import store
 from mailbot.db import Case
 from mailbot.db_engine import make_engine
+from mailbot.explain import explain
 
 CITIZENS = 4
 TEXT = ("Geachte,\n\nSinds {m} wacht ik op een antwoord van het Agentschap Opgroeien over de "
@@ -120,3 +124,17 @@ def test_the_opening_lock_is_held_to_commit_and_taken_again_after_a_rolled_back_
             assert _opening_locks_held(session) == 1
     finally:
         engine.dispose()
+
+
+@pytest.mark.postgres
+def test_rules_explain_does_not_wait_for_a_worker_opening_a_case(make_app, pg_url):
+    """`rules explain` is a dry run: it opens no case, so it never waits for the case-opening
+    lock a polling worker holds for its whole batch (nor makes the worker wait)."""
+    app = make_app(db_url=pg_url)
+    with Session(app.sessions.kw["bind"]) as worker, worker.begin():
+        assert store.lock_case_opening(worker)
+        done: list[dict] = []
+        thread = threading.Thread(target=lambda: done.append(explain(app, complaint())))
+        thread.start()
+        thread.join(15)
+        assert done and "VO-" in json.dumps(done[0]), "explain waited for the worker's lock"

@@ -183,6 +183,20 @@ def test_an_outage_written_after_the_database_came_back_says_when_it_happened(ma
     assert item.extras == ("2× tussen 15:00 en 15:30",)
 
 
+def test_an_outage_of_the_night_before_written_after_midnight_shows_its_date(make_app, sqlite_url):
+    """Polls failed at 23:00 and 23:30 on the 22nd, the database back at 00:40 on the 23rd: the
+    23rd's digest lists them (the 22nd's was built without them) with their date."""
+    app = make_app(db_url=sqlite_url)
+    with app.sessions.begin() as session:
+        for minute in (0, 30):
+            session.add(Event(type="poll_failed", created_at=at(22, 24, 40), detail={  # 00:40 on the 23rd
+                "mailbox": "INBOX", "error": "database unavailable",
+                "noted_at": at(22, 23, minute).astimezone(ZoneInfo("Europe/Brussels")).isoformat()}))
+    with app.sessions() as session:
+        [item] = _items(collect(session, app.settings, DAY), "not_sent")
+    assert item.extras == ("2× tussen 22-11 23:00 en 22-11 23:30",)
+
+
 def test_a_digest_copy_refused_for_a_staff_member_is_in_the_next_digest(make_app, sqlite_url):
     """A refused copy (named by its recipient) and a digest that could not be built (named by its
     day) are listed, so colleagues learn that someone missed the digest."""

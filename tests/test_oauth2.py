@@ -15,12 +15,13 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
+from pydantic import SecretStr
 from sqlalchemy import select
 
 from conftest import REPO, base_config, complaint, serving
 from helpers import append_all, folder_count
 from mailbot.cli import cli
-from mailbot.config import settings_from_mapping
+from mailbot.config import OAuth2Settings, settings_from_mapping
 from mailbot.db import Outbox
 from mailbot.errors import ConfigError, FetchError, SendError
 from mailbot.fetch import ImapMailbox
@@ -411,3 +412,39 @@ def test_an_endpoint_that_echoes_the_secret_does_not_get_it_into_the_message():
     with pytest.raises(OAuth2Error) as err:
         TokenCache(post=echoing_endpoint).token(settings.smtp.oauth2)
     assert "s3cret-value" not in str(err.value) and "secret [hidden] is wrong" in str(err.value)
+
+
+@pytest.mark.parametrize("blip", ["unreachable", "server error"])
+def test_a_rotated_refresh_token_survives_an_endpoint_that_is_away(blip):
+    """The endpoint away for a moment (or answering 503) is no reason to go back to the
+    configured refresh token, which the provider may have revoked when it rotated it; a refusal
+    (`invalid_grant`) is."""
+    block = OAuth2Settings(token_url="https://login.example/token", grant_type="refresh_token",
+                           client_id="app", refresh_token=SecretStr("R-configured"))
+    sent: list[str] = []
+    answers = iter([
+        (200, json.dumps({"access_token": "A1", "expires_in": 60, "refresh_token": "R-rotated"}).encode()),
+        blip,
+        (200, json.dumps({"access_token": "A2", "expires_in": 60}).encode()),
+        (400, json.dumps({"error": "invalid_grant"}).encode()),
+        (200, json.dumps({"access_token": "A3", "expires_in": 60}).encode()),
+    ])
+
+    def post(url: str, form: dict[str, str]) -> tuple[int, bytes]:
+        sent.append(form["refresh_token"])
+        answer = next(answers)
+        if answer == "unreachable":
+            raise OAuth2Error("OAuth2 token endpoint login.example unreachable: timed out")
+        return answer if answer != "server error" else (503, b"<html>Service Unavailable</html>")
+
+    now = [0.0]
+    tokens = TokenCache(post=post, clock=lambda: now[0])
+    assert tokens.token(block) == "A1"
+    for expected in (None, "A2", None, "A3"):
+        now[0] += 120  # expired
+        if expected is None:
+            with pytest.raises(OAuth2Error):
+                tokens.token(block)
+        else:
+            assert tokens.token(block) == expected
+    assert sent == ["R-configured", "R-rotated", "R-rotated", "R-rotated", "R-configured"]

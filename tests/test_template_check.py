@@ -177,16 +177,20 @@ def test_rules_commands_work_with_the_shipped_config_without_the_servers_secrets
     assert CliRunner().invoke(cli, ["case", "list"], obj={}).exit_code == 2
 
 
-def test_rules_check_works_without_the_oauth2_secret_of_the_servers(tmp_path, monkeypatch):
-    """An office signing in with OAuth2 (README: Microsoft 365) keeps the client secret where the
-    robot runs: `rules check` on an administrator's machine works without it."""
+@pytest.mark.parametrize("token_url", ["https://login.microsoftonline.com/tenant/oauth2/v2.0/token",
+                                       "https://login.microsoftonline.com/${MAILBOT_TENANT}/oauth2/v2.0/token",
+                                       "${MAILBOT_TOKEN_URL}"])
+def test_rules_check_works_without_the_oauth2_secret_of_the_servers(tmp_path, monkeypatch, token_url):
+    """An office signing in with OAuth2 (README: Microsoft 365) keeps the client secret, and
+    maybe its tenant or whole token endpoint, where the robot runs: `rules check` on an
+    administrator's machine works without them."""
     for name in ("MAILBOT_IMAP_HOST", "MAILBOT_IMAP_PASSWORD", "MAILBOT_SMTP_HOST", "MAILBOT_SMTP_PASSWORD",
-                 "MAILBOT_OAUTH2_SECRET", "MAILBOT_CONFIG"):
+                 "MAILBOT_OAUTH2_SECRET", "MAILBOT_TENANT", "MAILBOT_TOKEN_URL", "MAILBOT_CONFIG"):
         monkeypatch.delenv(name, raising=False)
     for folder in ("rules", "templates"):
         shutil.copytree(REPO / folder, tmp_path / folder)
     config = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
-    oauth2 = {"token_url": "https://login.microsoftonline.com/tenant/oauth2/v2.0/token",
+    oauth2 = {"token_url": token_url,
               "grant_type": "client_credentials", "client_id": "app", "client_secret": "${MAILBOT_OAUTH2_SECRET}",
               "scope": "https://outlook.office365.com/.default"}
     config["imap"].pop("password", None)

@@ -7,14 +7,17 @@ import json
 from datetime import date, datetime, timezone
 from pathlib import Path
 
+import pytest
 import yaml
+from alembic import command
 from click.testing import CliRunner
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from conftest import base_config, complaint
 from mailbot.cli import cli
 from mailbot.db import Case, Message, as_utc
 from mailbot.digest_data import collect
+from mailbot.migrate import alembic_config
 from mailbot.pipeline import process_files
 
 LIMIT = 4096  # limits.max_message_bytes: a longer complaint is quarantined
@@ -103,3 +106,21 @@ def test_a_forwarded_date_after_the_year_9999_in_utc_is_kept_as_none(make_app, d
     with app.sessions() as session:
         [message] = session.execute(select(Message).where(Message.direction == "in")).scalars()
         assert message.original_sender and message.original_date is None
+
+
+@pytest.mark.postgres
+def test_a_far_date_stored_by_an_older_release_is_cleared_by_the_upgrade(make_app, pg_url):
+    """A message whose Date the older release stored in the year 10000 (PostgreSQL) made every
+    digest fail; migration 0010 clears such dates and the digest is built again."""
+    app = make_app(db_url=pg_url)
+    process_files(app.intake, [complaint()])
+    url = app.engine.url.render_as_string(hide_password=False)
+    command.downgrade(alembic_config(url), "0009")
+    with app.engine.begin() as conn:
+        conn.execute(text("UPDATE message SET sent_at = '10000-01-01 11:59:59+00', "
+                          "original_date = '10000-01-01 11:59:59+00'"))
+    command.upgrade(alembic_config(url), "head")
+    with app.sessions() as session:
+        [message] = session.execute(select(Message).where(Message.direction == "in")).scalars()
+        assert message.sent_at is None and message.original_date is None
+        collect(session, app.settings, datetime.now(timezone.utc).date())
