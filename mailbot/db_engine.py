@@ -173,6 +173,20 @@ def database_unavailable(err: BaseException) -> bool:
     return err.connection_invalidated or not sqlstate or sqlstate[:2] not in _STATEMENT_CLASSES
 
 
+# Waits that another transaction caused, not an outage: a deadlock, a serialisation failure,
+# `lock_timeout` (PostgreSQL); SQLite's busy timeout ran out.
+_CONFLICT_STATES = frozenset({"40P01", "40001", "55P03"})
+
+
+def lock_conflict(err: BaseException) -> bool:
+    """Whether `err` is a conflict with another writer (a running robot's batch) that the same
+    transaction, tried again a moment later, gets past."""
+    if not isinstance(err, OperationalError) or err.connection_invalidated:
+        return False
+    sqlstate = getattr(err.orig, "sqlstate", None)
+    return sqlstate in _CONFLICT_STATES or (sqlstate is None and "database is locked" in str(err.orig))
+
+
 def describe_error(err: BaseException, url: str | None = None) -> str:
     """`Type: message` for quarantine reasons and the event log. A database error is told
     by its driver's first line: SQLAlchemy's own text carries the statement's parameters,

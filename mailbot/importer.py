@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from . import deferred, store
 from .db import Message, Receipt
-from .db_engine import database_unavailable, describe_error
+from .db_engine import database_unavailable, describe_error, lock_conflict
 from .import_sources import Item
 from .imported_cases import Closing, close_old_imported, mark_imported, source_key
 from .poll_cycle import BATCH_BYTES
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from .pipeline import Outcome
 
 log = logging.getLogger("mailbot.import")
+CONFLICT_TRIES = 5  # a batch that loses a lock conflict is recorded again, up to this often
 UNOPENED_LISTED = 10  # names of unopened entries kept for the report
 
 
@@ -147,12 +148,12 @@ class Importer:
                     batch.append((Source(name, uidvalidity, item.uid), item))
                     held += len(item.raw)
                     if len(batch) >= self.batch_size or held >= BATCH_BYTES:
-                        _merge(report, self._record(batch))
+                        _merge(report, self._record_again_on_conflict(batch))
                         batch, held = [], 0
                 if self.progress is not None:
                     self.progress.update(report.seen, item.position)
             if batch:
-                _merge(report, self._record(batch))
+                _merge(report, self._record_again_on_conflict(batch))
         except KeyboardInterrupt:
             report.interrupted = True  # the batch in flight is rolled back; committed ones stay
         finally:
@@ -165,6 +166,22 @@ class Importer:
         """Close the cases the import of this source opened whose last message came before
         `before`, keep the others open (`imported_cases`); run once the import is complete."""
         return close_old_imported(self.app.sessions, self.source, before=before, now=datetime.now(timezone.utc))
+
+    def _record_again_on_conflict(self, batch: list[tuple[Source, Item]]) -> ImportReport:
+        """`_record`, tried again when the batch lost a conflict with another writer: an
+        import of years of mail runs beside the robot, whose batches hold locks the import
+        waits for (`lock_timeout`) or deadlocks with. A database that is gone stops it."""
+        attempt = 1
+        while True:
+            try:
+                return self._record(batch)
+            except Exception as err:  # noqa: BLE001 - only a conflict is tried again
+                if not lock_conflict(err) or attempt == CONFLICT_TRIES:
+                    raise
+                log.warning("import batch rolled back after a conflict with another writer, tried again "
+                            "(%d of %d): %s", attempt + 1, CONFLICT_TRIES, describe_error(err))
+                time.sleep(attempt)  # the other writer's batch commits meanwhile
+                attempt += 1
 
     def _record(self, batch: list[tuple[Source, Item]]) -> ImportReport:
         """One transaction for the batch, without a savepoint per message (two statements

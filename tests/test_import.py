@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import mailbox
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -12,11 +13,12 @@ import pytest
 import yaml
 from click.testing import CliRunner
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from conftest import base_config, complaint
 from faulty_parsers import HANG, hang_or_crash
 from helpers import append_all, counts, imap_config
-from mailbot import cli_import
+from mailbot import cli_import, store
 from mailbot.cli import cli
 from mailbot.db import Event, Message, Receipt
 from mailbot.import_sources import Item, content_uid, mbox_items
@@ -329,3 +331,24 @@ def test_a_failing_or_hanging_mail_is_quarantined_and_the_import_goes_on(tmp_pat
     assert sorted(report.problems) == ["processing failed: RuntimeError: matching broke",
                                        "reading the message took longer than N s"]  # numbers abridged
     assert found["incoming"] == receipts == 12 and found["outbox"] == 0
+
+
+@pytest.mark.postgres
+def test_an_import_beside_the_robot_waits_out_the_robots_locks(make_app, pg_url):
+    """A batch of the running robot holds the case-opening lock longer than the import may
+    wait for it (`lock_timeout`, here 0.5 s): the import's batch is rolled back and recorded
+    again a moment later, instead of stopping the import."""
+    app = make_app(db_url=pg_url.replace("options=", "options=-clock_timeout%3D500%20", 1))
+    robot = Session(app.engine)
+    robot.begin()
+    store.lock_case_opening(robot)
+    release = threading.Timer(1.5, robot.rollback)
+    release.start()
+    try:
+        items = [Item(i, old_mail(i), i + 1, len(old_mail(i))) for i in range(3)]
+        report = Importer(app, ImportClock(), batch_size=10).run("import:test", 1, iter(items))
+    finally:
+        release.join()
+        robot.close()
+    assert report.outcomes["processed"] == 3
+    assert counts(app)["incoming"] == 3
