@@ -27,7 +27,8 @@ from .compose import build_subject
 from .replies import overview_cases, reply_setup
 from .route import describe
 from .staff_notice import notice_context, notice_subject, plan_notices, render_text
-from .store import DRY_RUN, format_ref
+from .locks import DRY_RUN
+from .store import format_ref
 
 
 def _plain(value: Any) -> Any:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import deferred, store
+from . import deferred, locks, store
 from .db import Message, Receipt
 from .db_engine import database_unavailable, describe_error, lock_conflict
 from .import_sources import Item
@@ -196,7 +196,7 @@ class Importer:
         counted = ImportReport()
         try:
             with self.app.sessions.begin() as session:
-                store.lock_identities(session, readable)
+                locks.lock_identities(session, readable)
                 for source, item, prepared in todo:
                     self.clock.set_from(item.raw)
                     if prepared is None:
@@ -213,7 +213,7 @@ class Importer:
                      type(err).__name__)
         counted = ImportReport()
         with self.app.sessions.begin() as session:
-            store.lock_identities(session, readable)
+            locks.lock_identities(session, readable)
             for source, item, prepared in todo:
                 self._one(session, source, item, counted, prepared)
             mark_imported(session, counted.opened_refs, self.source)

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from . import candidates, store
+from . import candidates, locks, store
 from .classify import for_referral
 from .db import Case, Message
 from .forwards import is_forward_subject
@@ -216,7 +216,7 @@ class MatchingStage:
         if settled or automatic:
             return match_message(facts, found, policy, automatic=automatic)
         result = self._match_candidates(session, observed, found)
-        if result.match.case_id is None and store.lock_case_opening(session):
+        if result.match.case_id is None and locks.lock_case_opening(session):
             # A new case: another worker may be opening this complaint's case too (a referral
             # and the citizen's own mail, two addresses). Now that we hold the lock, that
             # case is committed and visible: match again.

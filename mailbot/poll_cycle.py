@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
-from . import deferred, store
+from . import deferred, locks, store
 from .addresses import preload_undeliverable
 from .db import MailboxState
 from .db_engine import database_unavailable, describe_error
@@ -146,7 +146,7 @@ class PollCycle:
         try:
             with self.intake.sessions.begin() as session:
                 preload_undeliverable(session)
-                store.lock_identities(session, (raw for _, raw in batch))
+                locks.lock_identities(session, (raw for _, raw in batch))
                 for (source, raw), prepared in zip(batch, ahead):
                     started = time.monotonic()
                     outcome = self.intake.process(session, raw, source, known_new=True, prepared=prepared)
@@ -166,7 +166,7 @@ class PollCycle:
         """The batch again, a savepoint per message: a failing message is quarantined."""
         with self.intake.sessions.begin() as session:
             preload_undeliverable(session)
-            store.lock_identities(session, (raw for _, raw in batch))
+            locks.lock_identities(session, (raw for _, raw in batch))
             return [self.process_isolated(session, raw, source, prepared)
                     for (source, raw), prepared in zip(batch, ahead)]
 

@@ -38,7 +38,8 @@ from .deferred import Ref
 from .errors import FetchError
 from .fetch import mailbox_name
 from .model import Kind
-from .store import add_event, content_sha, raw_message_id
+from .locks import raw_message_id
+from .store import add_event, content_sha
 
 QUARANTINED, RETRIED, RESOLVED, EMPTIED = "quarantined", "retried", "resolved", "emptied"
 RETRIED_EVENT = "quarantine_retried"

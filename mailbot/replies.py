@@ -66,7 +66,7 @@ class ReplyLimits:
 
 # How long a worker waits for another worker's lock on the same recipient (PostgreSQL).
 LOCK_WAIT_SECONDS = 10.0
-# Salted with the schema like the identity locks (store.py): installations sharing a database
+# Salted with the schema like the identity locks (locks.py): installations sharing a database
 # in separate schemas never hold each other's replies.
 _TRY_LOCK_RECIPIENT = text(
     "SELECT pg_try_advisory_xact_lock(hashtextextended(current_schema() || ':' || :recipient, 0))")

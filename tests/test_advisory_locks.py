@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from conftest import complaint
-from mailbot import replies, store
+from mailbot import locks, replies
 from mailbot.db_engine import make_engine
 from servers import drop_pg_schema, pg_schema_url
 
@@ -58,7 +58,7 @@ def _identity_lock_waits(url: str) -> bool:
     with _session(url) as session, session.begin():
         session.connection().exec_driver_sql("SET LOCAL lock_timeout = '300ms'")
         try:
-            store.lock_identities(session, [complaint()])
+            locks.lock_identities(session, [complaint()])
         except Exception as err:  # noqa: BLE001 - the lock timeout, as PostgreSQL reports it
             assert "lock timeout" in str(err)
             return True
@@ -66,11 +66,11 @@ def _identity_lock_waits(url: str) -> bool:
 
 
 def test_identity_locks_of_another_schema_do_not_block_this_one(pg_url, holder):
-    store.lock_identities(holder, [complaint()])
+    locks.lock_identities(holder, [complaint()])
     assert not _identity_lock_waits(pg_url)
 
 
 def test_identity_locks_of_the_same_schema_make_the_second_worker_wait(pg_url):
     with _session(pg_url) as first, first.begin():
-        store.lock_identities(first, [complaint()])
+        locks.lock_identities(first, [complaint()])
         assert _identity_lock_waits(pg_url)

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from conftest import complaint
 from helpers import append_all, counts, folder_count, poll_together, two_mailboxes
-from mailbot import store
+from mailbot import locks
 from mailbot.db import Case, Message
 
 CITIZENS = 4
@@ -56,7 +56,7 @@ def test_the_same_citizen_s_two_mails_in_two_mailboxes_at_once_make_one_case(mak
 # -- which keys a mail locks ----------------------------------------------------------------
 
 def _keys(headers: str) -> set[int]:
-    return set(store._identity_keys((headers + "\r\n\r\nTekst\r\n").encode("utf-8")))
+    return set(locks._identity_keys((headers + "\r\n\r\nTekst\r\n").encode("utf-8")))
 
 
 def test_a_sender_is_locked_by_the_address_matching_compares():

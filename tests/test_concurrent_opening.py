@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from conftest import complaint
 from helpers import append_all, counts, folder_count, poll_together, two_mailboxes
-from mailbot import store
+from mailbot import locks
 from mailbot.db import Case
 from mailbot.db_engine import make_engine
 from mailbot.explain import explain
@@ -95,7 +95,7 @@ def test_one_complaint_from_two_addresses_at_once_is_flagged_a_duplicate(make_ap
 def _opening_locks_held(session) -> int:
     return session.execute(text(
         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
-        f" AND classid = {store.CASE_OPENING_LOCK}")).scalar_one()
+        f" AND classid = {locks.CASE_OPENING_LOCK}")).scalar_one()
 
 
 @pytest.mark.postgres
@@ -105,22 +105,22 @@ def test_the_opening_lock_is_held_to_commit_and_taken_again_after_a_rolled_back_
     engine = make_engine(pg_url)
     try:
         with Session(engine) as session, session.begin():
-            store.lock_case_opening(session)
+            locks.lock_case_opening(session)
             assert _opening_locks_held(session) == 1
-            store.lock_case_opening(session)  # no second statement, no second hold
+            locks.lock_case_opening(session)  # no second statement, no second hold
             assert _opening_locks_held(session) == 1
         with Session(engine) as session, session.begin():
             assert _opening_locks_held(session) == 0  # released at commit
             try:
                 with session.begin_nested():
-                    store.lock_case_opening(session)
+                    locks.lock_case_opening(session)
                     assert _opening_locks_held(session) == 1
                     raise LookupError
             except LookupError:
                 pass
             assert _opening_locks_held(session) == 0
             with session.begin_nested():
-                store.lock_case_opening(session)
+                locks.lock_case_opening(session)
             assert _opening_locks_held(session) == 1
     finally:
         engine.dispose()
@@ -132,7 +132,7 @@ def test_rules_explain_does_not_wait_for_a_worker_opening_a_case(make_app, pg_ur
     lock a polling worker holds for its whole batch (nor makes the worker wait)."""
     app = make_app(db_url=pg_url)
     with Session(app.sessions.kw["bind"]) as worker, worker.begin():
-        assert store.lock_case_opening(worker)
+        assert locks.lock_case_opening(worker)
         done: list[dict] = []
         thread = threading.Thread(target=lambda: done.append(explain(app, complaint())))
         thread.start()

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from conftest import base_config, complaint
 from faulty_parsers import HANG, hang_or_crash
 from helpers import append_all, counts, imap_config
-from mailbot import cli_import, store
+from mailbot import cli_import, locks
 from mailbot.cli import cli
 from mailbot.db import Event, Message, Receipt
 from mailbot.import_sources import Item, content_uid, mbox_items
@@ -341,7 +341,7 @@ def test_an_import_beside_the_robot_waits_out_the_robots_locks(make_app, pg_url)
     app = make_app(db_url=pg_url.replace("options=", "options=-clock_timeout%3D500%20", 1))
     robot = Session(app.engine)
     robot.begin()
-    store.lock_case_opening(robot)
+    locks.lock_case_opening(robot)
     release = threading.Timer(1.5, robot.rollback)
     release.start()
     try:
