@@ -58,11 +58,12 @@ def decide(mail: Mail, classification: Classification, match: Match, *,
            routing: RoutingOutcome = RoutingOutcome(),
            investigator: Investigator | None = None,
            agency_in_copy: Mapping[str, str] | None = None,
-           own_cases: Sequence[CaseView] = ()) -> Decision:
+           own_cases: Sequence[CaseView] = (), from_staff: bool = False) -> Decision:
     """The actions for `mail`. `recipient` is None when nobody may be answered.
 
     `own_cases`: the open cases on file for the recipient's address, loaded for a status
-    request that matched no case (`_status_overview`)."""
+    request that matched no case (`_status_overview`). `from_staff`: a colleague sent it
+    (`staff.is_staff`); only the citizen of a complaint they forward is answered."""
     reasons = list(classification.reasons) + [f"{e.method}: {e.detail} ({e.score:.0f})"
                                               for e in match.evidence]
     if classification.kind in (Kind.AUTOMATIC, Kind.UNREADABLE):
@@ -74,6 +75,8 @@ def decide(mail: Mail, classification: Classification, match: Match, *,
 
     if classification.facts.spoofed:
         return _spoofed(mail, classification, match, case, recipient, reasons, routing, investigator)
+    if from_staff and (match.case_id is not None or match.citizen is None):
+        return _staff_message(match, case, reasons)
     if match.case_id is not None and case is not None:
         return _join_case(mail, classification, match, case, recipient, reasons, agency_in_copy)
     overview = _status_overview(mail, classification, match, recipient, own_cases, reasons)
@@ -227,6 +230,18 @@ def _join_case(mail: Mail, classification: Classification, match: Match, case: C
         flags.add(MULTI_TOLD)
     return Decision(kind, open_case=False, match=match, flags=tuple(sorted(flags)),
                     replies=tuple(replies), reasons=tuple(reasons))
+
+
+def _staff_message(match: Match, case: CaseView | None, reasons: list[str]) -> Decision:
+    """A colleague's own mail (a reply to the citizen with us in Cc, a note): filed on the case
+    it names, else recorded without a case for the digest. Never answered, no flags: what they
+    keep in copy is not the citizen's doing."""
+    if match.case_id is not None and case is not None:
+        why = f"sent by office staff: filed on {case.ref}, no reply"
+    else:
+        why = ("sent by office staff, naming no case and forwarding no citizen's mail: "
+               "no case, no reply; listed for staff")
+    return Decision(Kind.STAFF_MESSAGE, open_case=False, match=match, reasons=(*reasons, why))
 
 
 def _agency_reminder(mail: Mail, language: str, recipient: Address,

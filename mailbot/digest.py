@@ -53,7 +53,8 @@ log = logging.getLogger("mailbot.digest")
 
 TEMPLATE_DIR = "_digest"
 COLORS = {"new_complaint": "#1f77b4", "follow_up": "#2ca02c", "agency_forward": "#9467bd",
-          "status_request": "#ff7f0e", "automatic": "#7f7f7f", "unreadable": "#d62728"}
+          "status_request": "#ff7f0e", "automatic": "#7f7f7f", "unreadable": "#d62728",
+          "staff_message": "#8c564b"}
 
 
 @dataclass(frozen=True)

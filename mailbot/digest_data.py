@@ -29,6 +29,7 @@ from .digest_items import (
 from .digest_operations import outages, rules_reloads, staff_notices, waiting
 from .holidays_be import subtract_working_days
 from .imported_cases import opened_by_import
+from .model import Kind
 from .outbox import STAFF_MAIL
 
 
@@ -43,6 +44,7 @@ class DigestData:
     chart_max: int
 
 
+STAFF_UNFILED = "staff_unfiled"  # triage key (labels.j2): a colleague's mail that names no case
 SUBJECT_ONLY = "alleen op het onderwerp als automatisch herkend: geen dossier, geen antwoord verstuurd"
 
 
@@ -101,7 +103,9 @@ def collect(session: Session, settings: Settings, day: date, *, team: str | None
         # Silenced on its subject alone and tied to no case: maybe a citizen nobody answered.
         silenced = (case is None and m.kind == "automatic"
                     and by_subject_only((m.details or {}).get("auto_reason")))
-        if mine(case) and (uncertain or flagged_here or silenced):
+        # A colleague's mail to the mailbox that names no case: staff file it where it belongs.
+        unfiled = case is None and m.kind == str(Kind.STAFF_MESSAGE)
+        if mine(case) and (uncertain or flagged_here or silenced or unfiled):
             scored = tuple(evidence_said(e, services=services) for e in evidence)
             why = tuple(recorded(str(d.get("reason") or d.get("triage_reason"))) for d in (detail, *linked.get(m.id, []))
                         if (d.get("reason") or d.get("triage_reason")) and "needs_triage" in (d.get("flags") or ()))
@@ -110,7 +114,8 @@ def collect(session: Session, settings: Settings, day: date, *, team: str | None
                      and not case.citizen_email else ())
             triage.append(Item(case.ref if case else "", m.subject, _sender(m, case, webforms), m.kind,
                                ((SUBJECT_ONLY,) if silenced else ()) + why + scored + phone,
-                               triage_labels(m, added[m.id], replies_to, opened=m.id in opened)))
+                               triage_labels(m, added[m.id], replies_to, opened=m.id in opened)
+                               + ((STAFF_UNFILED,) if unfiled else ())))
     zone = ZoneInfo(settings.schedule.timezone)
     by_message = _FlagItems(messages, cases, events, linked, added, opened, mine, zone, services)
     decisions = [

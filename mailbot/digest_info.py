@@ -25,7 +25,7 @@ from .rules import ServicesFile, read_rule_files
 from .rules_yaml import CheckedFile, parse_and_validate
 
 CHART_KINDS = ("new_complaint", "follow_up", "agency_forward", "status_request", "automatic",
-               "unreadable")
+               "unreadable", "staff_message")
 
 REPLY_STATES = {"sent": "antwoord verstuurd", "pending": "antwoord in de wachtrij",
                 "held": "antwoord tegengehouden", "failed": "antwoord mislukt"}

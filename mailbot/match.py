@@ -3,7 +3,8 @@
 Evidence is tried strongest first, and the first that holds decides:
 
   (a) our case reference, only from someone who may use it (the case's citizen, a
-      co-recipient, a known service); a stranger's reference → a new case for triage;
+      co-recipient, a known service, the office's staff); a stranger's reference → a new
+      case for triage;
   (b) In-Reply-To/References to a Message-ID of the case;
   (c) a forwarded agency message from the citizen → their open case about that agency,
       when the letter is the case's (`agency_forward`); someone else's letter → a new case
@@ -65,10 +66,11 @@ def find_references(subject: str, text: str, prefix: str) -> list[str]:
 
 
 def may_use_reference(facts: MessageFacts, case: CaseCandidate) -> bool:
-    """A reference is accepted from the case's citizen, a co-recipient, or a known service."""
+    """A reference is accepted from the case's citizen, a co-recipient, a known service, or the
+    office's own staff (who may write about any case)."""
     sender = facts.sender
     return bool(sender) and (sender == case.citizen_email or sender in case.co_recipients
-                             or facts.sender_is_service)
+                             or facts.sender_is_service or facts.sender_is_staff)
 
 
 # What (g) takes for the same subject, and how strong it is as evidence.
@@ -156,6 +158,8 @@ def _fuzzy(facts: MessageFacts, found: Found, policy: Policy, weak: list[Evidenc
         within = _since(case.created_at, window)
         if facts.referred_by:  # the citizen wrote to both services
             return _with(join(case, evidence, ("multi_addressed",), referrer), considered)
+        if facts.relayed:  # a colleague forwards what the citizen sent us too
+            return _with(join(case, evidence), considered)
         if facts.kind is Kind.NEW_COMPLAINT and within:
             return _with(join(case, evidence, ("possible_duplicate",), duplicate_of=case),
                          considered)
@@ -199,7 +203,7 @@ def _fuzzy(facts: MessageFacts, found: Found, policy: Policy, weak: list[Evidenc
                   also_sent_to=_merge(tuple(facts.also_sent_to), referrer),
                   duplicate_of_id=duplicate_of.case_id if duplicate_of else None,
                   duplicate_of_ref=duplicate_of.ref if duplicate_of else None,
-                  citizen=facts.identity if (facts.referred_by and identity) or (facts.webform and not identity)
+                  citizen=facts.identity if (facts.relayed and identity) or (facts.webform and not identity)
                   else None,
                   candidates=tuple((triage + same_name + duplicate)[:SHOWN_CANDIDATES]))
     return Result(match, considered or tuple(weak))
@@ -233,7 +237,7 @@ def _same_subject(facts: MessageFacts, found: Found, identity: str) -> tuple[Can
     """(g) The citizen's one open case with this mail's specific subject, the subject score,
     and which case it is; None when none or several have it (a subject two cases share
     cannot say which) or the mail is not from the citizen's own address."""
-    if not identity or facts.sender != identity or facts.referred_by:
+    if not identity or facts.sender != identity or facts.relayed:
         return None
     own_open = [c for c in found.identity if c.citizen_email == identity and c.status == "open"]
     hits = [(c, score) for c in own_open if (score := same_subject(facts.subject, c.text)) >= SAME_SUBJECT]

@@ -63,10 +63,17 @@ class MessageFacts:
     own_subject: str | None = None
     own_body: str | None = None
     webform: bool = False  # sent by the office's web form (`webform_senders`), not by the citizen
+    sender_is_staff: bool = False  # the office's own staff (`staff.is_staff`): may quote any reference
 
     @property
     def identity_email(self) -> str:
         return self.identity.email if self.identity else self.sender
+
+    @property
+    def relayed(self) -> bool:
+        """The complainant's forwarded complaint, relayed by another ombudsman service (a
+        referral) or by a colleague: the sender is not the complainant."""
+        return self.referred_by is not None or (self.sender_is_staff and self.identity_email != self.sender)
 
     @property
     def own(self) -> tuple[str, str]:

@@ -6,7 +6,11 @@ A referral (another ombudsman service forwards a citizen's complaint) is the cit
 forwarded sender is the complainant when the forwarded header gives an address, or when the
 cover note states exactly one address that belongs to no service; a citizen named without
 any address leaves a case for triage (`match`). `for_complainant` gives the classification
-of the citizen's own words (`classify.for_referral`)."""
+of the citizen's own words (`classify.for_referral`).
+
+A colleague's mail (`staff.is_staff`) is nobody's complaint: it threads only by reference or
+Message-ID, and its To/Cc flag nothing; a citizen's mail a colleague forwards is relayed like
+a referral (the citizen is the complainant), without the referral's flags."""
 
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ from .match_model import Found, MessageFacts, Policy, Result
 from .model import Address, Classification, ForwardedMessage, Kind, Mail, Match
 from .normalize import body_key, lsh_keys, match_text, name_key, subject_key
 from .services import Service, agency_references, detect_services, service_for_address
+from .staff import Staff
 from .webform import form_name, longest_answer
 
 AGENCY_KINDS = ("agency", "first_line")
@@ -71,10 +76,13 @@ def involved_agencies(ruleset: Any, mail: Mail) -> tuple[str, ...]:
 
 
 def observe(mail: Mail, kind: Kind, ruleset: Any, *, own: frozenset[str], prefix: str,
-            now: datetime, webform_senders: frozenset[str] = frozenset()) -> Observed:
-    """The facts of a message: who complains, about which agency, to whom else, what text."""
+            now: datetime, webform_senders: frozenset[str] = frozenset(),
+            staff: Callable[[str], bool] = lambda _email: False) -> Observed:
+    """The facts of a message: who complains, about which agency, to whom else, what text.
+    `staff` tells the office's own staff (`staff.is_staff`); their mail is nobody's complaint."""
     sender = mail.from_.email if mail.from_ else ""
     sender_service: Service | None = service_for_address(ruleset, sender) if sender else None
+    sender_is_staff = bool(sender) and staff(sender)
     identity = mail.from_
     if sender in webform_senders:  # the form robot is not the citizen: the address they filled in
         identity = mail.reply_to[0] if mail.reply_to else Address(form_name(mail.new_text or mail.text), "")
@@ -90,11 +98,17 @@ def observe(mail: Mail, kind: Kind, ruleset: Any, *, own: frozenset[str], prefix
             referred_by, referral = sender_service.id, citizen
             identity = referred_citizen(citizen.sender, mail, ruleset, own)
             subject, body = citizen.subject or subject, citizen.body
+    elif sender_is_staff:
+        referral = relayed_by_staff(forwarded, ruleset, staff)
+        if referral is not None and referral.sender is not None:
+            # A colleague forwards a citizen's complaint that reached them: the citizen's.
+            identity = referral.sender
+            subject, body = referral.subject or subject, referral.body
     forward_agencies: list[str] = []
     forward_to: list[Address] = []
     own_subject: str | None = None  # None: all of the subject, the body, is the complainant's
     own_body: str | None = None
-    if referred_by is None:
+    if referral is None:
         for part in forwarded:
             ids = agency_ids(ruleset, part.sender.email) if part.sender is not None else []
             forward_agencies += ids
@@ -104,7 +118,8 @@ def observe(mail: Mail, kind: Kind, ruleset: Any, *, own: frozenset[str], prefix
             body = "\n".join([body, *(f.body for f in forwarded)])
     flags: list[str] = []
     also: list[str] = []
-    for address in mail.recipients:
+    # Whom staff keep in copy (the citizen, the agency) says nothing of the citizen's own mail.
+    for address in () if sender_is_staff else mail.recipients:
         service = service_for_address(ruleset, address.email) if address.email not in own else None
         if service is None or service.id == referred_by:
             continue
@@ -120,7 +135,8 @@ def observe(mail: Mail, kind: Kind, ruleset: Any, *, own: frozenset[str], prefix
         referred_by=referred_by, forward_agencies=tuple(dict.fromkeys(forward_agencies)),
         forward_to=tuple(dict.fromkeys(forward_to)), flags=tuple(dict.fromkeys(flags)),
         also_sent_to=tuple(dict.fromkeys(also)), agencies=involved_agencies(ruleset, mail),
-        own_subject=own_subject, own_body=own_body, webform=sender in webform_senders)
+        own_subject=own_subject, own_body=own_body, webform=sender in webform_senders,
+        sender_is_staff=sender_is_staff)
     return Observed(facts, refs, tuple(lsh_keys(norm_body)), referral)
 
 
@@ -144,6 +160,14 @@ def _same_person(one: Address, other: Address) -> bool:
         name_key(one.name) == name_key(other.name))
 
 
+def relayed_by_staff(forwarded: list[ForwardedMessage], ruleset: Any,
+                     staff: Callable[[str], bool]) -> ForwardedMessage | None:
+    """The citizen's mail a colleague forwards: the first forwarded message whose sender has an
+    address that is neither staff nor a known service; None when there is none."""
+    return next((f for f in forwarded if f.sender is not None and "@" in f.sender.email
+                 and not staff(f.sender.email) and service_for_address(ruleset, f.sender.email) is None), None)
+
+
 def referred_citizen(named: Address, mail: Mail, ruleset: Any, own: frozenset[str]) -> Address:
     """The citizen of a referral: the forwarded sender when it has an address; else the name
     with the one address the cover note states that is neither ours nor a service's ("De
@@ -163,6 +187,7 @@ class MatchingStage:
         self.routing = routing
         self.clock = clock
         self._last: tuple[Mail, Observed] | None = None
+        self._staff: Staff | None = None
 
     @property
     def policy(self) -> Policy:
@@ -174,11 +199,24 @@ class MatchingStage:
             return self._last[1]
         kind = classification.kind if classification else Kind.NEW_COMPLAINT
         own = frozenset({self.settings.smtp.from_address.lower(), self.settings.imap.username.lower()})
+        proven_human = classification is None or not (classification.is_automatic or classification.facts.spoofed)
         observed = observe(mail, kind, self.routing.ruleset, own=own, now=self.clock(),
                            prefix=self.settings.office.reference_prefix,
-                           webform_senders=frozenset(a.lower() for a in self.settings.webform_senders))
+                           webform_senders=frozenset(a.lower() for a in self.settings.webform_senders),
+                           staff=self.is_staff if proven_human else lambda _email: False)
         self._last = (mail, observed)
         return observed
+
+    def is_staff(self, email: str) -> bool:
+        """Whether `email` is a colleague's, by the settings and the rules in force."""
+        if self._staff is None or self._staff.ruleset is not self.routing.ruleset:  # a reload
+            self._staff = Staff(self.settings, self.routing.ruleset)
+        return self._staff.includes(email)
+
+    def from_staff(self, mail: Mail, classification: Classification) -> bool:
+        """Whether `mail` is a colleague's own (not automatic, its sender proven): never
+        answered, never a case's citizen (`decide`)."""
+        return self.observe(mail, classification).facts.sender_is_staff
 
     def for_complainant(self, mail: Mail, classification: Classification) -> Classification:
         """`classification` as the complainant's: for a referral by another ombudsman service,
@@ -188,12 +226,13 @@ class MatchingStage:
         if classification.is_automatic:
             return classification
         observed = self.observe(mail, classification)
-        if observed.referral is None or observed.facts.referred_by is None:
+        if observed.referral is None:
             return classification
         known = {a.email for a in (mail.from_, *mail.recipients, observed.facts.identity) if a}
         known |= {f.sender.email for f in mail.forwarded if f.sender}
         known |= {self.settings.smtp.from_address.lower(), self.settings.imap.username.lower()}
-        return for_referral(classification, observed.referral, referred_by=observed.facts.referred_by,
+        return for_referral(classification, observed.referral,
+                            referred_by=observed.facts.referred_by or "office staff",
                             known_addresses=frozenset(a for a in known if a),
                             default_language=self.settings.default_language)
 
@@ -208,13 +247,15 @@ class MatchingStage:
         refs = find_references(mail.subject, mail.text, self.settings.office.reference_prefix)
         thread_ids = list(mail.in_reply_to) + list(reversed(mail.references))
         automatic = classification is not None and classification.is_automatic
+        # A colleague's own mail is filed on the case it names, never on one its text resembles.
+        by_thread_only = automatic or (facts.sender_is_staff and not facts.relayed)
         if classification is not None and classification.bounce is not None:
             thread_ids.insert(0, classification.bounce.original_message_id or "")
         found = Found(by_reference=candidates.by_refs(session, refs),
                       by_thread=candidates.by_message_ids(session, thread_ids))
         settled = found.by_thread or any(may_use_reference(facts, c) for c in found.by_reference)
-        if settled or automatic:
-            return match_message(facts, found, policy, automatic=automatic)
+        if settled or by_thread_only:
+            return match_message(facts, found, policy, automatic=by_thread_only)
         result = self._match_candidates(session, observed, found)
         if result.match.case_id is None and locks.lock_case_opening(session):
             # A new case: another worker may be opening this complaint's case too (a referral

@@ -96,6 +96,8 @@ class Kind(StrEnum):
     AUTOMATIC = "automatic"
     UNREADABLE = "unreadable"
     OUTGOING = "outgoing"
+    # Mail from the office's own staff (`staff.is_staff`): filed on the case it names, never answered.
+    STAFF_MESSAGE = "staff_message"
 
 
 @dataclass(frozen=True)

@@ -134,12 +134,14 @@ class Intake:
         case_row = session.get(Case, match.case_id) if match.case_id is not None else None
         case_view = (CaseView(case_row.ref, case_row.citizen_email, case_row.language,
                               frozenset(case_row.flags), case_row.status) if case_row else None)
+        from_staff = self.matching.from_staff(mail, classification)
         recipient = self.recipient(session, mail, classification)
         own_cases = (self.open_cases_on_file(session, recipient.email)
                      if case_row is None and recipient is not None and classification.kind is Kind.STATUS_REQUEST
                      else ())
         routed = None
-        if case_row is None and not classification.is_automatic:
+        # A colleague's own mail opens no case; a citizen's complaint they forward does.
+        if case_row is None and not classification.is_automatic and not (from_staff and match.citizen is None):
             # A mail that opens a case is a new complaint for routing, even when it
             # forwards the agency's letter or comes referred by another service.
             as_new = dataclasses.replace(classification, kind=Kind.NEW_COMPLAINT)
@@ -149,7 +151,7 @@ class Intake:
                           investigator=routed.investigator if routed else None,
                           agency_in_copy=self.routing.agency_in_copy(
                               mail, case_view.language if case_view else classification.language),
-                          own_cases=own_cases)
+                          own_cases=own_cases, from_staff=from_staff)
         return Plan(matched, case_row, routed, decision)
 
     def open_cases_on_file(self, session: Session, email: str) -> tuple[CaseView, ...]:
@@ -231,7 +233,11 @@ class Intake:
                            now=now, message=quarantined)
 
     def recipient(self, session: Session, mail: Mail, classification: Classification) -> Address | None:
-        """Whom an automatic reply to `mail` goes to, or None (`recipients.reply_recipient`)."""
+        """Whom an automatic reply to `mail` goes to, or None (`recipients.reply_recipient`);
+        never one of the office's own staff."""
+        sender = mail.from_.email if mail.from_ else ""
+        if sender and not classification.facts.spoofed and self.matching.is_staff(sender):
+            return None
         return reply_recipient(mail, classification, own_addresses=self.own_addresses,
                                webform_senders=self.settings.webform_senders,
                                blocked=self.blocked_addresses(session, mail),

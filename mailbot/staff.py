@@ -1,0 +1,57 @@
+"""Who is the office's own staff: pure, from the settings and the rule set in force.
+
+Investigators keep the complaints mailbox in Cc when they write to a citizen, and the intake
+desk forwards to it complaints that reached a colleague's own mailbox. Such mail is the
+office's, not a citizen's: it is never answered and never makes its sender a case's citizen
+(`decide`); it is filed on the case it names, or relays the citizen's forwarded complaint
+(`matching_stage`), or is listed for staff in the digest.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _domain(address: str) -> str:
+    return address.rpartition("@")[2].strip().lower() if "@" in address else ""
+
+
+# Mail providers citizens use: an office whose own address is at one of them (a small office on
+# a free mailbox) has no domain of its own, and its citizens there are no colleagues.
+_PUBLIC_MAIL = frozenset({
+    "gmail.com", "googlemail.com", "outlook.com", "outlook.be", "hotmail.com", "hotmail.be", "live.com",
+    "live.be", "msn.com", "yahoo.com", "yahoo.fr", "icloud.com", "me.com", "proton.me", "protonmail.com",
+    "gmx.de", "gmx.net", "web.de", "telenet.be", "skynet.be", "proximus.be", "scarlet.be", "orange.fr",
+    "free.fr", "laposte.net"})
+
+
+def is_staff(email: str, settings: Any, ruleset: Any) -> bool:
+    """Whether `email` is a colleague's: an investigator of the rules in force, a digest
+    recipient, an address a routing rule notifies, or any address in the office's own mail
+    domain (that of `smtp.from_address`, unless it is a public mail provider's). Not the
+    domain of a mailbox's login, which may be a hosting provider's. Never the robot's own
+    addresses (handled as loops) nor a web-form robot (its mail carries the citizen)."""
+    return Staff(settings, ruleset).includes(email)
+
+
+class Staff:
+    """`is_staff` for one rule set, its address sets built once (asked for every message)."""
+
+    def __init__(self, settings: Any, ruleset: Any) -> None:
+        self.ruleset = ruleset
+        self._robots = {a.lower() for a in (settings.smtp.from_address,
+                                            *(box.username for box in settings.all_mailboxes),
+                                            *settings.webform_senders)}
+        named = {i.email.lower() for i in ruleset.investigators}
+        named |= {a.lower() for a in settings.digest.recipients}
+        named |= {a.lower() for team in settings.digest.teams.values() for a in team}
+        named |= {a.lower() for rule in ruleset.routing for a in rule.then.notify}
+        self._named = frozenset(named)
+        office = _domain(settings.smtp.from_address)
+        self._domain = office if office not in _PUBLIC_MAIL else ""
+
+    def includes(self, email: str) -> bool:
+        email = email.strip().lower()
+        if not email or "@" not in email or email in self._robots:
+            return False
+        return email in self._named or (bool(self._domain) and _domain(email) == self._domain)
