@@ -202,7 +202,9 @@ def case_text(case: Case, detail: CaseDetail | None = None, *, zone: tzinfo = UT
 def message_lines(m: Message, delivery: Outbox | None, zone: tzinfo) -> list[str]:
     arrow = "→" if m.direction == "out" else "←"
     who = f"to {shown(delivery.recipient)}" if delivery is not None else shown(m.from_email)
-    extra = f" (from the agency: {shown(m.original_sender)})" if m.original_sender else ""
+    # A letter the citizen forwards is the agency's; a referral's or a colleague's forward, the citizen's.
+    source = "from the agency" if m.kind == "agency_forward" else "forwarded, first from"
+    extra = f" ({source}: {shown(m.original_sender)})" if m.original_sender else ""
     head = f"    {arrow} {local_time(m.received_at, zone)} {shown(m.kind):<15} {who}: {shown(m.subject)}{extra}"
     return [head] if m.direction != "out" else [head, f"        {delivery_text(delivery, zone)}"]
 

@@ -18,7 +18,7 @@ from mailbot.explain import explain
 from mailbot.pipeline import process_files
 from mailbot.rules import load_rules, rules_from_texts
 from mailbot.staff import is_staff
-from mailbot.views import case_dict
+from mailbot.views import case_dict, message_lines
 from test_referrals import SHIPPED
 
 START = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
@@ -130,6 +130,9 @@ def test_staff_forward_of_a_citizens_complaint_is_the_citizens_case(app):
     assert [(c.citizen_email, c.citizen_name) for c in cases] == [("marc.willems@hotmail.com", "Marc Willems")]
     assert messages[0].case_id == cases[0].id
     assert [to for _, to in outbox] == ["marc.willems@hotmail.com"]
+    with app.sessions() as session:  # `case show` does not call the citizen's mail the agency's
+        line = message_lines(session.get(Message, messages[0].id), None, timezone.utc)[0]
+    assert "(forwarded, first from: Marc Willems <marc.willems@hotmail.com>)" in line
 
 
 def test_staff_mail_naming_no_case_is_recorded_for_the_digest(app):
