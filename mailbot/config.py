@@ -217,6 +217,18 @@ class OfficeSettings(_Section):
     phone: str = ""
     address: str = ""
     website: str = ""
+    # Mail domains of the office's own staff (`staff`): their mail is never a citizen's. Only
+    # what the office owns: a city's shared domain, or a public provider's, holds citizens too.
+    staff_domains: list[str] = []
+
+    @field_validator("staff_domains")
+    @classmethod
+    def _domains(cls, values: list[str]) -> list[str]:
+        cleaned = [v.strip().lower().removeprefix("@") for v in values]
+        bad = [v for v in cleaned if not re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", v)]
+        if bad:
+            raise ValueError(f"not a mail domain: {bad[0]!r} (write it as vlaamseombudsdienst.be)")
+        return cleaned
 
     @field_validator("website")
     @classmethod

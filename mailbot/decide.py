@@ -63,7 +63,7 @@ def decide(mail: Mail, classification: Classification, match: Match, *,
 
     `own_cases`: the open cases on file for the recipient's address, loaded for a status
     request that matched no case (`_status_overview`). `from_staff`: a colleague sent it
-    (`staff.is_staff`); only the citizen of a complaint they forward is answered."""
+    (`staff.is_staff`): filed on the case it names, else left for staff; never answered."""
     reasons = list(classification.reasons) + [f"{e.method}: {e.detail} ({e.score:.0f})"
                                               for e in match.evidence]
     if classification.kind in (Kind.AUTOMATIC, Kind.UNREADABLE):
@@ -75,7 +75,7 @@ def decide(mail: Mail, classification: Classification, match: Match, *,
 
     if classification.facts.spoofed:
         return _spoofed(mail, classification, match, case, recipient, reasons, routing, investigator)
-    if from_staff and (match.case_id is not None or match.citizen is None):
+    if from_staff:
         return _staff_message(match, case, reasons)
     if match.case_id is not None and case is not None:
         return _join_case(mail, classification, match, case, recipient, reasons, agency_in_copy)
@@ -239,8 +239,7 @@ def _staff_message(match: Match, case: CaseView | None, reasons: list[str]) -> D
     if match.case_id is not None and case is not None:
         why = f"sent by office staff: filed on {case.ref}, no reply"
     else:
-        why = ("sent by office staff, naming no case and forwarding no citizen's mail: "
-               "no case, no reply; listed for staff")
+        why = "sent by office staff, naming no case: no case, no reply; listed for staff"
     return Decision(Kind.STAFF_MESSAGE, open_case=False, match=match, reasons=(*reasons, why))
 
 

@@ -158,8 +158,6 @@ def _fuzzy(facts: MessageFacts, found: Found, policy: Policy, weak: list[Evidenc
         within = _since(case.created_at, window)
         if facts.referred_by:  # the citizen wrote to both services
             return _with(join(case, evidence, ("multi_addressed",), referrer), considered)
-        if facts.relayed:  # a colleague forwards what the citizen sent us too
-            return _with(join(case, evidence), considered)
         if facts.kind is Kind.NEW_COMPLAINT and within:
             return _with(join(case, evidence, ("possible_duplicate",), duplicate_of=case),
                          considered)
@@ -203,7 +201,7 @@ def _fuzzy(facts: MessageFacts, found: Found, policy: Policy, weak: list[Evidenc
                   also_sent_to=_merge(tuple(facts.also_sent_to), referrer),
                   duplicate_of_id=duplicate_of.case_id if duplicate_of else None,
                   duplicate_of_ref=duplicate_of.ref if duplicate_of else None,
-                  citizen=facts.identity if (facts.relayed and identity) or (facts.webform and not identity)
+                  citizen=facts.identity if (facts.referred_by and identity) or (facts.webform and not identity)
                   else None,
                   candidates=tuple((triage + same_name + duplicate)[:SHOWN_CANDIDATES]))
     return Result(match, considered or tuple(weak))
@@ -237,7 +235,7 @@ def _same_subject(facts: MessageFacts, found: Found, identity: str) -> tuple[Can
     """(g) The citizen's one open case with this mail's specific subject, the subject score,
     and which case it is; None when none or several have it (a subject two cases share
     cannot say which) or the mail is not from the citizen's own address."""
-    if not identity or facts.sender != identity or facts.relayed:
+    if not identity or facts.sender != identity or facts.referred_by:
         return None
     own_open = [c for c in found.identity if c.citizen_email == identity and c.status == "open"]
     hits = [(c, score) for c in own_open if (score := same_subject(facts.subject, c.text)) >= SAME_SUBJECT]

@@ -70,12 +70,6 @@ class MessageFacts:
         return self.identity.email if self.identity else self.sender
 
     @property
-    def relayed(self) -> bool:
-        """The complainant's forwarded complaint, relayed by another ombudsman service (a
-        referral) or by a colleague: the sender is not the complainant."""
-        return self.referred_by is not None or (self.sender_is_staff and self.identity_email != self.sender)
-
-    @property
     def own(self) -> tuple[str, str]:
         """(subject, body) of the complainant's own words."""
         return (self.subject if self.own_subject is None else self.own_subject,

@@ -9,8 +9,9 @@ any address leaves a case for triage (`match`). `for_complainant` gives the clas
 of the citizen's own words (`classify.for_referral`).
 
 A colleague's mail (`staff.is_staff`) is nobody's complaint: it threads only by reference or
-Message-ID, and its To/Cc flag nothing; a citizen's mail a colleague forwards is relayed like
-a referral (the citizen is the complainant), without the referral's flags."""
+Message-ID, and its To/Cc flag nothing. One that names no case, a complaint a colleague
+forwards included, is left for staff (the digest): whom the forwarded mail is from, and what
+it is, a person decides."""
 
 from __future__ import annotations
 
@@ -98,17 +99,11 @@ def observe(mail: Mail, kind: Kind, ruleset: Any, *, own: frozenset[str], prefix
             referred_by, referral = sender_service.id, citizen
             identity = referred_citizen(citizen.sender, mail, ruleset, own)
             subject, body = citizen.subject or subject, citizen.body
-    elif sender_is_staff:
-        referral = relayed_by_staff(forwarded, ruleset, staff)
-        if referral is not None and referral.sender is not None:
-            # A colleague forwards a citizen's complaint that reached them: the citizen's.
-            identity = referral.sender
-            subject, body = referral.subject or subject, referral.body
     forward_agencies: list[str] = []
     forward_to: list[Address] = []
     own_subject: str | None = None  # None: all of the subject, the body, is the complainant's
     own_body: str | None = None
-    if referral is None:
+    if referred_by is None:
         for part in forwarded:
             ids = agency_ids(ruleset, part.sender.email) if part.sender is not None else []
             forward_agencies += ids
@@ -158,14 +153,6 @@ def own_words(mail: Mail, forwarded: list[ForwardedMessage], complainant: Addres
 def _same_person(one: Address, other: Address) -> bool:
     return bool(one.email) and one.email == other.email or bool(name_key(one.name)) and (
         name_key(one.name) == name_key(other.name))
-
-
-def relayed_by_staff(forwarded: list[ForwardedMessage], ruleset: Any,
-                     staff: Callable[[str], bool]) -> ForwardedMessage | None:
-    """The citizen's mail a colleague forwards: the first forwarded message whose sender has an
-    address that is neither staff nor a known service; None when there is none."""
-    return next((f for f in forwarded if f.sender is not None and "@" in f.sender.email
-                 and not staff(f.sender.email) and service_for_address(ruleset, f.sender.email) is None), None)
 
 
 def referred_citizen(named: Address, mail: Mail, ruleset: Any, own: frozenset[str]) -> Address:
@@ -226,13 +213,13 @@ class MatchingStage:
         if classification.is_automatic:
             return classification
         observed = self.observe(mail, classification)
-        if observed.referral is None:
+        if observed.referral is None or observed.facts.referred_by is None:
             return classification
         known = {a.email for a in (mail.from_, *mail.recipients, observed.facts.identity) if a}
         known |= {f.sender.email for f in mail.forwarded if f.sender}
         known |= {self.settings.smtp.from_address.lower(), self.settings.imap.username.lower()}
         return for_referral(classification, observed.referral,
-                            referred_by=observed.facts.referred_by or "office staff",
+                            referred_by=observed.facts.referred_by,
                             known_addresses=frozenset(a for a in known if a),
                             default_language=self.settings.default_language)
 
@@ -248,7 +235,7 @@ class MatchingStage:
         thread_ids = list(mail.in_reply_to) + list(reversed(mail.references))
         automatic = classification is not None and classification.is_automatic
         # A colleague's own mail is filed on the case it names, never on one its text resembles.
-        by_thread_only = automatic or (facts.sender_is_staff and not facts.relayed)
+        by_thread_only = automatic or facts.sender_is_staff
         if classification is not None and classification.bounce is not None:
             thread_ids.insert(0, classification.bounce.original_message_id or "")
         found = Found(by_reference=candidates.by_refs(session, refs),

@@ -140,8 +140,8 @@ class Intake:
                      if case_row is None and recipient is not None and classification.kind is Kind.STATUS_REQUEST
                      else ())
         routed = None
-        # A colleague's own mail opens no case; a citizen's complaint they forward does.
-        if case_row is None and not classification.is_automatic and not (from_staff and match.citizen is None):
+        # A colleague's mail opens no case (`decide`): nothing to route.
+        if case_row is None and not classification.is_automatic and not from_staff:
             # A mail that opens a case is a new complaint for routing, even when it
             # forwards the agency's letter or comes referred by another service.
             as_new = dataclasses.replace(classification, kind=Kind.NEW_COMPLAINT)

@@ -3,8 +3,8 @@
 Investigators keep the complaints mailbox in Cc when they write to a citizen, and the intake
 desk forwards to it complaints that reached a colleague's own mailbox. Such mail is the
 office's, not a citizen's: it is never answered and never makes its sender a case's citizen
-(`decide`); it is filed on the case it names, or relays the citizen's forwarded complaint
-(`matching_stage`), or is listed for staff in the digest.
+(`decide`); it is filed on the case it names (`matching_stage`), or listed for staff in the
+digest, a forwarded complaint too: who wrote it and what it is, a person decides.
 """
 
 from __future__ import annotations
@@ -16,21 +16,12 @@ def _domain(address: str) -> str:
     return address.rpartition("@")[2].strip().lower() if "@" in address else ""
 
 
-# Mail providers citizens use: an office whose own address is at one of them (a small office on
-# a free mailbox) has no domain of its own, and its citizens there are no colleagues.
-_PUBLIC_MAIL = frozenset({
-    "gmail.com", "googlemail.com", "outlook.com", "outlook.be", "hotmail.com", "hotmail.be", "live.com",
-    "live.be", "msn.com", "yahoo.com", "yahoo.fr", "icloud.com", "me.com", "proton.me", "protonmail.com",
-    "gmx.de", "gmx.net", "web.de", "telenet.be", "skynet.be", "proximus.be", "scarlet.be", "orange.fr",
-    "free.fr", "laposte.net"})
-
-
 def is_staff(email: str, settings: Any, ruleset: Any) -> bool:
     """Whether `email` is a colleague's: an investigator of the rules in force, a digest
-    recipient, an address a routing rule notifies, or any address in the office's own mail
-    domain (that of `smtp.from_address`, unless it is a public mail provider's). Not the
-    domain of a mailbox's login, which may be a hosting provider's. Never the robot's own
-    addresses (handled as loops) nor a web-form robot (its mail carries the citizen)."""
+    recipient, an address a routing rule notifies, or any address in `office.staff_domains`
+    (none by default: a domain is staff's only when the administrator says so; a city's shared
+    domain or a mail provider's holds citizens too). Never the robot's own addresses (handled
+    as loops) nor a web-form robot (its mail carries the citizen)."""
     return Staff(settings, ruleset).includes(email)
 
 
@@ -47,11 +38,10 @@ class Staff:
         named |= {a.lower() for team in settings.digest.teams.values() for a in team}
         named |= {a.lower() for rule in ruleset.routing for a in rule.then.notify}
         self._named = frozenset(named)
-        office = _domain(settings.smtp.from_address)
-        self._domain = office if office not in _PUBLIC_MAIL else ""
+        self._domains = frozenset(settings.office.staff_domains)
 
     def includes(self, email: str) -> bool:
         email = email.strip().lower()
         if not email or "@" not in email or email in self._robots:
             return False
-        return email in self._named or (bool(self._domain) and _domain(email) == self._domain)
+        return email in self._named or _domain(email) in self._domains

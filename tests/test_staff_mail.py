@@ -24,7 +24,8 @@ from test_referrals import SHIPPED
 START = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
 INVESTIGATOR = "hanne.claes@vlaamseombudsdienst.example"  # in rules/investigators.yaml
 INTAKE_DESK = "intake@vlaamseombudsdienst.example"  # a routing rule's notify: address
-COLLEAGUE = "secretariaat@vlaamseombudsdienst.be"  # the office's domain (smtp.from_address), in no list
+COLLEAGUE = "secretariaat@vlaamseombudsdienst.be"  # in office.staff_domains, in no list
+OFFICE = {"staff_domains": ["vlaamseombudsdienst.be"]}  # as the shipped config.yaml
 AGENCY = "studietoelagen@onderwijs.vlaanderen.be"  # the agency's domain in rules/services.yaml
 CITIZEN = "jan.peeters@example.be"
 
@@ -45,7 +46,7 @@ REPLY_BODY = ("Beste meneer Peeters,\n\nIk heb uw dossier bekeken en neem contac
 
 @pytest.fixture
 def app(make_app, db_url):
-    app = make_app(db_url=db_url)
+    app = make_app(db_url=db_url, office=OFFICE)
     app.intake.clock = app.intake.matching.clock = SettableClock(START)
     return app
 
@@ -112,26 +113,46 @@ def test_colleague_in_the_office_domain_who_is_no_investigator(app):
     assert [to for _, to in outbox] == [CITIZEN]
 
 
-def test_staff_forward_of_a_citizens_complaint_is_the_citizens_case(app):
-    """The intake desk forwards a complaint that reached a colleague: the citizen is the case's
-    complainant and gets the acknowledgment; the desk gets nothing."""
-    forward = ("Collega's,\n\nDeze klacht kwam binnen op mijn eigen mailbox.\n\nIntake\n\n"
-               "________________________________\nVan: Marc Willems <marc.willems@hotmail.com>\n"
-               "Verzonden: maandag 23 november 2026 08:02\nAan: intake@vlaamseombudsdienst.example\n"
-               "Onderwerp: Klacht huurpremie\n\nGeachte,\n\nMijn huurpremie van Wonen in Vlaanderen wordt al "
-               "acht maanden niet uitbetaald. Ik heb hen al meerdere keren gemaild zonder antwoord.\n\n"
-               "Marc Willems\n")
-    raw = (f"From: Intake <{INTAKE_DESK}>\r\nTo: klachten@vlaamseombudsdienst.be\r\n"
+INTAKE_FORWARD = ("Collega's,\n\nDeze klacht kwam binnen op mijn eigen mailbox.\n\nIntake\n\n"
+                  "________________________________\nVan: Marc Willems <marc.willems@hotmail.com>\n"
+                  "Verzonden: maandag 23 november 2026 08:02\nAan: intake@vlaamseombudsdienst.example\n"
+                  "Onderwerp: Klacht huurpremie\n\nGeachte,\n\nMijn huurpremie van Wonen in Vlaanderen wordt "
+                  "al acht maanden niet uitbetaald. Ik heb hen al meerdere keren gemaild zonder antwoord.\n\n"
+                  "Marc Willems\n")
+
+
+@pytest.mark.parametrize("cc", ["", "Cc: studietoelagen@onderwijs.vlaanderen.be, contact@federaalombudsman.be\r\n"])
+def test_a_colleagues_forward_is_left_for_staff(app, cc):
+    """What a colleague forwards (a complaint that reached them, an answer of an agency the rules
+    do not know, a journalist's question) is no one's complaint until a person says so: no
+    case, no mail to anyone (the forwarded sender, the colleague, whom they keep in copy), and
+    the digest lists it for staff."""
+    raw = (f"From: Intake <{INTAKE_DESK}>\r\nTo: klachten@vlaamseombudsdienst.be\r\n{cc}"
            "Subject: FW: Klacht huurpremie\r\nDate: Mon, 23 Nov 2026 10:00:00 +0100\r\n"
            "Message-ID: <fw-1@vlaamseombudsdienst.example>\r\nMIME-Version: 1.0\r\n"
-           "Content-Type: text/plain; charset=utf-8\r\n\r\n" + forward.replace("\n", "\r\n")).encode()
+           "Content-Type: text/plain; charset=utf-8\r\n\r\n" + INTAKE_FORWARD.replace("\n", "\r\n")).encode()
     process_files(app.intake, [raw])
     cases, messages, outbox = state(app)
-    assert [(c.citizen_email, c.citizen_name) for c in cases] == [("marc.willems@hotmail.com", "Marc Willems")]
-    assert messages[0].case_id == cases[0].id
-    assert [to for _, to in outbox] == ["marc.willems@hotmail.com"]
-    with app.sessions() as session:  # `case show` does not call the citizen's mail the agency's
-        line = message_lines(session.get(Message, messages[0].id), None, timezone.utc)[0]
+    assert cases == [] and outbox == []
+    assert [(m.kind, m.case_id) for m in messages] == [("staff_message", None)]
+    rendered = digest.build(app.sessions, app.settings, date(2026, 11, 23))
+    triage = rendered.text.split("== TE BESLISSEN ==", 1)[1].split("== BINNENGEKOMEN", 1)[0]
+    assert "FW: Klacht huurpremie" in triage and "open dan zelf het dossier" in triage
+    assert "Doorverwezen door een andere ombudsdienst: 0" in rendered.text
+
+
+def test_a_referrals_forward_line_in_case_show_is_not_the_agencys(make_app, sqlite_url):
+    """`case show` calls a referral's forwarded sender what it is, not "from the agency"."""
+    app = make_app(db_url=sqlite_url)
+    raw = ("From: Ombudsdienst Stad Gent <ombudsdienst@stad.gent>\r\nTo: klachten@vlaamseombudsdienst.be\r\n"
+           "Subject: TR: Klacht huurpremie\r\nDate: Mon, 23 Nov 2026 10:00:00 +0100\r\n"
+           "Message-ID: <ref-1@stad.gent>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+           + INTAKE_FORWARD.replace("Collega's", "Geachte collega").replace("\n", "\r\n")).encode()
+    process_files(app.intake, [raw])
+    with app.sessions() as session:
+        message = session.execute(select(Message).where(Message.direction == "in")).scalar_one()
+        assert message.kind != "agency_forward"
+        line = message_lines(message, None, timezone.utc)[0]
     assert "(forwarded, first from: Marc Willems <marc.willems@hotmail.com>)" in line
 
 
@@ -189,11 +210,12 @@ def test_staff_cc_through_a_real_poll(make_app, dovecot, smtp_sink, db_url):
 
 
 def test_who_is_staff():
-    """Investigators, digest recipients, notify: addresses and the office's domain are staff;
-    the robot's own addresses, web-form robots, look-alike domains and the domain of the
-    mailbox's login (a hosting provider's, here example.org) are not."""
+    """Investigators, digest recipients, notify: addresses and `office.staff_domains` are staff;
+    the robot's own addresses, web-form robots, look-alike domains and the domains of our own
+    addresses (a city's shared domain, a mailbox login's) are not."""
     settings = settings_from_mapping(base_config(digest={"recipients": ["directie@elders.example"]},
-                                                 webform_senders=["formulier@vlaamseombudsdienst.be"]))
+                                                 webform_senders=["formulier@vlaamseombudsdienst.be"],
+                                                 office=OFFICE))
     ruleset = load_rules(SHIPPED)
     staff = [INVESTIGATOR, INTAKE_DESK, "directie@elders.example", COLLEAGUE]
     others = ["klachten@vlaamseombudsdienst.be", "klachten@example.org", "formulier@vlaamseombudsdienst.be",
@@ -203,5 +225,5 @@ def test_who_is_staff():
     assert [e for e in others if is_staff(e, settings, ruleset)] == []
     empty = rules_from_texts()
     assert not is_staff(INVESTIGATOR, settings, empty)
-    small_office = settings_from_mapping(base_config(smtp={"from_address": "ombudsman.gemeente@gmail.com"}))
-    assert not is_staff("a.citizen@gmail.com", small_office, ruleset)  # a free mailbox is no office domain
+    city = settings_from_mapping(base_config(smtp={"from_address": "ombudsdienst@stad.gent"}))
+    assert not is_staff("an.devos@stad.gent", city, ruleset)  # no domain is staff's unless configured
