@@ -121,22 +121,33 @@ INTAKE_FORWARD = ("Collega's,\n\nDeze klacht kwam binnen op mijn eigen mailbox.\
                   "Marc Willems\n")
 
 
+def forward_mail(sender: str, subject: str, body: str, *, headers: str = "", message_id: str) -> bytes:
+    """A mail to the complaints mailbox that forwards `body` (Outlook style)."""
+    return (f"From: {sender}\r\nTo: klachten@vlaamseombudsdienst.be\r\n{headers}Subject: {subject}\r\n"
+            f"Date: Mon, 23 Nov 2026 10:00:00 +0100\r\nMessage-ID: {message_id}\r\nMIME-Version: 1.0\r\n"
+            "Content-Type: text/plain; charset=utf-8\r\n\r\n" + body.replace("\n", "\r\n")).encode()
+
+
+def unfiled_in_the_digest(app, raw: bytes) -> tuple[digest.RenderedDigest, str]:
+    """`raw` recorded as a staff message on no case, nothing sent: the day's digest and its
+    triage section."""
+    process_files(app.intake, [raw])
+    cases, messages, outbox = state(app)
+    assert cases == [] and outbox == []
+    assert [(m.kind, m.case_id) for m in messages] == [("staff_message", None)]
+    rendered = digest.build(app.sessions, app.settings, date(2026, 11, 23))
+    return rendered, rendered.text.split("== TE BESLISSEN ==", 1)[1].split("== BINNENGEKOMEN", 1)[0]
+
+
 @pytest.mark.parametrize("cc", ["", "Cc: studietoelagen@onderwijs.vlaanderen.be, contact@federaalombudsman.be\r\n"])
 def test_a_colleagues_forward_is_left_for_staff(app, cc):
     """What a colleague forwards (a complaint that reached them, an answer of an agency the rules
     do not know, a journalist's question) is no one's complaint until a person says so: no
     case, no mail to anyone (the forwarded sender, the colleague, whom they keep in copy), and
     the digest lists it for staff."""
-    raw = (f"From: Intake <{INTAKE_DESK}>\r\nTo: klachten@vlaamseombudsdienst.be\r\n{cc}"
-           "Subject: FW: Klacht huurpremie\r\nDate: Mon, 23 Nov 2026 10:00:00 +0100\r\n"
-           "Message-ID: <fw-1@vlaamseombudsdienst.example>\r\nMIME-Version: 1.0\r\n"
-           "Content-Type: text/plain; charset=utf-8\r\n\r\n" + INTAKE_FORWARD.replace("\n", "\r\n")).encode()
-    process_files(app.intake, [raw])
-    cases, messages, outbox = state(app)
-    assert cases == [] and outbox == []
-    assert [(m.kind, m.case_id) for m in messages] == [("staff_message", None)]
-    rendered = digest.build(app.sessions, app.settings, date(2026, 11, 23))
-    triage = rendered.text.split("== TE BESLISSEN ==", 1)[1].split("== BINNENGEKOMEN", 1)[0]
+    raw = forward_mail(f"Intake <{INTAKE_DESK}>", "FW: Klacht huurpremie", INTAKE_FORWARD, headers=cc,
+                       message_id="<fw-1@vlaamseombudsdienst.example>")
+    rendered, triage = unfiled_in_the_digest(app, raw)
     assert "FW: Klacht huurpremie" in triage and "open dan zelf het dossier" in triage
     assert "Doorverwezen door een andere ombudsdienst: 0" in rendered.text
 
@@ -144,10 +155,8 @@ def test_a_colleagues_forward_is_left_for_staff(app, cc):
 def test_a_referrals_forward_line_in_case_show_is_not_the_agencys(make_app, sqlite_url):
     """`case show` calls a referral's forwarded sender what it is, not "from the agency"."""
     app = make_app(db_url=sqlite_url)
-    raw = ("From: Ombudsdienst Stad Gent <ombudsdienst@stad.gent>\r\nTo: klachten@vlaamseombudsdienst.be\r\n"
-           "Subject: TR: Klacht huurpremie\r\nDate: Mon, 23 Nov 2026 10:00:00 +0100\r\n"
-           "Message-ID: <ref-1@stad.gent>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
-           + INTAKE_FORWARD.replace("Collega's", "Geachte collega").replace("\n", "\r\n")).encode()
+    raw = forward_mail("Ombudsdienst Stad Gent <ombudsdienst@stad.gent>", "TR: Klacht huurpremie",
+                       INTAKE_FORWARD.replace("Collega's", "Geachte collega"), message_id="<ref-1@stad.gent>")
     process_files(app.intake, [raw])
     with app.sessions() as session:
         message = session.execute(select(Message).where(Message.direction == "in")).scalar_one()
@@ -159,13 +168,8 @@ def test_a_referrals_forward_line_in_case_show_is_not_the_agencys(make_app, sqli
 def test_staff_mail_naming_no_case_is_recorded_for_the_digest(app):
     """A colleague's note naming no case and forwarding no citizen's mail opens no case and gets
     no reply; it is recorded and listed in the digest's triage with a Dutch label."""
-    process_files(app.intake, [staff_mail(INVESTIGATOR, "Overleg dinsdag", "Collega's,\n\nHet teamoverleg "
-                                          "verschuift naar dinsdag.\n\nHanne\n")])
-    cases, messages, outbox = state(app)
-    assert cases == [] and outbox == []
-    assert [(m.kind, m.case_id) for m in messages] == [("staff_message", None)]
-    rendered = digest.build(app.sessions, app.settings, date(2026, 11, 23))
-    triage = rendered.text.split("== TE BESLISSEN ==", 1)[1].split("== BINNENGEKOMEN", 1)[0]
+    _, triage = unfiled_in_the_digest(app, staff_mail(INVESTIGATOR, "Overleg dinsdag", "Collega's,\n\nHet "
+                                                      "teamoverleg verschuift naar dinsdag.\n\nHanne\n"))
     assert "Overleg dinsdag" in triage and "bericht van een medewerker dat geen dossier noemt" in triage
 
 
