@@ -20,7 +20,7 @@ from .lease import Leases, StopWhen, StoppableMailbox, merge_reports
 from .outbox import RetryPolicy, SendReport, copy_sent, send_due
 from .pipeline import Intake, utcnow
 from .poll_cycle import PollCycle, PollReport
-from .prepare import Preparer
+from .prepare import Preparer, longest_wait
 from .render import Renderer
 from .routing_stage import RoutingStage
 from .send import SmtpTransport, Transport
@@ -184,7 +184,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None, transport: T
     cannot be used (on disk, nor the last good set) are a warning and an empty rule set."""
     # A batch's transaction waits for the parse worker: PostgreSQL must not end it sooner.
     engine = engine or make_engine(settings.database.url,
-                                   parse_timeout_seconds=settings.limits.parse_timeout_seconds)
+                                   longest_wait_seconds=longest_wait(settings.limits.parse_timeout_seconds))
     sessions = make_sessionmaker(engine)
     renderer = Renderer(settings.templates_dir)
     # Rules and templates are checked and reloaded together; the set in force is saved in the

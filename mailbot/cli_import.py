@@ -81,6 +81,7 @@ def import_command(ctx: click.Context, path: Path | None, imap_folder: str | Non
     from .import_sources import SourceError, imap_items, maildir_items, mbox_items
     from .importer import ImportClock, Importer, report_lines
     from .migrate import upgrade
+    from .prepare import longest_wait
 
     if (path is None) == (imap_folder is None):
         raise click.UsageError("give a PATH (mbox file or Maildir) or --imap-folder NAME, not both")
@@ -100,7 +101,8 @@ def import_command(ctx: click.Context, path: Path | None, imap_folder: str | Non
         except SourceError as err:
             handle.close()
             raise click.ClickException(f"{path}: {err}") from err
-    engine = make_engine(settings.database.url, parse_timeout_seconds=settings.limits.parse_timeout_seconds)
+    engine = make_engine(settings.database.url,
+                         longest_wait_seconds=longest_wait(settings.limits.parse_timeout_seconds))
     upgrade(engine)
     clock = ImportClock()
     app = create_app(settings, engine=engine, clock=clock)

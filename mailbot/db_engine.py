@@ -17,15 +17,16 @@ from .db_check import missing_sqlite_file, sqlite_file, sqlite_open_cause, sqlit
 from .errors import ConfigError
 
 
-def make_engine(url: str, *, parse_timeout_seconds: float = 0.0, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, longest_wait_seconds: float = 0.0, **kwargs: Any) -> Engine:
     """An engine; SQLite gets WAL, foreign keys, a busy timeout for concurrent workers and a
-    Unicode `lower()`. `parse_timeout_seconds` (`limits`): how long a transaction of this
-    engine may wait for the parse worker; PostgreSQL does not end it sooner.
+    Unicode `lower()`. `longest_wait_seconds`: the longest a transaction of this engine may
+    wait idle on purpose (for the parse worker: `prepare.longest_wait`); PostgreSQL does not
+    end it sooner.
 
     A URL SQLAlchemy cannot use is a ConfigError naming the key (its text never holds the URL,
     which may carry the password)."""
     try:
-        return _make_engine(url, parse_timeout_seconds, **kwargs)
+        return _make_engine(url, longest_wait_seconds, **kwargs)
     except (ArgumentError, ValueError) as err:
         raise ConfigError(f"database.url is not a usable database URL: {err}") from None
 
@@ -39,7 +40,7 @@ def refuse_missing_sqlite(url: str) -> None:
         raise ConfigError(problem)
 
 
-def _make_engine(url: str, parse_timeout_seconds: float, **kwargs: Any) -> Engine:
+def _make_engine(url: str, longest_wait_seconds: float, **kwargs: Any) -> Engine:
     # A failing statement's text must not carry its parameters: they hold the mail's content,
     # and the text reaches the log (tracebacks), which outlives retention.
     kwargs.setdefault("hide_parameters", True)
@@ -77,7 +78,7 @@ def _make_engine(url: str, parse_timeout_seconds: float, **kwargs: Any) -> Engin
     kwargs.setdefault("connect_args", {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
                                        "keepalives_count": 3})
     engine = create_engine(url, pool_pre_ping=True, **kwargs)
-    wanted = postgresql_session(parse_timeout_seconds)
+    wanted = postgresql_session(longest_wait_seconds)
 
     @event.listens_for(engine, "connect")
     def _postgresql_session(dbapi_conn: Any, _record: Any) -> None:
@@ -100,32 +101,23 @@ def unicode_lower(value: Any) -> Any:
 # counter's row lock, which every worker needs for its next new case: the server ends such a
 # session, notices a vanished client within about a minute, and a worker waiting on a lock
 # gives up after a minute (the batch stays in the inbox for the next poll) instead of waiting
-# for hours (the idle limit: `idle_transaction_limit`).
+# for hours (the idle limit: `idle_limit`).
 POSTGRESQL_SESSION = {"lock_timeout": "60s", "tcp_keepalives_idle": "30", "tcp_keepalives_interval": "10",
                       "tcp_keepalives_count": "3"}
 
-IDLE_FLOOR = 600  # seconds: the idle limit when parsing cannot take longer
-# The longest a batch's transaction waits idle is on the parse worker (`prepare.Preparer`): a
-# mail's timeout plus a new worker's start-up (its STARTUP_GRACE), and that up to three times
-# for one mail (the worker dies under it, the mail is tried once more, a canary mail then tells
-# a bad worker from a bad mail).
-PARSE_START_GRACE = 30.0
-PARSE_WAITS = 3
+IDLE_FLOOR = 600  # seconds: the idle limit when nothing waits longer on purpose
 _LONGEST_TIMEOUT = 2_147_483  # seconds: PostgreSQL's timeouts are int milliseconds
 
 
-def idle_transaction_limit(parse_timeout_seconds: float) -> int:
-    """Seconds PostgreSQL lets a transaction sit idle: ten minutes, or more when the parse
-    timeout lets a batch wait longer for one mail. With no parse timeout (0) ten minutes too:
-    the measured reads take about a second, so only a hanging one waits that long, and ending
-    its transaction frees the reference counter for the other workers."""
-    waited = PARSE_WAITS * (parse_timeout_seconds + PARSE_START_GRACE)
-    return math.ceil(min(max(IDLE_FLOOR, waited), _LONGEST_TIMEOUT))
+def idle_limit(longest_wait_seconds: float) -> int:
+    """Seconds PostgreSQL lets a transaction sit idle: ten minutes, or more when a batch may
+    wait longer on purpose (the parse worker over one mail: `prepare.longest_wait`)."""
+    return math.ceil(min(max(IDLE_FLOOR, longest_wait_seconds), _LONGEST_TIMEOUT))
 
 
-def postgresql_session(parse_timeout_seconds: float) -> dict[str, str]:
+def postgresql_session(longest_wait_seconds: float) -> dict[str, str]:
     """The session settings we want on PostgreSQL."""
-    return {"idle_in_transaction_session_timeout": f"{idle_transaction_limit(parse_timeout_seconds)}s",
+    return {"idle_in_transaction_session_timeout": f"{idle_limit(longest_wait_seconds)}s",
             **POSTGRESQL_SESSION}
 
 

@@ -218,8 +218,7 @@ class MatchingStage:
         known = {a.email for a in (mail.from_, *mail.recipients, observed.facts.identity) if a}
         known |= {f.sender.email for f in mail.forwarded if f.sender}
         known |= {self.settings.smtp.from_address.lower(), self.settings.imap.username.lower()}
-        return for_referral(classification, observed.referral,
-                            referred_by=observed.facts.referred_by,
+        return for_referral(classification, observed.referral, referred_by=observed.facts.referred_by,
                             known_addresses=frozenset(a for a in known if a),
                             default_language=self.settings.default_language)
 

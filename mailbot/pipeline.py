@@ -235,8 +235,7 @@ class Intake:
     def recipient(self, session: Session, mail: Mail, classification: Classification) -> Address | None:
         """Whom an automatic reply to `mail` goes to, or None (`recipients.reply_recipient`);
         never one of the office's own staff."""
-        sender = mail.from_.email if mail.from_ else ""
-        if sender and not classification.facts.spoofed and self.matching.is_staff(sender):
+        if self.matching.from_staff(mail, classification):
             return None
         return reply_recipient(mail, classification, own_addresses=self.own_addresses,
                                webform_senders=self.settings.webform_senders,

@@ -46,6 +46,16 @@ log = logging.getLogger("mailbot.prepare")
 
 MIN_BATCH = 16  # below this, shipping the batch to the worker costs more than it saves
 STARTUP_GRACE = 30.0  # seconds a new worker may take to start, on top of the first mail's timeout
+WAITS_PER_MAIL = 3  # the mail, once more when its worker died under it, then a canary mail
+
+
+def longest_wait(timeout: float) -> float:
+    """The longest a batch waits for the parse worker over one mail (`Preparer`): the mail's
+    timeout plus a new worker's start-up, up to `WAITS_PER_MAIL` times (the worker dies under
+    it, the mail is tried once more, a canary then tells a bad worker from a bad mail). No
+    timeout (0): no bound to give; the measured reads take about a second, and only a hanging
+    one waits long, which the database may then end (`db_engine.idle_limit`)."""
+    return WAITS_PER_MAIL * (timeout + STARTUP_GRACE) if timeout else 0.0
 CLOSE_GRACE = 5.0  # seconds a closing worker may take to finish the mail in hand
 STOP_CHECK = 0.5  # seconds between looks at the batch's `stop` while waiting for the worker
 CANARY = b"From: canary@example.org\r\nSubject: canary\r\n\r\nklacht\r\n"

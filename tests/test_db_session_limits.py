@@ -9,9 +9,14 @@ import pytest
 from conftest import base_config
 from mailbot.app import create_app
 from mailbot.config import settings_from_mapping
-from mailbot.db_engine import idle_transaction_limit, make_engine
+from mailbot.db_engine import idle_limit, make_engine
 from mailbot.migrate import upgrade
-from mailbot.prepare import STARTUP_GRACE
+from mailbot.prepare import STARTUP_GRACE, longest_wait
+
+
+def idle_transaction_limit(parse_timeout_seconds: float) -> int:
+    """The idle limit the app's sessions get for a parse timeout."""
+    return idle_limit(longest_wait(parse_timeout_seconds))
 
 
 def _shown(engine, name: str) -> str:
@@ -51,7 +56,8 @@ def test_a_long_parse_timeout_raises_the_sessions_idle_limit(pg_url: str) -> Non
 @pytest.mark.postgres
 def test_the_administrators_own_idle_limit_is_kept(pg_url: str) -> None:
     """A value set for the server, the role or in the URL wins over the derived one."""
-    engine = make_engine(pg_url + "%20-cidle_in_transaction_session_timeout%3D5min", parse_timeout_seconds=900)
+    engine = make_engine(pg_url + "%20-cidle_in_transaction_session_timeout%3D5min",
+                         longest_wait_seconds=longest_wait(900))
     try:
         assert _shown(engine, "idle_in_transaction_session_timeout") == "5min"
     finally:

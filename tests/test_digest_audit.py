@@ -169,31 +169,31 @@ def test_replies_waiting_and_the_days_outages_are_before_staff(make_app, sqlite_
     assert "Connection refused" in text and "postbus INBOX niet gelezen" in text
 
 
+def _late_outage(app, written: datetime, noted: list[datetime]):
+    """Failed polls noted at `noted`, written to the database at `written` (it was away):
+    the one outage item of DAY's digest."""
+    with app.sessions.begin() as session:
+        for moment in noted:
+            session.add(Event(type="poll_failed", created_at=written, detail={
+                "mailbox": "INBOX", "error": "database unavailable",
+                "noted_at": moment.astimezone(ZoneInfo("Europe/Brussels")).isoformat()}))
+    with app.sessions() as session:
+        [item] = _items(collect(session, app.settings, DAY), "not_sent")
+    return item
+
+
 def test_an_outage_written_after_the_database_came_back_says_when_it_happened(make_app, sqlite_url):
     """Failed polls the robot kept in memory while the database was away are written when it
     is back (at 16:40 here), with when they were noted: the digest says 15:00 and 15:30."""
-    app = make_app(db_url=sqlite_url)
-    with app.sessions.begin() as session:
-        for minute in (0, 30):
-            session.add(Event(type="poll_failed", created_at=at(23, 16, 40), detail={
-                "mailbox": "INBOX", "error": "database unavailable",
-                "noted_at": at(23, 15, minute).astimezone(ZoneInfo("Europe/Brussels")).isoformat()}))
-    with app.sessions() as session:
-        [item] = _items(collect(session, app.settings, DAY), "not_sent")
+    item = _late_outage(make_app(db_url=sqlite_url), at(23, 16, 40), [at(23, 15, 0), at(23, 15, 30)])
     assert item.extras == ("2× tussen 15:00 en 15:30",)
 
 
 def test_an_outage_of_the_night_before_written_after_midnight_shows_its_date(make_app, sqlite_url):
     """Polls failed at 23:00 and 23:30 on the 22nd, the database back at 00:40 on the 23rd: the
     23rd's digest lists them (the 22nd's was built without them) with their date."""
-    app = make_app(db_url=sqlite_url)
-    with app.sessions.begin() as session:
-        for minute in (0, 30):
-            session.add(Event(type="poll_failed", created_at=at(22, 24, 40), detail={  # 00:40 on the 23rd
-                "mailbox": "INBOX", "error": "database unavailable",
-                "noted_at": at(22, 23, minute).astimezone(ZoneInfo("Europe/Brussels")).isoformat()}))
-    with app.sessions() as session:
-        [item] = _items(collect(session, app.settings, DAY), "not_sent")
+    item = _late_outage(make_app(db_url=sqlite_url), at(22, 24, 40),  # 00:40 on the 23rd
+                        [at(22, 23, 0), at(22, 23, 30)])
     assert item.extras == ("2× tussen 22-11 23:00 en 22-11 23:30",)
 
 
